@@ -1,0 +1,127 @@
+/**
+ * The error catalogue: every failure the proxy reports to a client is one of these codes, and this is
+ * the only place that decides the SQLSTATE, severity and default message a client sees.
+ *
+ * SQLSTATEs follow PostgreSQL's errcodes (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+ */
+
+export type Severity = 'ERROR' | 'FATAL' | 'PANIC' | 'WARNING' | 'NOTICE';
+
+interface CatalogueEntry {
+  sqlstate: string;
+  severity: Severity;
+  message: string;
+  hint?: string;
+}
+
+export const CATALOGUE = {
+  // frontend protocol (client -> proxy)
+  PROTOCOL_VIOLATION: { sqlstate: '08P01', severity: 'FATAL', message: 'invalid frontend message' },
+  UNSUPPORTED_PROTOCOL: {
+    sqlstate: '08P01',
+    severity: 'FATAL',
+    message: 'unsupported frontend protocol',
+    hint: 'dsql-proxy speaks protocol 3.0 (PostgreSQL 7.4 and later clients).',
+  },
+  MESSAGE_TOO_LARGE: {
+    sqlstate: '08P01',
+    severity: 'FATAL',
+    message: 'message too large before authentication',
+  },
+  SSL_BYTES_AFTER_REQUEST: {
+    sqlstate: '08P01',
+    severity: 'FATAL',
+    message: 'received unencrypted data after SSL request',
+    hint: 'This could be either a client-software bug or evidence of an attempted man-in-the-middle attack.',
+  },
+  LOGIN_TIMEOUT: { sqlstate: '08006', severity: 'FATAL', message: 'canceling authentication due to timeout' },
+  // local authentication
+  AUTH_FAILED: { sqlstate: '28P01', severity: 'FATAL', message: 'password authentication failed' },
+  AUTH_INVALID: { sqlstate: '28000', severity: 'FATAL', message: 'invalid authorization specification' },
+  // tokens and credentials
+  TOKEN_UNAVAILABLE: {
+    sqlstate: '08001',
+    severity: 'FATAL',
+    message: 'no valid IAM authentication token is available',
+  },
+  // upstream (proxy -> DSQL)
+  UPSTREAM_UNREACHABLE: {
+    sqlstate: '08001',
+    severity: 'FATAL',
+    message: 'could not connect to the DSQL endpoint',
+  },
+  UPSTREAM_TIMEOUT: {
+    sqlstate: '08001',
+    severity: 'FATAL',
+    message: 'timed out connecting to the DSQL endpoint',
+  },
+  UPSTREAM_TLS: {
+    sqlstate: '08001',
+    severity: 'FATAL',
+    message: 'TLS handshake with the DSQL endpoint failed',
+  },
+  UPSTREAM_PROTOCOL: {
+    sqlstate: '08P01',
+    severity: 'FATAL',
+    message: 'the DSQL endpoint sent an unexpected message during login',
+  },
+  UPSTREAM_AUTH_UNSUPPORTED: {
+    sqlstate: '08P01',
+    severity: 'FATAL',
+    message: 'the DSQL endpoint asked for an authentication method other than a cleartext IAM token',
+  },
+  UPSTREAM_CLOSED: {
+    sqlstate: '08006',
+    severity: 'FATAL',
+    message: 'the DSQL endpoint closed the connection',
+  },
+  // lifecycle
+  ADMIN_SHUTDOWN: {
+    sqlstate: '57P01',
+    severity: 'FATAL',
+    message: 'terminating connection because dsql-proxy is shutting down',
+  },
+  TOO_MANY_CONNECTIONS: {
+    sqlstate: '53300',
+    severity: 'FATAL',
+    message: 'too many connections to dsql-proxy',
+  },
+  INTERNAL: { sqlstate: 'XX000', severity: 'FATAL', message: 'internal error in dsql-proxy' },
+} as const satisfies Record<string, CatalogueEntry>;
+
+export type ErrorCode = keyof typeof CATALOGUE;
+
+export interface ProxyErrorOptions {
+  message?: string;
+  detail?: string;
+  hint?: string;
+  /** Overrides the catalogue SQLSTATE, e.g. to keep the upstream's own code. */
+  sqlstate?: string;
+  cause?: unknown;
+}
+
+/** An error with a stable code, the SQLSTATE the client sees, and text a person can act on. */
+export class ProxyError extends Error {
+  readonly code: ErrorCode;
+  readonly sqlstate: string;
+  readonly severity: Severity;
+  readonly detail: string | undefined;
+  readonly hint: string | undefined;
+
+  constructor(code: ErrorCode, opts: ProxyErrorOptions = {}) {
+    const entry: CatalogueEntry = CATALOGUE[code];
+    super(opts.message ?? entry.message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'ProxyError';
+    this.code = code;
+    this.sqlstate = opts.sqlstate ?? entry.sqlstate;
+    this.severity = entry.severity;
+    this.detail = opts.detail;
+    this.hint = opts.hint ?? entry.hint;
+  }
+}
+
+/** Normalises anything thrown into a ProxyError without losing the original as `cause`. */
+export function toProxyError(err: unknown, fallback: ErrorCode = 'INTERNAL'): ProxyError {
+  if (err instanceof ProxyError) return err;
+  return new ProxyError(fallback, { cause: err });
+}
