@@ -1,0 +1,214 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { ProxyError } from '../errors.js';
+import {
+  authenticationCleartextPassword,
+  authenticationMD5Password,
+  authenticationOk,
+  authenticationSASL,
+  authenticationSASLContinue,
+  authenticationSASLFinal,
+} from '../protocol/backend.js';
+import { FrontendMessage } from '../protocol/constants.js';
+import {
+  decodePasswordMessage,
+  decodeSASLInitialResponse,
+  decodeSASLResponse,
+} from '../protocol/frontend.js';
+import { constantTimeEqual, md5Secret, verifyMd5Password, verifyMd5Response } from './md5.js';
+import {
+  deriveScramVerifier,
+  SCRAM_DEFAULT_ITERATIONS,
+  SCRAM_DEFAULT_SALT_LENGTH,
+  SCRAM_MECHANISM,
+  ScramServer,
+  verifyScramPassword,
+} from './scram.js';
+import type { AuthMethod, AuthSecret, ScramVerifier } from './types.js';
+
+/**
+ * What the session does after each step: write every Buffer in `send`, then, if `done` is set, stop.
+ * Success always carries AuthenticationOk in `send`. Failure carries nothing in `send`: the session
+ * reports `done.error` (errorFromProxyError) and closes.
+ */
+export interface AuthStep {
+  send: Buffer[];
+  done?: { ok: true } | { ok: false; error: ProxyError };
+}
+
+/** A pure state machine for one client's local authentication; no I/O, no timers. */
+export interface Authenticator {
+  begin(): AuthStep;
+  /** One typed frontend message (type byte and body as FrameReader returns them). */
+  receive(type: number, body: Buffer): AuthStep;
+  /** True while the exchange waits for a client message. */
+  readonly expectsMessage: boolean;
+}
+
+export interface AuthenticatorOptions {
+  method: AuthMethod;
+  user: string;
+  /** undefined: the user is not in the auth file. */
+  secret: AuthSecret | undefined;
+  /** Server-wide secret from which per-user fake salts are derived. */
+  mockSecret: Buffer;
+  random?: (n: number) => Buffer;
+}
+
+type Phase =
+  | { name: 'new' }
+  | { name: 'cleartext' }
+  | { name: 'md5'; salt: Buffer }
+  | { name: 'sasl-initial'; server: ScramServer }
+  | { name: 'sasl-first'; server: ScramServer } // SASLInitialResponse had no data
+  | { name: 'sasl-final'; server: ScramServer }
+  | { name: 'done' };
+
+/**
+ * Chooses the exchange the way PostgreSQL does (auth.c, CheckPWChallengeAuth):
+ * - trust: AuthenticationOk at once;
+ * - scram-sha-256: SASL; an md5 secret cannot answer SCRAM, so a mock exchange runs and fails;
+ *   a plain secret gets a verifier derived on the fly;
+ * - md5: SCRAM if the secret is a SCRAM verifier (PostgreSQL upgrades the same way), else an MD5
+ *   challenge with a random salt;
+ * - password: cleartext, checked against any secret kind.
+ *
+ * An unknown user goes through the same messages as a known one and fails at the end with the same
+ * error, so a client cannot enumerate users. With `md5`, an unknown user gets the MD5 challenge.
+ */
+export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
+  const random = opts.random ?? randomBytes;
+  const { user, secret } = opts;
+  let phase: Phase = { name: 'new' };
+
+  const authFailed = (): ProxyError =>
+    new ProxyError('AUTH_FAILED', { message: `password authentication failed for user "${user}"` });
+  const succeed = (...send: Buffer[]): AuthStep => {
+    phase = { name: 'done' };
+    return { send: [...send, authenticationOk()], done: { ok: true } };
+  };
+  const fail = (error: ProxyError = authFailed()): AuthStep => {
+    phase = { name: 'done' };
+    return { send: [], done: { ok: false, error } };
+  };
+
+  /** Deterministic per user, so an unknown user's salt is as stable as a real one's. */
+  const mockSalt = (): Buffer =>
+    createHmac('sha256', opts.mockSecret)
+      .update(`scram-salt:${user}`)
+      .digest()
+      .subarray(0, SCRAM_DEFAULT_SALT_LENGTH);
+
+  const scramVerifier = (): ScramVerifier | null => {
+    if (secret?.kind === 'scram') return secret.verifier;
+    if (secret?.kind === 'plain')
+      return deriveScramVerifier(secret.password, mockSalt(), SCRAM_DEFAULT_ITERATIONS);
+    return null;
+  };
+
+  const startScram = (): AuthStep => {
+    const server = new ScramServer(scramVerifier(), { mockSalt: mockSalt(), nonceBytes: () => random(18) });
+    phase = { name: 'sasl-initial', server };
+    return { send: [authenticationSASL([SCRAM_MECHANISM])] };
+  };
+
+  const begin = (): AuthStep => {
+    if (phase.name !== 'new') throw new ProxyError('INTERNAL', { message: 'authenticator already started' });
+    switch (opts.method) {
+      case 'trust':
+        return succeed();
+      case 'scram-sha-256':
+        return startScram();
+      case 'md5': {
+        if (secret?.kind === 'scram') return startScram();
+        const salt = random(4);
+        phase = { name: 'md5', salt };
+        return { send: [authenticationMD5Password(salt)] };
+      }
+      case 'password':
+        phase = { name: 'cleartext' };
+        return { send: [authenticationCleartextPassword()] };
+    }
+  };
+
+  const checkCleartext = (body: Buffer): boolean => {
+    const password = decodePasswordMessage(body);
+    // PostgreSQL refuses an empty password outright ("empty password returned by client").
+    if (password === '' || secret === undefined) return false;
+    switch (secret.kind) {
+      case 'scram':
+        // Raw bytes, not the decoded string: SASLprep falls back to them when they are not UTF-8.
+        return verifyScramPassword(body.subarray(0, body.length - 1), secret.verifier);
+      case 'md5':
+        return verifyMd5Password(password, user, secret.hash);
+      case 'plain':
+        return constantTimeEqual(password, secret.password);
+    }
+  };
+
+  const checkMd5 = (body: Buffer, salt: Buffer): boolean => {
+    const response = decodePasswordMessage(body);
+    if (secret === undefined || secret.kind === 'scram') return false;
+    const stored = secret.kind === 'md5' ? secret.hash : md5Secret(secret.password, user);
+    return verifyMd5Response(stored, salt, response);
+  };
+
+  const step = (body: Buffer): AuthStep => {
+    switch (phase.name) {
+      case 'cleartext':
+        return checkCleartext(body) ? succeed() : fail();
+      case 'md5':
+        return checkMd5(body, phase.salt) ? succeed() : fail();
+      case 'sasl-initial': {
+        const { mechanism, data } = decodeSASLInitialResponse(body);
+        if (mechanism !== SCRAM_MECHANISM) {
+          return fail(violation('client selected an invalid SASL authentication mechanism'));
+        }
+        if (data === null) {
+          // No initial response: ask for it with an empty challenge, as PostgreSQL does.
+          phase = { name: 'sasl-first', server: phase.server };
+          return { send: [authenticationSASLContinue(Buffer.alloc(0))] };
+        }
+        return scramFirst(phase.server, data);
+      }
+      case 'sasl-first':
+        return scramFirst(phase.server, decodeSASLResponse(body));
+      case 'sasl-final': {
+        const result = phase.server.clientFinal(decodeSASLResponse(body));
+        return result.ok ? succeed(authenticationSASLFinal(result.serverFinal)) : fail();
+      }
+      case 'new':
+      case 'done':
+        return fail(violation('unexpected message during authentication'));
+    }
+  };
+
+  const scramFirst = (server: ScramServer, data: Buffer): AuthStep => {
+    const serverFirst = server.clientFirst(data);
+    phase = { name: 'sasl-final', server };
+    return { send: [authenticationSASLContinue(serverFirst)] };
+  };
+
+  const receive = (type: number, body: Buffer): AuthStep => {
+    if (type !== FrontendMessage.Password) {
+      return fail(violation(`expected password response, got message type ${type}`));
+    }
+    try {
+      return step(body);
+    } catch (err) {
+      if (err instanceof ProxyError) return fail(err);
+      throw err;
+    }
+  };
+
+  return {
+    begin,
+    receive,
+    get expectsMessage(): boolean {
+      return phase.name !== 'new' && phase.name !== 'done';
+    },
+  };
+}
+
+function violation(message: string): ProxyError {
+  return new ProxyError('PROTOCOL_VIOLATION', { message });
+}
