@@ -1,0 +1,16 @@
+export { formatDuration, parseDuration } from './duration.js';
+export { formatHostPort, isLoopbackHost } from './host-port.js';
+export {
+  ConfigError,
+  type HostPort,
+  helpText,
+  loadConfig,
+  OPTION_DOCS,
+  type ProxyConfig,
+  parseHostPort,
+  reloadUsers,
+  resolveRole,
+  wantsHelp,
+} from './load.js';
+export { envName, type OptionDoc } from './options.js';
+export { regionFromEndpoint } from './region.js';

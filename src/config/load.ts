@@ -1,0 +1,286 @@
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { AuthMethod, AuthUsers } from '../auth/types.js';
+import { ConfigError } from './config-error.js';
+import { readAuthUsers, readCaPem } from './files.js';
+import { formatHostPort, type HostPort, isLoopbackHost } from './host-port.js';
+import { ENV_PREFIX, FLAG_KEYS, OPTION_DOCS } from './options.js';
+import { resolveRegion } from './region.js';
+import { issueProblem, VALUE_SCHEMAS, type ValueKey, type ValueOf } from './schema.js';
+import { didYouMean } from './suggest.js';
+import { type ConfigFile, loadConfigFile, show } from './yaml-file.js';
+
+export { ConfigError } from './config-error.js';
+export { type HostPort, parseHostPort } from './host-port.js';
+export { helpText, OPTION_DOCS } from './options.js';
+
+export interface ProxyConfig {
+  endpoint: string;
+  region: string;
+  listen: HostPort;
+  connectTo: HostPort;
+  caPem?: string;
+  caFile?: string;
+  tokenTtlSeconds: number;
+  authFile?: string;
+  authMethod: AuthMethod;
+  users: AuthUsers;
+  profile?: string;
+  logLevel: string;
+  connectTimeoutMs: number;
+  loginTimeoutMs: number;
+  maxShutdownDelayMs: number;
+  roleMap: Record<string, string>;
+  /** Things the operator should know (trust authentication, ignored variables...), for the caller to log. */
+  warnings: string[];
+}
+
+/** A resolved option value and where it came from. */
+interface Picked<T> {
+  value: T;
+  /** `--token-ttl`, `DSQL_PROXY_TOKEN_TTL` or `token-ttl in /etc/dsql-proxy.yaml:4`. */
+  label: string;
+  /** Directory relative paths are resolved against. */
+  base: string;
+}
+
+type Raw = Partial<Record<ValueKey, string>>;
+
+const ENV_OF = new Map(OPTION_DOCS.filter((o) => o.env !== '').map((o) => [o.key, o.env]));
+
+/** True when argv asks for `--help`/`-h`; callers check this before loadConfig. */
+export function wantsHelp(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).some((a) => a === '--help' || a === '-h');
+}
+
+function readFlags(argv: string[]): Raw {
+  const options = Object.fromEntries(FLAG_KEYS.map((k) => [k, { type: 'string' as const }]));
+  try {
+    const { values } = parseArgs({
+      args: argv,
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    });
+    const { help: _help, ...rest } = values;
+    return rest as Raw;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const msg = err instanceof Error ? err.message : String(err);
+    const flag = /'(-[^' ]*)/.exec(msg)?.[1] ?? '';
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const name = flag.replace(/^-+/, '');
+      const hint = didYouMean(name, FLAG_KEYS, '');
+      throw new ConfigError(`unknown flag ${flag}${hint.replace('mean ', 'mean --')}; see --help`, {
+        key: name,
+      });
+    }
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      const key = flag.replace(/^-+/, '');
+      throw new ConfigError(`${flag} needs a value; for a value that starts with "-" write ${flag}=VALUE`, {
+        key,
+      });
+    }
+    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+      const arg = /'([^']*)'/.exec(msg)?.[1] ?? '';
+      throw new ConfigError(`unexpected argument "${arg}": options are given as --key value; see --help`);
+    }
+    throw new ConfigError(msg, { cause: err });
+  }
+}
+
+function readEnv(env: NodeJS.ProcessEnv, warnings: string[]): Raw {
+  const raw: Raw = {};
+  const known = new Set<string>();
+  for (const [key, name] of ENV_OF) {
+    known.add(name);
+    const v = env[name];
+    if (v !== undefined && v !== '') raw[key as ValueKey] = v;
+  }
+  const candidates = [...known].filter((n) => n.startsWith(ENV_PREFIX));
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith(ENV_PREFIX) || known.has(name)) continue;
+    const key = name.slice(ENV_PREFIX.length).toLowerCase().replace(/_/g, '-');
+    let hint = didYouMean(name, candidates, '');
+    if (key === 'profile') hint = ' (the AWS profile is read from AWS_PROFILE)';
+    if (key === 'role-map') hint = ' (role-map can only be set in the config file)';
+    warnings.push(`ignoring unknown environment variable ${name}${hint}`);
+  }
+  return raw;
+}
+
+function parseValue<K extends ValueKey>(key: K, raw: string, label: string): ValueOf<K> {
+  const r = VALUE_SCHEMAS[key].safeParse(raw, { reportInput: true });
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const problem = issue ? issueProblem(issue) : 'invalid value';
+    throw new ConfigError(`invalid ${label} ${show(raw)}: ${problem}`, { key });
+  }
+  return r.data as ValueOf<K>;
+}
+
+class Sources {
+  constructor(
+    private readonly flags: Raw,
+    private readonly env: Raw,
+    private file: ConfigFile | undefined,
+  ) {}
+
+  setFile(file: ConfigFile | undefined): void {
+    this.file = file;
+  }
+
+  /** The value of `key` by precedence flag > environment > file, or undefined for the default. */
+  get<K extends ValueKey>(key: K): Picked<ValueOf<K>> | undefined {
+    const cwd = process.cwd();
+    const flag = this.flags[key];
+    if (flag !== undefined) return { value: parseValue(key, flag, `--${key}`), label: `--${key}`, base: cwd };
+    const envValue = this.env[key];
+    const envLabel = ENV_OF.get(key) as string;
+    if (envValue !== undefined)
+      return { value: parseValue(key, envValue, envLabel), label: envLabel, base: cwd };
+    if (this.file && key !== 'config') {
+      const v = (this.file.values as Record<string, unknown>)[key];
+      if (v !== undefined) {
+        return { value: v as ValueOf<K>, label: `${key} in ${this.file.where(key)}`, base: this.file.dir };
+      }
+    }
+    return undefined;
+  }
+
+  /** role-map comes from the file only. */
+  roleMap(): Record<string, string> {
+    return Object.fromEntries(Object.entries(this.file?.values['role-map'] ?? {}));
+  }
+}
+
+function resolveAuthMethod(
+  picked: Picked<string> | undefined,
+  authFile: string | undefined,
+  listen: HostPort,
+  warnings: string[],
+): AuthMethod {
+  const method = (picked?.value ?? (authFile ? 'scram-sha-256' : 'trust')) as AuthMethod;
+  const addr = formatHostPort(listen);
+  if (method === 'trust') {
+    if (!isLoopbackHost(listen.host)) {
+      const why = picked
+        ? `trust was chosen by ${picked.label}, so any client that can reach ${addr} could log in as any user`
+        : 'no auth file is configured, so any client that can reach it could log in as any user';
+      throw new ConfigError(
+        `refusing to run with trust authentication on ${addr}: ${why}; give --auth-file with local users (and --auth-method scram-sha-256), or listen on a loopback address such as 127.0.0.1:5432`,
+        { key: 'auth-method' },
+      );
+    }
+    warnings.push(
+      `trust authentication: any local process can connect as any user${authFile ? '; the auth file is not used for logins' : ''}`,
+    );
+    return method;
+  }
+  if (!authFile) {
+    throw new ConfigError(
+      `auth-method ${method} (${picked?.label}) needs an auth file: give --auth-file with the local users, or use --auth-method trust on a loopback address`,
+      { key: 'auth-file' },
+    );
+  }
+  if (method === 'password' && !isLoopbackHost(listen.host)) {
+    warnings.push(
+      `auth-method password on ${addr}: clients send their password in clear text over the network`,
+    );
+  }
+  return method;
+}
+
+function checkUsers(users: AuthUsers, authFile: string, method: AuthMethod, warnings: string[]): void {
+  if (method === 'trust') return;
+  if (users.size === 0) warnings.push(`auth file ${authFile} lists no users: every login will fail`);
+  if (method === 'scram-sha-256') {
+    const md5 = [...users].filter(([, s]) => s.kind === 'md5').map(([u]) => u);
+    if (md5.length > 0) {
+      warnings.push(
+        `auth file ${authFile}: users with md5 secrets cannot log in with scram-sha-256 (${md5.join(', ')}); give them SCRAM verifiers, or use auth-method md5 (SCRAM secrets still use SCRAM)`,
+      );
+    }
+  }
+  const plain = [...users].filter(([, s]) => s.kind === 'plain').map(([u]) => u);
+  if (plain.length > 0) {
+    warnings.push(
+      `auth file ${authFile} has plain-text passwords (${plain.join(', ')}): use SCRAM verifiers outside development`,
+    );
+  }
+}
+
+/**
+ * Resolves the configuration from flags (argv without node, script and subcommand), environment and
+ * the YAML file named by --config / DSQL_PROXY_CONFIG. Precedence: flag > env > file > default.
+ * Reads the CA file and the auth file. Throws ConfigError with one message naming the key or file:line.
+ */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig {
+  const warnings: string[] = [];
+  const src = new Sources(readFlags(argv), readEnv(env, warnings), undefined);
+
+  const configPick = src.get('config');
+  if (configPick) src.setFile(loadConfigFile(resolve(configPick.value), configPick.label));
+
+  const endpointPick = src.get('endpoint');
+  if (!endpointPick) {
+    throw new ConfigError(
+      'endpoint is required: pass --endpoint <cluster-id>.dsql.<region>.on.aws (or set DSQL_PROXY_ENDPOINT, or endpoint in the config file)',
+      { key: 'endpoint' },
+    );
+  }
+  const endpoint = endpointPick.value;
+  const regionPick = src.get('region');
+  const region = resolveRegion(endpoint, regionPick?.value, regionPick?.label);
+  const awsRegion = env.AWS_REGION;
+  if (awsRegion && awsRegion.toLowerCase() !== region) {
+    warnings.push(`AWS_REGION is ${awsRegion} but tokens are signed for ${region}, the endpoint's region`);
+  }
+
+  const listen = src.get('listen')?.value ?? { host: '127.0.0.1', port: 5432 };
+  const connectTo = src.get('connect-to')?.value ?? { host: endpoint, port: 5432 };
+
+  const caPick = src.get('ca-file');
+  const caFile = caPick ? resolve(caPick.base, caPick.value) : undefined;
+  const caPem = caFile && caPick ? readCaPem(caFile, caPick.label) : undefined;
+
+  const authPick = src.get('auth-file');
+  const authFile = authPick ? resolve(authPick.base, authPick.value) : undefined;
+  const users: AuthUsers = authFile && authPick ? readAuthUsers(authFile, authPick.label) : new Map();
+  const authMethod = resolveAuthMethod(src.get('auth-method'), authFile, listen, warnings);
+  if (authFile) checkUsers(users, authFile, authMethod, warnings);
+
+  const config: ProxyConfig = {
+    endpoint,
+    region,
+    listen,
+    connectTo,
+    tokenTtlSeconds: src.get('token-ttl')?.value ?? 900,
+    authMethod,
+    users,
+    logLevel: src.get('log-level')?.value ?? 'info',
+    connectTimeoutMs: src.get('connect-timeout')?.value ?? 10_000,
+    loginTimeoutMs: src.get('login-timeout')?.value ?? 60_000,
+    maxShutdownDelayMs: src.get('max-shutdown-delay')?.value ?? 30_000,
+    roleMap: src.roleMap(),
+    warnings,
+  };
+  const profile = src.get('profile')?.value;
+  if (profile !== undefined) config.profile = profile;
+  if (caFile !== undefined) config.caFile = caFile;
+  if (caPem !== undefined) config.caPem = caPem;
+  if (authFile !== undefined) config.authFile = authFile;
+  return config;
+}
+
+/** The DSQL role a local user logs in as: role-map entry, else the same name. */
+export function resolveRole(config: Pick<ProxyConfig, 'roleMap'>, user: string): string {
+  return Object.hasOwn(config.roleMap, user) ? (config.roleMap[user] as string) : user;
+}
+
+/** Re-reads the auth file (SIGHUP). No auth file (trust) gives no users. Throws ConfigError naming file and line. */
+export function reloadUsers(config: ProxyConfig): AuthUsers {
+  if (config.authFile === undefined) return new Map();
+  return readAuthUsers(config.authFile, 'auth-file');
+}

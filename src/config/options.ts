@@ -1,0 +1,185 @@
+/**
+ * The single list of options. Flags, environment variables, the YAML file, `--help` and the README
+ * table all come from here: a key is `--key` on the command line, `key:` in the file and
+ * `DSQL_PROXY_KEY` (upper snake case) in the environment.
+ */
+
+export interface OptionDoc {
+  key: string;
+  /** Environment variable, or '' when the option can only be set in the config file. */
+  env: string;
+  type: string;
+  /** Default as a person would write it, or '' when there is none. */
+  default: string;
+  description: string;
+}
+
+export const ENV_PREFIX = 'DSQL_PROXY_';
+
+export function envName(key: string): string {
+  return ENV_PREFIX + key.toUpperCase().replace(/-/g, '_');
+}
+
+export const OPTION_DOCS: OptionDoc[] = [
+  {
+    key: 'endpoint',
+    env: envName('endpoint'),
+    type: 'hostname',
+    default: '',
+    description:
+      'Aurora DSQL cluster hostname, e.g. <cluster-id>.dsql.us-east-1.on.aws (required). Used for TLS SNI, certificate check and the token.',
+  },
+  {
+    key: 'region',
+    env: envName('region'),
+    type: 'string',
+    default: 'from the endpoint',
+    description:
+      'Region the token is signed for. Taken from the endpoint hostname; give it only for other hostnames. Never taken from AWS_REGION.',
+  },
+  {
+    key: 'listen',
+    env: envName('listen'),
+    type: 'HOST:PORT',
+    default: '127.0.0.1:5432',
+    description: 'Address local clients connect to. IPv6 in brackets: [::1]:5432.',
+  },
+  {
+    key: 'connect-to',
+    env: envName('connect-to'),
+    type: 'HOST:PORT',
+    default: '<endpoint>:5432',
+    description:
+      'Address to dial instead of the endpoint (PrivateLink, tunnel). TLS server name and token still use the endpoint.',
+  },
+  {
+    key: 'ca-file',
+    env: envName('ca-file'),
+    type: 'path',
+    default: 'system trust store',
+    description: 'PEM file with the CA certificates to trust for the endpoint (e.g. Amazon Root CA 1).',
+  },
+  {
+    key: 'token-ttl',
+    env: envName('token-ttl'),
+    type: 'seconds',
+    default: '900',
+    description: 'Lifetime of each IAM token, 1..604800 seconds; a duration such as 15m is accepted.',
+  },
+  {
+    key: 'auth-file',
+    env: envName('auth-file'),
+    type: 'path',
+    default: '',
+    description:
+      'Local users, one `"user" "secret"` per line; secret is a SCRAM-SHA-256 verifier, an md5 hash or plain text. Re-read on SIGHUP.',
+  },
+  {
+    key: 'auth-method',
+    env: envName('auth-method'),
+    type: 'scram-sha-256|md5|password|trust',
+    default: 'scram-sha-256 (trust without auth-file)',
+    description:
+      'How local clients authenticate. Without an auth file only trust is possible, and only on a loopback listen address.',
+  },
+  {
+    key: 'profile',
+    env: 'AWS_PROFILE',
+    type: 'string',
+    default: '',
+    description: 'AWS profile for credentials; otherwise the default credential chain.',
+  },
+  {
+    key: 'log-level',
+    env: envName('log-level'),
+    type: 'fatal|error|warn|info|debug|trace|silent',
+    default: 'info',
+    description: 'Log level of the JSON logs on stderr.',
+  },
+  {
+    key: 'connect-timeout',
+    env: envName('connect-timeout'),
+    type: 'duration',
+    default: '10s',
+    description: 'Limit for TCP + TLS + login to the endpoint.',
+  },
+  {
+    key: 'login-timeout',
+    env: envName('login-timeout'),
+    type: 'duration',
+    default: '60s',
+    description:
+      'Time a local client has to finish its startup and authentication (PostgreSQL authentication_timeout).',
+  },
+  {
+    key: 'max-shutdown-delay',
+    env: envName('max-shutdown-delay'),
+    type: 'duration',
+    default: '30s',
+    description: 'On SIGTERM, how long open sessions may run before they are closed.',
+  },
+  {
+    key: 'role-map',
+    env: '',
+    type: 'mapping',
+    default: '{}',
+    description: 'Config file only: local user -> DSQL role. Users not listed use the role of the same name.',
+  },
+  {
+    key: 'config',
+    env: envName('config'),
+    type: 'path',
+    default: '',
+    description: 'YAML config file with the same keys. Flag or environment only.',
+  },
+];
+
+/** Keys accepted on the command line and in the environment (all but the file-only ones). */
+export const FLAG_KEYS: readonly string[] = OPTION_DOCS.filter((o) => o.env !== '').map((o) => o.key);
+
+/** Keys accepted in the YAML file. */
+export const FILE_KEYS: readonly string[] = OPTION_DOCS.filter((o) => o.key !== 'config').map((o) => o.key);
+
+function wrap(text: string, width: number, indent: string): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/)) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === '' ? word : `${line} ${word}`;
+    }
+  }
+  if (line !== '') lines.push(line);
+  return lines.map((l) => indent + l).join('\n');
+}
+
+/** `--help` output, built from OPTION_DOCS. */
+export function helpText(): string {
+  const out = [
+    'Usage: dsql-proxy [options]',
+    '',
+    'Local PostgreSQL sidecar for Amazon Aurora DSQL: clients authenticate locally, the proxy connects',
+    'over TLS and logs in with a fresh IAM token.',
+    '',
+    'Every option can also be set in the environment or in the YAML file given by --config, under the',
+    'same key. Precedence: flag > environment > config file > default.',
+    '',
+    'Options:',
+  ];
+  for (const o of OPTION_DOCS) {
+    if (o.env === '') continue;
+    out.push(`  --${o.key} <${o.type}>`);
+    const extra = [`env ${o.env}`];
+    if (o.default !== '') extra.push(`default ${o.default}`);
+    out.push(wrap(`${o.description} [${extra.join('; ')}]`, 92, '      '));
+  }
+  out.push('  -h, --help', '      Show this help and exit.', '', 'Config file only:');
+  for (const o of OPTION_DOCS) {
+    if (o.env !== '') continue;
+    out.push(`  ${o.key}: <${o.type}>`, wrap(o.description, 92, '      '));
+  }
+  out.push('', 'Durations: whole seconds or a number with ms, s, m or h (90, 500ms, 90s, 5m, 1h).');
+  return `${out.join('\n')}\n`;
+}

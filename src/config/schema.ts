@@ -1,0 +1,120 @@
+import { z } from 'zod';
+import { AUTH_METHODS } from '../auth/types.js';
+import { parseDuration } from './duration.js';
+import { checkEndpointHost, hostPortProblem } from './host-port.js';
+import { checkRegion } from './region.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Largest timer Node accepts (setTimeout clamps anything above to 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const MAX_TOKEN_TTL_S = 604_800;
+
+/** A value from a flag, an environment variable or a YAML scalar (YAML may hand over numbers). */
+const scalar = z
+  .union([z.string(), z.number()])
+  .transform((v) => String(v).trim())
+  .pipe(z.string().min(1, 'must not be empty'));
+
+/** A scalar run through a parser that throws on bad input; the thrown message becomes the issue. */
+function parsed<T>(fn: (s: string) => T) {
+  return scalar.transform((s, ctx): T => {
+    try {
+      return fn(s);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+      return z.NEVER;
+    }
+  });
+}
+
+function hostPort(allowPortZero: boolean) {
+  return parsed((s) => {
+    const r = hostPortProblem(s, { allowPortZero });
+    if (typeof r === 'string') throw new Error(r);
+    return r;
+  });
+}
+
+function durationMs(minMs: number) {
+  return parsed((s) => {
+    const ms = parseDuration(s);
+    if (ms < minMs) throw new Error(`must be at least ${minMs}ms`);
+    if (ms > MAX_TIMER_MS) throw new Error('must be at most 596h (2^31-1 ms)');
+    return ms;
+  });
+}
+
+const tokenTtl = parsed((s) => {
+  const ms = /^\d+$/.test(s) ? Number(s) * 1000 : parseDuration(s);
+  if (ms % 1000 !== 0) throw new Error('must be whole seconds');
+  const seconds = ms / 1000;
+  if (seconds < 1 || seconds > MAX_TOKEN_TTL_S) {
+    throw new Error(`must be between 1 and ${MAX_TOKEN_TTL_S} seconds (one week)`);
+  }
+  return seconds;
+});
+
+/** Local user -> DSQL role. */
+export const ROLE_MAP_SCHEMA = z.record(
+  z.string().min(1, 'user name must not be empty'),
+  z.string().trim().min(1, 'role must not be empty'),
+);
+
+/** One schema per option that takes a value from flags, environment or file. Keys are the option keys. */
+export const VALUE_SCHEMAS = {
+  endpoint: parsed(checkEndpointHost),
+  region: parsed(checkRegion),
+  listen: hostPort(true),
+  'connect-to': hostPort(false),
+  'ca-file': scalar,
+  'token-ttl': tokenTtl,
+  'auth-file': scalar,
+  'auth-method': scalar.pipe(z.enum(AUTH_METHODS as [string, ...string[]])),
+  profile: scalar,
+  'log-level': scalar.pipe(z.enum(LOG_LEVELS)),
+  'connect-timeout': durationMs(1),
+  'login-timeout': durationMs(1),
+  'max-shutdown-delay': durationMs(0),
+  config: scalar,
+};
+
+export type ValueKey = keyof typeof VALUE_SCHEMAS;
+export type ValueOf<K extends ValueKey> = z.output<(typeof VALUE_SCHEMAS)[K]>;
+
+type FileShape = { [K in Exclude<ValueKey, 'config'>]: z.ZodOptional<(typeof VALUE_SCHEMAS)[K]> };
+
+const fileShape = Object.fromEntries(
+  Object.entries(VALUE_SCHEMAS)
+    .filter(([k]) => k !== 'config')
+    .map(([k, s]) => [k, s.optional()]),
+) as FileShape;
+
+/** The YAML file: the same keys as the flags (but `config`), plus `role-map`; nothing else. */
+export const FILE_SCHEMA = z.strictObject({ ...fileShape, 'role-map': ROLE_MAP_SCHEMA.optional() });
+
+export type FileValues = z.output<typeof FILE_SCHEMA>;
+
+function describeInput(input: unknown): string {
+  if (input === null || input === undefined) return 'nothing';
+  if (Array.isArray(input)) return 'a list';
+  return typeof input === 'object' ? 'a mapping' : `${typeof input} ${JSON.stringify(input)}`;
+}
+
+/** The problem an issue describes, without saying where (the caller names the flag, variable or file:line). */
+export function issueProblem(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'invalid_type':
+      if (issue.input === null || issue.input === undefined) return 'has no value';
+      if (Array.isArray(issue.input)) {
+        return 'expected a single value, got a list (in YAML quote values that start with "[", e.g. "[::1]:5432")';
+      }
+      return `expected ${issue.expected === 'record' ? 'a mapping' : `a ${issue.expected}`}, got ${describeInput(issue.input)}`;
+    case 'invalid_union':
+      return `expected a string or number, got ${describeInput(issue.input)}`;
+    case 'invalid_value':
+      return `must be one of ${issue.values.map(String).join(', ')}`;
+    default:
+      return issue.message;
+  }
+}

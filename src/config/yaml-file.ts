@@ -1,0 +1,100 @@
+import { dirname } from 'node:path';
+import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError } from './config-error.js';
+import { readText } from './files.js';
+import { FILE_KEYS } from './options.js';
+import { FILE_SCHEMA, type FileValues, issueProblem } from './schema.js';
+import { didYouMean } from './suggest.js';
+
+export interface ConfigFile {
+  path: string;
+  /** Relative paths inside the file are resolved against this directory. */
+  dir: string;
+  values: FileValues;
+  /** `path:line` of a top-level key, for messages that point into the file. */
+  where(key: string): string;
+}
+
+type Doc = ReturnType<typeof parseDocument>;
+
+/** 1-based line of the key at `path` in the document, if it is there. */
+function keyLine(doc: Doc, lc: LineCounter, path: readonly PropertyKey[]): number | undefined {
+  let node: unknown = doc.contents;
+  for (const [i, seg] of path.entries()) {
+    if (!isMap(node)) return undefined;
+    const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+    if (!pair) return undefined;
+    if (i === path.length - 1) {
+      const offset = isScalar(pair.key) ? pair.key.range?.[0] : undefined;
+      return offset === undefined ? undefined : lc.linePos(offset).line;
+    }
+    node = pair.value;
+  }
+  return undefined;
+}
+
+export function show(value: unknown): string {
+  const s = typeof value === 'string' ? JSON.stringify(value) : String(value);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+function describe(issue: z.core.$ZodIssue, doc: Doc, lc: LineCounter) {
+  if (issue.code === 'unrecognized_keys') {
+    const key = issue.keys[0] as string;
+    const message =
+      key === 'config'
+        ? 'config cannot be set inside the config file; use --config or DSQL_PROXY_CONFIG'
+        : `unknown key "${key}"${didYouMean(key, FILE_KEYS)}`;
+    return { key, line: keyLine(doc, lc, [key]), message };
+  }
+  const key = issue.path.map(String).join('.');
+  const value = issue.input === undefined || typeof issue.input === 'object' ? '' : ` ${show(issue.input)}`;
+  return {
+    key,
+    line: keyLine(doc, lc, issue.path),
+    message: `invalid ${key}${value}: ${issueProblem(issue)}`,
+  };
+}
+
+/** Reads, parses and validates the YAML config file; any problem is one ConfigError with `file:line`. */
+export function loadConfigFile(path: string, label: string): ConfigFile {
+  const text = readText(path, 'config file', label, 'config');
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  const yamlError = doc.errors[0];
+  if (yamlError) {
+    const line = lc.linePos(yamlError.pos[0]).line;
+    throw new ConfigError(`${path}:${line}: invalid YAML: ${yamlError.message.split('\n')[0]}`, {
+      file: path,
+      line,
+    });
+  }
+  const data: unknown = doc.toJS() ?? {};
+  if (typeof data !== 'object' || Array.isArray(data)) {
+    throw new ConfigError(`${path}: expected "key: value" lines at the top level, got ${show(data)}`, {
+      file: path,
+    });
+  }
+  const r = FILE_SCHEMA.safeParse(data, { reportInput: true });
+  if (!r.success) {
+    const problems = r.error.issues.map((issue) => describe(issue, doc, lc));
+    problems.sort((a, b) => (a.line ?? Number.MAX_SAFE_INTEGER) - (b.line ?? Number.MAX_SAFE_INTEGER));
+    const p = problems[0] as (typeof problems)[number];
+    const at = p.line === undefined ? path : `${path}:${p.line}`;
+    throw new ConfigError(`${at}: ${p.message}`, {
+      key: p.key.split('.')[0] as string,
+      file: path,
+      ...(p.line === undefined ? {} : { line: p.line }),
+    });
+  }
+  return {
+    path,
+    dir: dirname(path),
+    values: r.data,
+    where(key) {
+      const line = keyLine(doc, lc, [key]);
+      return line === undefined ? path : `${path}:${line}`;
+    },
+  };
+}
