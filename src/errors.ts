@@ -70,6 +70,7 @@ export const CATALOGUE = {
     severity: 'FATAL',
     message: 'the DSQL endpoint asked for an authentication method other than a cleartext IAM token',
   },
+  UPSTREAM_REJECTED: { sqlstate: '08001', severity: 'FATAL', message: 'the DSQL endpoint refused the login' },
   UPSTREAM_CLOSED: {
     sqlstate: '08006',
     severity: 'FATAL',

@@ -1,0 +1,147 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { Writable } from 'node:stream';
+import { createScramVerifier } from './auth/scram.js';
+import { ConfigError, helpText, loadConfig, reloadUsers } from './config/index.js';
+import { createLogger } from './log.js';
+import { startProxy } from './proxy.js';
+
+const USAGE = `Usage:
+  dsql-proxy [options]                 run the proxy
+  dsql-proxy hash-password [--user U]  read a password (stdin or prompt), print a SCRAM-SHA-256 verifier
+  dsql-proxy --help | --version
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === '--help' || first === '-h' || first === 'help') {
+    process.stdout.write(
+      `${USAGE}\nOptions (flag / environment variable / config file key):\n${helpText()}\n`,
+    );
+    return 0;
+  }
+  if (first === '--version' || first === '-V') {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  if (first === 'hash-password') return hashPassword(rest);
+  return run(first === 'run' ? rest : argv);
+}
+
+async function run(argv: string[]): Promise<number> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(argv, process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`dsql-proxy: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const logger = createLogger({ level: config.logLevel });
+  for (const warning of config.warnings) logger.warn({ event: 'config_warning' }, warning);
+
+  const proxy = await startProxy(config, logger);
+
+  process.on('SIGHUP', () => {
+    try {
+      proxy.setUsers(reloadUsers(config));
+      logger.info({ event: 'reloaded', auth_file: config.authFile });
+    } catch (err) {
+      logger.error({ event: 'reload_failed', reason: (err as Error).message }, 'kept the previous users');
+    }
+  });
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        logger.warn({ event: 'exit_now', signal });
+        logger.flush();
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info({ event: 'shutdown', signal });
+      proxy.shutdown().then(
+        () => {
+          logger.info({ event: 'stopped' });
+          resolve(0);
+        },
+        (err: unknown) => {
+          logger.error({ event: 'shutdown_failed', err });
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+}
+
+async function hashPassword(argv: string[]): Promise<number> {
+  let user: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--user' && argv[i + 1] !== undefined) user = argv[++i];
+    else {
+      process.stderr.write(
+        `dsql-proxy hash-password: unexpected argument ${JSON.stringify(argv[i])}\n${USAGE}`,
+      );
+      return 2;
+    }
+  }
+  const password = process.stdin.isTTY ? await promptHidden('Password: ') : await readFirstLine();
+  if (!password) {
+    process.stderr.write('dsql-proxy hash-password: empty password\n');
+    return 2;
+  }
+  const verifier = createScramVerifier(password);
+  process.stdout.write(
+    user === undefined ? `${verifier}\n` : `"${user.replaceAll('"', '""')}" "${verifier}"\n`,
+  );
+  return 0;
+}
+
+function readFirstLine(): Promise<string> {
+  return new Promise((resolve) => {
+    let data = '';
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (chunk: string) => {
+      data += chunk;
+    });
+    process.stdin.on('end', () => resolve(data.split(/\r?\n/)[0] ?? ''));
+  });
+}
+
+function promptHidden(prompt: string): Promise<string> {
+  process.stderr.write(prompt);
+  const muted = new Writable({ write: (_chunk, _enc, cb) => cb() });
+  const rl = createInterface({ input: process.stdin, output: muted, terminal: true });
+  return new Promise((resolve) => {
+    rl.question('', (answer) => {
+      rl.close();
+      process.stderr.write('\n');
+      resolve(answer);
+    });
+  });
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    // Open handles (keep-alive timers in the AWS SDK) must not hold a finished process.
+    process.exitCode = code;
+    setTimeout(() => process.exit(code), 200).unref();
+  },
+  (err: unknown) => {
+    process.stderr.write(`dsql-proxy: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,64 @@
+/**
+ * Follows the backend message stream by reading headers only (type byte + int32 length), never the
+ * bodies, so it costs a few operations per message whatever the row sizes. It knows:
+ * - whether the bytes seen so far end exactly on a message boundary (a proxy may only inject its own
+ *   message, e.g. a 57P01 ErrorResponse, between two messages);
+ * - the transaction status of the last ReadyForQuery (`I` idle, `T` in a transaction, `E` failed).
+ *
+ * Pure over bytes: chunks may split a header or a body anywhere.
+ */
+export class BackendScanner {
+  /** Body bytes of the current message still to skip. */
+  private skip = 0;
+  /** Partial header bytes carried over from the previous chunk (at most 5). */
+  private readonly header = Buffer.alloc(5);
+  private headerFilled = 0;
+  /** True while the current message is a ReadyForQuery whose status byte is still to come. */
+  private wantStatus = false;
+  status = 'I';
+  /** Number of complete ReadyForQuery messages seen. */
+  readyCount = 0;
+
+  /** True when every byte seen so far belongs to a complete message. */
+  atBoundary(): boolean {
+    return this.skip === 0 && this.headerFilled === 0;
+  }
+
+  scan(chunk: Buffer): void {
+    let pos = 0;
+    const end = chunk.length;
+    while (pos < end) {
+      if (this.skip > 0) {
+        if (this.wantStatus) {
+          this.status = String.fromCharCode(chunk[pos]!);
+          this.wantStatus = false;
+          this.readyCount++;
+        }
+        const n = Math.min(this.skip, end - pos);
+        this.skip -= n;
+        pos += n;
+        continue;
+      }
+      // Fast path: a whole header inside this chunk.
+      if (this.headerFilled === 0 && end - pos >= 5) {
+        this.startMessage(chunk[pos]!, chunk.readInt32BE(pos + 1));
+        pos += 5;
+        continue;
+      }
+      const n = Math.min(5 - this.headerFilled, end - pos);
+      chunk.copy(this.header, this.headerFilled, pos, pos + n);
+      this.headerFilled += n;
+      pos += n;
+      if (this.headerFilled === 5) {
+        this.headerFilled = 0;
+        this.startMessage(this.header[0]!, this.header.readInt32BE(1));
+      }
+    }
+  }
+
+  private startMessage(type: number, length: number): void {
+    // A length below 4 cannot come from a sane server; treat the body as empty rather than loop.
+    this.skip = length > 4 ? length - 4 : 0;
+    this.wantStatus = type === 0x5a /* Z */ && this.skip > 0;
+  }
+}

@@ -1,0 +1,232 @@
+import type net from 'node:net';
+import type tls from 'node:tls';
+import { createAuthenticator } from '../auth/authenticator.js';
+import type { AuthMethod, AuthUsers } from '../auth/types.js';
+import { ProxyError, toProxyError } from '../errors.js';
+import { readClientHello } from '../frontend/handshake.js';
+import { FrameStream } from '../io/frame-stream.js';
+import type { Logger } from '../log.js';
+import { backendKeyData, errorFromProxyError, readyForQuery } from '../protocol/backend.js';
+import { FrontendMessage, MAX_AUTH_MESSAGE_LENGTH } from '../protocol/constants.js';
+import { Relay } from '../relay/relay.js';
+import { actionForRole } from '../token/signer.js';
+import type { TokenCache } from '../token/token-cache.js';
+import { forwardCancel } from '../upstream/cancel.js';
+import { dialUpstream } from '../upstream/dial.js';
+import { loginUpstream } from '../upstream/login.js';
+import type { UpstreamTarget } from '../upstream/target.js';
+import type { CancelKey, CancelRegistry } from './cancel-registry.js';
+
+/** What a live session registers so a CancelRequest can reach its upstream. */
+export interface CancelRoute {
+  target: UpstreamTarget;
+  upstreamKey: CancelKey | undefined;
+}
+
+export interface SessionDeps {
+  authMethod: AuthMethod;
+  users: () => AuthUsers;
+  resolveRole: (user: string) => string;
+  tokens: TokenCache;
+  target: UpstreamTarget;
+  cancels: CancelRegistry<CancelRoute>;
+  logger: Logger;
+  /** Server secret for the deterministic mock SCRAM salts of unknown users. */
+  mockSecret: Buffer;
+  loginTimeoutMs: number;
+  connectTimeoutMs: number;
+}
+
+/** The client went away during the handshake: nothing to answer, nobody to tell. */
+class ClientGone extends Error {}
+
+let nextId = 1;
+
+/**
+ * One client connection, from the first byte to close:
+ * handshake → local auth → token → upstream dial → upstream login → relay → close.
+ * Every failure before the relay is answered with an ErrorResponse and logged with its reason.
+ */
+export class ClientSession {
+  readonly id = nextId++;
+  private readonly log: Logger;
+  private relay: Relay | undefined;
+  private upstream: tls.TLSSocket | undefined;
+  private cancelKey: CancelKey | undefined;
+  private closed = false;
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly deps: SessionDeps,
+  ) {
+    this.log = deps.logger.child({ conn: this.id });
+  }
+
+  async run(): Promise<void> {
+    const { socket, deps } = this;
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    this.log.info({
+      event: 'accepted',
+      client: `${socket.remoteAddress ?? 'unix'}:${socket.remotePort ?? ''}`,
+    });
+
+    const frames = new FrameStream(socket, () => new ClientGone());
+    const loginTimer = setTimeout(() => this.fail(new ProxyError('LOGIN_TIMEOUT')), deps.loginTimeoutMs);
+    let user: string | undefined;
+    let role: string | undefined;
+    try {
+      const hello = await readClientHello(socket, frames);
+      if (hello.kind === 'cancel') {
+        clearTimeout(loginTimer);
+        frames.detach();
+        socket.destroy();
+        await this.cancel(hello.processId, hello.secretKey);
+        return;
+      }
+      user = hello.user;
+      await this.authenticate(frames, hello.user);
+      clearTimeout(loginTimer);
+      role = deps.resolveRole(hello.user);
+      this.log.info({
+        event: 'authenticated',
+        user,
+        role,
+        database: hello.database,
+        method: deps.authMethod,
+      });
+
+      const action = actionForRole(role);
+      const token = await deps.tokens.get(action);
+      const t0 = performance.now();
+      const upstream = await dialUpstream(deps.target, deps.connectTimeoutMs);
+      this.upstream = upstream;
+      if (this.closed) throw new ClientGone();
+      const up = await loginUpstream(
+        upstream,
+        { user: role, params: hello.params, token },
+        deps.connectTimeoutMs,
+      );
+      if (this.closed) throw new ClientGone();
+      this.log.info({
+        event: 'upstream_connected',
+        user,
+        role,
+        action,
+        endpoint: deps.target.hostname,
+        connect_ms: Math.round(performance.now() - t0),
+        upstream_cancel_key: up.backendKey !== undefined,
+      });
+
+      this.cancelKey = deps.cancels.register({ target: deps.target, upstreamKey: up.backendKey });
+      const status =
+        up.transactionStatus === 'T' || up.transactionStatus === 'E' ? up.transactionStatus : 'I';
+      socket.write(
+        Buffer.concat([
+          ...up.parameterMessages,
+          ...up.noticeMessages,
+          backendKeyData(this.cancelKey.processId, this.cancelKey.secretKey),
+          readyForQuery(status),
+        ]),
+      );
+      this.relay = new Relay(socket, upstream);
+      this.relay.start(frames.detach(), up.leftover);
+      const result = await this.relay.done;
+      this.closeLog(result.reason, user, role, result.error);
+    } catch (err) {
+      clearTimeout(loginTimer);
+      this.upstream?.destroy();
+      if (this.closed) {
+        // Already answered (login timeout, shutdown): nothing more to say.
+      } else if (err instanceof ClientGone) {
+        this.log.info({ event: 'closed', reason: 'client_left_during_login', user });
+        socket.destroy();
+      } else {
+        this.fail(toProxyError(err), user);
+      }
+    } finally {
+      this.closed = true;
+      if (this.cancelKey) deps.cancels.unregister(this.cancelKey.processId);
+    }
+  }
+
+  /** Ends the session from the proxy's side with `err` (e.g. 57P01 at shutdown). */
+  terminate(err: ProxyError): void {
+    if (this.closed) return;
+    if (this.relay) this.relay.terminate(errorFromProxyError(err));
+    else this.fail(err);
+  }
+
+  private async authenticate(frames: FrameStream, user: string): Promise<void> {
+    const { deps, socket } = this;
+    const auth = createAuthenticator({
+      method: deps.authMethod,
+      user,
+      secret: deps.users().get(user),
+      mockSecret: deps.mockSecret,
+    });
+    let step = auth.begin();
+    for (;;) {
+      if (step.send.length > 0)
+        socket.write(step.send.length === 1 ? step.send[0]! : Buffer.concat(step.send));
+      if (step.done) {
+        if (step.done.ok) return;
+        throw step.done.error;
+      }
+      const frame = await frames.nextTyped(MAX_AUTH_MESSAGE_LENGTH);
+      if (frame.type === FrontendMessage.Terminate) throw new ClientGone();
+      step = auth.receive(frame.type, frame.body);
+    }
+  }
+
+  private async cancel(processId: number, secretKey: Buffer): Promise<void> {
+    const route = this.deps.cancels.lookup(processId, secretKey);
+    // Unknown keys are dropped quietly, as PostgreSQL does: the sender learns nothing.
+    if (!route) {
+      this.log.info({ event: 'cancel_request', outcome: 'unknown_key' });
+      return;
+    }
+    if (!route.upstreamKey) {
+      this.log.info({ event: 'cancel_request', outcome: 'no_upstream_key' });
+      return;
+    }
+    try {
+      await forwardCancel(route.target, route.upstreamKey, this.deps.connectTimeoutMs);
+      this.log.info({ event: 'cancel_request', outcome: 'forwarded' });
+    } catch (err) {
+      this.log.warn({ event: 'cancel_request', outcome: 'failed', err: toProxyError(err).message });
+    }
+  }
+
+  /** Answers a failure before the relay: ErrorResponse, close, one log line with the reason. */
+  private fail(err: ProxyError, user?: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    const level = err.code === 'INTERNAL' ? 'error' : 'warn';
+    this.log[level]({
+      event: 'refused',
+      reason: err.code,
+      sqlstate: err.sqlstate,
+      message: err.message,
+      user,
+      ...(err.code === 'INTERNAL' ? { err: err.cause } : {}),
+    });
+    this.upstream?.destroy();
+    if (!this.socket.destroyed) this.socket.end(errorFromProxyError(err));
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  private closeLog(reason: string, user: string | undefined, role: string | undefined, error?: Error): void {
+    this.log.info({
+      event: 'closed',
+      reason,
+      user,
+      role,
+      bytes_from_client: this.socket.bytesRead,
+      bytes_to_client: this.socket.bytesWritten,
+      duration_ms: Date.now() - this.startedAt,
+      ...(error ? { error: error.message } : {}),
+    });
+  }
+}

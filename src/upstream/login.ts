@@ -1,0 +1,149 @@
+import type tls from 'node:tls';
+import type { DatabaseError } from 'pg-protocol';
+import type { ParameterStatusMessage, ReadyForQueryMessage } from 'pg-protocol/dist/messages.js';
+import { ProxyError } from '../errors.js';
+import { FrameStream } from '../io/frame-stream.js';
+import { frontendPassword, frontendStartup } from '../protocol/backend.js';
+import { decodeBackendFrame, encodeFrame } from './decode.js';
+
+/** Backend messages are bounded during login; a ParameterStatus or ErrorResponse is far smaller. */
+const MAX_LOGIN_MESSAGE = 1024 * 1024;
+
+export interface UpstreamLoginRequest {
+  /** The DSQL role. */
+  user: string;
+  /** Startup parameters from the client other than user and database. */
+  params: ReadonlyMap<string, string>;
+  /** The IAM token, sent as a cleartext password inside TLS. */
+  token: string;
+}
+
+export interface UpstreamSession {
+  /** ParameterStatus messages as received, to forward to the client unchanged. */
+  parameterMessages: Buffer[];
+  /** NoticeResponse messages received during login, forwarded as well. */
+  noticeMessages: Buffer[];
+  parameters: Map<string, string>;
+  /** The upstream's cancel key, if it sent one (DSQL may not). */
+  backendKey: { processId: number; secretKey: Buffer } | undefined;
+  transactionStatus: string;
+  /** Bytes received after ReadyForQuery (none expected; forwarded if any). */
+  leftover: Buffer;
+}
+
+/**
+ * Logs in on an open TLS connection: StartupMessage (database is always `postgres` on DSQL), answer
+ * AuthenticationCleartextPassword with the token, then collect ParameterStatus/BackendKeyData until
+ * ReadyForQuery. An ErrorResponse keeps the upstream's SQLSTATE and message, with a hint where the
+ * cause is known.
+ */
+export async function loginUpstream(
+  socket: tls.TLSSocket,
+  req: UpstreamLoginRequest,
+  timeoutMs: number,
+): Promise<UpstreamSession> {
+  const frames = new FrameStream(
+    socket,
+    () =>
+      new ProxyError('UPSTREAM_CLOSED', { message: 'the DSQL endpoint closed the connection during login' }),
+  );
+  const timer = setTimeout(() => {
+    socket.destroy(
+      new ProxyError('UPSTREAM_TIMEOUT', { message: `DSQL login did not finish within ${timeoutMs} ms` }),
+    );
+  }, timeoutMs);
+  try {
+    const startup: Record<string, string> = {};
+    for (const [k, v] of req.params) startup[k] = v;
+    startup.user = req.user;
+    startup.database = 'postgres';
+    socket.write(frontendStartup(startup));
+
+    const session: UpstreamSession = {
+      parameterMessages: [],
+      noticeMessages: [],
+      parameters: new Map(),
+      backendKey: undefined,
+      transactionStatus: 'I',
+      leftover: Buffer.alloc(0),
+    };
+    let authenticated = false;
+    for (;;) {
+      const frame = await frames.nextTyped(MAX_LOGIN_MESSAGE);
+      switch (frame.type) {
+        case 0x52 /* R */:
+          {
+            const msg = decodeBackendFrame(frame);
+            if (msg.name === 'authenticationCleartextPassword' && !authenticated) {
+              socket.write(frontendPassword(req.token));
+            } else if (msg.name === 'authenticationOk') {
+              authenticated = true;
+            } else {
+              throw new ProxyError('UPSTREAM_AUTH_UNSUPPORTED', { detail: `the endpoint sent ${msg.name}` });
+            }
+            break;
+          }
+        case 0x45 /* E */:
+          throw upstreamError(decodeBackendFrame(frame) as DatabaseError, req.user);
+        case 0x53 /* S */:
+          {
+            const msg = decodeBackendFrame(frame) as ParameterStatusMessage;
+            session.parameters.set(msg.parameterName, msg.parameterValue);
+            session.parameterMessages.push(encodeFrame(frame));
+            break;
+          }
+        case 0x4b /* K */:
+          // Raw key bytes: protocol 3.2 allows keys longer than pg-protocol's int32.
+          if (frame.body.length >= 8) {
+            session.backendKey = {
+              processId: frame.body.readInt32BE(0),
+              secretKey: Buffer.from(frame.body.subarray(4)),
+            };
+          }
+          break;
+        case 0x4e /* N */:
+          session.noticeMessages.push(encodeFrame(frame));
+          break;
+        case 0x76 /* v: NegotiateProtocolVersion, harmless: we asked for 3.0 */:
+          break;
+        case 0x5a /* Z */:
+          {
+            if (!authenticated)
+              throw new ProxyError('UPSTREAM_PROTOCOL', { detail: 'ReadyForQuery before authentication' });
+            session.transactionStatus = (decodeBackendFrame(frame) as ReadyForQueryMessage).status;
+            session.leftover = frames.detach();
+            return session;
+          }
+        default:
+          throw new ProxyError('UPSTREAM_PROTOCOL', {
+            detail: `unexpected message '${String.fromCharCode(frame.type)}' during login`,
+          });
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+    frames.detach();
+  }
+}
+
+/** Known DSQL login failures and what a person should check. */
+function hintFor(message: string, role: string): string | undefined {
+  if (/access denied|IAM authentication failed/i.test(message)) {
+    const action = role === 'admin' ? 'dsql:DbConnectAdmin' : 'dsql:DbConnect';
+    return `Check that the IAM identity dsql-proxy runs as is allowed ${action} on this cluster, that its credentials have not expired, and that role "${role}" exists and is granted to that identity (AWS IAM GRANT).`;
+  }
+  if (/too many open connections|rate exceeded/i.test(message)) {
+    return 'DSQL limits open connections and the rate of new ones per cluster; retry shortly.';
+  }
+  return undefined;
+}
+
+function upstreamError(err: DatabaseError, role: string): ProxyError {
+  const message = err.message || 'the DSQL endpoint refused the login';
+  return new ProxyError('UPSTREAM_REJECTED', {
+    message,
+    sqlstate: err.code ?? '08001',
+    detail: err.detail,
+    hint: err.hint ?? hintFor(message, role),
+  });
+}

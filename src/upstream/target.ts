@@ -1,0 +1,48 @@
+import tls from 'node:tls';
+
+/**
+ * Everything needed to reach one DSQL endpoint, built once at start. The secure context in
+ * particular is built once: assembling the root store per connection costs ~25 ms of CPU each.
+ */
+export interface UpstreamTarget {
+  /** The cluster hostname: SNI, certificate identity and token host all use it. */
+  readonly hostname: string;
+  readonly region: string;
+  /** Where the TCP connection goes (defaults to hostname:5432). */
+  readonly connectHost: string;
+  readonly connectPort: number;
+  readonly secureContext: tls.SecureContext;
+  readonly sessions: TlsSessionCache;
+}
+
+/** Keeps the most recent TLS session ticket so reconnects skip the expensive half of the handshake. */
+export class TlsSessionCache {
+  private session: Buffer | undefined;
+  get(): Buffer | undefined {
+    return this.session;
+  }
+  set(session: Buffer): void {
+    this.session = session;
+  }
+}
+
+export interface TargetOptions {
+  hostname: string;
+  region: string;
+  connectHost: string;
+  connectPort: number;
+  /** Extra PEM CA certificates trusted on top of the default roots. */
+  caPem?: string | undefined;
+}
+
+export function createTarget(opts: TargetOptions): UpstreamTarget {
+  const ca = opts.caPem ? [...tls.rootCertificates, opts.caPem] : undefined;
+  return {
+    hostname: opts.hostname,
+    region: opts.region,
+    connectHost: opts.connectHost,
+    connectPort: opts.connectPort,
+    secureContext: tls.createSecureContext(ca ? { ca } : {}),
+    sessions: new TlsSessionCache(),
+  };
+}
