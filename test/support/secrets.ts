@@ -1,0 +1,42 @@
+/**
+ * The secrets scan: no log line may carry an AWS secret, a session token, an IAM token or its
+ * signature, a password, or a SCRAM client proof, at any log level.
+ */
+import assert from 'node:assert/strict';
+import type { TestCredentials } from './sigv4-verify.js';
+
+export interface KnownSecrets {
+  credentials?: TestCredentials;
+  /** IAM tokens the endpoint saw; their signatures are checked separately. */
+  tokens?: string[];
+  passwords?: string[];
+}
+
+/** Substrings that must not appear in any line. */
+export function secretNeedles(secrets: KnownSecrets): string[] {
+  const needles: string[] = [];
+  if (secrets.credentials) {
+    needles.push(secrets.credentials.secretAccessKey);
+    if (secrets.credentials.sessionToken) needles.push(secrets.credentials.sessionToken);
+  }
+  for (const token of secrets.tokens ?? []) {
+    needles.push(token);
+    const sig = /X-Amz-Signature=([0-9a-f]{64})/.exec(token)?.[1];
+    if (sig) needles.push(sig);
+  }
+  for (const pw of secrets.passwords ?? []) if (pw.length >= 4) needles.push(pw);
+  return needles;
+}
+
+export function assertNoSecrets(lines: string[], secrets: KnownSecrets): void {
+  assert.ok(lines.length > 0, 'there must be log lines to scan');
+  const needles = secretNeedles(secrets);
+  for (const line of lines) {
+    for (const needle of needles) {
+      assert.ok(!line.includes(needle), `a secret reached the log: ${line.slice(0, 200)}`);
+    }
+    // SCRAM client-final-message (c=biws,r=...,p=<proof>) and any presigned query string.
+    assert.doesNotMatch(line, /c=(?:biws|eSws),r=/, `a SCRAM message reached the log: ${line.slice(0, 200)}`);
+    assert.doesNotMatch(line, /X-Amz-Signature=/i, `a token reached the log: ${line.slice(0, 200)}`);
+  }
+}
