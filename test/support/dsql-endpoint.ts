@@ -1,0 +1,366 @@
+/**
+ * A fake Aurora DSQL endpoint: speaks DSQL's front door on the wire (mandatory TLS with SNI,
+ * cleartext-password IAM token checked as a SigV4 presigned URL, database `postgres` only) and
+ * relays authenticated sessions to a real PostgreSQL. Behaviour follows docs/dsql-facts.md;
+ * where DSQL's behaviour is unknown (SQLSTATEs, wrong-SNI text) the choice is noted inline.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
+import { createCa, issueCert, type TestCert } from './certs.js';
+import {
+  authenticationCleartextPassword,
+  CANCEL_REQUEST_CODE,
+  errorResponse,
+  GSSENC_REQUEST_CODE,
+  PROTOCOL_3_0,
+  parseStartupParams,
+  SocketReader,
+  SSL_REQUEST_CODE,
+  startupMessage,
+} from './pg-wire.js';
+import { type TestCredentials, verifyDsqlToken } from './sigv4-verify.js';
+
+export const MSG_SSL_MANDATORY =
+  'unable to accept connection, SSL is mandatory. AWS Authentication is required.';
+export const MSG_NO_SNI = 'unable to accept connection, sni was not received';
+/** DSQL's text for an SNI naming another cluster is not documented; this is our stand-in. */
+export const MSG_SNI_MISMATCH = 'unable to accept connection, sni does not match the cluster endpoint';
+export const MSG_ACCESS_DENIED = 'unable to accept connection, access denied';
+/** Auth-failure SQLSTATE is not confirmed for DSQL; 28000 (invalid_authorization_specification) is PG's. */
+export const SQLSTATE_AUTH = '28000';
+
+/** Startup parameters DSQL accepts (AWS's pg_dump proxy list); others fail with 0A000 in strict mode. */
+const ALLOWED_STARTUP_PARAMS = new Set([
+  'user',
+  'database',
+  'application_name',
+  'client_encoding',
+  'datestyle',
+  'extra_float_digits',
+  'intervalstyle',
+  'timezone',
+  'search_path',
+]);
+
+export interface DsqlEndpointOptions {
+  hostname: string;
+  region: string;
+  /** Several entries model credential rotation: any of them may sign. */
+  credentials: TestCredentials | TestCredentials[];
+  postgres: { host: string; port: number };
+  /** Server certificate; default: a fresh CA and a cert for `hostname`. */
+  cert?: TestCert;
+  /** PEM of the CA that issued `cert` (returned as caPem). Required with `cert`. */
+  caPem?: string;
+  now?: () => number;
+  /** Reject startup parameters DSQL does not support (statement_timeout, options, ...). Default false. */
+  strictStartupParams?: boolean;
+  /** DSQL closes sessions after 60 min without an error message; tests can shorten it. */
+  maxConnectionMs?: number;
+}
+
+export interface LoginRecord {
+  user: string;
+  action: string | null;
+  token: string;
+  ok: boolean;
+  reason?: string;
+  at: number;
+}
+
+export interface CancelRecord {
+  tls: boolean;
+  forwarded: boolean;
+}
+
+export interface DsqlEndpoint {
+  host: '127.0.0.1';
+  port: number;
+  hostname: string;
+  caPem: string;
+  logins: LoginRecord[];
+  cancels: CancelRecord[];
+  /** TCP connections accepted so far. */
+  readonly connections: number;
+  /** Client sockets currently open. */
+  readonly sockets: number;
+  /** Fault injection: refuse every new session after its StartupMessage (null clears). */
+  setRejectAll(fault: { sqlstate: string; message: string } | null): void;
+  /** Drop every live session abruptly, like DSQL's 60-minute cap (no error message). */
+  dropAll(): void;
+  close(): Promise<void>;
+}
+
+const PRE_AUTH_TIMEOUT_MS = 10_000;
+
+function sessionId(): string {
+  return randomBytes(13).toString('hex').slice(0, 26);
+}
+
+export async function startDsqlEndpoint(opts: DsqlEndpointOptions): Promise<DsqlEndpoint> {
+  const now = opts.now ?? Date.now;
+  let caPem = opts.caPem;
+  let cert = opts.cert;
+  if (!cert) {
+    const ca = await createCa('dsql-proxy test CA');
+    cert = await issueCert(ca, { hostnames: [opts.hostname] });
+    caPem = ca.certPem;
+  }
+  if (!caPem) throw new Error('startDsqlEndpoint: caPem is required with cert');
+  const secureContext = createSecureContext({ cert: cert.certPem, key: cert.keyPem, minVersion: 'TLSv1.2' });
+
+  const live = new Set<Socket>();
+  const upstreams = new Set<Socket>();
+  let connections = 0;
+  let rejectAll: { sqlstate: string; message: string } | null = null;
+  const logins: LoginRecord[] = [];
+  const cancels: CancelRecord[] = [];
+
+  const server: Server = createServer((raw) => {
+    connections++;
+    live.add(raw);
+    raw.on('close', () => live.delete(raw));
+    raw.on('error', () => {});
+    raw.setNoDelay(true);
+    handleConnection(raw).catch(() => raw.destroy());
+  });
+
+  const ctx: Ctx = { opts, now, secureContext, logins, cancels, upstreams, getRejectAll: () => rejectAll };
+  const handleConnection = (raw: Socket): Promise<void> => serve(ctx, raw);
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+
+  let closing: Promise<void> | undefined;
+  const dropAll = (): void => {
+    for (const s of live) s.destroy();
+    for (const s of upstreams) s.destroy();
+  };
+  return {
+    host: '127.0.0.1',
+    port,
+    hostname: opts.hostname,
+    caPem,
+    logins,
+    cancels,
+    get connections() {
+      return connections;
+    },
+    get sockets() {
+      return live.size;
+    },
+    setRejectAll(fault) {
+      rejectAll = fault;
+    },
+    dropAll,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        dropAll();
+      });
+      return closing;
+    },
+  };
+}
+
+interface Ctx {
+  opts: DsqlEndpointOptions;
+  now: () => number;
+  secureContext: SecureContext;
+  logins: LoginRecord[];
+  cancels: CancelRecord[];
+  upstreams: Set<Socket>;
+  getRejectAll(): { sqlstate: string; message: string } | null;
+}
+
+/** Sends a FATAL ErrorResponse (with DSQL's `Session Id` detail) and closes. */
+function fatal(sock: Socket, code: string, message: string): void {
+  if (sock.destroyed) return;
+  sock.end(errorResponse({ severity: 'FATAL', code, message, detail: `Session Id: ${sessionId()}` }));
+  setTimeout(() => sock.destroy(), 1000).unref();
+}
+
+async function serve(ctx: Ctx, raw: Socket): Promise<void> {
+  const timer = setTimeout(() => raw.destroy(), PRE_AUTH_TIMEOUT_MS);
+  timer.unref();
+  const reader = new SocketReader(raw);
+  const first = await reader.read(1);
+  let tlsSock: TLSSocket;
+  let direct = false;
+  if (first[0] === 0x16) {
+    // Direct TLS (PG17 `sslnegotiation=direct`, the AWS JDBC connector's default): a ClientHello.
+    direct = true;
+    const rest = reader.detach();
+    raw.unshift(Buffer.concat([first, rest]));
+    tlsSock = await startTls(ctx, raw);
+  } else {
+    const packet = Buffer.concat([first, await reader.read(3)]);
+    const len = packet.readInt32BE(0);
+    if (len < 8 || len > 10_000) return void raw.destroy();
+    const body = await reader.read(len - 4);
+    const code = body.readInt32BE(0);
+    if (code === SSL_REQUEST_CODE && len === 8) {
+      // Bytes queued behind the SSLRequest would be read as if they came over TLS
+      // (CVE-2021-23214/23222 class): PostgreSQL refuses them, and so do we.
+      if (reader.detach().length > 0) return void raw.destroy();
+      raw.write('S');
+      tlsSock = await startTls(ctx, raw);
+    } else if (code === CANCEL_REQUEST_CODE) {
+      // DSQL requires TLS for everything; a plaintext cancel is dropped.
+      ctx.cancels.push({ tls: false, forwarded: false });
+      return void raw.destroy();
+    } else {
+      // Plaintext StartupMessage (or GSSENCRequest): TLS is mandatory.
+      if (code === GSSENC_REQUEST_CODE) return void raw.end('N');
+      return fatal(raw, SQLSTATE_AUTH, MSG_SSL_MANDATORY);
+    }
+  }
+
+  tlsSock.on('error', () => {});
+  // PG17 direct TLS requires ALPN `postgresql`; over SSLRequest it is optional but must match if sent.
+  const alpn = tlsSock.alpnProtocol;
+  if ((direct && alpn !== 'postgresql') || (alpn && alpn !== 'postgresql')) return void tlsSock.destroy();
+
+  const tlsReader = new SocketReader(tlsSock);
+  const body = await tlsReader.readStartupPacket();
+  const code = body.readInt32BE(0);
+  if (code === CANCEL_REQUEST_CODE) {
+    await forwardCancel(ctx, Buffer.concat([lengthPrefix(body.length + 4), body]));
+    return void tlsSock.destroy();
+  }
+  if (code !== PROTOCOL_3_0) {
+    return fatal(tlsSock, '0A000', `unsupported frontend protocol ${code >> 16}.${code & 0xffff}`);
+  }
+
+  const servername = tlsSock.servername;
+  if (!servername) return fatal(tlsSock, SQLSTATE_AUTH, MSG_NO_SNI);
+  if (servername.toLowerCase() !== ctx.opts.hostname.toLowerCase()) {
+    return fatal(tlsSock, SQLSTATE_AUTH, MSG_SNI_MISMATCH);
+  }
+
+  const params = parseStartupParams(body.subarray(4));
+  if (!params) return fatal(tlsSock, '08P01', 'invalid startup packet layout');
+  const user = params.get('user');
+  if (!user) return fatal(tlsSock, SQLSTATE_AUTH, 'no PostgreSQL user name specified in startup packet');
+  // Like libpq/PostgreSQL, an absent database defaults to the user name; DSQL only has `postgres`.
+  const database = params.get('database') || user;
+  if (database !== 'postgres') return fatal(tlsSock, '3D000', `database "${database}" does not exist`);
+  if (ctx.opts.strictStartupParams) {
+    for (const key of params.keys()) {
+      if (!ALLOWED_STARTUP_PARAMS.has(key) && !key.startsWith('enable_')) {
+        return fatal(tlsSock, '0A000', `setting configuration parameter "${key}" not supported`);
+      }
+    }
+  }
+  const fault = ctx.getRejectAll();
+  if (fault) return fatal(tlsSock, fault.sqlstate, fault.message);
+
+  // The IAM token arrives as a cleartext password, inside TLS.
+  tlsSock.write(authenticationCleartextPassword());
+  const msg = await tlsReader.readMessage(64 * 1024);
+  if (msg.type !== 'p') return fatal(tlsSock, '08P01', 'expected password response');
+  const token = msg.body.toString('utf8').replace(/\0$/, '');
+  const at = ctx.now();
+  const result = verifyDsqlToken(token, {
+    hostname: ctx.opts.hostname,
+    region: ctx.opts.region,
+    credentials: ctx.opts.credentials,
+    nowMs: at,
+  });
+  let reason = result.ok ? undefined : result.reason;
+  // Role rule: `admin` needs DbConnectAdmin, every other role DbConnect. An admin token for a
+  // non-admin role: DSQL's behaviour is unknown, we reject (the proxy must pick the right action).
+  if (result.ok) {
+    const needed = user === 'admin' ? 'DbConnectAdmin' : 'DbConnect';
+    if (result.action !== needed) reason = `role ${user} requires ${needed}, got ${result.action}`;
+  }
+  ctx.logins.push({ user, action: result.action, token, ok: reason === undefined, reason, at });
+  if (reason !== undefined) return fatal(tlsSock, SQLSTATE_AUTH, MSG_ACCESS_DENIED);
+
+  const pending = tlsReader.detach();
+  clearTimeout(timer);
+  await relay(ctx, tlsSock, raw, params, pending);
+}
+
+function lengthPrefix(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n);
+  return b;
+}
+
+function startTls(ctx: Ctx, raw: Socket): Promise<TLSSocket> {
+  const tlsSock = new TLSSocket(raw, {
+    isServer: true,
+    secureContext: ctx.secureContext,
+    ALPNProtocols: ['postgresql'],
+  });
+  return new Promise((resolve, reject) => {
+    tlsSock.once('secure', () => resolve(tlsSock));
+    tlsSock.once('error', (err) => {
+      raw.destroy();
+      reject(err);
+    });
+    tlsSock.once('close', () => reject(new Error('closed during TLS handshake')));
+  });
+}
+
+async function forwardCancel(ctx: Ctx, packet: Buffer): Promise<void> {
+  const record: CancelRecord = { tls: true, forwarded: false };
+  ctx.cancels.push(record);
+  await new Promise<void>((resolve) => {
+    const up = netConnect(ctx.opts.postgres.port, ctx.opts.postgres.host);
+    up.on('error', () => resolve());
+    up.on('close', () => resolve());
+    up.on('connect', () => {
+      up.end(packet);
+      record.forwarded = true;
+    });
+    // PostgreSQL closes the cancel connection without replying.
+    up.setTimeout(5000, () => up.destroy());
+  });
+}
+
+/** Opens the backend session with the client's parameters, then pipes bytes both ways. */
+async function relay(
+  ctx: Ctx,
+  client: TLSSocket,
+  raw: Socket,
+  params: Map<string, string>,
+  pending: Buffer,
+): Promise<void> {
+  const up = netConnect(ctx.opts.postgres.port, ctx.opts.postgres.host);
+  ctx.upstreams.add(up);
+  up.setNoDelay(true);
+  const connected = await new Promise<boolean>((resolve) => {
+    up.once('connect', () => resolve(true));
+    up.once('error', () => resolve(false));
+  });
+  up.on('error', () => {});
+  up.on('close', () => ctx.upstreams.delete(up));
+  if (!connected) return fatal(client, '08006', 'unable to accept connection, backend unavailable');
+
+  const startup: Record<string, string> = { ...Object.fromEntries(params), database: 'postgres' };
+  up.write(startupMessage(startup));
+  if (pending.length > 0) up.write(pending);
+  client.pipe(up);
+  up.pipe(client);
+  // An orderly end is propagated by pipe(); an abrupt close tears down the other side too.
+  client.on('close', () => (client.readableEnded ? up.end() : up.destroy()));
+  up.on('close', () => {
+    if (!client.destroyed) client.end();
+    setTimeout(() => raw.destroy(), 1000).unref();
+  });
+  if (ctx.opts.maxConnectionMs) {
+    const t = setTimeout(() => {
+      client.destroy();
+      up.destroy();
+    }, ctx.opts.maxConnectionMs);
+    t.unref();
+    client.on('close', () => clearTimeout(t));
+  }
+}
