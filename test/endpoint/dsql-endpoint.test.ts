@@ -260,6 +260,20 @@ describe('refusals with DSQL messages', () => {
     assert.equal(Buffer.concat(chunks).length, 0, 'no S answer');
   });
 
+  test('direct TLS without ALPN postgresql is closed', async () => {
+    const tls = tlsConnect({
+      host: '127.0.0.1',
+      port: endpoint.port,
+      servername: hostname,
+      ca: endpoint.caPem,
+    });
+    const chunks: Buffer[] = [];
+    tls.on('data', (d: Buffer) => chunks.push(d));
+    tls.on('error', () => {});
+    await new Promise((r) => tls.once('close', r));
+    assert.equal(Buffer.concat(chunks).length, 0);
+  });
+
   test('server certificate for the wrong host fails verification', async () => {
     const ca = await createCa('wrong-host CA');
     const cert = await issueCert(ca, { hostnames: ['wrong.example.com'] });
