@@ -93,6 +93,11 @@ export interface ScramServerOptions {
   mockSalt: Buffer;
   /** Source of the server nonce's random bytes (18 by default, as PostgreSQL). */
   nonceBytes?: () => Buffer;
+  /**
+   * Supplies the whole server nonce (printable, no comma) instead of base64(nonceBytes()).
+   * For published test vectors such as RFC 7677 §3, whose nonce is not base64.
+   */
+  serverNonce?: () => string;
 }
 
 export type ScramFinalResult = { ok: true; serverFinal: Buffer } | { ok: false };
@@ -113,11 +118,12 @@ type State =
 export class ScramServer {
   private readonly verifier: ScramVerifier;
   private readonly doomed: boolean;
-  private readonly nonceBytes: () => Buffer;
+  private readonly serverNonce: () => string;
   private state: State = { step: 'initial' };
 
   constructor(verifier: ScramVerifier | null, opts: ScramServerOptions) {
-    this.nonceBytes = opts.nonceBytes ?? (() => randomBytes(18));
+    const nonceBytes = opts.nonceBytes ?? (() => randomBytes(18));
+    this.serverNonce = opts.serverNonce ?? (() => nonceBytes().toString('base64'));
     if (verifier === null) {
       // Random keys: the proof check still runs (same cost) but cannot succeed.
       this.verifier = {
@@ -160,7 +166,10 @@ export class ScramServer {
     if (clientNonce === undefined || !isPrintable(clientNonce)) malformed('SCRAM client nonce (r=) expected');
     checkExtensions(attrs.slice(2));
 
-    const nonce = clientNonce + this.nonceBytes().toString('base64');
+    const serverNonce = this.serverNonce();
+    if (!isPrintable(serverNonce))
+      throw new ProxyError('INTERNAL', { message: 'invalid SCRAM server nonce' });
+    const nonce = clientNonce + serverNonce;
     const serverFirst = `r=${nonce},s=${this.verifier.salt.toString('base64')},i=${this.verifier.iterations}`;
     this.state = { step: 'first-sent', gs2Header, clientFirstBare, serverFirst, nonce };
     return Buffer.from(serverFirst, 'utf8');
