@@ -147,6 +147,8 @@ export class TokenCache {
     ) {
       return Promise.reject(this.unavailable(entry.lastError));
     }
+    // A client is about to wait on signing: the refresh-ahead schedule did not cover this moment.
+    this.log.debug({ event: 'token_wait', action }, 'no usable cached token; waiting for a signing');
     return this.signShared(entry).then(
       (signed) => {
         if (isUsable(signed, this.clock.now())) return signed.token;
@@ -261,11 +263,14 @@ export class TokenCache {
       ...(signed.credentialsExpireAt === undefined ? {} : { cappedByCredentials: true }),
     };
     if (failures > 0) {
-      this.log.info({ ...fields, failedAttempts: failures }, 'token signing recovered');
+      this.log.info(
+        { event: 'token_signing_recovered', ...fields, failedAttempts: failures },
+        'token signing recovered',
+      );
     } else if (first) {
-      this.log.info(fields, 'token signed');
+      this.log.info({ event: 'token_signed', ...fields }, 'token signed');
     } else {
-      this.log.debug(fields, 'token refreshed');
+      this.log.debug({ event: 'token_refreshed', ...fields }, 'token refreshed');
     }
     this.emit({ type: 'signed', action: entry.action, durationMs, expiresAt: signed.expiresAt });
     const now = this.clock.now();
@@ -287,6 +292,7 @@ export class TokenCache {
     }
     this.log.warn(
       {
+        event: 'token_signing_failed',
         action: entry.action,
         consecutiveFailures: entry.consecutiveFailures,
         retryInMs: Math.round(delay),

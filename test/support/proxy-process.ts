@@ -39,6 +39,8 @@ export interface ProxyProcessOptions {
   /** Extra environment; AWS credentials of the stack are set unless `credentials: false`. */
   env?: Record<string, string | undefined>;
   credentials?: boolean;
+  /** Prepend the flags that point at the stack (default true); false when `args` has them all. */
+  stackArgs?: boolean;
   /** Do not wait for the `listening` line (for processes expected to fail at start). */
   expectStartFailure?: boolean;
 }
@@ -95,7 +97,7 @@ export async function startProxyProcess(
     if (v === undefined) delete env[k];
     else env[k] = v;
   }
-  const args = [...(stack ? stackArgs(stack) : []), ...(opts.args ?? [])];
+  const args = [...(stack && opts.stackArgs !== false ? stackArgs(stack) : []), ...(opts.args ?? [])];
   const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogLine[] = [];
   const waiters = new Set<() => void>();
