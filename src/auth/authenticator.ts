@@ -133,7 +133,12 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
   const checkCleartext = (body: Buffer): boolean => {
     const password = decodePasswordMessage(body);
     // PostgreSQL refuses an empty password outright ("empty password returned by client").
-    if (password === '' || secret === undefined) return false;
+    if (password === '') return false;
+    if (secret === undefined) {
+      // Same PBKDF2 cost as a SCRAM secret, so the answer time does not tell a missing user apart.
+      deriveScramVerifier(password, mockSalt(), SCRAM_DEFAULT_ITERATIONS);
+      return false;
+    }
     switch (secret.kind) {
       case 'scram':
         // Raw bytes, not the decoded string: SASLprep falls back to them when they are not UTF-8.
