@@ -120,26 +120,36 @@ function parseValue<K extends ValueKey>(key: K, raw: string, label: string): Val
   return r.data as ValueOf<K>;
 }
 
-class Sources {
-  constructor(
-    private readonly flags: Raw,
-    private readonly env: Raw,
-    private file: ConfigFile | undefined,
-  ) {}
+type Parsed = Partial<Record<ValueKey, Picked<unknown>>>;
 
-  setFile(file: ConfigFile | undefined): void {
+/** Parses every value a layer gives, used or not: a bad value is a mistake even when a higher layer hides it. */
+function parseLayer(raw: Raw, label: (key: ValueKey) => string): Parsed {
+  const out: Parsed = {};
+  const cwd = process.cwd();
+  for (const [key, value] of Object.entries(raw) as Array<[ValueKey, string]>) {
+    out[key] = { value: parseValue(key, value, label(key)), label: label(key), base: cwd };
+  }
+  return out;
+}
+
+class Sources {
+  private readonly flags: Parsed;
+  private readonly env: Parsed;
+  private file: ConfigFile | undefined;
+
+  constructor(flags: Raw, env: Raw) {
+    this.flags = parseLayer(flags, (k) => `--${k}`);
+    this.env = parseLayer(env, (k) => ENV_OF.get(k) as string);
+  }
+
+  setFile(file: ConfigFile): void {
     this.file = file;
   }
 
   /** The value of `key` by precedence flag > environment > file, or undefined for the default. */
   get<K extends ValueKey>(key: K): Picked<ValueOf<K>> | undefined {
-    const cwd = process.cwd();
-    const flag = this.flags[key];
-    if (flag !== undefined) return { value: parseValue(key, flag, `--${key}`), label: `--${key}`, base: cwd };
-    const envValue = this.env[key];
-    const envLabel = ENV_OF.get(key) as string;
-    if (envValue !== undefined)
-      return { value: parseValue(key, envValue, envLabel), label: envLabel, base: cwd };
+    const picked = this.flags[key] ?? this.env[key];
+    if (picked) return picked as Picked<ValueOf<K>>;
     if (this.file && key !== 'config') {
       const v = (this.file.values as Record<string, unknown>)[key];
       if (v !== undefined) {
@@ -159,10 +169,11 @@ function resolveAuthMethod(
   picked: Picked<string> | undefined,
   authFile: string | undefined,
   listen: HostPort,
+  listenLabel: string | undefined,
   warnings: string[],
 ): AuthMethod {
   const method = (picked?.value ?? (authFile ? 'scram-sha-256' : 'trust')) as AuthMethod;
-  const addr = formatHostPort(listen);
+  const addr = formatHostPort(listen) + (listenLabel ? ` (${listenLabel})` : '');
   if (method === 'trust') {
     if (!isLoopbackHost(listen.host)) {
       const why = picked
@@ -218,7 +229,7 @@ function checkUsers(users: AuthUsers, authFile: string, method: AuthMethod, warn
  */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig {
   const warnings: string[] = [];
-  const src = new Sources(readFlags(argv), readEnv(env, warnings), undefined);
+  const src = new Sources(readFlags(argv), readEnv(env, warnings));
 
   const configPick = src.get('config');
   if (configPick) src.setFile(loadConfigFile(resolve(configPick.value), configPick.label));
@@ -238,7 +249,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
     warnings.push(`AWS_REGION is ${awsRegion} but tokens are signed for ${region}, the endpoint's region`);
   }
 
-  const listen = src.get('listen')?.value ?? { host: '127.0.0.1', port: 5432 };
+  const listenPick = src.get('listen');
+  const listen = listenPick?.value ?? { host: '127.0.0.1', port: 5432 };
   const connectTo = src.get('connect-to')?.value ?? { host: endpoint, port: 5432 };
 
   const caPick = src.get('ca-file');
@@ -248,7 +260,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
   const authPick = src.get('auth-file');
   const authFile = authPick ? resolve(authPick.base, authPick.value) : undefined;
   const users: AuthUsers = authFile && authPick ? readAuthUsers(authFile, authPick.label) : new Map();
-  const authMethod = resolveAuthMethod(src.get('auth-method'), authFile, listen, warnings);
+  const authMethod = resolveAuthMethod(src.get('auth-method'), authFile, listen, listenPick?.label, warnings);
   if (authFile) checkUsers(users, authFile, authMethod, warnings);
 
   const config: ProxyConfig = {

@@ -103,9 +103,10 @@ function describeInput(input: unknown): string {
 
 /** The problem an issue describes, without saying where (the caller names the flag, variable or file:line). */
 export function issueProblem(issue: z.core.$ZodIssue): string {
+  if ((issue.code === 'invalid_type' || issue.code === 'invalid_union') && issue.input == null)
+    return 'has no value';
   switch (issue.code) {
     case 'invalid_type':
-      if (issue.input === null || issue.input === undefined) return 'has no value';
       if (Array.isArray(issue.input)) {
         return 'expected a single value, got a list (in YAML quote values that start with "[", e.g. "[::1]:5432")';
       }

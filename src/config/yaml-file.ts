@@ -65,7 +65,11 @@ export function loadConfigFile(path: string, label: string): ConfigFile {
   const yamlError = doc.errors[0];
   if (yamlError) {
     const line = lc.linePos(yamlError.pos[0]).line;
-    throw new ConfigError(`${path}:${line}: invalid YAML: ${yamlError.message.split('\n')[0]}`, {
+    const lineText = text.split(/\r?\n/)[line - 1] ?? '';
+    const hint = /:\s*[[{]/.test(lineText)
+      ? ' (quote values that start with [ or {, e.g. listen: "[::1]:5432")'
+      : '';
+    throw new ConfigError(`${path}:${line}: invalid YAML: ${yamlError.message.split('\n')[0]}${hint}`, {
       file: path,
       line,
     });
