@@ -16,9 +16,7 @@ const USAGE = `Usage:
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   if (first === '--help' || first === '-h' || first === 'help') {
-    process.stdout.write(
-      `${USAGE}\nOptions (flag / environment variable / config file key):\n${helpText()}\n`,
-    );
+    process.stdout.write(`${helpText()}\n`);
     return 0;
   }
   if (first === '--version' || first === '-V') {

@@ -56,8 +56,9 @@ export const OPTION_DOCS: OptionDoc[] = [
     key: 'ca-file',
     env: envName('ca-file'),
     type: 'path',
-    default: 'system trust store',
-    description: 'PEM file with the CA certificates to trust for the endpoint (e.g. Amazon Root CA 1).',
+    default: 'the default root store only',
+    description:
+      'PEM file with extra CA certificates trusted for the endpoint, on top of the default roots (which include Amazon Root CA 1).',
   },
   {
     key: 'token-ttl',
@@ -158,7 +159,10 @@ function wrap(text: string, width: number, indent: string): string {
 /** `--help` output, built from OPTION_DOCS. */
 export function helpText(): string {
   const out = [
-    'Usage: dsql-proxy [options]',
+    'Usage:',
+    '  dsql-proxy [options]                 run the proxy',
+    '  dsql-proxy hash-password [--user U]  read a password (stdin or prompt), print a SCRAM-SHA-256 verifier',
+    '  dsql-proxy --help | --version',
     '',
     'Local PostgreSQL sidecar for Amazon Aurora DSQL: clients authenticate locally, the proxy connects',
     'over TLS and logs in with a fresh IAM token.',
