@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { parseScramVerifier, verifyScramPassword } from '../../src/auth/scram.js';
-import { CLI, type ProxyProcess, startProxyProcess, writeAuthFile } from '../support/proxy-process.js';
+import { CLI, type ProxyProcess, startProxyProcess } from '../support/proxy-process.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
 let stack: TestStack;
