@@ -68,8 +68,11 @@ export async function readClientHello(socket: net.Socket, frames: FrameStream): 
         return { kind: 'startup', user, database, params };
       }
       default:
-        throw new ProxyError('PROTOCOL_VIOLATION', {
-          message: `unsupported startup packet code ${packet.code}`,
+        // decodeStartupPacket reports every major version other than 3 (2.0, 4.0...) as 'unknown', so
+        // the `major !== 3` check above never sees them. PostgreSQL reads any code that is not a special
+        // request as a protocol version and refuses it as "unsupported frontend protocol M.m".
+        throw new ProxyError('UNSUPPORTED_PROTOCOL', {
+          message: `unsupported frontend protocol ${packet.code >>> 16}.${packet.code & 0xffff}: dsql-proxy supports 3.0`,
         });
     }
   }

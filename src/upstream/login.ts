@@ -42,15 +42,20 @@ export async function loginUpstream(
   req: UpstreamLoginRequest,
   timeoutMs: number,
 ): Promise<UpstreamSession> {
+  // The timeout closes the socket, and FrameStream fails the pending read with `closedError()`: that
+  // error must be the timeout, not "closed" (08006) with the timeout buried as its cause.
+  let timedOut: ProxyError | undefined;
   const frames = new FrameStream(
     socket,
     () =>
+      timedOut ??
       new ProxyError('UPSTREAM_CLOSED', { message: 'the DSQL endpoint closed the connection during login' }),
   );
   const timer = setTimeout(() => {
-    socket.destroy(
-      new ProxyError('UPSTREAM_TIMEOUT', { message: `DSQL login did not finish within ${timeoutMs} ms` }),
-    );
+    timedOut = new ProxyError('UPSTREAM_TIMEOUT', {
+      message: `DSQL login did not finish within ${timeoutMs} ms`,
+    });
+    socket.destroy();
   }, timeoutMs);
   try {
     const startup: Record<string, string> = {};
@@ -73,7 +78,18 @@ export async function loginUpstream(
       switch (frame.type) {
         case 0x52 /* R */:
           {
-            const msg = decodeBackendFrame(frame);
+            let msg: ReturnType<typeof decodeBackendFrame>;
+            try {
+              msg = decodeBackendFrame(frame);
+            } catch (err) {
+              // pg-protocol throws a plain Error for request codes it does not know (GSS 7, SSPI 9...):
+              // that is an unsupported method, not an internal error.
+              const code = frame.body.length >= 4 ? String(frame.body.readInt32BE(0)) : '(truncated)';
+              throw new ProxyError('UPSTREAM_AUTH_UNSUPPORTED', {
+                detail: `the endpoint sent authentication request ${code}`,
+                cause: err,
+              });
+            }
             if (msg.name === 'authenticationCleartextPassword' && !authenticated) {
               socket.write(frontendPassword(req.token));
             } else if (msg.name === 'authenticationOk') {

@@ -1,0 +1,175 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type tls from 'node:tls';
+import { ProxyError } from '../../src/errors.js';
+import { dialUpstream } from '../../src/upstream/dial.js';
+import { createTarget, type UpstreamTarget } from '../../src/upstream/target.js';
+import { createCa, issueCert, type TestCa } from '../support/certs.js';
+import { closeAll, closedPort, type FakeEndpoint, fakeEndpoint, track, waitFor } from './socket-pair.js';
+
+const HOST = 'db.dsql.us-east-1.on.aws';
+const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+
+let ca: TestCa;
+let endpoint: FakeEndpoint;
+let wrongHost: FakeEndpoint;
+let rogue: FakeEndpoint;
+
+before(async () => {
+  ca = await createCa('dsql-proxy test CA');
+  const rogueCa = await createCa('someone else');
+  endpoint = await fakeEndpoint(await issueCert(ca, { hostnames: [HOST] }));
+  wrongHost = await fakeEndpoint(await issueCert(ca, { hostnames: ['db.dsql.eu-west-1.on.aws'] }));
+  rogue = await fakeEndpoint(await issueCert(rogueCa, { hostnames: [HOST] }));
+});
+
+after(closeAll);
+
+function targetFor(port: number, opts: { trustTestCa: boolean } = { trustTestCa: true }): UpstreamTarget {
+  return createTarget({
+    hostname: HOST,
+    region: 'us-east-1',
+    connectHost: '127.0.0.1',
+    connectPort: port,
+    caPem: opts.trustTestCa ? ca.certPem : undefined,
+  });
+}
+
+async function dial(target: UpstreamTarget, timeoutMs = 2000): Promise<tls.TLSSocket> {
+  return track(await dialUpstream(target, timeoutMs));
+}
+
+/** The ProxyError a dial fails with. */
+async function dialError(target: UpstreamTarget, timeoutMs = 2000): Promise<ProxyError> {
+  const err = await dialUpstream(target, timeoutMs).then(
+    (socket) => {
+      socket.destroy();
+      return assert.fail('dial should fail');
+    },
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof ProxyError, `not a ProxyError: ${String(err)}`);
+  return err;
+}
+
+describe('dialUpstream', () => {
+  it('sends an SSLRequest, upgrades to TLS with SNI = the endpoint hostname, verified for it', async () => {
+    endpoint.behaviour = 'tls';
+    const before = endpoint.servernames.length;
+    const target = targetFor(endpoint.port);
+    assert.equal(target.hostname, HOST);
+    assert.equal(target.connectHost, '127.0.0.1');
+    const socket = await dial(target);
+    assert.equal(socket.encrypted, true);
+    assert.equal(socket.authorized, true);
+    assert.equal(socket.remoteAddress, '127.0.0.1');
+    assert.equal(socket.getPeerCertificate().subjectaltname, `DNS:${HOST}`);
+    await waitFor(() => endpoint.servernames.length > before);
+    assert.equal(endpoint.servernames.at(-1), HOST);
+    assert.deepEqual(endpoint.sslRequests.at(-1), SSL_REQUEST);
+  });
+
+  it('the TLS connection carries data both ways', async () => {
+    endpoint.behaviour = 'tls';
+    endpoint.onSecure = (server) => server.on('data', (d: Buffer) => server.write(Buffer.concat([d, d])));
+    try {
+      const socket = await dial(targetFor(endpoint.port));
+      const echoed = new Promise<Buffer>((resolve) => socket.once('data', resolve));
+      socket.write('ping');
+      assert.equal((await echoed).toString(), 'pingping');
+    } finally {
+      endpoint.onSecure = () => {};
+    }
+  });
+
+  it("an 'N' answer is UPSTREAM_TLS (08001)", async () => {
+    endpoint.behaviour = 'refuse';
+    const err = await dialError(targetFor(endpoint.port));
+    assert.equal(err.code, 'UPSTREAM_TLS');
+    assert.equal(err.sqlstate, '08001');
+    assert.match(err.message, /does not accept TLS/);
+    assert.match(err.message, /'N'/);
+  });
+
+  it("CVE-2021-23222: 'S' with extra bytes in the same write is UPSTREAM_PROTOCOL", async () => {
+    endpoint.behaviour = 'tls-with-extra';
+    const err = await dialError(targetFor(endpoint.port));
+    assert.equal(err.code, 'UPSTREAM_PROTOCOL');
+    assert.equal(err.sqlstate, '08P01');
+  });
+
+  it('a server that never answers is UPSTREAM_TIMEOUT within the timeout', async () => {
+    endpoint.behaviour = 'silent';
+    const started = Date.now();
+    const err = await dialError(targetFor(endpoint.port), 150);
+    const elapsed = Date.now() - started;
+    assert.equal(err.code, 'UPSTREAM_TIMEOUT');
+    assert.equal(err.sqlstate, '08001');
+    assert.match(err.message, /150 ms/);
+    assert.ok(elapsed >= 140 && elapsed < 1500, `elapsed ${elapsed} ms`);
+  });
+
+  it("a server that answers 'S' and stalls the TLS handshake is UPSTREAM_TIMEOUT too", async () => {
+    endpoint.behaviour = 'stall-after-s';
+    const started = Date.now();
+    const err = await dialError(targetFor(endpoint.port), 150);
+    assert.equal(err.code, 'UPSTREAM_TIMEOUT');
+    assert.ok(Date.now() - started < 1500);
+  });
+
+  it('a server that closes before answering is UPSTREAM_UNREACHABLE', async () => {
+    endpoint.behaviour = 'close';
+    const err = await dialError(targetFor(endpoint.port));
+    assert.equal(err.code, 'UPSTREAM_UNREACHABLE');
+    assert.match(err.message, /closed the connection before TLS/);
+  });
+
+  it('a refused port is UPSTREAM_UNREACHABLE (08001) naming ECONNREFUSED and the route', async () => {
+    const err = await dialError(targetFor(await closedPort()));
+    assert.equal(err.code, 'UPSTREAM_UNREACHABLE');
+    assert.equal(err.sqlstate, '08001');
+    assert.match(err.message, /ECONNREFUSED/);
+    assert.match(err.message, new RegExp(`${HOST.replaceAll('.', '\\.')} via 127\\.0\\.0\\.1:`));
+    assert.equal((err.cause as NodeJS.ErrnoException).code, 'ECONNREFUSED');
+  });
+
+  it('a certificate for another host is UPSTREAM_TLS with the altname mismatch', async () => {
+    wrongHost.behaviour = 'tls';
+    const err = await dialError(targetFor(wrongHost.port));
+    assert.equal(err.code, 'UPSTREAM_TLS');
+    assert.equal(err.sqlstate, '08001');
+    assert.match(err.message, /altnames/);
+    assert.match(err.hint ?? '', /not accepted for db\.dsql\.us-east-1\.on\.aws/);
+    assert.equal((err.cause as NodeJS.ErrnoException).code, 'ERR_TLS_CERT_ALTNAME_INVALID');
+  });
+
+  it('a certificate from a CA that is not trusted is UPSTREAM_TLS', async () => {
+    rogue.behaviour = 'tls';
+    const err = await dialError(targetFor(rogue.port));
+    assert.equal(err.code, 'UPSTREAM_TLS');
+    assert.match(err.hint ?? '', /--ca-file/);
+    assert.match(
+      (err.cause as NodeJS.ErrnoException).code ?? '',
+      /UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED/,
+    );
+  });
+
+  it('without caPem the test CA is not trusted (only the default roots)', async () => {
+    endpoint.behaviour = 'tls';
+    const err = await dialError(targetFor(endpoint.port, { trustTestCa: false }));
+    assert.equal(err.code, 'UPSTREAM_TLS');
+    assert.equal((err.cause as NodeJS.ErrnoException).code, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE');
+  });
+
+  it('reuses the TLS session on the next dial to the same target', async () => {
+    endpoint.behaviour = 'tls';
+    const target = targetFor(endpoint.port);
+    const first = await dial(target);
+    assert.equal(first.isSessionReused(), false);
+    // TLS 1.3 tickets arrive after the handshake; the target's cache keeps the latest one.
+    await waitFor(() => target.sessions.get() !== undefined);
+    const second = await dial(target);
+    assert.equal(second.authorized, true);
+    assert.equal(second.isSessionReused(), true);
+  });
+});
