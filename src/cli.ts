@@ -41,7 +41,8 @@ async function run(argv: string[]): Promise<number> {
   const logger = createLogger({ level: config.logLevel });
   for (const warning of config.warnings) logger.warn({ event: 'config_warning' }, warning);
 
-  const proxy = await startProxy(config, logger);
+  let stop: (reason: string) => void = () => {};
+  const proxy = await startProxy(config, logger, { onQuit: () => stop('quitquitquit') });
 
   process.on('SIGHUP', () => {
     try {
@@ -54,8 +55,9 @@ async function run(argv: string[]): Promise<number> {
 
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = (signal: NodeJS.Signals): void => {
+    stop = (signal: string): void => {
       if (stopping) {
+        if (signal === 'quitquitquit') return;
         logger.warn({ event: 'exit_now', signal });
         logger.flush();
         process.exit(1);
@@ -73,8 +75,8 @@ async function run(argv: string[]): Promise<number> {
         },
       );
     };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
 }
 

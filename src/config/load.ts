@@ -30,6 +30,12 @@ export interface ProxyConfig {
   connectTimeoutMs: number;
   loginTimeoutMs: number;
   maxShutdownDelayMs: number;
+  minShutdownDelayMs: number;
+  /** 0: no limit. */
+  maxConnections: number;
+  adminListen?: HostPort;
+  /** Directory for the Unix-domain socket `.s.PGSQL.<port>`. */
+  unixSocketDir?: string;
   roleMap: Record<string, string>;
   /** Things the operator should know (trust authentication, ignored variables...), for the caller to log. */
   warnings: string[];
@@ -275,6 +281,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
     connectTimeoutMs: src.get('connect-timeout')?.value ?? 10_000,
     loginTimeoutMs: src.get('login-timeout')?.value ?? 60_000,
     maxShutdownDelayMs: src.get('max-shutdown-delay')?.value ?? 30_000,
+    minShutdownDelayMs: src.get('min-shutdown-delay')?.value ?? 0,
+    maxConnections: src.get('max-connections')?.value ?? 0,
     roleMap: src.roleMap(),
     warnings,
   };
@@ -283,6 +291,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
   if (caFile !== undefined) config.caFile = caFile;
   if (caPem !== undefined) config.caPem = caPem;
   if (authFile !== undefined) config.authFile = authFile;
+  const adminListen = src.get('admin-listen')?.value;
+  if (adminListen !== undefined) config.adminListen = adminListen;
+  const unixPick = src.get('unix-socket');
+  if (unixPick !== undefined) config.unixSocketDir = resolve(unixPick.base, unixPick.value);
   return config;
 }
 

@@ -120,6 +120,36 @@ export const OPTION_DOCS: OptionDoc[] = [
     description: 'On SIGTERM, how long open sessions may run before they are closed.',
   },
   {
+    key: 'min-shutdown-delay',
+    env: envName('min-shutdown-delay'),
+    type: 'duration',
+    default: '0',
+    description:
+      'On SIGTERM, keep accepting new clients this long (readiness already reports 503) before draining, so load balancers and sidecar peers catch up.',
+  },
+  {
+    key: 'max-connections',
+    env: envName('max-connections'),
+    type: 'integer',
+    default: '0 (no limit)',
+    description: 'Most client connections at once; the next client gets SQLSTATE 53300 with a clear message.',
+  },
+  {
+    key: 'admin-listen',
+    env: envName('admin-listen'),
+    type: 'HOST:PORT',
+    default: 'off',
+    description:
+      'HTTP listener for /startup, /livez, /readyz, /metrics and POST /quitquitquit. A bare port means 127.0.0.1:PORT.',
+  },
+  {
+    key: 'unix-socket',
+    env: envName('unix-socket'),
+    type: 'directory',
+    default: 'off',
+    description: 'Also listen on DIR/.s.PGSQL.<port> (the --listen port), so `psql -h DIR` works.',
+  },
+  {
     key: 'role-map',
     env: '',
     type: 'mapping',

@@ -45,6 +45,13 @@ function durationMs(minMs: number) {
   });
 }
 
+/** The admin HTTP listener: HOST:PORT, or a bare port meaning loopback (127.0.0.1:PORT). */
+const adminListen = parsed((s) => {
+  const r = hostPortProblem(/^\d+$/.test(s) ? `127.0.0.1:${s}` : s, { allowPortZero: true });
+  if (typeof r === 'string') throw new Error(r);
+  return r;
+});
+
 const tokenTtl = parsed((s) => {
   const ms = /^\d+$/.test(s) ? Number(s) * 1000 : parseDuration(s);
   if (ms % 1000 !== 0) throw new Error('must be whole seconds');
@@ -76,6 +83,15 @@ export const VALUE_SCHEMAS = {
   'connect-timeout': durationMs(1),
   'login-timeout': durationMs(1),
   'max-shutdown-delay': durationMs(0),
+  'min-shutdown-delay': durationMs(0),
+  'admin-listen': adminListen,
+  'max-connections': parsed((s) => {
+    if (!/^\d+$/.test(s)) throw new Error('must be a whole number (0 for no limit)');
+    const n = Number(s);
+    if (n > 1_000_000) throw new Error('must be at most 1000000');
+    return n;
+  }),
+  'unix-socket': scalar,
   config: scalar,
 };
 

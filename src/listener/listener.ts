@@ -2,55 +2,72 @@ import net from 'node:net';
 import { ProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ClientSession, type SessionDeps } from '../session/session.js';
+import { listenUnixSocket } from './unix-socket.js';
 
 export interface ListenAddress {
   host: string;
   port: number;
 }
 
+export type ListenerDeps = Omit<SessionDeps, 'admit'>;
+
 /**
- * Accepts client connections and owns the set of live sessions, so shutdown can wait for them and
- * then end the rest with 57P01.
+ * Accepts client connections (TCP, and optionally a Unix-domain socket) and owns the set of live
+ * sessions: admission against --max-connections, and shutdown that waits for sessions and then ends
+ * the rest with 57P01.
  */
 export class Listener {
-  private readonly server: net.Server;
+  private readonly servers: net.Server[] = [];
   private readonly sessions = new Set<ClientSession>();
+  private readonly admitted = new Set<ClientSession>();
   private readonly log: Logger;
+  private readonly sessionDeps: SessionDeps;
   private draining = false;
+  private unixPath: string | undefined;
 
-  constructor(private readonly deps: SessionDeps) {
+  constructor(deps: ListenerDeps) {
     this.log = deps.logger;
-    this.server = net.createServer(
-      { noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 },
-      (socket) => this.accept(socket),
-    );
+    this.sessionDeps = { ...deps, admit: (s) => this.admit(s) };
   }
 
-  listen(addr: ListenAddress): Promise<net.AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen({ host: addr.host, port: addr.port }, () => {
-        this.server.off('error', reject);
-        this.server.on('error', (err) => this.log.error({ event: 'listener_error', err: err.message }));
-        resolve(this.server.address() as net.AddressInfo);
+  /** Listens on TCP; resolves with the bound address (port 0 picks a free port). */
+  async listen(addr: ListenAddress): Promise<net.AddressInfo> {
+    const server = this.createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: addr.host, port: addr.port }, () => {
+        server.off('error', reject);
+        resolve();
       });
     });
+    return server.address() as net.AddressInfo;
+  }
+
+  /** Also listens on `<dir>/.s.PGSQL.<port>`, the path libpq uses for `-h <dir> -p <port>`. */
+  async listenUnix(dir: string, port: number): Promise<string> {
+    const server = this.createServer();
+    this.unixPath = await listenUnixSocket(server, dir, port);
+    return this.unixPath;
   }
 
   get activeSessions(): number {
     return this.sessions.size;
   }
 
+  /** Stops accepting new connections on every listener. */
+  stopAccepting(): void {
+    if (this.draining) return;
+    this.draining = true;
+    for (const server of this.servers) server.close();
+  }
+
   /**
    * Stops accepting, lets sessions finish for up to `maxDelayMs`, then ends the rest with a 57P01
-   * FATAL. Resolves once every session is gone.
+   * FATAL (between two server messages). Resolves once every session is gone.
    */
   async shutdown(maxDelayMs: number): Promise<void> {
-    if (!this.draining) {
-      this.draining = true;
-      this.server.close();
-      this.log.info({ event: 'draining', sessions: this.sessions.size, max_delay_ms: maxDelayMs });
-    }
+    this.stopAccepting();
+    this.log.info({ event: 'draining', sessions: this.sessions.size, max_delay_ms: maxDelayMs });
     const deadline = Date.now() + maxDelayMs;
     while (this.sessions.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, Math.min(100, Math.max(1, deadline - Date.now()))));
@@ -65,17 +82,39 @@ export class Listener {
     }
   }
 
+  private createServer(): net.Server {
+    const server = net.createServer(
+      { noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 },
+      (socket) => this.accept(socket),
+    );
+    server.on('error', (err) => this.log.error({ event: 'listener_error', err: err.message }));
+    this.servers.push(server);
+    return server;
+  }
+
+  private admit(session: ClientSession): boolean {
+    const max = this.sessionDeps.maxConnections;
+    if (max > 0 && this.admitted.size >= max) return false;
+    this.admitted.add(session);
+    return true;
+  }
+
   private accept(socket: net.Socket): void {
     if (this.draining) {
       socket.destroy();
       return;
     }
-    const session = new ClientSession(socket, this.deps);
+    const session = new ClientSession(socket, this.sessionDeps);
     this.sessions.add(session);
+    this.sessionDeps.metrics.connectionsActive.inc();
     socket.on('error', () => {}); // reported by the session; never crash the process on a reset
     session
       .run()
       .catch((err: unknown) => this.log.error({ event: 'session_crashed', conn: session.id, err }))
-      .finally(() => this.sessions.delete(session));
+      .finally(() => {
+        this.sessions.delete(session);
+        this.admitted.delete(session);
+        this.sessionDeps.metrics.connectionsActive.dec();
+      });
   }
 }

@@ -7,6 +7,9 @@
  *
  * Pure over bytes: chunks may split a header or a body anywhere.
  */
+/** ErrorResponses larger than this are not handed over (a sane one is a few hundred bytes). */
+const MAX_CAPTURED_ERROR = 16 * 1024;
+
 export class BackendScanner {
   /** Body bytes of the current message still to skip. */
   private skip = 0;
@@ -18,6 +21,13 @@ export class BackendScanner {
   status = 'I';
   /** Number of complete ReadyForQuery messages seen. */
   readyCount = 0;
+  /**
+   * Called with the body of each ErrorResponse (bounded in size). Errors are rare, so copying their
+   * few bytes costs nothing; every other message is still skipped unread.
+   */
+  onError: ((body: Buffer) => void) | undefined;
+  private capture: Buffer | undefined;
+  private captured = 0;
 
   /** True when every byte seen so far belongs to a complete message. */
   atBoundary(): boolean {
@@ -35,8 +45,13 @@ export class BackendScanner {
           this.readyCount++;
         }
         const n = Math.min(this.skip, end - pos);
+        if (this.capture) {
+          chunk.copy(this.capture, this.captured, pos, pos + n);
+          this.captured += n;
+        }
         this.skip -= n;
         pos += n;
+        if (this.skip === 0 && this.capture) this.endCapture();
         continue;
       }
       // Fast path: a whole header inside this chunk.
@@ -60,5 +75,15 @@ export class BackendScanner {
     // A length below 4 cannot come from a sane server; treat the body as empty rather than loop.
     this.skip = length > 4 ? length - 4 : 0;
     this.wantStatus = type === 0x5a /* Z */ && this.skip > 0;
+    if (type === 0x45 /* E */ && this.onError && this.skip > 0 && this.skip <= MAX_CAPTURED_ERROR) {
+      this.capture = Buffer.allocUnsafe(this.skip);
+      this.captured = 0;
+    }
+  }
+
+  private endCapture(): void {
+    const body = this.capture!;
+    this.capture = undefined;
+    this.onError?.(body);
   }
 }

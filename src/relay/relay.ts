@@ -9,14 +9,22 @@ export type CloseReason =
   | 'upstream_error'
   | 'terminated';
 
+/** Byte counters fed per chunk (Prometheus children bound to their labels). */
+export interface RelayCounters {
+  toServer: { inc(n: number): void };
+  toClient: { inc(n: number): void };
+}
+
+const NO_COUNTERS: RelayCounters = { toServer: { inc() {} }, toClient: { inc() {} } };
+
 export interface RelayResult {
   reason: CloseReason;
   error?: Error;
 }
 
 /**
- * The steady state of a session: bytes flow both ways untouched. Client → upstream is a plain pipe;
- * upstream → client also feeds each chunk to a header-only scanner so the proxy knows where message
+ * The steady state of a session: bytes flow both ways untouched, with backpressure in both directions.
+ * Upstream → client also feeds each chunk to a header-only scanner so the proxy knows where message
  * boundaries are and the transaction status. Closing or failing either side ends both.
  */
 export class Relay {
@@ -30,6 +38,7 @@ export class Relay {
   constructor(
     private readonly client: net.Socket,
     private readonly upstream: tls.TLSSocket,
+    private readonly counters: RelayCounters = NO_COUNTERS,
   ) {}
 
   /** Starts relaying; `toUpstream`/`toClient` are bytes already read during the handshakes. */
@@ -41,7 +50,8 @@ export class Relay {
     }
     if (toUpstream.length > 0) upstream.write(toUpstream);
 
-    client.pipe(upstream);
+    client.on('data', this.onClientData);
+    upstream.on('drain', this.onUpstreamDrain);
     upstream.on('data', this.onUpstreamData);
     client.on('drain', this.onClientDrain);
 
@@ -64,14 +74,24 @@ export class Relay {
   terminate(lastWords: Buffer): void {
     if (this.finished) return;
     this.upstream.off('data', this.onUpstreamData);
-    this.client.unpipe(this.upstream);
+    this.client.off('data', this.onClientData);
     if (this.scanner.atBoundary()) this.client.end(lastWords);
     else this.client.destroy();
     this.upstream.destroy();
     this.finish('terminated');
   }
 
+  private readonly onClientData = (chunk: Buffer): void => {
+    this.counters.toServer.inc(chunk.length);
+    if (!this.upstream.write(chunk)) this.client.pause();
+  };
+
+  private readonly onUpstreamDrain = (): void => {
+    this.client.resume();
+  };
+
   private readonly onUpstreamData = (chunk: Buffer): void => {
+    this.counters.toClient.inc(chunk.length);
     this.scanner.scan(chunk);
     if (!this.client.write(chunk)) this.upstream.pause();
   };

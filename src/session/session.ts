@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
+import type { Metrics } from '../admin/metrics.js';
 import { createAuthenticator } from '../auth/authenticator.js';
 import type { AuthMethod, AuthUsers } from '../auth/types.js';
 import { ProxyError, toProxyError } from '../errors.js';
@@ -12,6 +13,7 @@ import { Relay } from '../relay/relay.js';
 import { actionForRole } from '../token/signer.js';
 import type { TokenCache } from '../token/token-cache.js';
 import { forwardCancel } from '../upstream/cancel.js';
+import { decodeBackendFrame } from '../upstream/decode.js';
 import { dialUpstream } from '../upstream/dial.js';
 import { loginUpstream } from '../upstream/login.js';
 import type { UpstreamTarget } from '../upstream/target.js';
@@ -35,6 +37,11 @@ export interface SessionDeps {
   mockSecret: Buffer;
   loginTimeoutMs: number;
   connectTimeoutMs: number;
+  metrics: Metrics;
+  /** Admission control (--max-connections): false refuses the client with 53300. */
+  admit: (session: ClientSession) => boolean;
+  /** The configured limit, for the refusal message. */
+  maxConnections: number;
 }
 
 /** The client went away during the handshake: nothing to answer, nobody to tell. */
@@ -86,6 +93,13 @@ export class ClientSession {
         return;
       }
       user = hello.user;
+      // Checked after the startup packet, so cancel requests still get through at the limit.
+      if (!deps.admit(this)) {
+        throw new ProxyError('TOO_MANY_CONNECTIONS', {
+          message: `sorry, too many clients already: dsql-proxy allows ${deps.maxConnections} connections (--max-connections)`,
+          hint: 'Close idle connections or raise --max-connections.',
+        });
+      }
       await this.authenticate(frames, hello.user);
       clearTimeout(loginTimer);
       role = deps.resolveRole(hello.user);
@@ -98,8 +112,8 @@ export class ClientSession {
       });
 
       const action = actionForRole(role);
-      const token = await deps.tokens.get(action);
       const t0 = performance.now();
+      const token = await deps.tokens.get(action);
       const upstream = await dialUpstream(deps.target, deps.connectTimeoutMs);
       this.upstream = upstream;
       if (this.closed) throw new ClientGone();
@@ -109,13 +123,15 @@ export class ClientSession {
         deps.connectTimeoutMs,
       );
       if (this.closed) throw new ClientGone();
+      const connectSeconds = (performance.now() - t0) / 1000;
+      deps.metrics.upstreamConnectSeconds.observe(connectSeconds);
       this.log.info({
         event: 'upstream_connected',
         user,
         role,
         action,
         endpoint: deps.target.hostname,
-        connect_ms: Math.round(performance.now() - t0),
+        connect_ms: Math.round(connectSeconds * 1000),
         upstream_cancel_key: up.backendKey !== undefined,
       });
 
@@ -130,9 +146,16 @@ export class ClientSession {
           readyForQuery(status),
         ]),
       );
-      this.relay = new Relay(socket, upstream);
+      deps.metrics.connectionsTotal.inc({ outcome: 'established' });
+      const relayStarted = Date.now();
+      this.relay = new Relay(socket, upstream, {
+        toServer: deps.metrics.bytesToServer,
+        toClient: deps.metrics.bytesToClient,
+      });
+      this.relay.scanner.onError = (body) => this.countConflict(body);
       this.relay.start(frames.detach(), up.leftover);
       const result = await this.relay.done;
+      deps.metrics.sessionSeconds.observe((Date.now() - relayStarted) / 1000);
       this.closeLog(result.reason, user, role, result.error);
     } catch (err) {
       clearTimeout(loginTimer);
@@ -140,10 +163,11 @@ export class ClientSession {
       if (this.closed) {
         // Already answered (login timeout, shutdown): nothing more to say.
       } else if (err instanceof ClientGone) {
+        deps.metrics.connectionsTotal.inc({ outcome: 'client_left' });
         this.log.info({ event: 'closed', reason: 'client_left_during_login', user });
         socket.destroy();
       } else {
-        this.fail(toProxyError(err), user);
+        this.fail(toProxyError(err), user, user !== undefined && !deps.users().has(user));
       }
     } finally {
       this.closed = true;
@@ -183,26 +207,28 @@ export class ClientSession {
   private async cancel(processId: number, secretKey: Buffer): Promise<void> {
     const route = this.deps.cancels.lookup(processId, secretKey);
     // Unknown keys are dropped quietly, as PostgreSQL does: the sender learns nothing.
-    if (!route) {
-      this.log.info({ event: 'cancel_request', outcome: 'unknown_key' });
-      return;
-    }
-    if (!route.upstreamKey) {
-      this.log.info({ event: 'cancel_request', outcome: 'no_upstream_key' });
-      return;
-    }
-    try {
-      await forwardCancel(route.target, route.upstreamKey, this.deps.connectTimeoutMs);
-      this.log.info({ event: 'cancel_request', outcome: 'forwarded' });
-    } catch (err) {
-      this.log.warn({ event: 'cancel_request', outcome: 'failed', err: toProxyError(err).message });
-    }
+    const outcome = async (): Promise<string> => {
+      if (!route) return 'unknown_key';
+      if (!route.upstreamKey) return 'no_upstream_key';
+      try {
+        await forwardCancel(route.target, route.upstreamKey, this.deps.connectTimeoutMs);
+        return 'forwarded';
+      } catch (err) {
+        this.log.warn({ event: 'cancel_request', outcome: 'failed', err: toProxyError(err).message });
+        return 'failed';
+      }
+    };
+    const result = await outcome();
+    this.deps.metrics.connectionsTotal.inc({ outcome: 'cancel_request' });
+    this.deps.metrics.cancels.inc({ outcome: result });
+    if (result !== 'failed') this.log.info({ event: 'cancel_request', outcome: result });
   }
 
   /** Answers a failure before the relay: ErrorResponse, close, one log line with the reason. */
-  private fail(err: ProxyError, user?: string): void {
+  private fail(err: ProxyError, user?: string, unknownUser = false): void {
     if (this.closed) return;
     this.closed = true;
+    this.countFailure(err, unknownUser);
     const level = err.code === 'INTERNAL' ? 'error' : 'warn';
     this.log[level]({
       event: 'refused',
@@ -215,6 +241,40 @@ export class ClientSession {
     this.upstream?.destroy();
     if (!this.socket.destroyed) this.socket.end(errorFromProxyError(err));
     setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  private countFailure(err: ProxyError, unknownUser: boolean): void {
+    const { metrics } = this.deps;
+    metrics.connectionsTotal.inc({ outcome: `refused_${err.code.toLowerCase()}` });
+    if (err.code === 'AUTH_FAILED') {
+      metrics.authFailures.inc({ reason: unknownUser ? 'unknown_user' : 'wrong_password' });
+    } else if (err.code === 'LOGIN_TIMEOUT') {
+      metrics.authFailures.inc({ reason: 'timeout' });
+    } else if (
+      err.code === 'PROTOCOL_VIOLATION' ||
+      err.code === 'MESSAGE_TOO_LARGE' ||
+      err.code === 'SSL_BYTES_AFTER_REQUEST'
+    ) {
+      metrics.authFailures.inc({ reason: 'protocol' });
+    } else if (err.code.startsWith('UPSTREAM_') || err.code === 'TOKEN_UNAVAILABLE') {
+      metrics.upstreamErrors.inc({ sqlstate: err.sqlstate });
+    }
+  }
+
+  /** DSQL reports optimistic-concurrency conflicts as 40001 with (OC000) data or (OC001) schema. */
+  private countConflict(body: Buffer): void {
+    let code: string | undefined;
+    let message = '';
+    try {
+      const err = decodeBackendFrame({ type: 0x45, body }) as { code?: string; message?: string };
+      code = err.code;
+      message = err.message ?? '';
+    } catch {
+      return;
+    }
+    if (code !== '40001') return;
+    const dsqlCode = /\((OC00[01])\)/.exec(message)?.[1];
+    this.deps.metrics.serializationConflicts.inc({ code: dsqlCode ?? '40001' });
   }
 
   private closeLog(reason: string, user: string | undefined, role: string | undefined, error?: Error): void {

@@ -25,6 +25,8 @@ export interface SignedToken {
   expiresAt: number;
   /** The credentials' expiration when it is what capped `expiresAt`. */
   credentialsExpireAt?: number;
+  /** The signing credentials' expiration, whenever they have one (temporary credentials). */
+  credentialsExpiration?: number;
 }
 
 export type TokenSigner = (action: TokenAction) => Promise<SignedToken>;
@@ -148,10 +150,12 @@ export function createTokenSigner(opts: TokenSignerOptions): TokenSigner {
     }
 
     const { signedAt, expiresAt: tokenExpiresAt } = parseTokenValidity(token);
+    const expiration =
+      credentialsExpireAt === undefined ? {} : { credentialsExpiration: credentialsExpireAt };
     if (credentialsExpireAt !== undefined && credentialsExpireAt < tokenExpiresAt) {
-      return { token, signedAt, expiresAt: credentialsExpireAt, credentialsExpireAt };
+      return { token, signedAt, expiresAt: credentialsExpireAt, credentialsExpireAt, ...expiration };
     }
-    return { token, signedAt, expiresAt: tokenExpiresAt };
+    return { token, signedAt, expiresAt: tokenExpiresAt, ...expiration };
   };
 }
 

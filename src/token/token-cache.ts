@@ -161,9 +161,15 @@ export class TokenCache {
   }
 
   /** The times of the current token (usable or not), without the token. */
-  peek(action: TokenAction): { expiresAt: number; signedAt: number } | undefined {
+  peek(
+    action: TokenAction,
+  ): { expiresAt: number; signedAt: number; credentialsExpiration?: number } | undefined {
     const t = this.entries.get(action)?.current;
-    return t ? { expiresAt: t.expiresAt, signedAt: t.signedAt } : undefined;
+    if (!t) return undefined;
+    const times = { expiresAt: t.expiresAt, signedAt: t.signedAt };
+    return t.credentialsExpiration === undefined
+      ? times
+      : { ...times, credentialsExpiration: t.credentialsExpiration };
   }
 
   status(): Partial<Record<TokenAction, TokenActionStatus>> {
