@@ -1,0 +1,190 @@
+/**
+ * Runs the PostgreSQL command-line clients (psql, pgbench from postgresql-client) against the
+ * proxy, with a clean libpq environment, and captures stdout, stderr and the exit code.
+ *
+ * The tools are required: CI installs them, so a missing binary fails the suite with a clear
+ * message instead of skipping it.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+export type Tool = 'psql' | 'pgbench';
+
+export const INSTALL_HINT =
+  'install the PostgreSQL command-line clients: `apt-get install -y postgresql-client` ' +
+  '(Debian/Ubuntu; the client suite needs psql and pgbench on PATH)';
+
+/** Absolute path of a tool on PATH, or a thrown Error that says how to install it. */
+export function requireTool(tool: Tool): string {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, tool);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  throw new Error(`${tool} was not found on PATH: ${INSTALL_HINT}`);
+}
+
+export interface Target {
+  host: string;
+  port: number;
+}
+
+export interface ConnOptions {
+  user: string;
+  /** Omitted: no password is offered (psql/pgbench run with -w, they never prompt). */
+  password?: string;
+  database?: string;
+  /** libpq sslmode; omitted: libpq's default (prefer). */
+  sslmode?: string;
+}
+
+/**
+ * A libpq environment with nothing inherited from the machine: no PG* variables, no ~/.pgpass,
+ * no ~/.psqlrc or service file, English messages.
+ */
+export function pgEnv(target: Target, conn: ConnOptions): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined || k.startsWith('PG') || k.startsWith('LC_') || k === 'LANG' || k === 'LANGUAGE') {
+      continue;
+    }
+    env[k] = v;
+  }
+  Object.assign(env, {
+    LANG: 'C.UTF-8',
+    LC_ALL: 'C.UTF-8',
+    PGHOST: target.host,
+    PGPORT: String(target.port),
+    PGUSER: conn.user,
+    PGDATABASE: conn.database ?? 'postgres',
+    PGCONNECT_TIMEOUT: '10',
+    PGPASSFILE: '/dev/null',
+    PGSERVICEFILE: '/dev/null',
+    PGCLIENTENCODING: 'UTF8',
+    PGAPPNAME: 'dsql-proxy-client-suite',
+  });
+  if (conn.password !== undefined) env.PGPASSWORD = conn.password;
+  if (conn.sslmode !== undefined) env.PGSSLMODE = conn.sslmode;
+  return env;
+}
+
+export interface ToolResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+export interface RunOptions {
+  /** Written to the tool's stdin, which is then closed (stdin is always closed). */
+  input?: string;
+  /** Kill (SIGKILL) the tool after this long; the result then has signal SIGKILL. Default 60 s. */
+  timeoutMs?: number;
+}
+
+export interface RunningTool {
+  child: ChildProcess;
+  /** Everything written to stderr so far. */
+  stderr(): string;
+  result: Promise<ToolResult>;
+}
+
+/** Starts a tool; the promise rejects only when the tool cannot be started at all. */
+export function spawnTool(
+  tool: Tool,
+  args: string[],
+  env: Record<string, string>,
+  opts: RunOptions = {},
+): RunningTool {
+  const bin = requireTool(tool);
+  const started = performance.now();
+  const child = spawn(bin, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (c: string) => {
+    stdout += c;
+  });
+  child.stderr?.setEncoding('utf8').on('data', (c: string) => {
+    stderr += c;
+  });
+  child.stdin?.on('error', () => {}); // the tool may exit before reading all of its input
+  child.stdin?.end(opts.input ?? '');
+  const result = new Promise<ToolResult>((resolve, reject) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(
+        err.code === 'ENOENT' ? new Error(`${tool} could not be started (${bin}): ${INSTALL_HINT}`) : err,
+      );
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, ms: Math.round(performance.now() - started) });
+    });
+  });
+  return { child, stderr: () => stderr, result };
+}
+
+export function runTool(
+  tool: Tool,
+  args: string[],
+  env: Record<string, string>,
+  opts: RunOptions = {},
+): Promise<ToolResult> {
+  return spawnTool(tool, args, env, opts).result;
+}
+
+/** psql with no psqlrc (-X), never prompting for a password (-w), stopping at the first error. */
+export function psql(
+  target: Target,
+  conn: ConnOptions,
+  args: string[],
+  opts: RunOptions = {},
+): Promise<ToolResult> {
+  return runTool('psql', ['-X', '-w', '-v', 'ON_ERROR_STOP=1', ...args], pgEnv(target, conn), opts);
+}
+
+export function pgbench(
+  target: Target,
+  conn: ConnOptions,
+  args: string[],
+  opts: RunOptions = {},
+): Promise<ToolResult> {
+  return runTool('pgbench', args, pgEnv(target, conn), opts);
+}
+
+/** A readable dump of a result for assertion messages. */
+export function describeResult(r: ToolResult): string {
+  return `exit ${r.code}${r.signal ? ` (${r.signal})` : ''} after ${r.ms} ms\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
+}
+
+export interface PgbenchSummary {
+  tps: number;
+  processed: number;
+  failed: number | undefined;
+  queryMode: string | undefined;
+}
+
+/** Parses pgbench's run summary; throws with the full output when a line is missing. */
+export function parsePgbench(r: ToolResult): PgbenchSummary {
+  const out = r.stdout;
+  const tps = /^tps = ([0-9.]+)/m.exec(out)?.[1];
+  const processed = /^number of transactions actually processed: (\d+)/m.exec(out)?.[1];
+  if (tps === undefined || processed === undefined) {
+    throw new Error(`pgbench printed no summary:\n${describeResult(r)}`);
+  }
+  const failed = /^number of failed transactions: (\d+)/m.exec(out)?.[1];
+  return {
+    tps: Number(tps),
+    processed: Number(processed),
+    failed: failed === undefined ? undefined : Number(failed),
+    queryMode: /^query mode: (\S+)/m.exec(out)?.[1],
+  };
+}
