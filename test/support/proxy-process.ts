@@ -23,6 +23,8 @@ export interface ProxyProcess {
   child: ChildProcess;
   host: string;
   port: number;
+  /** The admin HTTP port when --admin-listen was given, else 0. */
+  adminPort: number;
   logs: LogLine[];
   /** Resolves with the first log line matching, waiting up to `timeoutMs`. */
   waitForLog(
@@ -170,15 +172,19 @@ export async function startProxyProcess(
 
   let host = '';
   let port = 0;
+  let adminPort = 0;
   if (!opts.expectStartFailure) {
     const listening = await waitForLog((l) => l.event === 'listening', 20_000);
     host = String(listening.address);
     port = Number(listening.port);
+    const admin = logs.find((l) => l.json?.event === 'admin_listening');
+    if (admin?.json) adminPort = Number(admin.json.port);
   }
   return {
     child,
     host,
     port,
+    adminPort,
     logs,
     waitForLog,
     exited,

@@ -352,3 +352,48 @@ describe('BackendScanner with hostile lengths', () => {
     }
   });
 });
+
+describe('BackendScanner.onError hands over ErrorResponse bodies', () => {
+  const conflict = Buffer.from('SERROR\0C40001\0Mchange conflicts with another transaction (OC000)\0\0');
+  const stream = Buffer.concat([
+    rowDescription(['a']),
+    dataRow([Buffer.from('x'.repeat(300))]),
+    msg('E', conflict),
+    readyForQuery('E'),
+    errorResponse('second'),
+    readyForQuery('I'),
+  ]);
+
+  it('delivers each body exactly once, byte-identical, at every split position', () => {
+    for (let cut = 0; cut <= stream.length; cut++) {
+      const scanner = new BackendScanner();
+      const seen: Buffer[] = [];
+      scanner.onError = (body) => seen.push(Buffer.from(body));
+      scanner.scan(stream.subarray(0, cut));
+      scanner.scan(stream.subarray(cut));
+      assert.equal(seen.length, 2, `cut ${cut}`);
+      assert.deepEqual(seen[0], conflict, `cut ${cut}`);
+      assert.match(seen[1]!.toString('latin1'), /Msecond\0/);
+      assert.equal(scanner.status, 'I');
+      assert.ok(scanner.atBoundary());
+    }
+  });
+
+  it('delivers bodies fed one byte at a time', () => {
+    const scanner = new BackendScanner();
+    const seen: Buffer[] = [];
+    scanner.onError = (body) => seen.push(Buffer.from(body));
+    for (let i = 0; i < stream.length; i++) scanner.scan(stream.subarray(i, i + 1));
+    assert.equal(seen.length, 2);
+    assert.deepEqual(seen[0], conflict);
+  });
+
+  it('skips oversized error bodies instead of buffering them', () => {
+    const scanner = new BackendScanner();
+    let calls = 0;
+    scanner.onError = () => calls++;
+    scanner.scan(Buffer.concat([msg('E', Buffer.alloc(100_000, 0x41)), readyForQuery('I')]));
+    assert.equal(calls, 0);
+    assert.equal(scanner.status, 'I');
+  });
+});
