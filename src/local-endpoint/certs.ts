@@ -1,5 +1,6 @@
 /**
- * Throw-away PKI for tests: a CA and server certificates signed by it.
+ * Throw-away PKI for the local endpoint (tests and `dsql-proxy demo`): a CA and server certificates
+ * signed by it.
  *
  * ECDSA P-256 keeps generation in the low milliseconds. Tests use `issueCert` both for the
  * endpoint's own hostname and for a WRONG hostname, to prove the proxy verifies the peer
@@ -16,7 +17,7 @@ x509.cryptoProvider.set(webcrypto);
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-export interface TestCa {
+export interface LocalCa {
   name: string;
   certPem: string;
   keyPem: string;
@@ -24,7 +25,7 @@ export interface TestCa {
   privateKey: webcrypto.CryptoKey;
 }
 
-export interface TestCert {
+export interface LocalCert {
   certPem: string;
   keyPem: string;
 }
@@ -54,7 +55,7 @@ function serial(): string {
   return bytes.toString('hex');
 }
 
-export async function createCa(name: string): Promise<TestCa> {
+export async function createCa(name: string): Promise<LocalCa> {
   const keys = await generateKeys();
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -79,7 +80,7 @@ export async function createCa(name: string): Promise<TestCa> {
   };
 }
 
-export async function issueCert(ca: TestCa, opts: IssueCertOptions): Promise<TestCert> {
+export async function issueCert(ca: LocalCa, opts: IssueCertOptions): Promise<LocalCert> {
   const ips = opts.ips ?? [];
   for (const ip of ips) if (!isIP(ip)) throw new Error(`issueCert: not an IP address: ${ip}`);
   if (opts.hostnames.length === 0 && ips.length === 0) throw new Error('issueCert: no names');

@@ -1,25 +1,20 @@
 /**
- * A fake Aurora DSQL endpoint: speaks DSQL's front door on the wire (mandatory TLS with SNI,
- * cleartext-password IAM token checked as a SigV4 presigned URL, database `postgres` only) and
- * relays authenticated sessions to a real PostgreSQL. Behaviour follows docs/dsql-facts.md;
- * where DSQL's behaviour is unknown (SQLSTATEs, wrong-SNI text) the choice is noted inline.
+ * A local endpoint that behaves like Aurora DSQL's front door on the wire (mandatory TLS with SNI,
+ * cleartext-password IAM token checked as a SigV4 presigned URL, `admin` vs `DbConnect`, database
+ * `postgres` only) and relays authenticated sessions to a real PostgreSQL. One implementation serves
+ * the integration tests and `dsql-proxy demo`. Behaviour follows docs/dsql-facts.md; where DSQL's
+ * behaviour is unknown (SQLSTATEs, wrong-SNI text) the choice is noted inline.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
-import { createCa, issueCert, type TestCert } from './certs.js';
-import {
-  authenticationCleartextPassword,
-  CANCEL_REQUEST_CODE,
-  errorResponse,
-  GSSENC_REQUEST_CODE,
-  PROTOCOL_3_0,
-  parseStartupParams,
-  SocketReader,
-  SSL_REQUEST_CODE,
-  startupMessage,
-} from './pg-wire.js';
-import { type TestCredentials, verifyDsqlToken } from './sigv4-verify.js';
+import { authenticationCleartextPassword, errorResponse } from '../protocol/backend.js';
+import { CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE } from '../protocol/constants.js';
+import { decodeStartupPacket } from '../protocol/frontend.js';
+import { frontendStartup } from '../protocol/frontend-encoders.js';
+import { createCa, issueCert, type LocalCert } from './certs.js';
+import { type SigningCredentials, verifyDsqlToken } from './sigv4-verify.js';
+import { SocketReader } from './wire.js';
 
 export const MSG_SSL_MANDATORY =
   'unable to accept connection, SSL is mandatory. AWS Authentication is required.';
@@ -47,10 +42,10 @@ export interface DsqlEndpointOptions {
   hostname: string;
   region: string;
   /** Several entries model credential rotation: any of them may sign. */
-  credentials: TestCredentials | TestCredentials[];
+  credentials: SigningCredentials | SigningCredentials[];
   postgres: { host: string; port: number };
   /** Server certificate; default: a fresh CA and a cert for `hostname`. */
-  cert?: TestCert;
+  cert?: LocalCert;
   /** PEM of the CA that issued `cert` (returned as caPem). Required with `cert`. */
   caPem?: string;
   now?: () => number;
@@ -103,7 +98,7 @@ export async function startDsqlEndpoint(opts: DsqlEndpointOptions): Promise<Dsql
   let caPem = opts.caPem;
   let cert = opts.cert;
   if (!cert) {
-    const ca = await createCa('dsql-proxy test CA');
+    const ca = await createCa('dsql-proxy local endpoint CA');
     cert = await issueCert(ca, { hostnames: [opts.hostname] });
     caPem = ca.certPem;
   }
@@ -181,7 +176,9 @@ interface Ctx {
 /** Sends a FATAL ErrorResponse (with DSQL's `Session Id` detail) and closes. */
 function fatal(sock: Socket, code: string, message: string): void {
   if (sock.destroyed) return;
-  sock.end(errorResponse({ severity: 'FATAL', code, message, detail: `Session Id: ${sessionId()}` }));
+  sock.end(
+    errorResponse({ severity: 'FATAL', sqlstate: code, message, detail: `Session Id: ${sessionId()}` }),
+  );
   setTimeout(() => sock.destroy(), 1000).unref();
 }
 
@@ -228,12 +225,18 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
 
   const tlsReader = new SocketReader(tlsSock);
   const body = await tlsReader.readStartupPacket();
-  const code = body.readInt32BE(0);
-  if (code === CANCEL_REQUEST_CODE) {
+  let packet: ReturnType<typeof decodeStartupPacket>;
+  try {
+    packet = decodeStartupPacket(body);
+  } catch {
+    return fatal(tlsSock, '08P01', 'invalid startup packet layout');
+  }
+  if (packet.kind === 'cancel') {
     await forwardCancel(ctx, Buffer.concat([lengthPrefix(body.length + 4), body]));
     return void tlsSock.destroy();
   }
-  if (code !== PROTOCOL_3_0) {
+  if (packet.kind !== 'startup' || packet.minor !== 0) {
+    const code = body.readInt32BE(0);
     return fatal(tlsSock, '0A000', `unsupported frontend protocol ${code >> 16}.${code & 0xffff}`);
   }
 
@@ -243,8 +246,7 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
     return fatal(tlsSock, SQLSTATE_AUTH, MSG_SNI_MISMATCH);
   }
 
-  const params = parseStartupParams(body.subarray(4));
-  if (!params) return fatal(tlsSock, '08P01', 'invalid startup packet layout');
+  const params = packet.params;
   const user = params.get('user');
   if (!user) return fatal(tlsSock, SQLSTATE_AUTH, 'no PostgreSQL user name specified in startup packet');
   // Like libpq/PostgreSQL, an absent database defaults to the user name; DSQL only has `postgres`.
@@ -345,7 +347,7 @@ async function relay(
   if (!connected) return fatal(client, '08006', 'unable to accept connection, backend unavailable');
 
   const startup: Record<string, string> = { ...Object.fromEntries(params), database: 'postgres' };
-  up.write(startupMessage(startup));
+  up.write(frontendStartup(startup));
   if (pending.length > 0) up.write(pending);
   client.pipe(up);
   up.pipe(client);

@@ -1,7 +1,7 @@
 /**
- * Server-side check of a DSQL IAM auth token, written from the SigV4 spec (not from the SDK, so
- * a signer bug cannot hide behind a verifier with the same bug; the self-test cross-checks it
- * against tokens from `@aws-sdk/dsql-signer`).
+ * Server-side check of a DSQL IAM auth token for the local endpoint, written from the SigV4 spec and
+ * independent of the AWS SDK on purpose: a signer bug cannot hide behind a verifier with the same
+ * bug (the endpoint self-test cross-checks it against tokens from `@aws-sdk/dsql-signer`).
  *
  * A token is a presigned GET URL without its scheme (dsql-facts.md, "Token"):
  *   <host>/?Action=DbConnect[Admin]&X-Amz-Algorithm=AWS4-HMAC-SHA256
@@ -10,7 +10,7 @@
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
-export interface TestCredentials {
+export interface SigningCredentials {
   accessKeyId: string;
   secretAccessKey: string;
   sessionToken?: string;
@@ -21,7 +21,7 @@ export interface TestCredentials {
 export interface VerifyOptions {
   hostname: string;
   region: string;
-  credentials: TestCredentials | TestCredentials[];
+  credentials: SigningCredentials | SigningCredentials[];
   nowMs: number;
   /** How far X-Amz-Date may lie in the future (clock skew tolerance). */
   maxSkewMs?: number;

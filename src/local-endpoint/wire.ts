@@ -1,92 +1,9 @@
 /**
- * The handful of PostgreSQL wire-protocol pieces the fake DSQL endpoint needs. Kept local on
- * purpose: test infrastructure must not share (and so hide) bugs with the proxy's own codec.
+ * Promise-based socket reads for the local DSQL-like endpoint. The message encoders and decoders it
+ * needs come from src/protocol; only this pull-style reader is its own (the proxy reads push-style).
  */
 import type { Duplex } from 'node:stream';
-
-export const PROTOCOL_3_0 = 196608; // 3 << 16
-export const SSL_REQUEST_CODE = 80877103;
-export const CANCEL_REQUEST_CODE = 80877102;
-export const GSSENC_REQUEST_CODE = 80877104;
-
-/** Guards against a garbage length making us buffer forever (PostgreSQL uses 10000 for startup). */
-export const MAX_STARTUP_LENGTH = 10_000;
-
-export interface ErrorFields {
-  severity: 'FATAL' | 'ERROR';
-  code: string;
-  message: string;
-  detail?: string;
-}
-
-export function errorResponse(f: ErrorFields): Buffer {
-  const parts: Buffer[] = [];
-  const field = (type: string, value: string): void => {
-    parts.push(Buffer.from(type, 'ascii'), Buffer.from(`${value}\0`, 'utf8'));
-  };
-  field('S', f.severity);
-  field('V', f.severity);
-  field('C', f.code);
-  field('M', f.message);
-  if (f.detail !== undefined) field('D', f.detail);
-  parts.push(Buffer.alloc(1));
-  return typed('E', Buffer.concat(parts));
-}
-
-export function authenticationCleartextPassword(): Buffer {
-  const body = Buffer.alloc(4);
-  body.writeInt32BE(3);
-  return typed('R', body);
-}
-
-/** A typed backend/frontend message: 1-byte type, int32 length (incl. itself), body. */
-export function typed(type: string, body: Buffer): Buffer {
-  const head = Buffer.alloc(5);
-  head.write(type, 0, 'ascii');
-  head.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([head, body]);
-}
-
-export function startupMessage(params: Record<string, string>): Buffer {
-  const kv = Object.entries(params).flatMap(([k, v]) => [Buffer.from(`${k}\0${v}\0`, 'utf8')]);
-  const body = Buffer.concat([...kv, Buffer.alloc(1)]);
-  const head = Buffer.alloc(8);
-  head.writeInt32BE(body.length + 8, 0);
-  head.writeInt32BE(PROTOCOL_3_0, 4);
-  return Buffer.concat([head, body]);
-}
-
-export function cancelRequest(pid: number, key: number): Buffer {
-  const b = Buffer.alloc(16);
-  b.writeInt32BE(16, 0);
-  b.writeInt32BE(CANCEL_REQUEST_CODE, 4);
-  b.writeInt32BE(pid, 8);
-  b.writeInt32BE(key, 12);
-  return b;
-}
-
-export function sslRequest(): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeInt32BE(8, 0);
-  b.writeInt32BE(SSL_REQUEST_CODE, 4);
-  return b;
-}
-
-/** Parses the key/value body of a StartupMessage (after length and protocol code). */
-export function parseStartupParams(body: Buffer): Map<string, string> | null {
-  const params = new Map<string, string>();
-  let pos = 0;
-  while (pos < body.length) {
-    if (body[pos] === 0) return pos === body.length - 1 ? params : null;
-    const kEnd = body.indexOf(0, pos);
-    if (kEnd < 0) return null;
-    const vEnd = body.indexOf(0, kEnd + 1);
-    if (vEnd < 0) return null;
-    params.set(body.toString('utf8', pos, kEnd), body.toString('utf8', kEnd + 1, vEnd));
-    pos = vEnd + 1;
-  }
-  return null;
-}
+import { MAX_STARTUP_PACKET_LENGTH } from '../protocol/constants.js';
 
 /**
  * Promise-based reads of exact byte counts from a socket. `detach()` hands back unread bytes and
@@ -127,7 +44,7 @@ export class SocketReader {
   /** Reads an int32-length-prefixed untyped packet (startup family); returns the body after the length. */
   async readStartupPacket(): Promise<Buffer> {
     const len = (await this.read(4)).readInt32BE(0);
-    if (len < 8 || len > MAX_STARTUP_LENGTH) throw new Error(`invalid startup packet length ${len}`);
+    if (len < 8 || len > MAX_STARTUP_PACKET_LENGTH) throw new Error(`invalid startup packet length ${len}`);
     return this.read(len - 4);
   }
 

@@ -8,7 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { DsqlSigner } from '@aws-sdk/dsql-signer';
 import pg from 'pg';
-import { createCa, issueCert } from '../support/certs.js';
+import { createCa, issueCert } from '../../src/local-endpoint/certs.js';
+import { type LocalPostgres, startPostgres } from '../../src/local-endpoint/embedded-postgres.js';
 import {
   type DsqlEndpoint,
   MSG_ACCESS_DENIED,
@@ -16,22 +17,23 @@ import {
   MSG_SNI_MISMATCH,
   MSG_SSL_MANDATORY,
   startDsqlEndpoint,
-} from '../support/dsql-endpoint.js';
-import { cancelRequest, SocketReader, sslRequest } from '../support/pg-wire.js';
-import { startPostgres, type TestPostgres } from '../support/postgres.js';
-import type { TestCredentials } from '../support/sigv4-verify.js';
+} from '../../src/local-endpoint/endpoint.js';
+import type { SigningCredentials } from '../../src/local-endpoint/sigv4-verify.js';
+import { SocketReader } from '../../src/local-endpoint/wire.js';
+import { frontendCancelRequest, frontendSSLRequest } from '../../src/protocol/frontend-encoders.js';
+import { int32 } from '../../src/protocol/message-writer.js';
 import { clusterHostname, generateCredentials, startTestStack } from '../support/stack.js';
 
 const region = 'us-east-1';
 const hostname = clusterHostname(region);
 const credentials = generateCredentials();
 let clockOffsetMs = 0;
-let postgres: TestPostgres;
+let postgres: LocalPostgres;
 let endpoint: DsqlEndpoint;
 
 function token(opts: {
   admin: boolean;
-  creds?: TestCredentials;
+  creds?: SigningCredentials;
   host?: string;
   region?: string;
   expiresIn?: number;
@@ -255,7 +257,7 @@ describe('refusals with DSQL messages', () => {
     const chunks: Buffer[] = [];
     sock.on('data', (d: Buffer) => chunks.push(d));
     sock.on('error', () => {});
-    sock.write(Buffer.concat([sslRequest(), Buffer.from('junk-after-sslrequest')]));
+    sock.write(Buffer.concat([frontendSSLRequest(), Buffer.from('junk-after-sslrequest')]));
     await new Promise((r) => sock.on('close', r));
     assert.equal(Buffer.concat(chunks).length, 0, 'no S answer');
   });
@@ -363,13 +365,13 @@ async function cancelOverTls(pid: number, key: number): Promise<void> {
   raw.on('error', () => {});
   await new Promise((r) => raw.once('connect', r));
   const reader = new SocketReader(raw);
-  raw.write(sslRequest());
+  raw.write(frontendSSLRequest());
   assert.equal((await reader.read(1)).toString(), 'S');
   reader.detach();
   const tls = tlsConnect({ socket: raw as Socket, servername: hostname, ca: endpoint.caPem });
   tls.on('error', () => {});
   await new Promise((r) => tls.once('secureConnect', r));
-  tls.end(cancelRequest(pid, key));
+  tls.end(frontendCancelRequest(pid, int32(key)));
   await new Promise((r) => tls.once('close', r));
 }
 
@@ -395,7 +397,7 @@ describe('cancel', () => {
   test('plaintext CancelRequest is dropped', async () => {
     const sock = netConnect(endpoint.port, '127.0.0.1');
     sock.on('error', () => {});
-    sock.write(cancelRequest(1, 2));
+    sock.write(frontendCancelRequest(1, int32(2)));
     await new Promise((r) => sock.on('close', r));
     assert.deepEqual(endpoint.cancels.at(-1), { tls: false, forwarded: false });
   });

@@ -3,10 +3,10 @@
  * signature, a password, or a SCRAM client proof, at any log level.
  */
 import assert from 'node:assert/strict';
-import type { TestCredentials } from './sigv4-verify.js';
+import type { SigningCredentials } from '../../src/local-endpoint/sigv4-verify.js';
 
 export interface KnownSecrets {
-  credentials?: TestCredentials;
+  credentials?: SigningCredentials;
   /** IAM tokens the endpoint saw; their signatures are checked separately. */
   tokens?: string[];
   passwords?: string[];
