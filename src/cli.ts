@@ -24,6 +24,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (first === 'hash-password') return hashPassword(rest);
+  if (first === 'demo') return (await import('./demo/run.js')).runDemo(rest);
   return run(first === 'run' ? rest : argv);
 }
 
