@@ -1,0 +1,115 @@
+/**
+ * One simple-protocol query on an already logged-in upstream connection, for `dsql-proxy check`.
+ * Not used on the relay path: the proxy itself never issues queries of its own.
+ */
+import type { Duplex } from 'node:stream';
+import type { DatabaseError } from 'pg-protocol';
+import type {
+  CommandCompleteMessage,
+  DataRowMessage,
+  RowDescriptionMessage,
+} from 'pg-protocol/dist/messages.js';
+import { ProxyError } from '../errors.js';
+import { FrameStream } from '../io/frame-stream.js';
+import { cstring, typedMessage } from '../protocol/message-writer.js';
+import { decodeBackendFrame } from '../upstream/decode.js';
+
+/** A row or an error for `SELECT 1` is tiny; bound what the server may make us buffer. */
+const MAX_MESSAGE = 1024 * 1024;
+
+export interface SimpleQueryResult {
+  /** Column names from RowDescription (empty when the statement returns no rows). */
+  columns: string[];
+  /** Rows in text format; SQL NULL is null. */
+  rows: Array<Array<string | null>>;
+  /** The CommandComplete tag, e.g. `SELECT 1`. */
+  command: string;
+}
+
+/** Query ('Q'): the simple query protocol, one SQL string. */
+export function frontendQuery(sql: string): Buffer {
+  return typedMessage(0x51 /* Q */, cstring(sql));
+}
+
+/**
+ * Sends `sql` as a simple Query and reads the answer up to ReadyForQuery. Resolves with the rows, or
+ * rejects with a ProxyError: the server's own SQLSTATE, message, detail and hint for an ErrorResponse
+ * (read through to ReadyForQuery, so the connection stays usable), UPSTREAM_CLOSED when the server goes
+ * away, UPSTREAM_TIMEOUT after `timeoutMs` (the socket is then destroyed).
+ *
+ * `leftover` is whatever the login read past its last frame (normally nothing); it is read first.
+ */
+export async function simpleQuery(
+  socket: Duplex,
+  sql: string,
+  timeoutMs: number,
+  leftover: Buffer = Buffer.alloc(0),
+): Promise<SimpleQueryResult> {
+  if (leftover.length > 0) socket.unshift(leftover);
+  const frames = new FrameStream(
+    socket,
+    () =>
+      new ProxyError('UPSTREAM_CLOSED', {
+        message: 'the DSQL endpoint closed the connection before answering the query',
+      }),
+  );
+  let timedOut: ProxyError | undefined;
+  const timer = setTimeout(() => {
+    timedOut = new ProxyError('UPSTREAM_TIMEOUT', {
+      message: `no answer to the query within ${timeoutMs} ms`,
+    });
+    socket.destroy();
+  }, timeoutMs);
+
+  const result: SimpleQueryResult = { columns: [], rows: [], command: '' };
+  let serverError: ProxyError | undefined;
+  try {
+    socket.write(frontendQuery(sql));
+    for (;;) {
+      let frame: Awaited<ReturnType<FrameStream['nextTyped']>>;
+      try {
+        frame = await frames.nextTyped(MAX_MESSAGE);
+      } catch (err) {
+        // A FATAL ErrorResponse is followed by the server closing: that error is the reason.
+        throw timedOut ?? serverError ?? err;
+      }
+      switch (frame.type) {
+        case 0x54 /* T */:
+          result.columns = (decodeBackendFrame(frame) as RowDescriptionMessage).fields.map((f) => f.name);
+          break;
+        case 0x44 /* D */:
+          result.rows.push([...(decodeBackendFrame(frame) as DataRowMessage).fields]);
+          break;
+        case 0x43 /* C */:
+          result.command = (decodeBackendFrame(frame) as CommandCompleteMessage).text;
+          break;
+        case 0x49 /* I: EmptyQueryResponse */:
+        case 0x4e /* N: NoticeResponse */:
+        case 0x53 /* S: ParameterStatus */:
+          break;
+        case 0x45 /* E */:
+          serverError ??= queryError(decodeBackendFrame(frame) as DatabaseError);
+          break;
+        case 0x5a /* Z */:
+          if (serverError) throw serverError;
+          return result;
+        default:
+          throw new ProxyError('UPSTREAM_PROTOCOL', {
+            message: `the DSQL endpoint sent an unexpected message '${String.fromCharCode(frame.type)}' in answer to a simple query`,
+          });
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+    frames.detach();
+  }
+}
+
+function queryError(err: DatabaseError): ProxyError {
+  return new ProxyError('UPSTREAM_REJECTED', {
+    message: err.message || 'the query failed',
+    sqlstate: err.code ?? 'XX000',
+    detail: err.detail,
+    hint: err.hint,
+  });
+}
