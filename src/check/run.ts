@@ -1,0 +1,424 @@
+/**
+ * `dsql-proxy check`: a preflight that walks the path a client connection takes, one step at a time,
+ * with the same configuration the proxy would use, and stops at the first step that fails with the
+ * reason and what to do about it.
+ *
+ *   config → credentials → token → tls → login → query
+ *
+ * Secrets never reach the output: the secret key, session token and token are not printed, and the
+ * access key id only as its first and last four characters.
+ */
+import type tls from 'node:tls';
+import { ConfigError, formatDuration, loadConfig, type ProxyConfig, wantsHelp } from '../config/index.js';
+import { regionFromEndpoint } from '../config/region.js';
+import { ProxyError } from '../errors.js';
+import { createLogger } from '../log.js';
+import { frontendTerminate } from '../protocol/frontend-encoders.js';
+import {
+  type AwsCredentialIdentity,
+  type AwsCredentialIdentityProvider,
+  createCredentialProvider,
+  describeCredentialError,
+  scrubSecrets,
+} from '../token/credentials.js';
+import {
+  actionForRole,
+  createTokenSigner,
+  type SignedToken,
+  TokenSignError,
+  type TokenSigner,
+  type TokenSignerOptions,
+} from '../token/signer.js';
+import { dialUpstream } from '../upstream/dial.js';
+import { loginUpstream, type UpstreamSession } from '../upstream/login.js';
+import { createTarget } from '../upstream/target.js';
+import {
+  certName,
+  describeCredentialSource,
+  humanDuration,
+  isoSeconds,
+  maskAccessKeyId,
+} from './describe.js';
+import { simpleQuery } from './simple-query.js';
+
+export const CHECK_USAGE = `Usage: dsql-proxy check [--role NAME] [options]
+
+Checks, step by step, what the proxy would use: configuration, AWS credentials, token signing,
+the TLS handshake with the endpoint, a login and SELECT 1. Stops at the first failure (exit 1;
+exit 2 for a configuration error).
+
+  --role NAME   DSQL role to log in as (default admin; admin needs dsql:DbConnectAdmin,
+                every other role dsql:DbConnect)
+
+Every option of the proxy is accepted (dsql-proxy --help), so
+\`dsql-proxy check --config prod.yaml\` checks exactly what \`dsql-proxy --config prod.yaml\` uses.
+`;
+
+/** SQLSTATEs for "no such function" / "no such schema": a server without sys.iam_session_user(). */
+const NO_IAM_FUNCTION = new Set(['42883', '3F000']);
+
+/** Seams for unit tests; the CLI uses the defaults. */
+export interface CheckDeps {
+  /** Replaces the default AWS credential chain. */
+  credentials?: AwsCredentialIdentityProvider;
+  /** Replaces the production token signer factory. */
+  createSigner?: (opts: TokenSignerOptions) => TokenSigner;
+  now?: () => number;
+}
+
+/** Thrown inside a step: the reason shown after `✗ step:` and an optional hint. */
+class StepFailure extends Error {
+  constructor(
+    message: string,
+    readonly hint?: string,
+    readonly detail?: string,
+  ) {
+    super(message);
+  }
+}
+
+class Report {
+  constructor(private readonly out: NodeJS.WritableStream) {}
+  ok(step: string, detail: string): void {
+    this.out.write(`✓ ${step}: ${detail}\n`);
+  }
+  fail(step: string, failure: StepFailure): void {
+    this.out.write(`✗ ${step}: ${failure.message}\n`);
+    if (failure.detail) this.out.write(`  detail: ${failure.detail}\n`);
+    if (failure.hint) this.out.write(`  hint: ${failure.hint}\n`);
+  }
+  line(text: string): void {
+    this.out.write(`  ${text}\n`);
+  }
+}
+
+/**
+ * Runs the check. `argv` is what follows `check` on the command line; `env` is used for the
+ * configuration (the AWS SDK itself reads process.env, as in the proxy). Returns the exit code:
+ * 0 when every step passed, 1 at the first failed step, 2 for a configuration error.
+ */
+export async function runCheck(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  out: NodeJS.WritableStream,
+  deps: CheckDeps = {},
+): Promise<number> {
+  const report = new Report(out);
+  const now = deps.now ?? Date.now;
+  if (wantsHelp(argv)) {
+    out.write(CHECK_USAGE);
+    return 0;
+  }
+
+  // 1. config
+  let config: ProxyConfig;
+  let role: string;
+  try {
+    const split = takeRole(argv);
+    role = split.role;
+    config = loadConfig(split.rest, env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      report.fail(
+        'config',
+        new StepFailure(err.message, 'See `dsql-proxy check --help` and `dsql-proxy --help`.'),
+      );
+      return 2;
+    }
+    throw err;
+  }
+  report.ok('config', describeConfig(config));
+  for (const warning of config.warnings) report.line(`note: ${warning}`);
+  const timeoutMs = config.connectTimeoutMs;
+
+  let socket: tls.TLSSocket | undefined;
+  const step = async <T>(name: string, run: () => Promise<T>, detail: (value: T) => string): Promise<T> => {
+    let value: T;
+    try {
+      value = await run();
+    } catch (err) {
+      report.fail(name, asFailure(err));
+      throw stop;
+    }
+    report.ok(name, detail(value));
+    return value;
+  };
+
+  try {
+    // 2. credentials
+    const provider =
+      deps.credentials ??
+      createCredentialProvider({
+        ...(config.profile === undefined ? {} : { profile: config.profile }),
+        logger: createLogger({ level: config.logLevel }),
+      });
+    const profileCtx = config.profile === undefined ? {} : { profile: config.profile };
+    const credentials = await step(
+      'credentials',
+      () => resolveCredentials(provider, timeoutMs, now, profileCtx),
+      (c) => describeCredentials(c, config.profile, now()),
+    );
+
+    // 3. token
+    const action = actionForRole(role);
+    const signed = await step(
+      'token',
+      async () => {
+        try {
+          const sign = (deps.createSigner ?? createTokenSigner)({
+            hostname: config.endpoint,
+            region: config.region,
+            credentials: async () => credentials,
+            ttlSeconds: config.tokenTtlSeconds,
+            now,
+          });
+          return await withTimeout(sign(action), timeoutMs, 'signing the token');
+        } catch (err) {
+          throw signFailure(err, profileCtx);
+        }
+      },
+      (t) => describeToken(t, action, role, config.region, now()),
+    );
+
+    // 4. tls
+    const target = createTarget({
+      hostname: config.endpoint,
+      region: config.region,
+      connectHost: config.connectTo.host,
+      connectPort: config.connectTo.port,
+      caPem: config.caPem,
+    });
+    const tlsStart = now();
+    socket = await step(
+      'tls',
+      () => dialUpstream(target, timeoutMs),
+      (s) => describeTls(s, config, now() - tlsStart),
+    );
+    const tlsSocket = socket;
+    // Late errors (a reset after Terminate) must not crash the check; reads report their own errors.
+    tlsSocket.on('error', () => {});
+
+    // 5. login
+    const loginStart = now();
+    const session = await step(
+      'login',
+      () =>
+        loginUpstream(
+          tlsSocket,
+          { user: role, params: new Map([['application_name', 'dsql-proxy check']]), token: signed.token },
+          timeoutMs,
+        ),
+      (s) => describeLogin(s, role, now() - loginStart),
+    );
+
+    // 6. query
+    const queryStart = now();
+    await step(
+      'query',
+      async () => {
+        const result = await simpleQuery(tlsSocket, 'SELECT 1', timeoutMs, session.leftover);
+        if (result.rows.length !== 1 || result.rows[0]?.[0] !== '1') {
+          throw new StepFailure(`SELECT 1 returned ${JSON.stringify(result.rows)} instead of one row with 1`);
+        }
+        return result;
+      },
+      () => `SELECT 1 returned 1 (${now() - queryStart} ms)`,
+    );
+    report.line(`- iam identity: ${await iamIdentity(tlsSocket, timeoutMs)}`);
+    return 0;
+  } catch (err) {
+    if (err === stop) return 1;
+    throw err;
+  } finally {
+    if (socket && !socket.destroyed) {
+      // Say goodbye properly, then make sure nothing keeps the process alive.
+      const s = socket;
+      s.end(frontendTerminate());
+      setTimeout(() => s.destroy(), 200).unref();
+    }
+  }
+}
+
+/** Marks "a step already reported its failure". */
+const stop = Symbol('check stopped');
+
+/** Splits `--role NAME` / `--role=NAME` off the proxy's own flags (which loadConfig checks strictly). */
+export function takeRole(argv: readonly string[]): { role: string; rest: string[] } {
+  const rest: string[] = [];
+  let role = 'admin';
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--') {
+      rest.push(...argv.slice(i));
+      break;
+    }
+    if (arg === '--role' || arg.startsWith('--role=')) {
+      const value = arg === '--role' ? argv[++i] : arg.slice('--role='.length);
+      if (value === undefined || value === '' || (arg === '--role' && value.startsWith('-'))) {
+        throw new ConfigError('--role needs a DSQL role name, e.g. --role admin', { key: 'role' });
+      }
+      role = value;
+      continue;
+    }
+    rest.push(arg);
+  }
+  return { role, rest };
+}
+
+function describeConfig(config: ProxyConfig): string {
+  const fromHost = regionFromEndpoint(config.endpoint) === config.region;
+  const dial = `${formatHost(config.connectTo.host)}:${config.connectTo.port}`;
+  const parts = [
+    `endpoint ${config.endpoint}`,
+    `region ${config.region} (${fromHost ? 'from the hostname' : 'given explicitly'})`,
+    `dial ${dial}${config.connectTo.host === config.endpoint ? '' : ' (connect-to)'}`,
+    `token TTL ${formatDuration(config.tokenTtlSeconds * 1000)}`,
+    `connect timeout ${formatDuration(config.connectTimeoutMs)}`,
+  ];
+  if (config.caFile) parts.push(`extra CAs from ${config.caFile}`);
+  return parts.join(', ');
+}
+
+function formatHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+async function resolveCredentials(
+  provider: AwsCredentialIdentityProvider,
+  timeoutMs: number,
+  now: () => number,
+  ctx: { profile?: string },
+): Promise<AwsCredentialIdentity> {
+  let resolved: AwsCredentialIdentity;
+  try {
+    resolved = await withTimeout(provider(), timeoutMs, 'resolving AWS credentials');
+  } catch (err) {
+    if (err instanceof StepFailure) throw err;
+    const d = describeCredentialError(err, ctx);
+    throw new StepFailure(d.message, d.hint);
+  }
+  if (!resolved?.accessKeyId || !resolved.secretAccessKey) {
+    throw new StepFailure(
+      'the AWS credential provider returned incomplete credentials (no access key id or secret key)',
+      describeCredentialError(new Error('Could not load credentials from any providers'), ctx).hint,
+    );
+  }
+  const expiresAt = resolved.expiration?.getTime();
+  if (expiresAt !== undefined && !(expiresAt > now())) {
+    const d = describeCredentialError(
+      Object.assign(new Error('credentials expired'), { name: 'ExpiredToken' }),
+      ctx,
+    );
+    throw new StepFailure(`the AWS credentials expired at ${isoSeconds(expiresAt)}`, d.hint);
+  }
+  return resolved;
+}
+
+function describeCredentials(c: AwsCredentialIdentity, profile: string | undefined, nowMs: number): string {
+  const parts = [describeCredentialSource(c, profile), `access key ${maskAccessKeyId(c.accessKeyId)}`];
+  const accountId = (c as { accountId?: unknown }).accountId;
+  if (typeof accountId === 'string' && /^\d{12}$/.test(accountId)) parts.push(`account ${accountId}`);
+  const expiresAt = c.expiration?.getTime();
+  if (expiresAt !== undefined) {
+    parts.push(`expire ${isoSeconds(expiresAt)} (in ${humanDuration(expiresAt - nowMs)})`);
+  } else if (c.sessionToken) {
+    parts.push('temporary (session token), expiry not given');
+  } else {
+    parts.push('no expiry (long-term keys)');
+  }
+  return parts.join(', ');
+}
+
+function signFailure(err: unknown, ctx: { profile?: string }): StepFailure {
+  if (err instanceof StepFailure) return err;
+  const d = describeCredentialError(err, ctx);
+  const generic = d.message.startsWith('could not get AWS credentials or sign a token');
+  if (generic && err instanceof Error) {
+    // TokenSignError texts are already scrubbed; anything else is scrubbed here.
+    const text = err instanceof TokenSignError ? err.message : scrubSecrets(err.message);
+    return new StepFailure(text || d.message, d.hint);
+  }
+  return new StepFailure(d.message, d.hint);
+}
+
+function describeToken(t: SignedToken, action: string, role: string, region: string, nowMs: number): string {
+  const capped = t.credentialsExpireAt === undefined ? '' : ", capped by the credentials' expiry";
+  return (
+    `${action} for role ${role}, signed for ${region}, valid until ${isoSeconds(t.expiresAt)} ` +
+    `(lifetime ${humanDuration(t.expiresAt - t.signedAt)}${capped}, ${humanDuration(t.expiresAt - nowMs)} left)`
+  );
+}
+
+function describeTls(socket: tls.TLSSocket, config: ProxyConfig, ms: number): string {
+  const cert = socket.getPeerCertificate();
+  const parts = [`${socket.getProtocol() ?? 'unknown protocol'} ${socket.getCipher()?.name ?? ''}`.trim()];
+  parts.push(`certificate ${certName(cert.subject)}`);
+  if (cert.subjectaltname) parts.push(`SAN ${cert.subjectaltname}`);
+  parts.push(`issuer ${certName(cert.issuer)}`);
+  if (cert.valid_to) parts.push(`valid to ${cert.valid_to}`);
+  const via =
+    config.connectTo.host === config.endpoint
+      ? ''
+      : ` (TCP to ${formatHost(config.connectTo.host)}:${config.connectTo.port})`;
+  parts.push(`SNI and certificate check used ${config.endpoint}${via}`);
+  parts.push(`${ms} ms`);
+  return parts.join(', ');
+}
+
+function describeLogin(s: UpstreamSession, role: string, ms: number): string {
+  const parts = [`logged in as ${role}`];
+  const version = s.parameters.get('server_version');
+  parts.push(version === undefined ? 'no server_version reported' : `server_version ${version}`);
+  for (const name of ['server_encoding', 'TimeZone']) {
+    const v = s.parameters.get(name);
+    if (v !== undefined) parts.push(`${name} ${v}`);
+  }
+  parts.push(s.backendKey ? 'cancel key received' : 'no cancel key');
+  parts.push(`${ms} ms`);
+  return parts.join(', ');
+}
+
+async function iamIdentity(socket: tls.TLSSocket, timeoutMs: number): Promise<string> {
+  try {
+    const r = await simpleQuery(socket, 'SELECT sys.iam_session_user()', timeoutMs);
+    const value = r.rows[0]?.[0];
+    return value === undefined || value === null ? '(empty)' : value;
+  } catch (err) {
+    if (err instanceof ProxyError && NO_IAM_FUNCTION.has(err.sqlstate)) return 'not available on this server';
+    const e = asFailure(err);
+    return `could not be read: ${e.message}`;
+  }
+}
+
+function asFailure(err: unknown): StepFailure {
+  if (err instanceof StepFailure) return err;
+  if (err instanceof ProxyError) {
+    const code = err.code === 'UPSTREAM_REJECTED' ? ` (SQLSTATE ${err.sqlstate})` : '';
+    return new StepFailure(`${scrubSecrets(err.message)}${code}`, err.hint, err.detail);
+  }
+  const text = err instanceof Error ? err.message : String(err);
+  return new StepFailure(scrubSecrets(text) || 'unknown error');
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(
+        new StepFailure(
+          `timed out after ${formatDuration(ms)} ${what}`,
+          'Raise --connect-timeout, or check that the credential source (SSO, STS, instance metadata) is reachable.',
+        ),
+      );
+    }, ms);
+    promise.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}
