@@ -3,15 +3,9 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { createScramVerifier } from './auth/scram.js';
-import { ConfigError, helpText, loadConfig, reloadUsers } from './config/index.js';
+import { ConfigError, helpText, loadConfig, reloadUsers, USAGE } from './config/index.js';
 import { createLogger } from './log.js';
 import { startProxy } from './proxy.js';
-
-const USAGE = `Usage:
-  dsql-proxy [options]                 run the proxy
-  dsql-proxy hash-password [--user U]  read a password (stdin or prompt), print a SCRAM-SHA-256 verifier
-  dsql-proxy --help | --version
-`;
 
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
@@ -25,6 +19,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (first === 'hash-password') return hashPassword(rest);
   if (first === 'demo') return (await import('./demo/run.js')).runDemo(rest);
+  if (first === 'check') return (await import('./check/run.js')).runCheck(rest, process.env, process.stdout);
   return run(first === 'run' ? rest : argv);
 }
 

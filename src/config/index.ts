@@ -12,5 +12,5 @@ export {
   resolveRole,
   wantsHelp,
 } from './load.js';
-export { envName, type OptionDoc } from './options.js';
+export { envName, type OptionDoc, USAGE } from './options.js';
 export { regionFromEndpoint } from './region.js';

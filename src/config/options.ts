@@ -186,13 +186,19 @@ function wrap(text: string, width: number, indent: string): string {
   return lines.map((l) => indent + l).join('\n');
 }
 
+/** The commands; the start of --help, and what a mistyped subcommand prints. */
+export const USAGE = `Usage:
+  dsql-proxy [options]                  run the proxy
+  dsql-proxy demo [--listen HOST:PORT]  try it without AWS: local DSQL-like endpoint + embedded PostgreSQL
+  dsql-proxy check [--role R] [options] preflight: config, credentials, token, TLS, login, SELECT 1
+  dsql-proxy hash-password [--user U]   read a password (stdin or prompt), print a SCRAM-SHA-256 verifier
+  dsql-proxy --help | --version
+`;
+
 /** `--help` output, built from OPTION_DOCS. */
 export function helpText(): string {
   const out = [
-    'Usage:',
-    '  dsql-proxy [options]                 run the proxy',
-    '  dsql-proxy hash-password [--user U]  read a password (stdin or prompt), print a SCRAM-SHA-256 verifier',
-    '  dsql-proxy --help | --version',
+    USAGE.trimEnd(),
     '',
     'Local PostgreSQL sidecar for Amazon Aurora DSQL: clients authenticate locally, the proxy connects',
     'over TLS and logs in with a fresh IAM token.',
