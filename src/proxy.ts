@@ -12,6 +12,7 @@ import type { CancelRoute } from './session/session.js';
 import { type AwsCredentialIdentityProvider, createCredentialProvider } from './token/credentials.js';
 import { createTokenSigner, type TokenAction } from './token/signer.js';
 import { TokenCache } from './token/token-cache.js';
+import { singleEndpointConnector } from './upstream/connector.js';
 import { createTarget } from './upstream/target.js';
 
 export interface RunningProxy {
@@ -81,8 +82,12 @@ export async function startProxy(
     authMethod: config.authMethod,
     users: () => users,
     resolveRole: (user) => resolveRole(config, user),
-    tokens,
-    target,
+    connector: singleEndpointConnector({
+      target,
+      tokens,
+      connectTimeoutMs: config.connectTimeoutMs,
+      metrics,
+    }),
     cancels: new CancelRegistry<CancelRoute>(),
     logger,
     mockSecret: randomBytes(32),

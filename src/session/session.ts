@@ -7,15 +7,12 @@ import { ProxyError, toProxyError } from '../errors.js';
 import { readClientHello } from '../frontend/handshake.js';
 import { FrameStream } from '../io/frame-stream.js';
 import type { Logger } from '../log.js';
-import { backendKeyData, errorFromProxyError, readyForQuery } from '../protocol/backend.js';
+import { backendKeyData, errorFromProxyError, noticeResponse, readyForQuery } from '../protocol/backend.js';
 import { FrontendMessage, MAX_AUTH_MESSAGE_LENGTH } from '../protocol/constants.js';
 import { Relay } from '../relay/relay.js';
-import { actionForRole } from '../token/signer.js';
-import type { TokenCache } from '../token/token-cache.js';
 import { forwardCancel } from '../upstream/cancel.js';
+import type { Connector } from '../upstream/connector.js';
 import { decodeBackendFrame } from '../upstream/decode.js';
-import { dialUpstream } from '../upstream/dial.js';
-import { loginUpstream } from '../upstream/login.js';
 import type { UpstreamTarget } from '../upstream/target.js';
 import type { CancelKey, CancelRegistry } from './cancel-registry.js';
 
@@ -29,8 +26,7 @@ export interface SessionDeps {
   authMethod: AuthMethod;
   users: () => AuthUsers;
   resolveRole: (user: string) => string;
-  tokens: TokenCache;
-  target: UpstreamTarget;
+  connector: Connector;
   cancels: CancelRegistry<CancelRoute>;
   logger: Logger;
   /** Server secret for the deterministic mock SCRAM salts of unknown users. */
@@ -60,6 +56,8 @@ export class ClientSession {
   private relay: Relay | undefined;
   private upstream: tls.TLSSocket | undefined;
   private cancelKey: CancelKey | undefined;
+  /** Mutable: a move to a fresh upstream connection updates where cancels go. */
+  private cancelRoute: CancelRoute | undefined;
   private closed = false;
   private readonly startedAt = Date.now();
 
@@ -111,31 +109,28 @@ export class ClientSession {
         method: deps.authMethod,
       });
 
-      const action = actionForRole(role);
-      const t0 = performance.now();
-      const token = await deps.tokens.get(action);
-      const upstream = await dialUpstream(deps.target, deps.connectTimeoutMs);
+      const conn = await deps.connector.connect({
+        role,
+        params: hello.params,
+        log: this.log,
+        notice: (message) => socket.write(noticeResponse({ severity: 'NOTICE', sqlstate: '00000', message })),
+      });
+      const upstream = conn.socket;
       this.upstream = upstream;
       if (this.closed) throw new ClientGone();
-      const up = await loginUpstream(
-        upstream,
-        { user: role, params: hello.params, token },
-        deps.connectTimeoutMs,
-      );
-      if (this.closed) throw new ClientGone();
-      const connectSeconds = (performance.now() - t0) / 1000;
-      deps.metrics.upstreamConnectSeconds.observe(connectSeconds);
+      const up = conn.session;
       this.log.info({
         event: 'upstream_connected',
         user,
         role,
-        action,
-        endpoint: deps.target.hostname,
-        connect_ms: Math.round(connectSeconds * 1000),
+        action: conn.action,
+        endpoint: conn.target.hostname,
+        connect_ms: Math.round(conn.connectMs),
         upstream_cancel_key: up.backendKey !== undefined,
       });
 
-      this.cancelKey = deps.cancels.register({ target: deps.target, upstreamKey: up.backendKey });
+      this.cancelRoute = { target: conn.target, upstreamKey: up.backendKey };
+      this.cancelKey = deps.cancels.register(this.cancelRoute);
       const status =
         up.transactionStatus === 'T' || up.transactionStatus === 'E' ? up.transactionStatus : 'I';
       socket.write(
