@@ -95,6 +95,8 @@ export async function startProxy(
     connectTimeoutMs: config.connectTimeoutMs,
     metrics,
     maxConnections: config.maxConnections,
+    maxUpstreamAgeMs: 50 * 60_000,
+    startupParamsMode: 'drop',
   });
 
   let shuttingDown: Promise<void> | undefined;

@@ -38,7 +38,13 @@ export interface SessionDeps {
   admit: (session: ClientSession) => boolean;
   /** The configured limit, for the refusal message. */
   maxConnections: number;
+  /** Past this age an upstream connection is replaced at the session's next idle moment (--max-upstream-age). */
+  maxUpstreamAgeMs: number;
+  /** What to do with startup parameters DSQL does not accept (--startup-params). */
+  startupParamsMode: StartupParamsMode;
 }
+
+export type StartupParamsMode = 'drop' | 'reject' | 'pass';
 
 /** The client went away during the handshake: nothing to answer, nobody to tell. */
 class ClientGone extends Error {}
