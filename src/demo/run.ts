@@ -7,7 +7,7 @@
  * production start. Only the endpoint and its credentials are stand-ins.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -103,11 +103,9 @@ export async function runDemo(argv: string[]): Promise<number> {
     return 1;
   }
 
-  // Temporary files: the CA the proxy trusts, the auth file, and (without --data-dir) the database.
+  // Temporary files: the CA the proxy trusts and the auth file. Without --data-dir, startPostgres
+  // makes (and removes) a temporary database directory of its own.
   const tmp = mkdtempSync(join(tmpdir(), 'dsql-proxy-demo-'));
-  // PostgreSQL runs as the `postgres` OS user when we are root: it must traverse this directory.
-  chmodSync(tmp, 0o755);
-  const dataDir = opts.dataDir ?? join(tmp, 'pgdata');
   let stack: LocalStack | undefined;
   let proxy: RunningProxy | undefined;
   const cleanUp = async (): Promise<void> => {
@@ -127,7 +125,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       credentials: { accessKeyId, secretAccessKey },
       cert,
       caPem: ca.certPem,
-      postgresOptions: { dataDir, ownSignals: true },
+      postgresOptions: opts.dataDir === undefined ? {} : { dataDir: opts.dataDir },
     });
 
     const caFile = join(tmp, 'demo-ca.pem');
@@ -183,6 +181,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     const host = proxy.address.address;
     const port = proxy.address.port;
     const kept = opts.dataDir !== undefined;
+    const dataDir = stack.postgres.dataDir;
     const lines = [
       'dsql-proxy demo: running, no AWS account needed',
       `  database  embedded PostgreSQL, data in ${dataDir}${kept ? ' (kept)' : ' (removed at exit)'}`,

