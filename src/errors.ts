@@ -35,6 +35,13 @@ export const CATALOGUE = {
     hint: 'This could be either a client-software bug or evidence of an attempted man-in-the-middle attack.',
   },
   LOGIN_TIMEOUT: { sqlstate: '08006', severity: 'FATAL', message: 'canceling authentication due to timeout' },
+  // startup parameters (--startup-params reject)
+  STARTUP_PARAM_UNSUPPORTED: {
+    sqlstate: '0A000',
+    severity: 'FATAL',
+    message: 'startup parameters not supported by Aurora DSQL',
+    hint: 'Remove them from the client settings, or run dsql-proxy with --startup-params drop.',
+  },
   // local authentication
   AUTH_FAILED: { sqlstate: '28P01', severity: 'FATAL', message: 'password authentication failed' },
   AUTH_INVALID: { sqlstate: '28000', severity: 'FATAL', message: 'invalid authorization specification' },

@@ -12,6 +12,8 @@ import { authenticationCleartextPassword, errorResponse } from '../protocol/back
 import { CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE } from '../protocol/constants.js';
 import { decodeStartupPacket } from '../protocol/frontend.js';
 import { frontendStartup } from '../protocol/frontend-encoders.js';
+// The one list of parameters DSQL accepts; strict mode refuses the others with 0A000, as DSQL does.
+import { isDsqlSettableParam } from '../session/startup-params.js';
 import { createCa, issueCert, type LocalCert } from './certs.js';
 import { type SigningCredentials, verifyDsqlToken } from './sigv4-verify.js';
 import { SocketReader } from './wire.js';
@@ -24,19 +26,6 @@ export const MSG_SNI_MISMATCH = 'unable to accept connection, sni does not match
 export const MSG_ACCESS_DENIED = 'unable to accept connection, access denied';
 /** Auth-failure SQLSTATE is not confirmed for DSQL; 28000 (invalid_authorization_specification) is PG's. */
 export const SQLSTATE_AUTH = '28000';
-
-/** Startup parameters DSQL accepts (AWS's pg_dump proxy list); others fail with 0A000 in strict mode. */
-const ALLOWED_STARTUP_PARAMS = new Set([
-  'user',
-  'database',
-  'application_name',
-  'client_encoding',
-  'datestyle',
-  'extra_float_digits',
-  'intervalstyle',
-  'timezone',
-  'search_path',
-]);
 
 export interface DsqlEndpointOptions {
   hostname: string;
@@ -254,7 +243,7 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
   if (database !== 'postgres') return fatal(tlsSock, '3D000', `database "${database}" does not exist`);
   if (ctx.opts.strictStartupParams) {
     for (const key of params.keys()) {
-      if (!ALLOWED_STARTUP_PARAMS.has(key) && !key.startsWith('enable_')) {
+      if (key !== 'user' && key !== 'database' && !isDsqlSettableParam(key)) {
         return fatal(tlsSock, '0A000', `setting configuration parameter "${key}" not supported`);
       }
     }
