@@ -84,6 +84,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly upstreamMoves = new Counter({
+    name: 'dsql_proxy_upstream_moves_total',
+    help: 'Sessions moved to a fresh upstream connection, by reason (max_age: planned, before the 60-minute cap; reconnect: after the upstream closed while the session was idle).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly upstreamLost = new Counter({
+    name: 'dsql_proxy_upstream_lost_total',
+    help: 'Upstream connections that closed under a live session, by outcome (reconnected, ended).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   /** Bound children for the relay's per-chunk counting (no label lookup on the hot path). */
   readonly bytesToServer = this.bytes.labels('client_to_server');
   readonly bytesToClient = this.bytes.labels('server_to_client');

@@ -7,8 +7,8 @@
  *
  * Pure over bytes: chunks may split a header or a body anywhere.
  */
-/** ErrorResponses larger than this are not handed over (a sane one is a few hundred bytes). */
-const MAX_CAPTURED_ERROR = 16 * 1024;
+/** ErrorResponses and ParameterStatus larger than this are not handed over (sane ones are small). */
+const MAX_CAPTURED = 16 * 1024;
 
 export class BackendScanner {
   /** Body bytes of the current message still to skip. */
@@ -26,8 +26,11 @@ export class BackendScanner {
    * few bytes costs nothing; every other message is still skipped unread.
    */
   onError: ((body: Buffer) => void) | undefined;
+  /** Called with the body of each ParameterStatus (the server reports a setting's new value). */
+  onParameterStatus: ((body: Buffer) => void) | undefined;
   private capture: Buffer | undefined;
   private captured = 0;
+  private captureType = 0;
 
   /** True when every byte seen so far belongs to a complete message. */
   atBoundary(): boolean {
@@ -75,15 +78,20 @@ export class BackendScanner {
     // A length below 4 cannot come from a sane server; treat the body as empty rather than loop.
     this.skip = length > 4 ? length - 4 : 0;
     this.wantStatus = type === 0x5a /* Z */ && this.skip > 0;
-    if (type === 0x45 /* E */ && this.onError && this.skip > 0 && this.skip <= MAX_CAPTURED_ERROR) {
+    const wanted =
+      (type === 0x45 /* E */ && this.onError) ||
+      (type === 0x53 /* S: ParameterStatus */ && this.onParameterStatus);
+    if (wanted && this.skip > 0 && this.skip <= MAX_CAPTURED) {
       this.capture = Buffer.allocUnsafe(this.skip);
       this.captured = 0;
+      this.captureType = type;
     }
   }
 
   private endCapture(): void {
     const body = this.capture!;
     this.capture = undefined;
-    this.onError?.(body);
+    if (this.captureType === 0x45) this.onError?.(body);
+    else this.onParameterStatus?.(body);
   }
 }

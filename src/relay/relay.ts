@@ -1,6 +1,7 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { BackendScanner } from './backend-scanner.js';
+import { type FrontendEvents, FrontendScanner } from './frontend-scanner.js';
 
 export type CloseReason =
   | 'client_closed'
@@ -9,27 +10,45 @@ export type CloseReason =
   | 'upstream_error'
   | 'terminated';
 
+export interface RelayResult {
+  reason: CloseReason;
+  error?: Error;
+}
+
 /** Byte counters fed per chunk (Prometheus children bound to their labels). */
 export interface RelayCounters {
   toServer: { inc(n: number): void };
   toClient: { inc(n: number): void };
 }
 
-const NO_COUNTERS: RelayCounters = { toServer: { inc() {} }, toClient: { inc() {} } };
-
-export interface RelayResult {
-  reason: CloseReason;
-  error?: Error;
+export interface RelayHooks {
+  counters?: RelayCounters;
+  frontend?: FrontendEvents;
+  /** Called after each server chunk that leaves the session idle (see isIdle). */
+  onIdle?: () => void;
+  /**
+   * Called when the upstream connection goes away while the client is still there. The session
+   * decides: reconnect (replaceUpstream) or end with an error (terminate). Without it the client
+   * is closed.
+   */
+  onUpstreamLost?: (error: Error | undefined) => void;
 }
 
+const NO_COUNTERS: RelayCounters = { toServer: { inc() {} }, toClient: { inc() {} } };
+
 /**
- * The steady state of a session: bytes flow both ways untouched, with backpressure in both directions.
- * Upstream → client also feeds each chunk to a header-only scanner so the proxy knows where message
- * boundaries are and the transaction status. Closing or failing either side ends both.
+ * The steady state of a session: bytes flow both ways untouched, with backpressure each way.
+ * Header-only scanners on both streams know where messages begin and end, the transaction status,
+ * and how many requests await their ReadyForQuery, so the session can tell when it is idle, inject
+ * its own ErrorResponse between messages, or move to another upstream connection.
  */
 export class Relay {
   readonly scanner = new BackendScanner();
+  readonly frontend: FrontendScanner;
+  private upstream: tls.TLSSocket;
+  private held = false;
   private finished = false;
+  private readonly counters: RelayCounters;
   private resolveDone!: (r: RelayResult) => void;
   readonly done: Promise<RelayResult> = new Promise((resolve) => {
     this.resolveDone = resolve;
@@ -37,34 +56,79 @@ export class Relay {
 
   constructor(
     private readonly client: net.Socket,
-    private readonly upstream: tls.TLSSocket,
-    private readonly counters: RelayCounters = NO_COUNTERS,
-  ) {}
+    upstream: tls.TLSSocket,
+    private readonly hooks: RelayHooks = {},
+  ) {
+    this.upstream = upstream;
+    this.counters = hooks.counters ?? NO_COUNTERS;
+    this.frontend = new FrontendScanner(hooks.frontend);
+  }
 
   /** Starts relaying; `toUpstream`/`toClient` are bytes already read during the handshakes. */
   start(toUpstream: Buffer, toClient: Buffer): void {
-    const { client, upstream } = this;
+    const { client } = this;
     if (toClient.length > 0) {
       this.scanner.scan(toClient);
       client.write(toClient);
     }
-    if (toUpstream.length > 0) upstream.write(toUpstream);
-
+    if (toUpstream.length > 0) {
+      this.frontend.scan(toUpstream);
+      this.upstream.write(toUpstream);
+    }
     client.on('data', this.onClientData);
-    upstream.on('drain', this.onUpstreamDrain);
-    upstream.on('data', this.onUpstreamData);
     client.on('drain', this.onClientDrain);
-
     client.once('close', () => this.finish('client_closed'));
-    upstream.once('close', () => this.finish('upstream_closed'));
     client.on('error', (err) => this.finish('client_error', err));
-    upstream.on('error', (err) => this.finish('upstream_error', err));
-    upstream.once('end', () => {
-      // The upstream finished sending: let the client read what is buffered, then close.
-      client.end();
-    });
+    this.attach(this.upstream);
     client.resume();
-    upstream.resume();
+  }
+
+  /**
+   * True when nothing is in flight either way: the server is idle outside a transaction, every
+   * request has had its ReadyForQuery, no extended-protocol batch is open, and both streams are
+   * between messages.
+   */
+  isIdle(): boolean {
+    return (
+      this.scanner.status === 'I' &&
+      this.scanner.readyCount === this.frontend.requests &&
+      !this.frontend.batchOpen &&
+      this.scanner.atBoundary() &&
+      this.frontend.atBoundary()
+    );
+  }
+
+  /** Stops reading the client; what it sends meanwhile waits in the socket. */
+  hold(): void {
+    this.held = true;
+    this.client.pause();
+  }
+
+  release(): void {
+    this.held = false;
+    if (!this.finished) this.client.resume();
+  }
+
+  /** Takes the upstream out of the relay (its events are no longer watched) and returns it. */
+  detachUpstream(): tls.TLSSocket {
+    const up = this.upstream;
+    up.off('data', this.onUpstreamData);
+    up.off('drain', this.onUpstreamDrain);
+    up.off('close', this.onUpstreamClose);
+    up.off('error', this.onUpstreamError);
+    up.pause();
+    return up;
+  }
+
+  /** Puts a (new) upstream connection in place; the client should be held while this happens. */
+  replaceUpstream(next: tls.TLSSocket): void {
+    if (this.upstream !== next) this.detachUpstream();
+    this.upstream = next;
+    this.attach(next);
+  }
+
+  get currentUpstream(): tls.TLSSocket {
+    return this.upstream;
   }
 
   /**
@@ -73,7 +137,7 @@ export class Relay {
    */
   terminate(lastWords: Buffer): void {
     if (this.finished) return;
-    this.upstream.off('data', this.onUpstreamData);
+    this.detachUpstream();
     this.client.off('data', this.onClientData);
     if (this.scanner.atBoundary()) this.client.end(lastWords);
     else this.client.destroy();
@@ -81,29 +145,62 @@ export class Relay {
     this.finish('terminated');
   }
 
+  private attach(up: tls.TLSSocket): void {
+    up.on('data', this.onUpstreamData);
+    up.on('drain', this.onUpstreamDrain);
+    up.once('close', this.onUpstreamClose);
+    up.on('error', this.onUpstreamError);
+    up.resume();
+  }
+
   private readonly onClientData = (chunk: Buffer): void => {
     this.counters.toServer.inc(chunk.length);
+    this.frontend.scan(chunk);
     if (!this.upstream.write(chunk)) this.client.pause();
   };
 
   private readonly onUpstreamDrain = (): void => {
-    this.client.resume();
+    if (!this.held) this.client.resume();
   };
 
   private readonly onUpstreamData = (chunk: Buffer): void => {
     this.counters.toClient.inc(chunk.length);
     this.scanner.scan(chunk);
     if (!this.client.write(chunk)) this.upstream.pause();
+    if (this.hooks.onIdle && this.isIdle()) this.hooks.onIdle();
   };
 
   private readonly onClientDrain = (): void => {
     this.upstream.resume();
   };
 
+  private lostError: Error | undefined;
+
+  private readonly onUpstreamError = (err: Error): void => {
+    this.lostError ??= err;
+  };
+
+  private readonly onUpstreamClose = (): void => {
+    if (this.finished) return;
+    const err = this.lostError;
+    this.lostError = undefined;
+    this.detachUpstream();
+    if (this.hooks.onUpstreamLost) this.hooks.onUpstreamLost(err);
+    else this.finish(err ? 'upstream_error' : 'upstream_closed', err);
+  };
+
+  /** Ends the relay after the upstream was lost and the session decided not to reconnect. */
+  endAfterUpstreamLoss(lastWords: Buffer | undefined, error?: Error): void {
+    if (this.finished) return;
+    this.client.off('data', this.onClientData);
+    if (lastWords && this.scanner.atBoundary()) this.client.end(lastWords);
+    else this.client.end();
+    this.finish(error ? 'upstream_error' : 'upstream_closed', error);
+  }
+
   private finish(reason: CloseReason, error?: Error): void {
     if (this.finished) return;
     this.finished = true;
-    // Whichever side ended first, the other goes too: no half-open sessions.
     if (reason === 'client_closed') {
       // Let the client's Terminate reach the server, then close; never wait long for it.
       this.upstream.end();

@@ -9,12 +9,11 @@ import { FrameStream } from '../io/frame-stream.js';
 import type { Logger } from '../log.js';
 import { backendKeyData, errorFromProxyError, noticeResponse, readyForQuery } from '../protocol/backend.js';
 import { FrontendMessage, MAX_AUTH_MESSAGE_LENGTH } from '../protocol/constants.js';
-import { Relay } from '../relay/relay.js';
 import { forwardCancel } from '../upstream/cancel.js';
 import type { Connector } from '../upstream/connector.js';
-import { decodeBackendFrame } from '../upstream/decode.js';
 import type { UpstreamTarget } from '../upstream/target.js';
 import type { CancelKey, CancelRegistry } from './cancel-registry.js';
+import { LiveSession } from './live-session.js';
 
 /** What a live session registers so a CancelRequest can reach its upstream. */
 export interface CancelRoute {
@@ -59,7 +58,7 @@ let nextId = 1;
 export class ClientSession {
   readonly id = nextId++;
   private readonly log: Logger;
-  private relay: Relay | undefined;
+  private live: LiveSession | undefined;
   private upstream: tls.TLSSocket | undefined;
   private cancelKey: CancelKey | undefined;
   /** Mutable: a move to a fresh upstream connection updates where cancels go. */
@@ -149,13 +148,19 @@ export class ClientSession {
       );
       deps.metrics.connectionsTotal.inc({ outcome: 'established' });
       const relayStarted = Date.now();
-      this.relay = new Relay(socket, upstream, {
-        toServer: deps.metrics.bytesToServer,
-        toClient: deps.metrics.bytesToClient,
+      this.live = new LiveSession({
+        client: socket,
+        first: conn,
+        role,
+        params: hello.params,
+        connector: deps.connector,
+        cancelRoute: this.cancelRoute,
+        log: this.log,
+        metrics: deps.metrics,
+        maxUpstreamAgeMs: deps.maxUpstreamAgeMs,
+        connectTimeoutMs: deps.connectTimeoutMs,
       });
-      this.relay.scanner.onError = (body) => this.countConflict(body);
-      this.relay.start(frames.detach(), up.leftover);
-      const result = await this.relay.done;
+      const result = await this.live.run(frames.detach());
       deps.metrics.sessionSeconds.observe((Date.now() - relayStarted) / 1000);
       this.closeLog(result.reason, user, role, result.error);
     } catch (err) {
@@ -179,7 +184,7 @@ export class ClientSession {
   /** Ends the session from the proxy's side with `err` (e.g. 57P01 at shutdown). */
   terminate(err: ProxyError): void {
     if (this.closed) return;
-    if (this.relay) this.relay.terminate(errorFromProxyError(err));
+    if (this.live) this.live.terminate(err);
     else this.fail(err);
   }
 
@@ -260,22 +265,6 @@ export class ClientSession {
     } else if (err.code.startsWith('UPSTREAM_') || err.code === 'TOKEN_UNAVAILABLE') {
       metrics.upstreamErrors.inc({ sqlstate: err.sqlstate });
     }
-  }
-
-  /** DSQL reports optimistic-concurrency conflicts as 40001 with (OC000) data or (OC001) schema. */
-  private countConflict(body: Buffer): void {
-    let code: string | undefined;
-    let message = '';
-    try {
-      const err = decodeBackendFrame({ type: 0x45, body }) as { code?: string; message?: string };
-      code = err.code;
-      message = err.message ?? '';
-    } catch {
-      return;
-    }
-    if (code !== '40001') return;
-    const dsqlCode = /\((OC00[01])\)/.exec(message)?.[1];
-    this.deps.metrics.serializationConflicts.inc({ code: dsqlCode ?? '40001' });
   }
 
   private closeLog(reason: string, user: string | undefined, role: string | undefined, error?: Error): void {

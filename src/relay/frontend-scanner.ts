@@ -1,0 +1,138 @@
+/**
+ * Follows the client's message stream (after login) by headers, like BackendScanner does for the
+ * server's, to know when a session may be moved to another upstream connection:
+ * - how many requests that end in ReadyForQuery were sent (Query, Sync, FunctionCall);
+ * - whether an extended-protocol batch is open (Parse/Bind/Execute... without its Sync yet);
+ * - the named prepared statements the client created with Parse, and those it closed.
+ * Bodies are only looked at for the few messages that need it (named Parse, Close, Query); the
+ * rest are skipped unread.
+ *
+ * Message formats: https://www.postgresql.org/docs/current/protocol-message-formats.html
+ */
+
+/** What the scanner hands over; all bodies are copies the receiver may keep. */
+export interface FrontendEvents {
+  /** A Parse ('P') that names its statement: the whole body, to replay it on a new connection. */
+  onNamedParse?: (name: string, body: Buffer) => void;
+  /** A Close ('C') of a prepared statement ('S'). */
+  onCloseStatement?: (name: string) => void;
+  /**
+   * The text of a Query or a Parse, to notice statements that change session state; null when the
+   * text was too large to look at (the receiver should assume the worst).
+   */
+  onStatementText?: (sql: string | null) => void;
+}
+
+/** Query bodies larger than this are not looked into; the session assumes the worst. */
+const MAX_INSPECTED = 64 * 1024;
+
+enum Msg {
+  Query = 0x51, // Q
+  Sync = 0x53, // S
+  FunctionCall = 0x46, // F
+  Parse = 0x50, // P
+  Close = 0x43, // C
+}
+
+export class FrontendScanner {
+  /** Requests sent that are answered with a ReadyForQuery. */
+  requests = 0;
+  /** True from the first extended-protocol message until its Sync. */
+  batchOpen = false;
+  private skip = 0;
+  private readonly header = Buffer.alloc(5);
+  private headerFilled = 0;
+  private type = 0;
+  private capture: Buffer | undefined;
+  private captured = 0;
+
+  constructor(private readonly events: FrontendEvents = {}) {}
+
+  atBoundary(): boolean {
+    return this.skip === 0 && this.headerFilled === 0;
+  }
+
+  scan(chunk: Buffer): void {
+    let pos = 0;
+    const end = chunk.length;
+    while (pos < end) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, end - pos);
+        if (this.capture) {
+          chunk.copy(this.capture, this.captured, pos, pos + n);
+          this.captured += n;
+        }
+        this.skip -= n;
+        pos += n;
+        if (this.skip === 0 && this.capture) this.finishCapture();
+        continue;
+      }
+      if (this.headerFilled === 0 && end - pos >= 5) {
+        this.startMessage(chunk[pos]!, chunk.readInt32BE(pos + 1));
+        pos += 5;
+        continue;
+      }
+      const n = Math.min(5 - this.headerFilled, end - pos);
+      chunk.copy(this.header, this.headerFilled, pos, pos + n);
+      this.headerFilled += n;
+      pos += n;
+      if (this.headerFilled === 5) {
+        this.headerFilled = 0;
+        this.startMessage(this.header[0]!, this.header.readInt32BE(1));
+      }
+    }
+  }
+
+  private startMessage(type: number, length: number): void {
+    this.type = type;
+    this.skip = length > 4 ? length - 4 : 0;
+    switch (type) {
+      case Msg.Query:
+      case Msg.FunctionCall:
+        this.requests++;
+        break;
+      case Msg.Sync:
+        this.requests++;
+        this.batchOpen = false;
+        break;
+      case 0x58 /* X: Terminate */:
+      case 0x64 /* d: CopyData */:
+      case 0x63 /* c: CopyDone */:
+      case 0x66 /* f: CopyFail */:
+        break;
+      default:
+        // Parse, Bind, Describe, Execute, Close, Flush: part of an extended-protocol batch.
+        this.batchOpen = true;
+    }
+    const wanted = type === Msg.Query || type === Msg.Parse || type === Msg.Close;
+    if (wanted && this.skip > 0) {
+      // A named Parse is kept whole whatever its size: it is replayed on a new connection.
+      if (this.skip <= MAX_INSPECTED || type === Msg.Parse) {
+        this.capture = Buffer.allocUnsafe(this.skip);
+        this.captured = 0;
+      } else {
+        this.events.onStatementText?.(null);
+      }
+    }
+  }
+
+  private finishCapture(): void {
+    const body = this.capture!;
+    this.capture = undefined;
+    if (this.type === Msg.Query) {
+      this.events.onStatementText?.(body.toString('utf8', 0, Math.max(0, body.length - 1)));
+      return;
+    }
+    const nameEnd = body.indexOf(0, this.type === Msg.Close ? 1 : 0);
+    if (nameEnd < 0) return;
+    if (this.type === Msg.Close) {
+      if (body[0] === 0x53 /* S */) this.events.onCloseStatement?.(body.toString('utf8', 1, nameEnd));
+      return;
+    }
+    // Parse: statement name, then the query text. Unnamed statements do not outlive their batch,
+    // but their text may still change session state (SET search_path through the extended protocol).
+    if (nameEnd > 0) this.events.onNamedParse?.(body.toString('utf8', 0, nameEnd), body);
+    const textEnd = body.indexOf(0, nameEnd + 1);
+    if (textEnd > nameEnd) this.events.onStatementText?.(body.toString('utf8', nameEnd + 1, textEnd));
+  }
+}

@@ -1,0 +1,278 @@
+import type net from 'node:net';
+import type tls from 'node:tls';
+import type { Metrics } from '../admin/metrics.js';
+import { formatDuration } from '../config/duration.js';
+import { ProxyError, toProxyError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { errorFromProxyError } from '../protocol/backend.js';
+import { frontendTerminate } from '../protocol/frontend-encoders.js';
+import { Relay, type RelayResult } from '../relay/relay.js';
+import type { Connector, UpstreamConnection } from '../upstream/connector.js';
+import { decodeBackendFrame } from '../upstream/decode.js';
+import { restoreSnapshot, takeSnapshot, trackedSnapshot } from './restore.js';
+import type { CancelRoute } from './session.js';
+import { SessionState } from './session-state.js';
+
+/** DSQL ends every connection after 60 minutes (CHAP_quotas.html), with a bare close. */
+const DSQL_CONNECTION_LIMIT_MS = 60 * 60_000;
+
+export interface LiveSessionOptions {
+  client: net.Socket;
+  first: UpstreamConnection;
+  role: string;
+  /** The startup parameters sent upstream, for new connections. */
+  params: ReadonlyMap<string, string>;
+  connector: Connector;
+  cancelRoute: CancelRoute;
+  log: Logger;
+  metrics: Metrics;
+  maxUpstreamAgeMs: number;
+  connectTimeoutMs: number;
+}
+
+/**
+ * A logged-in session after the handshake: relays bytes, and keeps the session alive across DSQL's
+ * 60-minute connection limit.
+ *
+ * - Past max-upstream-age, at the first idle moment (see Relay.isIdle), the client is moved to a fresh
+ *   upstream connection, opened ahead of time: the old session's settings and prepared statements are
+ *   read from it and re-created on the new one, then the two are swapped. The client sees nothing.
+ * - If the upstream closes anyway (the cap, a network cut), an idle session whose state the proxy can
+ *   rebuild is reconnected transparently; otherwise the client gets a FATAL ErrorResponse saying what
+ *   happened, never a bare close.
+ */
+export class LiveSession {
+  readonly relay: Relay;
+  private readonly state = new SessionState();
+  private connectedAt = Date.now();
+  private upstream: UpstreamConnection;
+  private spare: { conn: UpstreamConnection; at: number } | undefined;
+  private due = false;
+  private busy = false;
+  private ended = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(private readonly opts: LiveSessionOptions) {
+    this.upstream = opts.first;
+    const { state } = this;
+    const { metrics } = opts;
+    this.relay = new Relay(opts.client, opts.first.socket, {
+      counters: { toServer: opts.metrics.bytesToServer, toClient: opts.metrics.bytesToClient },
+      frontend: {
+        onNamedParse: (name, body) => state.noteParse(name, body),
+        onCloseStatement: (name) => state.noteClose(name),
+        onStatementText: (sql) => state.noteStatement(sql),
+      },
+      onIdle: () => {
+        if (this.due && !this.busy) void this.move();
+      },
+      onUpstreamLost: (err) => void this.upstreamLost(err),
+    });
+    this.relay.scanner.onParameterStatus = (body) => state.noteParameterStatus(body);
+    this.relay.scanner.onError = (body) => countConflict(body, metrics);
+    for (const [name, value] of opts.first.session.parameters) {
+      state.noteParameterStatus(Buffer.from(`${name}\0${value}\0`));
+    }
+  }
+
+  /** Relays until the session ends. */
+  async run(toUpstream: Buffer): Promise<RelayResult> {
+    this.relay.start(toUpstream, this.upstream.session.leftover);
+    this.schedule();
+    const result = await this.relay.done;
+    this.ended = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.spare?.conn.socket.destroy();
+    return result;
+  }
+
+  terminate(err: ProxyError): void {
+    this.ended = true;
+    this.relay.terminate(errorFromProxyError(err));
+  }
+
+  private get ageMs(): number {
+    return Date.now() - this.connectedAt;
+  }
+
+  /** Opens the spare connection shortly before the age limit, then marks the move as due. */
+  private schedule(): void {
+    for (const t of this.timers.splice(0)) clearTimeout(t);
+    const max = this.opts.maxUpstreamAgeMs;
+    const lead = Math.min(60_000, max / 5);
+    this.timers.push(
+      setTimeout(() => void this.prepareSpare(), Math.max(0, max - lead - this.ageMs)).unref(),
+      setTimeout(() => this.markDue(), Math.max(0, max - this.ageMs)).unref(),
+    );
+  }
+
+  private markDue(): void {
+    this.due = true;
+    this.opts.log.debug({
+      event: 'upstream_move_due',
+      idle: this.relay.isIdle(),
+      status: this.relay.scanner.status,
+      ready: this.relay.scanner.readyCount,
+      requests: this.relay.frontend.requests,
+      batch_open: this.relay.frontend.batchOpen,
+    });
+    if (!this.busy && this.relay.isIdle()) void this.move();
+  }
+
+  private async prepareSpare(): Promise<void> {
+    if (this.ended || this.spare) return;
+    try {
+      const conn = await this.connect();
+      if (this.ended) conn.socket.destroy();
+      else this.spare = { conn, at: Date.now() };
+    } catch (err) {
+      // Not fatal: the move opens its connection itself when it happens.
+      this.opts.log.warn({ event: 'spare_connection_failed', err: toProxyError(err).message });
+    }
+  }
+
+  private connect(): Promise<UpstreamConnection> {
+    return this.opts.connector.connect({
+      role: this.opts.role,
+      params: this.opts.params,
+      log: this.opts.log,
+    });
+  }
+
+  /** A spare that has aged too is not worth more than a fresh connection. */
+  private takeSpare(): UpstreamConnection | undefined {
+    const spare = this.spare;
+    this.spare = undefined;
+    if (spare && Date.now() - spare.at < this.opts.maxUpstreamAgeMs / 2 && !spare.conn.socket.destroyed) {
+      return spare.conn;
+    }
+    spare?.conn.socket.destroy();
+    return undefined;
+  }
+
+  /** The planned move: snapshot from the old connection, restore on the new one, swap. */
+  private async move(): Promise<void> {
+    if (this.busy || this.ended) return;
+    this.busy = true;
+    const { relay, opts } = this;
+    relay.hold();
+    const old = relay.detachUpstream();
+    const oldAge = this.ageMs;
+    let next: UpstreamConnection | undefined;
+    let lost: Error | undefined;
+    try {
+      const snapshot = await takeSnapshot(old, this.state, opts.connectTimeoutMs);
+      next = this.takeSpare() ?? (await this.connect());
+      await restoreSnapshot(next.socket, snapshot, opts.connectTimeoutMs);
+      this.swapTo(next);
+      this.state.markKnown();
+      retire(old);
+      opts.metrics.upstreamMoves.inc({ reason: 'max_age' });
+      opts.log.info({
+        event: 'upstream_moved',
+        reason: 'max_age',
+        old_age_ms: oldAge,
+        prepared_statements: snapshot.parses.length + snapshot.sqlPrepared.length,
+        settings: snapshot.settings.length,
+        endpoint: next.target.hostname,
+      });
+    } catch (err) {
+      next?.socket.destroy();
+      if (old.destroyed) {
+        lost = err as Error;
+        return;
+      }
+      // The old connection still works: keep it and try again at a later idle moment.
+      relay.replaceUpstream(old);
+      this.due = false;
+      const retryIn = Math.min(30_000, opts.maxUpstreamAgeMs / 10);
+      this.timers.push(setTimeout(() => this.markDue(), retryIn).unref());
+      opts.log.warn({ event: 'upstream_move_failed', err: toProxyError(err).message, retry_in_ms: retryIn });
+    } finally {
+      this.busy = false;
+      if (!this.ended) relay.release();
+      // The old connection died under the move: handled like any other loss, after the cleanup.
+      if (lost) void this.upstreamLost(lost);
+    }
+  }
+
+  private swapTo(next: UpstreamConnection): void {
+    this.relay.replaceUpstream(next.socket);
+    this.upstream = next;
+    this.connectedAt = Date.now();
+    this.due = false;
+    this.opts.cancelRoute.target = next.target;
+    this.opts.cancelRoute.upstreamKey = next.session.backendKey;
+    this.schedule();
+  }
+
+  /** The upstream closed under the session (not by the proxy). */
+  private async upstreamLost(err: Error | undefined): Promise<void> {
+    if (this.ended) return;
+    const { relay, opts } = this;
+    const age = this.ageMs;
+    const idle = relay.isIdle() && !this.busy;
+    if (idle && !this.state.unreportedMayDiffer) {
+      this.busy = true;
+      relay.hold();
+      try {
+        const next = this.takeSpare() ?? (await this.connect());
+        await restoreSnapshot(next.socket, trackedSnapshot(this.state), opts.connectTimeoutMs);
+        this.swapTo(next);
+        opts.metrics.upstreamMoves.inc({ reason: 'reconnect' });
+        opts.metrics.upstreamLost.inc({ outcome: 'reconnected' });
+        opts.log.info({ event: 'upstream_reconnected', old_age_ms: age, endpoint: next.target.hostname });
+        return;
+      } catch (reconnectErr) {
+        this.endWithError(age, err, 'and reconnecting failed', reconnectErr);
+        return;
+      } finally {
+        this.busy = false;
+        if (!this.ended) relay.release();
+      }
+    }
+    const why = relay.scanner.status === 'I' ? 'between transactions' : 'inside a transaction';
+    this.endWithError(age, err, why);
+  }
+
+  private endWithError(age: number, cause: Error | undefined, context: string, reconnectErr?: unknown): void {
+    this.ended = true;
+    const atLimit = age >= DSQL_CONNECTION_LIMIT_MS - 60_000;
+    const message = atLimit
+      ? `DSQL closed the session at its 60-minute connection limit (${context})`
+      : `the DSQL endpoint closed the connection after ${formatDuration(age)} (${context})`;
+    const err = new ProxyError('UPSTREAM_CLOSED', {
+      message,
+      detail: reconnectErr ? toProxyError(reconnectErr).message : cause?.message,
+      hint: atLimit
+        ? 'dsql-proxy moves idle sessions to a fresh connection before the limit (--max-upstream-age); a session that stays inside one transaction or query that long cannot be moved. Keep transactions short and reconnect.'
+        : 'Reconnect. A transaction in progress was rolled back.',
+    });
+    this.opts.metrics.upstreamLost.inc({ outcome: 'ended' });
+    this.opts.log.warn({ event: 'upstream_lost', age_ms: age, context, message, err: cause?.message });
+    this.relay.endAfterUpstreamLoss(errorFromProxyError(err), cause);
+  }
+}
+
+/** Ends an upstream connection the proxy no longer needs, politely. */
+function retire(socket: tls.TLSSocket): void {
+  socket.on('error', () => {});
+  socket.end(frontendTerminate());
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
+
+/** DSQL reports optimistic-concurrency conflicts as 40001 with (OC000) data or (OC001) schema. */
+function countConflict(body: Buffer, metrics: Metrics): void {
+  let code: string | undefined;
+  let message = '';
+  try {
+    const err = decodeBackendFrame({ type: 0x45, body }) as { code?: string; message?: string };
+    code = err.code;
+    message = err.message ?? '';
+  } catch {
+    return;
+  }
+  if (code !== '40001') return;
+  const dsqlCode = /\((OC00[01])\)/.exec(message)?.[1];
+  metrics.serializationConflicts.inc({ code: dsqlCode ?? '40001' });
+}

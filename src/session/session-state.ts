@@ -1,0 +1,73 @@
+/**
+ * What a client's session holds on the server that a fresh upstream connection would not have, as far
+ * as the proxy can follow it from the byte stream:
+ * - settings the server reports with ParameterStatus (application_name, client_encoding, DateStyle,
+ *   IntervalStyle, TimeZone...), kept current from the relay's scanner;
+ * - named prepared statements created with the extended protocol (the Parse bodies, to replay them);
+ * - whether a statement may have changed state the server does not report (search_path,
+ *   extra_float_digits, enable_*, SQL-level PREPARE, RESET/DISCARD). Once that is possible, only a
+ *   snapshot taken from the live session can say what to restore.
+ *
+ * DSQL has no temporary tables, advisory locks, LISTEN or savepoints (dsql-facts.md), so nothing
+ * else survives between transactions on a session.
+ */
+
+/** Settings DSQL lets a session change and the proxy restores (AWS's pg_dump proxy keeps this list). */
+export const RESTORED_SETTINGS = [
+  'application_name',
+  'client_encoding',
+  'DateStyle',
+  'IntervalStyle',
+  'TimeZone',
+  'search_path',
+  'extra_float_digits',
+] as const;
+
+/** Plus every `enable_*` planner setting. */
+export const RESTORED_SETTING_PREFIX = 'enable_';
+
+/** Reported (ParameterStatus) settings among RESTORED_SETTINGS; the rest need a snapshot. */
+const REPORTED = new Set(['application_name', 'client_encoding', 'datestyle', 'intervalstyle', 'timezone']);
+
+/** Statement text that may change unreported state. Over-matching only costs a transparent reconnect. */
+const CHANGES_UNREPORTED =
+  /search_path|extra_float_digits|enable_|set_config|\breset\b|\bdiscard\b|\bprepare\b|\bdeallocate\b/i;
+
+export class SessionState {
+  /** name -> Parse body, in creation order. */
+  readonly prepared = new Map<string, Buffer>();
+  /** Reported settings as the server last stated them, by lower-case name. */
+  readonly reported = new Map<string, { name: string; value: string }>();
+  /** True once a statement may have changed a setting the server does not report. */
+  unreportedMayDiffer = false;
+
+  noteParse(name: string, body: Buffer): void {
+    this.prepared.delete(name);
+    this.prepared.set(name, Buffer.from(body));
+  }
+
+  noteClose(name: string): void {
+    this.prepared.delete(name);
+  }
+
+  noteStatement(sql: string | null): void {
+    if (sql === null || CHANGES_UNREPORTED.test(sql)) this.unreportedMayDiffer = true;
+  }
+
+  /** A ParameterStatus body: setting name and value, each NUL-terminated. */
+  noteParameterStatus(body: Buffer): void {
+    const nameEnd = body.indexOf(0);
+    if (nameEnd <= 0) return;
+    const valueEnd = body.indexOf(0, nameEnd + 1);
+    if (valueEnd < 0) return;
+    const name = body.toString('utf8', 0, nameEnd);
+    const key = name.toLowerCase();
+    if (!REPORTED.has(key)) return;
+    this.reported.set(key, { name, value: body.toString('utf8', nameEnd + 1, valueEnd) });
+  }
+
+  /** Called after a snapshot from the live session has been restored elsewhere: all is known again. */
+  markKnown(): void {
+    this.unreportedMayDiffer = false;
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * Sessions that outlast DSQL's connection cap. The test endpoint closes every connection after a few
+ * seconds with a bare close, as DSQL does at 60 minutes; the proxy moves idle sessions to a fresh
+ * connection before that (--max-upstream-age), carrying settings and prepared statements over.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import postgres from 'postgres';
+import { type ProxyProcess, startProxyProcess } from '../support/proxy-process.js';
+import { assertNoSecrets } from '../support/secrets.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
+
+const CAP_MS = 3000;
+let stack: TestStack;
+const procs: ProxyProcess[] = [];
+
+before(async () => {
+  stack = await startTestStack({ maxConnectionMs: CAP_MS });
+});
+
+after(async () => {
+  await Promise.all(procs.map((p) => p.stop()));
+  await stack?.stop();
+  assertNoSecrets(
+    procs.flatMap((p) => p.logs.map((l) => l.raw)),
+    { credentials: stack.credentials, tokens: stack.endpoint.logins.map((l) => l.token) },
+  );
+});
+
+async function proxy(args: string[]): Promise<ProxyProcess> {
+  const p = await startProxyProcess(stack, { args: ['--log-level', 'debug', ...args] });
+  procs.push(p);
+  return p;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('--max-upstream-age moves idle sessions before the cap', () => {
+  test('node-postgres: settings and named prepared statements survive several caps', async () => {
+    const p = await proxy(['--max-upstream-age', '1500ms']);
+    const client = new pg.Client({
+      host: p.host,
+      port: p.port,
+      user: 'app',
+      password: '',
+      application_name: 'age-test',
+    });
+    await client.connect();
+    try {
+      await client.query('SET search_path TO pg_catalog, public');
+      await client.query("SET TimeZone TO 'Asia/Tokyo'");
+      await client.query('SET extra_float_digits TO 0');
+      await client.query('SET enable_seqscan TO off');
+      await client.query("SET DateStyle TO 'SQL, DMY'");
+      const named = { name: 'add_one', text: 'select $1::int + 1 as n' };
+      assert.equal((await client.query({ ...named, values: [1] })).rows[0].n, 2);
+
+      const pids = new Set<number>();
+      const until = Date.now() + CAP_MS * 3;
+      let rounds = 0;
+      while (Date.now() < until) {
+        // The statement is executed by name only: node-postgres does not parse it again.
+        const r = await client.query({ ...named, values: [rounds] });
+        assert.equal(r.rows[0].n, rounds + 1);
+        const s = await client.query(
+          `select pg_backend_pid() as pid, current_setting('search_path') as sp, current_setting('TimeZone') as tz,
+                  current_setting('extra_float_digits') as efd, current_setting('enable_seqscan') as es,
+                  current_setting('DateStyle') as ds, current_setting('application_name') as app`,
+        );
+        const row = s.rows[0] as Record<string, string | number>;
+        assert.deepEqual(
+          { sp: row.sp, tz: row.tz, efd: row.efd, es: row.es, ds: row.ds, app: row.app },
+          {
+            sp: 'pg_catalog, public',
+            tz: 'Asia/Tokyo',
+            efd: '0',
+            es: 'off',
+            ds: 'SQL, DMY',
+            app: 'age-test',
+          },
+        );
+        pids.add(Number(row.pid));
+        rounds++;
+        await sleep(250);
+      }
+      assert.ok(pids.size >= 3, `the session ran on ${pids.size} upstream connections`);
+    } finally {
+      await client.end();
+    }
+    const moves = p.logs.filter((l) => l.json?.event === 'upstream_moved');
+    assert.ok(moves.length >= 2, `${moves.length} moves logged`);
+    assert.ok(moves.every((m) => Number(m.json?.prepared_statements) >= 1 && Number(m.json?.settings) >= 7));
+    assert.equal(p.logs.filter((l) => l.json?.event === 'upstream_lost').length, 0, 'no session hit the cap');
+  });
+
+  test('postgres.js (extended protocol, prepared statements) keeps working across caps', async () => {
+    const p = await proxy(['--max-upstream-age', '1500ms']);
+    const sql = postgres({ host: p.host, port: p.port, user: 'app', password: '', max: 1, prepare: true });
+    try {
+      await sql`set search_path to public`;
+      const until = Date.now() + CAP_MS * 2.5;
+      let i = 0;
+      while (Date.now() < until) {
+        const [row] = await sql<
+          { n: number; sp: string }[]
+        >`select ${i}::int * 2 as n, current_setting('search_path') as sp`;
+        assert.equal(row?.n, i * 2);
+        assert.equal(row?.sp, 'public');
+        i++;
+        await sleep(200);
+      }
+    } finally {
+      await sql.end();
+    }
+    assert.ok(p.logs.filter((l) => l.json?.event === 'upstream_moved').length >= 2);
+  });
+
+  test('a session inside a long transaction at the cap gets a clear FATAL error', async () => {
+    const p = await proxy(['--max-upstream-age', '1s']);
+    const client = new pg.Client({ host: p.host, port: p.port, user: 'app', password: '' });
+    client.on('error', () => {});
+    await client.connect();
+    await client.query('begin');
+    const err = await client.query(`select pg_sleep(${(CAP_MS * 1.5) / 1000})`).then(
+      () => undefined,
+      (e: pg.DatabaseError) => e,
+    );
+    assert.ok(err, 'the query must fail when the upstream closes under it');
+    assert.equal(err.code, '08006');
+    assert.match(err.message, /the DSQL endpoint closed the connection after \d.* \(inside a transaction\)/);
+    const lost = await p.waitForLog((l) => l.event === 'upstream_lost');
+    assert.equal(lost.context, 'inside a transaction');
+    await client.end().catch(() => {});
+  });
+});
+
+describe('an unexpected upstream close', () => {
+  test('idle with reported settings only: reconnected transparently, settings kept', async () => {
+    const p = await proxy(['--max-upstream-age', '1h']);
+    const client = new pg.Client({ host: p.host, port: p.port, user: 'app', password: '' });
+    await client.connect();
+    try {
+      await client.query("SET TimeZone TO 'America/Lima'");
+      const named = { name: 'double', text: 'select $1::int * 2 as n' };
+      assert.equal((await client.query({ ...named, values: [2] })).rows[0].n, 4);
+      const before = (await client.query('select pg_backend_pid() as pid')).rows[0].pid;
+      await sleep(CAP_MS + 500); // the endpoint closes the idle upstream connection
+      await p.waitForLog((l) => l.event === 'upstream_reconnected');
+      const r = await client.query("select pg_backend_pid() as pid, current_setting('TimeZone') as tz");
+      assert.notEqual(r.rows[0].pid, before);
+      assert.equal(r.rows[0].tz, 'America/Lima');
+      assert.equal((await client.query({ ...named, values: [5] })).rows[0].n, 10);
+    } finally {
+      await client.end();
+    }
+  });
+
+  test('idle after SET search_path (not reported by the server): a FATAL error instead of silent loss', async () => {
+    const p = await proxy(['--max-upstream-age', '1h']);
+    const client = new pg.Client({ host: p.host, port: p.port, user: 'app', password: '' });
+    const closed = new Promise<pg.DatabaseError>((resolve) =>
+      client.on('error', (e) => resolve(e as pg.DatabaseError)),
+    );
+    await client.connect();
+    await client.query('SET search_path TO pg_catalog');
+    const err = await closed;
+    assert.equal(err.code, '08006');
+    assert.match(err.message, /closed the connection after .* \(between transactions\)/);
+    assert.ok(p.logs.some((l) => l.json?.event === 'upstream_lost'));
+  });
+});
