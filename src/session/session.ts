@@ -14,6 +14,7 @@ import type { Connector } from '../upstream/connector.js';
 import type { UpstreamTarget } from '../upstream/target.js';
 import type { CancelKey, CancelRegistry } from './cancel-registry.js';
 import { LiveSession } from './live-session.js';
+import { droppedNotice, filterStartupParams, type StartupParamsMode } from './startup-params.js';
 
 /** What a live session registers so a CancelRequest can reach its upstream. */
 export interface CancelRoute {
@@ -43,7 +44,7 @@ export interface SessionDeps {
   startupParamsMode: StartupParamsMode;
 }
 
-export type StartupParamsMode = 'drop' | 'reject' | 'pass';
+export type { StartupParamsMode } from './startup-params.js';
 
 /** The client went away during the handshake: nothing to answer, nobody to tell. */
 class ClientGone extends Error {}
@@ -114,9 +115,19 @@ export class ClientSession {
         method: deps.authMethod,
       });
 
+      // Startup parameters DSQL does not accept (--startup-params). AuthenticationOk is already sent,
+      // so a NOTICE is legal here; a reject error is answered as an ErrorResponse.
+      const startup = filterStartupParams(hello.params, deps.startupParamsMode);
+      if (startup.error) throw startup.error;
+      if (startup.dropped.length > 0) {
+        this.log.info({ event: 'startup_params_dropped', dropped: startup.dropped });
+        socket.write(
+          noticeResponse({ severity: 'NOTICE', sqlstate: '00000', message: droppedNotice(startup.dropped) }),
+        );
+      }
       const conn = await deps.connector.connect({
         role,
-        params: hello.params,
+        params: startup.forward,
         log: this.log,
         notice: (message) => socket.write(noticeResponse({ severity: 'NOTICE', sqlstate: '00000', message })),
       });
@@ -152,7 +163,7 @@ export class ClientSession {
         client: socket,
         first: conn,
         role,
-        params: hello.params,
+        params: startup.forward,
         connector: deps.connector,
         cancelRoute: this.cancelRoute,
         log: this.log,
