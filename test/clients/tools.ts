@@ -87,6 +87,8 @@ export interface RunOptions {
   input?: string;
   /** Kill (SIGKILL) the tool after this long; the result then has signal SIGKILL. Default 60 s. */
   timeoutMs?: number;
+  /** Leave stdin open (ignores `input`): the test writes to child.stdin over time and ends it. */
+  interactive?: boolean;
 }
 
 export interface RunningTool {
@@ -115,7 +117,7 @@ export function spawnTool(
     stderr += c;
   });
   child.stdin?.on('error', () => {}); // the tool may exit before reading all of its input
-  child.stdin?.end(opts.input ?? '');
+  if (!opts.interactive) child.stdin?.end(opts.input ?? '');
   const result = new Promise<ToolResult>((resolve, reject) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
     child.once('error', (err: NodeJS.ErrnoException) => {

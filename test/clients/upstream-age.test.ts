@@ -1,0 +1,60 @@
+/**
+ * A psql session with SQL-level state (SET, PREPARE) keeps working across several of DSQL's
+ * connection caps (shortened to 3 s in the test endpoint): the proxy moves it to fresh upstream
+ * connections at idle moments (--max-upstream-age 1500ms) and carries the state over.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { type ProxyProcess, startProxyProcess } from '../support/proxy-process.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
+import { describeResult, pgEnv, requireTool, spawnTool } from './tools.js';
+
+const CAP_MS = 3000;
+let stack: TestStack;
+let proxy: ProxyProcess;
+
+before(async () => {
+  requireTool('psql');
+  stack = await startTestStack({ maxConnectionMs: CAP_MS });
+  proxy = await startProxyProcess(stack, { args: ['--max-upstream-age', '1500ms', '--log-level', 'debug'] });
+});
+
+after(async () => {
+  await proxy?.stop();
+  await stack?.stop();
+});
+
+test('psql: SET and PREPARE survive several caps', async () => {
+  const env = pgEnv({ host: proxy.host, port: proxy.port }, { user: 'app' });
+  const psql = spawnTool('psql', ['-X', '-w', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1'], env, {
+    interactive: true,
+    timeoutMs: 60_000,
+  });
+  const stdin = psql.child.stdin!;
+  stdin.write("SET search_path TO pg_catalog, public;\nSET TimeZone TO 'Europe/Lisbon';\n");
+  stdin.write('PREPARE add_one(int) AS SELECT $1 + 1;\n');
+  const rounds = 8;
+  for (let i = 0; i < rounds; i++) {
+    stdin.write(
+      `EXECUTE add_one(${i});\nSELECT current_setting('search_path') || '|' || current_setting('TimeZone') || '|' || pg_backend_pid();\n`,
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  stdin.end('\\q\n');
+  const r = await psql.result;
+  assert.equal(r.code, 0, describeResult(r));
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines.length, rounds * 2, r.stdout);
+  const pids = new Set<string>();
+  for (let i = 0; i < rounds; i++) {
+    assert.equal(lines[i * 2], String(i + 1), `EXECUTE in round ${i}`);
+    const [sp, tz, pid] = (lines[i * 2 + 1] ?? '').split('|');
+    assert.equal(sp, 'pg_catalog, public');
+    assert.equal(tz, 'Europe/Lisbon');
+    pids.add(pid ?? '');
+  }
+  assert.ok(pids.size >= 3, `ran on ${pids.size} upstream connections`);
+  const moves = proxy.logs.filter((l) => l.json?.event === 'upstream_moved');
+  assert.ok(moves.length >= 2 && moves.every((m) => Number(m.json?.prepared_statements) === 1));
+  assert.equal(proxy.logs.filter((l) => l.json?.event === 'upstream_lost').length, 0);
+});
