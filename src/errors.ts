@@ -34,6 +34,19 @@ export const CATALOGUE = {
     message: 'received unencrypted data after SSL request',
     hint: 'This could be either a client-software bug or evidence of an attempted man-in-the-middle attack.',
   },
+  TLS_NOT_ENABLED: {
+    sqlstate: '08P01',
+    severity: 'FATAL',
+    message: 'the client started TLS but local TLS is off',
+    hint: 'Start dsql-proxy with --client-tls on, or connect with sslmode=disable or prefer.',
+  },
+  TLS_REQUIRED: {
+    sqlstate: '28000',
+    severity: 'FATAL',
+    message: 'dsql-proxy accepts only TLS connections (--client-tls-required)',
+    hint: 'Connect with sslmode=require, or sslmode=verify-full with the CA from --client-ca-out.',
+  },
+  CLIENT_TLS_FAILED: { sqlstate: '08P01', severity: 'FATAL', message: 'TLS handshake with the client failed' },
   LOGIN_TIMEOUT: { sqlstate: '08006', severity: 'FATAL', message: 'canceling authentication due to timeout' },
   // startup parameters (--startup-params reject)
   STARTUP_PARAM_UNSUPPORTED: {

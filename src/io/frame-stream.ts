@@ -32,6 +32,11 @@ export class FrameStream {
     return this.next(() => this.reader.nextTyped(maxLength));
   }
 
+  /** Resolves with the next byte without consuming it (e.g. 0x16: a TLS ClientHello). */
+  peekByte(): Promise<number> {
+    return this.next(() => this.reader.peekByte() ?? null);
+  }
+
   /** Bytes received and not yet returned as a frame. */
   buffered(): number {
     return this.reader.buffered();

@@ -81,6 +81,11 @@ export class FrameReader {
   }
 
   /** Returns the first n buffered bytes without consuming them (copies only if they span chunks). */
+  /** The next byte without consuming it, or undefined when nothing is buffered. */
+  peekByte(): number | undefined {
+    return this.chunks[0]?.[0];
+  }
+
   private peek(n: number): Buffer {
     const first = this.chunks[0]!;
     if (first.length >= n) return first.subarray(0, n);

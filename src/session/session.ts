@@ -4,6 +4,7 @@ import type { Metrics } from '../admin/metrics.js';
 import { createAuthenticator } from '../auth/authenticator.js';
 import type { AuthMethod, AuthUsers } from '../auth/types.js';
 import { ProxyError, toProxyError } from '../errors.js';
+import type { ClientTls } from '../frontend/client-tls.js';
 import { readClientHello } from '../frontend/handshake.js';
 import { FrameStream } from '../io/frame-stream.js';
 import type { Logger } from '../log.js';
@@ -38,6 +39,8 @@ export interface SessionDeps {
   admit: (session: ClientSession) => boolean;
   /** The configured limit, for the refusal message. */
   maxConnections: number;
+  /** Local TLS towards clients (--client-tls); off when absent. */
+  clientTls?: ClientTls;
   /** Past this age an upstream connection is replaced at the session's next idle moment (--max-upstream-age). */
   maxUpstreamAgeMs: number;
   /** What to do with startup parameters DSQL does not accept (--startup-params). */
@@ -68,14 +71,16 @@ export class ClientSession {
   private readonly startedAt = Date.now();
 
   constructor(
-    private readonly socket: net.Socket,
+    /** The client connection; replaced by its TLS socket once the client negotiates TLS. */
+    private socket: net.Socket,
     private readonly deps: SessionDeps,
   ) {
     this.log = deps.logger.child({ conn: this.id });
   }
 
   async run(): Promise<void> {
-    const { socket, deps } = this;
+    const { deps } = this;
+    let socket = this.socket;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
     this.log.info({
@@ -83,12 +88,15 @@ export class ClientSession {
       client: `${socket.remoteAddress ?? 'unix'}:${socket.remotePort ?? ''}`,
     });
 
-    const frames = new FrameStream(socket, () => new ClientGone());
+    let frames = new FrameStream(socket, () => new ClientGone());
     const loginTimer = setTimeout(() => this.fail(new ProxyError('LOGIN_TIMEOUT')), deps.loginTimeoutMs);
     let user: string | undefined;
     let role: string | undefined;
     try {
-      const hello = await readClientHello(socket, frames);
+      const hello = await readClientHello(socket, frames, {
+        tls: deps.clientTls,
+        closedError: () => new ClientGone(),
+      });
       if (hello.kind === 'cancel') {
         clearTimeout(loginTimer);
         frames.detach();
@@ -97,6 +105,9 @@ export class ClientSession {
         return;
       }
       user = hello.user;
+      socket = hello.socket;
+      frames = hello.frames;
+      this.socket = socket;
       // Checked after the startup packet, so cancel requests still get through at the limit.
       if (!deps.admit(this)) {
         throw new ProxyError('TOO_MANY_CONNECTIONS', {
@@ -113,6 +124,7 @@ export class ClientSession {
         role,
         database: hello.database,
         method: deps.authMethod,
+        tls: hello.tls ? (hello.tls.direct ? `${hello.tls.protocol} direct` : hello.tls.protocol) : false,
       });
 
       // Startup parameters DSQL does not accept (--startup-params). AuthenticationOk is already sent,
@@ -256,7 +268,10 @@ export class ClientSession {
       ...(err.code === 'INTERNAL' ? { err: err.cause } : {}),
     });
     this.upstream?.destroy();
-    if (!this.socket.destroyed) this.socket.end(errorFromProxyError(err));
+    // Inside a failed or refused TLS handshake there is no PostgreSQL channel to answer on.
+    const speechless = err.code === 'TLS_NOT_ENABLED' || err.code === 'CLIENT_TLS_FAILED';
+    if (speechless) this.socket.destroy();
+    else if (!this.socket.destroyed) this.socket.end(errorFromProxyError(err));
     setTimeout(() => this.socket.destroy(), 1000).unref();
   }
 

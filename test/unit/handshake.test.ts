@@ -49,15 +49,21 @@ describe('readClientHello', () => {
       ]),
     );
     const hello = await s.hello;
-    assert.deepEqual(hello, {
-      kind: 'startup',
-      user: 'alice',
-      database: 'shop',
-      params: new Map([
-        ['application_name', 'psql'],
-        ['client_encoding', 'LATIN1'],
-      ]),
-    });
+    assert.equal(hello.kind, 'startup');
+    const { kind, user, database, params, tls } = hello as Extract<typeof hello, { kind: 'startup' }>;
+    assert.deepEqual(
+      { kind, user, database, params, tls },
+      {
+        kind: 'startup',
+        user: 'alice',
+        database: 'shop',
+        params: new Map([
+          ['application_name', 'psql'],
+          ['client_encoding', 'LATIN1'],
+        ]),
+        tls: undefined,
+      },
+    );
     assert.deepEqual(
       [...(hello.kind === 'startup' ? hello.params.keys() : [])],
       ['application_name', 'client_encoding'],
