@@ -210,8 +210,14 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Lo
     if (root !== undefined) rmSync(root, { recursive: true, force: true });
   };
 
-  const client = (): InstanceType<PgModule['Client']> => {
-    const c = new pg.Client({ host: '127.0.0.1', port, user: BOOTSTRAP_USER, database: 'postgres' });
+  const client = (timeouts?: { connectionTimeoutMillis: number; query_timeout: number }) => {
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port,
+      user: BOOTSTRAP_USER,
+      database: 'postgres',
+      ...timeouts,
+    });
     c.on('error', () => {});
     return c;
   };
@@ -309,7 +315,8 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Lo
             : `postgres exited during startup (code ${pgProcess.exitCode}, signal ${pgProcess.signalCode}): ${logTail.trim()}`,
         );
       }
-      const c = client();
+      // Bounded: something else listening on the port must not stall this loop.
+      const c = client({ connectionTimeoutMillis: 2000, query_timeout: 2000 });
       try {
         await c.connect();
         await c.query('select 1');
