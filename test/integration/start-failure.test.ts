@@ -16,19 +16,27 @@ const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-start-failure-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('a test file whose before() fails to start PostgreSQL fails (exit 1), it is not silently skipped', () => {
-  const notADir = join(dir, 'a-file');
-  writeFileSync(notADir, '');
   const stackModule = pathToFileURL(join(repo, 'src', 'local-endpoint', 'stack.ts')).href;
   const fixture = join(dir, 'fixture.test.ts');
   writeFileSync(
     fixture,
     [
+      "import { createServer } from 'node:net';",
       "import { after, before, describe, test } from 'node:test';",
       `import { startLocalStack } from ${JSON.stringify(stackModule)};`,
       'let stack: Awaited<ReturnType<typeof startLocalStack>> | undefined;',
       'describe("needs postgres", () => {',
-      // A data directory below a regular file: startPostgres must throw.
-      `  before(async () => { stack = await startLocalStack({ postgresOptions: { dataDir: ${JSON.stringify(join(notADir, 'data'))} } }); });`,
+      // initdb runs, then postgres cannot bind its port (taken here) and exits: startPostgres throws.
+      '  before(async () => {',
+      '    const taken = createServer().listen(0, "127.0.0.1");',
+      '    await new Promise((r) => taken.once("listening", r));',
+      '    const port = (taken.address() as { port: number }).port;',
+      '    try {',
+      '      stack = await startLocalStack({ postgresOptions: { port } });',
+      '    } finally {',
+      '      taken.close();',
+      '    }',
+      '  });',
       '  after(async () => { await stack?.stop(); });',
       "  test('uses the stack', () => {});",
       '});',
@@ -41,11 +49,12 @@ test('a test file whose before() fails to start PostgreSQL fails (exit 1), it is
     cwd: repo,
     env,
     encoding: 'utf8',
-    timeout: 60_000,
+    timeout: 120_000,
   });
   const output = `${run.stdout}\n${run.stderr}`;
   assert.equal(run.status, 1, `the runner must exit 1, got ${run.status}:\n${output}`);
   // In a describe(), node 20 reports the suite as failed and its tests as cancelled.
   assert.match(output, /✖ needs postgres/, output);
+  assert.match(output, /postgres exited during startup/, output);
   assert.match(output, /ℹ pass 0/, output);
 });
