@@ -212,7 +212,7 @@ export class LiveSession {
     const { relay, opts } = this;
     const age = this.ageMs;
     const idle = relay.isIdle() && !this.busy;
-    if (idle && !this.state.unreportedMayDiffer) {
+    if (idle && this.state.rebuildable) {
       this.busy = true;
       relay.hold();
       try {

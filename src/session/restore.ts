@@ -19,12 +19,21 @@ export interface SessionSnapshot {
   parses: Buffer[];
 }
 
-const SETTINGS_SQL = `SELECT name, setting FROM pg_catalog.pg_settings WHERE name IN (${RESTORED_SETTINGS.map(
-  (n) => `'${n}'`,
-).join(', ')}) OR name LIKE '${RESTORED_SETTING_PREFIX.replace('_', '\\_')}%' ORDER BY name`;
+/** The fixed settings, read with current_setting() (the most basic way, and what DSQL documents). */
+const FIXED_SETTINGS_SQL = `SELECT ${RESTORED_SETTINGS.map((n) => `pg_catalog.current_setting('${n}')`).join(', ')}`;
 
-const PREPARED_SQL =
-  'SELECT name, statement, from_sql FROM pg_catalog.pg_prepared_statements ORDER BY prepare_time';
+/** The planner switches: best effort, a catalog view DSQL may not expose in full. */
+const ENABLE_SETTINGS_SQL = `SELECT name, setting FROM pg_catalog.pg_settings WHERE name LIKE '${RESTORED_SETTING_PREFIX.replace('_', '\\_')}%' ORDER BY name`;
+
+/**
+ * SQL-level PREPARE statements. AWS notes that on DSQL pg_prepared_statements "might provide an
+ * inconsistent view" (it may list more than the connection's own) and that statement names are not
+ * preserved, so it is used only for statements created with SQL PREPARE, never for protocol-level
+ * ones: those are replayed from the client's own Parse messages, the one reliable source.
+ * https://awslabs.github.io/aurora-dsql-starter-kit/considerations.html
+ */
+const SQL_PREPARED_SQL =
+  'SELECT statement FROM pg_catalog.pg_prepared_statements WHERE from_sql ORDER BY prepare_time';
 
 /** Reads the live session's settings and prepared statements from the old connection. */
 export async function takeSnapshot(
@@ -32,33 +41,42 @@ export async function takeSnapshot(
   state: SessionState,
   timeoutMs: number,
 ): Promise<SessionSnapshot> {
-  const settings = await simpleQuery(old, SETTINGS_SQL, timeoutMs);
-  const prepared = await simpleQuery(old, PREPARED_SQL, timeoutMs);
-  const sqlPrepared: string[] = [];
-  const parses: Buffer[] = [];
-  for (const [name = null, statement = null, fromSql = null] of prepared.rows) {
-    if (fromSql === 't') {
-      if (statement) sqlPrepared.push(statement);
-      continue;
-    }
-    const body = name === null ? undefined : state.prepared.get(name);
-    // A protocol-level statement the proxy did not see being created cannot be replayed faithfully.
-    if (!body)
-      throw new ProxyError('INTERNAL', {
-        message: `prepared statement "${name}" was not seen being created`,
-      });
-    parses.push(body);
-  }
+  const fixed = await simpleQuery(old, FIXED_SETTINGS_SQL, timeoutMs);
+  const settings: Array<[string, string]> = [];
+  RESTORED_SETTINGS.forEach((name, i) => {
+    const value = fixed.rows[0]?.[i];
+    if (value !== null && value !== undefined) settings.push([name, value]);
+  });
+  const enable = await optional(simpleQuery(old, ENABLE_SETTINGS_SQL, timeoutMs));
+  for (const [name, value] of enable?.rows ?? [])
+    if (name && value !== null && value !== undefined) settings.push([name, value]);
+  const prepared = state.sqlPrepareUsed
+    ? await optional(simpleQuery(old, SQL_PREPARED_SQL, timeoutMs))
+    : undefined;
   return {
-    settings: settings.rows.filter((r): r is [string, string] => r[0] !== null && r[1] !== null),
-    sqlPrepared,
-    parses,
+    settings,
+    sqlPrepared: (prepared?.rows ?? []).map((r) => r[0]).filter((t): t is string => typeof t === 'string'),
+    parses: [...state.prepared.values()],
   };
 }
 
 /**
+ * A query the server may refuse (an unsupported catalog view) without harming the session: a server
+ * error is answered through to ReadyForQuery, so the connection stays usable. A closed or timed-out
+ * connection still fails the snapshot.
+ */
+async function optional<T>(query: Promise<T>): Promise<T | undefined> {
+  try {
+    return await query;
+  } catch (err) {
+    if (err instanceof ProxyError && err.code === 'UPSTREAM_REJECTED') return undefined;
+    throw err;
+  }
+}
+
+/**
  * What can be restored without the old connection (it is gone): the reported settings and the
- * prepared statements the client created. Only valid while `state.unreportedMayDiffer` is false.
+ * prepared statements the client created. Only valid while `state.rebuildable`.
  */
 export function trackedSnapshot(state: SessionState): SessionSnapshot {
   return {

@@ -33,6 +33,8 @@ const REPORTED = new Set(['application_name', 'client_encoding', 'datestyle', 'i
 const CHANGES_UNREPORTED =
   /search_path|extra_float_digits|enable_|set_config|\breset\b|\bdiscard\b|\bprepare\b|\bdeallocate\b/i;
 
+const SQL_PREPARE = /\bprepare\b/i;
+
 export class SessionState {
   /** name -> Parse body, in creation order. */
   readonly prepared = new Map<string, Buffer>();
@@ -40,6 +42,11 @@ export class SessionState {
   readonly reported = new Map<string, { name: string; value: string }>();
   /** True once a statement may have changed a setting the server does not report. */
   unreportedMayDiffer = false;
+  /**
+   * True for good once the client may have used SQL-level PREPARE: those statements live only on the
+   * server, so every later move must read them back, and a blind reconnect cannot restore them.
+   */
+  sqlPrepareUsed = false;
 
   noteParse(name: string, body: Buffer): void {
     this.prepared.delete(name);
@@ -52,6 +59,12 @@ export class SessionState {
 
   noteStatement(sql: string | null): void {
     if (sql === null || CHANGES_UNREPORTED.test(sql)) this.unreportedMayDiffer = true;
+    if (sql === null || SQL_PREPARE.test(sql)) this.sqlPrepareUsed = true;
+  }
+
+  /** Whether a fresh connection can be given everything this session holds without asking the old one. */
+  get rebuildable(): boolean {
+    return !this.unreportedMayDiffer && !this.sqlPrepareUsed;
   }
 
   /** A ParameterStatus body: setting name and value, each NUL-terminated. */
