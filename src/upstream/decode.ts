@@ -1,5 +1,6 @@
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
 import { Parser } from 'pg-protocol/dist/parser.js';
+import { ProxyError } from '../errors.js';
 import type { TypedFrame } from '../protocol/frame-reader.js';
 
 /**
@@ -10,6 +11,15 @@ import type { TypedFrame } from '../protocol/frame-reader.js';
  * copy holding exactly one message, so nothing the caller still uses can be touched.
  */
 export function decodeBackendFrame(frame: TypedFrame): BackendMessage {
+  // pg-protocol's ErrorResponse/NoticeResponse parser loops until it reads a NUL field type; past the
+  // end of the body it reads '' forever, so an unterminated field list (e.g. `SERROR\0`) would spin
+  // the event loop and freeze every session. Found by the property tests; refuse such bodies first.
+  // 0x45 'E' ErrorResponse, 0x4e 'N' NoticeResponse.
+  if ((frame.type === 0x45 || frame.type === 0x4e) && !fieldsTerminated(frame.body)) {
+    throw new ProxyError('UPSTREAM_PROTOCOL', {
+      detail: `malformed ${frame.type === 0x45 ? 'ErrorResponse' : 'NoticeResponse'} (fields not terminated)`,
+    });
+  }
   const raw = encodeFrame(frame);
   let decoded: BackendMessage | undefined;
   new Parser().parse(raw, (msg) => {
@@ -17,6 +27,18 @@ export function decodeBackendFrame(frame: TypedFrame): BackendMessage {
   });
   if (!decoded) throw new Error(`undecodable backend message '${String.fromCharCode(frame.type)}'`);
   return decoded;
+}
+
+/** True when the body is a list of (type byte, NUL-terminated string) fields ending with one NUL. */
+function fieldsTerminated(body: Buffer): boolean {
+  let pos = 0;
+  while (pos < body.length) {
+    if (body[pos] === 0) return pos === body.length - 1;
+    const end = body.indexOf(0, pos + 1);
+    if (end === -1) return false;
+    pos = end + 1;
+  }
+  return false;
 }
 
 /** Re-frames a typed message for forwarding as it came (type byte + length + body). */

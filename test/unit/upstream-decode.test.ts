@@ -6,6 +6,7 @@ import type {
   ParameterStatusMessage,
   ReadyForQueryMessage,
 } from 'pg-protocol/dist/messages.js';
+import { ProxyError } from '../../src/errors.js';
 import {
   authenticationCleartextPassword,
   authenticationMD5Password,
@@ -123,5 +124,21 @@ describe('decodeBackendFrame', () => {
 
   it('an unknown authentication request code throws', () => {
     assert.throws(() => decodeBackendFrame({ type: 0x52, body: Buffer.from([0, 0, 0, 7]) }));
+  });
+
+  // Regression (found by test/unit/property-protocol.test.ts): pg-protocol's field loop never ended
+  // on an ErrorResponse/NoticeResponse without its final NUL, freezing the whole process.
+  it('an ErrorResponse or NoticeResponse whose fields are not terminated throws instead of hanging', () => {
+    for (const type of [0x45, 0x4e]) {
+      for (const body of ['', 'S', 'SERROR', 'SERROR\0', 'SERROR\0C40001\0', 'SERROR\0\0trailing']) {
+        assert.throws(
+          () => decodeBackendFrame({ type, body: Buffer.from(body) }),
+          (err: unknown) => err instanceof ProxyError && err.code === 'UPSTREAM_PROTOCOL',
+          JSON.stringify(body),
+        );
+      }
+    }
+    const ok = decodeBackendFrame({ type: 0x45, body: Buffer.from('SERROR\0C40001\0\0') });
+    assert.equal((ok as DatabaseError).code, '40001');
   });
 });
