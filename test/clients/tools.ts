@@ -5,15 +5,15 @@
  * The tools are required: CI installs them, so a missing binary fails the suite with a clear
  * message instead of skipping it.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
-export type Tool = 'psql' | 'pgbench';
+export type Tool = 'psql' | 'pgbench' | 'pg_dump' | 'pg_restore';
 
 export const INSTALL_HINT =
   'install the PostgreSQL command-line clients: `apt-get install -y postgresql-client` ' +
-  '(Debian/Ubuntu; the client suite needs psql and pgbench on PATH)';
+  '(Debian/Ubuntu; the client suite needs psql, pgbench, pg_dump and pg_restore on PATH)';
 
 /** Absolute path of a tool on PATH, or a thrown Error that says how to install it. */
 export function requireTool(tool: Tool): string {
@@ -30,6 +30,62 @@ export function requireTool(tool: Tool): string {
   throw new Error(`${tool} was not found on PATH: ${INSTALL_HINT}`);
 }
 
+/**
+ * Debian's own Python: psycopg 3 comes from the `python3-psycopg` package, which only that
+ * interpreter sees (a pyenv or venv python3 earlier on PATH would not have it).
+ */
+export const DEBIAN_PYTHON = '/usr/bin/python3';
+/** pgjdbc from Debian's `libpostgresql-jdbc-java`. */
+export const PGJDBC_JAR = '/usr/share/java/postgresql.jar';
+/** Debian 12's PostgreSQL 15 server, the backend for the pg_dump round trip (see pgdump test). */
+export const PG15_BIN = '/usr/lib/postgresql/15/bin';
+
+export type Extra = 'psycopg' | 'pgjdbc' | 'postgresql-15';
+
+const EXTRA_HINT: Record<Extra, string> = {
+  psycopg: 'apt-get install -y --no-install-recommends python3-psycopg',
+  pgjdbc: 'apt-get install -y --no-install-recommends libpostgresql-jdbc-java default-jdk-headless',
+  'postgresql-15': 'apt-get install -y --no-install-recommends postgresql-15',
+};
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Checks a client that is not a libpq tool; throws with the apt-get line when it is missing (CI
+ * installs them all, so a missing one fails the suite instead of skipping it).
+ */
+export function requireExtra(extra: Extra): void {
+  const missing = (what: string): never => {
+    throw new Error(`${what}: install it with \`${EXTRA_HINT[extra]}\` (.ci/run does)`);
+  };
+  if (extra === 'psycopg') {
+    if (!executable(DEBIAN_PYTHON)) missing(`${DEBIAN_PYTHON} was not found`);
+    const r = spawnSync(DEBIAN_PYTHON, ['-c', 'import psycopg'], { encoding: 'utf8' });
+    if (r.status !== 0) missing(`${DEBIAN_PYTHON} cannot import psycopg (${(r.stderr ?? '').trim()})`);
+  } else if (extra === 'pgjdbc') {
+    for (const tool of ['java', 'javac']) {
+      const found = (process.env.PATH ?? '').split(delimiter).some((d) => d && executable(join(d, tool)));
+      if (!found) missing(`${tool} was not found on PATH`);
+    }
+    try {
+      accessSync(PGJDBC_JAR, constants.R_OK);
+    } catch {
+      missing(`${PGJDBC_JAR} was not found`);
+    }
+  } else {
+    for (const bin of ['initdb', 'postgres']) {
+      if (!executable(join(PG15_BIN, bin))) missing(`${join(PG15_BIN, bin)} was not found`);
+    }
+  }
+}
+
 export interface Target {
   host: string;
   port: number;
@@ -42,6 +98,10 @@ export interface ConnOptions {
   database?: string;
   /** libpq sslmode; omitted: libpq's default (prefer). */
   sslmode?: string;
+  /** libpq sslrootcert (PGSSLROOTCERT): the CA file for verify-ca/verify-full. */
+  sslrootcert?: string;
+  /** libpq hostaddr (PGHOSTADDR): dial this address, keep `host` for TLS name checks. */
+  hostaddr?: string;
 }
 
 /**
@@ -71,6 +131,8 @@ export function pgEnv(target: Target, conn: ConnOptions): Record<string, string>
   });
   if (conn.password !== undefined) env.PGPASSWORD = conn.password;
   if (conn.sslmode !== undefined) env.PGSSLMODE = conn.sslmode;
+  if (conn.sslrootcert !== undefined) env.PGSSLROOTCERT = conn.sslrootcert;
+  if (conn.hostaddr !== undefined) env.PGHOSTADDR = conn.hostaddr;
   return env;
 }
 
@@ -151,6 +213,24 @@ export function psql(
   opts: RunOptions = {},
 ): Promise<ToolResult> {
   return runTool('psql', ['-X', '-w', '-v', 'ON_ERROR_STOP=1', ...args], pgEnv(target, conn), opts);
+}
+
+export function pgDump(
+  target: Target,
+  conn: ConnOptions,
+  args: string[],
+  opts: RunOptions = {},
+): Promise<ToolResult> {
+  return runTool('pg_dump', args, pgEnv(target, conn), opts);
+}
+
+export function pgRestore(
+  target: Target,
+  conn: ConnOptions,
+  args: string[],
+  opts: RunOptions = {},
+): Promise<ToolResult> {
+  return runTool('pg_restore', args, pgEnv(target, conn), opts);
 }
 
 export function pgbench(
