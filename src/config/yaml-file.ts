@@ -74,7 +74,17 @@ export function loadConfigFile(path: string, label: string): ConfigFile {
       line,
     });
   }
-  const data: unknown = doc.toJS() ?? {};
+  let data: unknown;
+  try {
+    data = doc.toJS() ?? {};
+  } catch (err) {
+    // yaml refuses aliases that expand too far (a "billion laughs" file) with a plain ReferenceError;
+    // report it as invalid YAML like any other, not as a crash (found by property-config.test.ts).
+    throw new ConfigError(`${path}: invalid YAML: ${err instanceof Error ? err.message : String(err)}`, {
+      file: path,
+      cause: err,
+    });
+  }
   if (typeof data !== 'object' || Array.isArray(data)) {
     throw new ConfigError(`${path}: expected "key: value" lines at the top level, got ${show(data)}`, {
       file: path,
