@@ -2,6 +2,7 @@ export { formatDuration, parseDuration } from './duration.js';
 export { formatHostPort, isLoopbackHost } from './host-port.js';
 export {
   ConfigError,
+  type EndpointConfig,
   type HostPort,
   helpText,
   loadConfig,
@@ -14,3 +15,4 @@ export {
 } from './load.js';
 export { envName, type OptionDoc, USAGE } from './options.js';
 export { regionFromEndpoint } from './region.js';
+export type { StartupParamsMode } from './schema.js';

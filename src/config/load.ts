@@ -2,23 +2,34 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { AuthMethod, AuthUsers } from '../auth/types.js';
 import { ConfigError } from './config-error.js';
+import { formatDuration } from './duration.js';
+import { type EndpointConfig, resolveEndpoints } from './endpoints.js';
 import { readAuthUsers, readCaPem } from './files.js';
 import { formatHostPort, type HostPort, isLoopbackHost } from './host-port.js';
 import { ENV_PREFIX, FLAG_KEYS, OPTION_DOCS } from './options.js';
-import { resolveRegion } from './region.js';
-import { issueProblem, VALUE_SCHEMAS, type ValueKey, type ValueOf } from './schema.js';
+import {
+  issueProblem,
+  type StartupParamsMode,
+  VALUE_SCHEMAS,
+  type ValueKey,
+  type ValueOf,
+} from './schema.js';
 import { didYouMean } from './suggest.js';
 import { type ConfigFile, loadConfigFile, show } from './yaml-file.js';
 
 export { ConfigError } from './config-error.js';
+export type { EndpointConfig } from './endpoints.js';
 export { type HostPort, parseHostPort } from './host-port.js';
 export { helpText, OPTION_DOCS } from './options.js';
 
 export interface ProxyConfig {
+  /** The endpoints in order of preference (one per Region of a multi-Region cluster); never empty. */
+  endpoints: EndpointConfig[];
+  /** The first endpoint's hostname, region and dial address (endpoints[0]). */
   endpoint: string;
   region: string;
-  listen: HostPort;
   connectTo: HostPort;
+  listen: HostPort;
   caPem?: string;
   caFile?: string;
   tokenTtlSeconds: number;
@@ -33,6 +44,13 @@ export interface ProxyConfig {
   minShutdownDelayMs: number;
   /** 0: no limit. */
   maxConnections: number;
+  /** New upstream connections per second per endpoint; 0: no limit. */
+  connectRate: number;
+  connectBurst: number;
+  connectQueueTimeoutMs: number;
+  /** Past this age a session moves to a fresh upstream connection. */
+  maxUpstreamAgeMs: number;
+  startupParamsMode: StartupParamsMode;
   adminListen?: HostPort;
   /** Directory for the Unix-domain socket `.s.PGSQL.<port>`. */
   unixSocketDir?: string;
@@ -40,6 +58,9 @@ export interface ProxyConfig {
   /** Things the operator should know (trust authentication, ignored variables...), for the caller to log. */
   warnings: string[];
 }
+
+/** DSQL closes every connection after 60 minutes (docs/dsql-facts.md, Limits). */
+const DSQL_MAX_CONNECTION_MS = 60 * 60_000;
 
 /** A resolved option value and where it came from. */
 interface Picked<T> {
@@ -50,7 +71,10 @@ interface Picked<T> {
   base: string;
 }
 
-type Raw = Partial<Record<ValueKey, string>>;
+type Raw = Partial<Record<ValueKey, string | string[]>>;
+
+/** Options that may be given more than once on the command line. */
+const REPEATABLE = new Set<string>(['endpoint', 'connect-to']);
 
 const ENV_OF = new Map(OPTION_DOCS.filter((o) => o.env !== '').map((o) => [o.key, o.env]));
 
@@ -61,7 +85,9 @@ export function wantsHelp(argv: readonly string[]): boolean {
 }
 
 function readFlags(argv: string[]): Raw {
-  const options = Object.fromEntries(FLAG_KEYS.map((k) => [k, { type: 'string' as const }]));
+  const options = Object.fromEntries(
+    FLAG_KEYS.map((k) => [k, { type: 'string' as const, multiple: REPEATABLE.has(k) }]),
+  );
   try {
     const { values } = parseArgs({
       args: argv,
@@ -116,12 +142,18 @@ function readEnv(env: NodeJS.ProcessEnv, warnings: string[]): Raw {
   return raw;
 }
 
-function parseValue<K extends ValueKey>(key: K, raw: string, label: string): ValueOf<K> {
+function parseValue<K extends ValueKey>(key: K, raw: string | string[], label: string): ValueOf<K> {
   const r = VALUE_SCHEMAS[key].safeParse(raw, { reportInput: true });
   if (!r.success) {
     const issue = r.error.issues[0];
     const problem = issue ? issueProblem(issue) : 'invalid value';
-    throw new ConfigError(`invalid ${label} ${show(raw)}: ${problem}`, { key });
+    const shown = Array.isArray(raw) && raw.length === 1 ? raw[0] : raw;
+    throw new ConfigError(
+      `invalid ${label} ${show(Array.isArray(shown) ? shown.join(',') : shown)}: ${problem}`,
+      {
+        key,
+      },
+    );
   }
   return r.data as ValueOf<K>;
 }
@@ -132,7 +164,7 @@ type Parsed = Partial<Record<ValueKey, Picked<unknown>>>;
 function parseLayer(raw: Raw, label: (key: ValueKey) => string): Parsed {
   const out: Parsed = {};
   const cwd = process.cwd();
-  for (const [key, value] of Object.entries(raw) as Array<[ValueKey, string]>) {
+  for (const [key, value] of Object.entries(raw) as Array<[ValueKey, string | string[]]>) {
     out[key] = { value: parseValue(key, value, label(key)), label: label(key), base: cwd };
   }
   return out;
@@ -247,17 +279,27 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
       { key: 'endpoint' },
     );
   }
-  const endpoint = endpointPick.value;
   const regionPick = src.get('region');
-  const region = resolveRegion(endpoint, regionPick?.value, regionPick?.label);
-  const awsRegion = env.AWS_REGION;
-  if (awsRegion && awsRegion.toLowerCase() !== region) {
-    warnings.push(`AWS_REGION is ${awsRegion} but tokens are signed for ${region}, the endpoint's region`);
+  const connectToPick = src.get('connect-to');
+  const endpoints = resolveEndpoints(endpointPick, regionPick, connectToPick);
+  const first = endpoints[0] as EndpointConfig;
+  const awsRegion = env.AWS_REGION?.toLowerCase();
+  if (awsRegion && !endpoints.some((e) => e.region === awsRegion)) {
+    const regions = [...new Set(endpoints.map((e) => e.region))].join(', ');
+    warnings.push(
+      `AWS_REGION is ${env.AWS_REGION} but tokens are signed for ${regions}, the endpoint${endpoints.length > 1 ? 's' : ''}' region${endpoints.length > 1 ? 's' : ''}`,
+    );
   }
+  const maxUpstreamAgePick = src.get('max-upstream-age');
+  if (maxUpstreamAgePick && maxUpstreamAgePick.value >= DSQL_MAX_CONNECTION_MS) {
+    warnings.push(
+      `max-upstream-age (${maxUpstreamAgePick.label}) is ${formatDuration(maxUpstreamAgePick.value)}: DSQL closes connections at 60 minutes without an error, so sessions will see that first; use 50m or less`,
+    );
+  }
+  const connectRate = src.get('connect-rate')?.value ?? 100;
 
   const listenPick = src.get('listen');
   const listen = listenPick?.value ?? { host: '127.0.0.1', port: 5432 };
-  const connectTo = src.get('connect-to')?.value ?? { host: endpoint, port: 5432 };
 
   const caPick = src.get('ca-file');
   const caFile = caPick ? resolve(caPick.base, caPick.value) : undefined;
@@ -270,10 +312,11 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
   if (authFile) checkUsers(users, authFile, authMethod, warnings);
 
   const config: ProxyConfig = {
-    endpoint,
-    region,
+    endpoints,
+    endpoint: first.hostname,
+    region: first.region,
+    connectTo: first.connectTo,
     listen,
-    connectTo,
     tokenTtlSeconds: src.get('token-ttl')?.value ?? 900,
     authMethod,
     users,
@@ -283,6 +326,13 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
     maxShutdownDelayMs: src.get('max-shutdown-delay')?.value ?? 30_000,
     minShutdownDelayMs: src.get('min-shutdown-delay')?.value ?? 0,
     maxConnections: src.get('max-connections')?.value ?? 0,
+    connectRate,
+    // One second's worth of the rate: DSQL's own burst (1,000 per cluster) is shared by every proxy
+    // and client of the cluster, so one proxy should not take it all.
+    connectBurst: src.get('connect-burst')?.value ?? Math.max(1, Math.ceil(connectRate)),
+    connectQueueTimeoutMs: src.get('connect-queue-timeout')?.value ?? 10_000,
+    maxUpstreamAgeMs: maxUpstreamAgePick?.value ?? 50 * 60_000,
+    startupParamsMode: src.get('startup-params')?.value ?? 'drop',
     roleMap: src.roleMap(),
     warnings,
   };

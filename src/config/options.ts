@@ -27,7 +27,7 @@ export const OPTION_DOCS: OptionDoc[] = [
     type: 'hostname',
     default: '',
     description:
-      'Aurora DSQL cluster hostname, e.g. <cluster-id>.dsql.us-east-1.on.aws (required). Used for TLS SNI, certificate check and the token.',
+      'Aurora DSQL cluster hostname, e.g. <cluster-id>.dsql.us-east-1.on.aws (required). Used for TLS SNI, certificate check and the token. Repeat it (or give a comma-separated list, or a YAML list) for the endpoints of a multi-Region cluster: the first reachable one in order is used.',
   },
   {
     key: 'region',
@@ -35,7 +35,7 @@ export const OPTION_DOCS: OptionDoc[] = [
     type: 'string',
     default: 'from the endpoint',
     description:
-      'Region the token is signed for. Taken from the endpoint hostname; give it only for other hostnames. Never taken from AWS_REGION.',
+      'Region the token is signed for. Taken from each endpoint hostname; give it only for other hostnames (it must agree with every endpoint it applies to). Never taken from AWS_REGION.',
   },
   {
     key: 'listen',
@@ -47,10 +47,10 @@ export const OPTION_DOCS: OptionDoc[] = [
   {
     key: 'connect-to',
     env: envName('connect-to'),
-    type: 'HOST:PORT',
+    type: '[ENDPOINT=]HOST:PORT',
     default: '<endpoint>:5432',
     description:
-      'Address to dial instead of the endpoint (PrivateLink, tunnel). TLS server name and token still use the endpoint.',
+      'Address to dial instead of an endpoint (PrivateLink, tunnel). TLS server name and token still use the endpoint. ENDPOINT=HOST:PORT sets it for one endpoint and may be repeated; plain HOST:PORT only with a single endpoint.',
   },
   {
     key: 'ca-file',
@@ -105,6 +105,30 @@ export const OPTION_DOCS: OptionDoc[] = [
     description: 'Limit for TCP + TLS + login to the endpoint.',
   },
   {
+    key: 'connect-rate',
+    env: envName('connect-rate'),
+    type: 'per second',
+    default: '100',
+    description:
+      'New upstream connections per second per endpoint (token bucket; DSQL allows 100/s per cluster). Clients beyond it wait in a queue, in arrival order. 0 turns the limit off.',
+  },
+  {
+    key: 'connect-burst',
+    env: envName('connect-burst'),
+    type: 'integer',
+    default: 'the connect-rate',
+    description:
+      'Connections that may start at once before connect-rate applies. DSQL allows a burst of 1,000 per cluster, shared by every proxy and client of the cluster.',
+  },
+  {
+    key: 'connect-queue-timeout',
+    env: envName('connect-queue-timeout'),
+    type: 'duration',
+    default: '10s',
+    description:
+      "Longest wait in the connect-rate queue; then the client gets SQLSTATE 53400. Keep it below the client's own connect timeout. Waits over 1 s get a NOTICE.",
+  },
+  {
     key: 'login-timeout',
     env: envName('login-timeout'),
     type: 'duration',
@@ -133,6 +157,22 @@ export const OPTION_DOCS: OptionDoc[] = [
     type: 'integer',
     default: '0 (no limit)',
     description: 'Most client connections at once; the next client gets SQLSTATE 53300 with a clear message.',
+  },
+  {
+    key: 'max-upstream-age',
+    env: envName('max-upstream-age'),
+    type: 'duration',
+    default: '50m',
+    description:
+      'Age past which a session moves to a fresh upstream connection at its next idle moment, before DSQL closes it at 60 minutes without an error. Keep it below 60m.',
+  },
+  {
+    key: 'startup-params',
+    env: envName('startup-params'),
+    type: 'drop|reject|pass',
+    default: 'drop',
+    description:
+      'Startup parameters DSQL does not accept (statement_timeout, options, ...): drop them, reject the client with the reason, or pass them on to DSQL.',
   },
   {
     key: 'admin-listen',

@@ -1,10 +1,13 @@
 import { z } from 'zod';
 import { AUTH_METHODS } from '../auth/types.js';
 import { parseDuration } from './duration.js';
-import { checkEndpointHost, hostPortProblem } from './host-port.js';
+import { checkEndpointHost, type HostPort, hostPortProblem } from './host-port.js';
 import { checkRegion } from './region.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+/** What happens to startup parameters DSQL would refuse (the session applies it). */
+export const STARTUP_PARAMS_MODES = ['drop', 'reject', 'pass'] as const;
+export type StartupParamsMode = (typeof STARTUP_PARAMS_MODES)[number];
 
 /** Largest timer Node accepts (setTimeout clamps anything above to 1 ms). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -26,6 +29,57 @@ function parsed<T>(fn: (s: string) => T) {
       return z.NEVER;
     }
   });
+}
+
+/**
+ * A list option: a YAML list, or one string of comma-separated items; a repeated flag hands over an
+ * array too. Each item goes through `fn`; a problem with one of several items names that item.
+ */
+function listOf<T>(fn: (s: string) => T) {
+  const item = z.union([z.string(), z.number()]).transform((v) => String(v));
+  return z.union([item, z.array(item)]).transform((v, ctx): T[] => {
+    const items = (Array.isArray(v) ? v.flatMap((s) => s.split(',')) : v.split(',')).map((s) => s.trim());
+    if (items.length === 0 || items.every((s) => s === '')) {
+      ctx.addIssue({ code: 'custom', message: 'must not be empty' });
+      return z.NEVER;
+    }
+    const out: T[] = [];
+    for (const s of items) {
+      try {
+        if (s === '') throw new Error('has an empty item (two commas in a row?)');
+        out.push(fn(s));
+      } catch (err) {
+        const msg = err instanceof Error ? err.message : String(err);
+        ctx.addIssue({ code: 'custom', message: items.length > 1 ? `"${s}": ${msg}` : msg });
+        return z.NEVER;
+      }
+    }
+    return out;
+  });
+}
+
+function hostPortOrThrow(s: string, allowPortZero: boolean): HostPort {
+  const r = hostPortProblem(s, { allowPortZero });
+  if (typeof r === 'string') throw new Error(r);
+  return r;
+}
+
+/** One `connect-to` item: `HOST:PORT` (the only endpoint) or `ENDPOINT=HOST:PORT`. */
+export interface ConnectToEntry {
+  endpoint?: string;
+  to: HostPort;
+}
+
+function connectToEntry(s: string): ConnectToEntry {
+  const eq = s.indexOf('=');
+  if (eq < 0) return { to: hostPortOrThrow(s, false) };
+  let endpoint: string;
+  try {
+    endpoint = checkEndpointHost(s.slice(0, eq));
+  } catch (err) {
+    throw new Error(`the endpoint before "=" ${(err as Error).message}; expected ENDPOINT=HOST:PORT`);
+  }
+  return { endpoint, to: hostPortOrThrow(s.slice(eq + 1), false) };
 }
 
 function hostPort(allowPortZero: boolean) {
@@ -70,10 +124,10 @@ export const ROLE_MAP_SCHEMA = z.record(
 
 /** One schema per option that takes a value from flags, environment or file. Keys are the option keys. */
 export const VALUE_SCHEMAS = {
-  endpoint: parsed(checkEndpointHost),
+  endpoint: listOf(checkEndpointHost),
   region: parsed(checkRegion),
   listen: hostPort(true),
-  'connect-to': hostPort(false),
+  'connect-to': listOf(connectToEntry),
   'ca-file': scalar,
   'token-ttl': tokenTtl,
   'auth-file': scalar,
@@ -92,6 +146,22 @@ export const VALUE_SCHEMAS = {
     return n;
   }),
   'unix-socket': scalar,
+  'connect-rate': parsed((s) => {
+    if (!/^\d+(\.\d+)?$/.test(s))
+      throw new Error('must be a number of connections per second (0 for no limit)');
+    const n = Number(s);
+    if (n > 1_000_000) throw new Error('must be at most 1000000');
+    return n;
+  }),
+  'connect-burst': parsed((s) => {
+    if (!/^\d+$/.test(s) || Number(s) < 1) throw new Error('must be a whole number of at least 1');
+    const n = Number(s);
+    if (n > 1_000_000) throw new Error('must be at most 1000000');
+    return n;
+  }),
+  'connect-queue-timeout': durationMs(1),
+  'max-upstream-age': durationMs(1000),
+  'startup-params': scalar.pipe(z.enum(STARTUP_PARAMS_MODES)),
   config: scalar,
 };
 
