@@ -46,7 +46,11 @@ export const CATALOGUE = {
     message: 'dsql-proxy accepts only TLS connections (--client-tls-required)',
     hint: 'Connect with sslmode=require, or sslmode=verify-full with the CA from --client-ca-out.',
   },
-  CLIENT_TLS_FAILED: { sqlstate: '08P01', severity: 'FATAL', message: 'TLS handshake with the client failed' },
+  CLIENT_TLS_FAILED: {
+    sqlstate: '08P01',
+    severity: 'FATAL',
+    message: 'TLS handshake with the client failed',
+  },
   LOGIN_TIMEOUT: { sqlstate: '08006', severity: 'FATAL', message: 'canceling authentication due to timeout' },
   // startup parameters (--startup-params reject)
   STARTUP_PARAM_UNSUPPORTED: {
@@ -101,6 +105,12 @@ export const CATALOGUE = {
     sqlstate: '57P01',
     severity: 'FATAL',
     message: 'terminating connection because dsql-proxy is shutting down',
+  },
+  CONNECT_QUEUE_TIMEOUT: {
+    sqlstate: '53400',
+    severity: 'FATAL',
+    message: 'timed out waiting for a DSQL connection slot',
+    hint: 'Many clients connected at once and dsql-proxy paces new DSQL connections (DSQL allows 100 new connections per second per cluster). Retry shortly, start clients more gradually or keep connections in a pool, or raise --connect-rate or --connect-queue-timeout.',
   },
   TOO_MANY_CONNECTIONS: {
     sqlstate: '53300',
