@@ -4,7 +4,8 @@ import { AdminServer } from './admin/admin-server.js';
 import { HealthState } from './admin/health.js';
 import { Metrics } from './admin/metrics.js';
 import type { AuthUsers } from './auth/types.js';
-import { type ProxyConfig, resolveRole } from './config/index.js';
+import { type EndpointConfig, formatHostPort, type ProxyConfig, resolveRole } from './config/index.js';
+import { ProxyError } from './errors.js';
 import { Listener } from './listener/listener.js';
 import type { Logger } from './log.js';
 import { CancelRegistry } from './session/cancel-registry.js';
@@ -12,14 +13,18 @@ import type { CancelRoute } from './session/session.js';
 import { type AwsCredentialIdentityProvider, createCredentialProvider } from './token/credentials.js';
 import { createTokenSigner, type TokenAction } from './token/signer.js';
 import { TokenCache } from './token/token-cache.js';
-import { singleEndpointConnector } from './upstream/connector.js';
+import { createConnector } from './upstream/connector.js';
+import { EndpointPool, type PoolEndpoint } from './upstream/endpoint-pool.js';
+import { ConnectRateLimiter } from './upstream/rate-limiter.js';
 import { createTarget } from './upstream/target.js';
 
 export interface RunningProxy {
   address: net.AddressInfo;
   adminAddress: net.AddressInfo | undefined;
   unixSocketPath: string | undefined;
+  /** The first endpoint's token cache. */
   tokens: TokenCache;
+  endpoints: EndpointPool;
   listener: Listener;
   metrics: Metrics;
   health: HealthState;
@@ -54,38 +59,28 @@ export async function startProxy(
       logger,
       ...(config.profile === undefined ? {} : { profile: config.profile }),
     });
-  const target = createTarget({
-    hostname: config.endpoint,
-    region: config.region,
-    connectHost: config.connectTo.host,
-    connectPort: config.connectTo.port,
-    caPem: config.caPem,
-  });
   const metrics = new Metrics();
-  const tokens = new TokenCache({
-    sign: createTokenSigner({
-      hostname: config.endpoint,
-      region: config.region,
-      credentials,
-      ttlSeconds: config.tokenTtlSeconds,
-    }),
-    logger,
-    onEvent: (e) => {
-      if (e.type === 'signed') metrics.tokenSignings.inc({ action: e.action });
-      else metrics.tokenFailures.inc({ action: e.action });
+  const pool = new EndpointPool(
+    config.endpoints.map((e) => createEndpoint(config, e, credentials, metrics, logger)),
+    {
+      onStateChange: (ep, up, d) => {
+        const endpoint = ep.target.hostname;
+        if (up) logger.info({ event: 'endpoint_up', endpoint });
+        else logger.warn({ event: 'endpoint_down', endpoint, error: d.error, retry_in_ms: d.retryInMs });
+      },
     },
-    ...(config.profile === undefined ? {} : { profile: config.profile }),
-  });
-  const health = new HealthState(tokens);
+  );
+  const tokens = (pool.endpoints[0] as PoolEndpoint).tokens;
+  const health = new HealthState(pool);
   let users = config.users;
   const listener = new Listener({
     authMethod: config.authMethod,
     users: () => users,
     resolveRole: (user) => resolveRole(config, user),
-    connector: singleEndpointConnector({
-      target,
-      tokens,
+    connector: createConnector({
+      pool,
       connectTimeoutMs: config.connectTimeoutMs,
+      queueTimeoutMs: config.connectQueueTimeoutMs,
       metrics,
     }),
     cancels: new CancelRegistry<CancelRoute>(),
@@ -95,8 +90,8 @@ export async function startProxy(
     connectTimeoutMs: config.connectTimeoutMs,
     metrics,
     maxConnections: config.maxConnections,
-    maxUpstreamAgeMs: 50 * 60_000,
-    startupParamsMode: 'drop',
+    maxUpstreamAgeMs: config.maxUpstreamAgeMs,
+    startupParamsMode: config.startupParamsMode,
   });
 
   let shuttingDown: Promise<void> | undefined;
@@ -108,7 +103,10 @@ export async function startProxy(
         await new Promise((r) => setTimeout(r, config.minShutdownDelayMs));
       }
       await listener.shutdown(config.maxShutdownDelayMs);
-      tokens.stop();
+      for (const ep of pool.endpoints) {
+        ep.tokens.stop();
+        ep.limiter?.close(new ProxyError('ADMIN_SHUTDOWN'));
+      }
       await admin?.close();
       health.close();
     })();
@@ -123,7 +121,7 @@ export async function startProxy(
       health,
       metrics,
       logger,
-      beforeScrape: () => refreshGauges(tokens, metrics),
+      beforeScrape: () => refreshGauges(pool, metrics),
       quit: opts.onQuit ?? (() => void shutdown()),
     });
     adminAddress = await admin.listen(config.adminListen.host, config.adminListen.port);
@@ -132,7 +130,7 @@ export async function startProxy(
 
   // Sign both kinds up front: signing is local and cheap, and a first client must not wait on it.
   // Failures are logged by the cache and retried in the background; clients are told why meanwhile.
-  await tokens.start(ACTIONS);
+  await Promise.all(pool.endpoints.map((ep) => ep.tokens.start(ACTIONS)));
   const address = await listener.listen(config.listen);
   const unixSocketPath = config.unixSocketDir
     ? await listener.listenUnix(config.unixSocketDir, address.port)
@@ -143,9 +141,13 @@ export async function startProxy(
     address: address.address,
     port: address.port,
     unix_socket: unixSocketPath,
-    endpoint: config.endpoint,
-    region: config.region,
-    connect_to: `${config.connectTo.host}:${config.connectTo.port}`,
+    endpoints: config.endpoints.map((e) => ({
+      endpoint: e.hostname,
+      region: e.region,
+      connect_to: formatHostPort(e.connectTo),
+    })),
+    connect_rate: config.connectRate,
+    connect_burst: config.connectBurst,
     auth_method: config.authMethod,
     token_ttl_s: config.tokenTtlSeconds,
     max_connections: config.maxConnections,
@@ -156,6 +158,7 @@ export async function startProxy(
     adminAddress,
     unixSocketPath,
     tokens,
+    endpoints: pool,
     listener,
     metrics,
     health,
@@ -166,20 +169,68 @@ export async function startProxy(
   };
 }
 
+/** One endpoint: its own target (SNI, dial address), token cache (region) and rate limiter. */
+function createEndpoint(
+  config: ProxyConfig,
+  e: EndpointConfig,
+  credentials: AwsCredentialIdentityProvider,
+  metrics: Metrics,
+  logger: Logger,
+): PoolEndpoint {
+  const endpoint = e.hostname;
+  const target = createTarget({
+    hostname: e.hostname,
+    region: e.region,
+    connectHost: e.connectTo.host,
+    connectPort: e.connectTo.port,
+    caPem: config.caPem,
+  });
+  const tokens = new TokenCache({
+    sign: createTokenSigner({
+      hostname: e.hostname,
+      region: e.region,
+      credentials,
+      ttlSeconds: config.tokenTtlSeconds,
+    }),
+    logger: config.endpoints.length > 1 ? logger.child({ endpoint }) : logger,
+    onEvent: (ev) => {
+      if (ev.type === 'signed') metrics.tokenSignings.inc({ endpoint, action: ev.action });
+      else metrics.tokenFailures.inc({ endpoint, action: ev.action });
+    },
+    ...(config.profile === undefined ? {} : { profile: config.profile }),
+  });
+  const limiter =
+    config.connectRate > 0
+      ? new ConnectRateLimiter({
+          ratePerSecond: config.connectRate,
+          burst: config.connectBurst,
+          onQueueLength: (n) => metrics.connectQueueLength.set({ endpoint }, n),
+        })
+      : undefined;
+  metrics.connectQueueLength.set({ endpoint }, 0);
+  return { target, tokens, limiter };
+}
+
 /** Gauges that are computed at scrape time rather than kept up to date. */
-function refreshGauges(tokens: TokenCache, metrics: Metrics): void {
+function refreshGauges(pool: EndpointPool, metrics: Metrics): void {
   const now = Date.now();
   let credentialsExpiration: number | undefined;
-  for (const action of ACTIONS) {
-    const t = tokens.peek(action);
-    if (!t) continue;
-    metrics.tokenExpiry.set({ action }, (t.expiresAt - now) / 1000);
-    if (t.credentialsExpiration !== undefined) {
-      credentialsExpiration = Math.min(
-        credentialsExpiration ?? Number.POSITIVE_INFINITY,
-        t.credentialsExpiration,
-      );
+  for (const ep of pool.endpoints) {
+    const endpoint = ep.target.hostname;
+    for (const action of ACTIONS) {
+      const t = ep.tokens.peek(action);
+      if (!t) continue;
+      metrics.tokenExpiry.set({ endpoint, action }, (t.expiresAt - now) / 1000);
+      if (t.credentialsExpiration !== undefined) {
+        credentialsExpiration = Math.min(
+          credentialsExpiration ?? Number.POSITIVE_INFINITY,
+          t.credentialsExpiration,
+        );
+      }
     }
+  }
+  for (const e of pool.status()) {
+    metrics.endpointUp.set({ endpoint: e.hostname, region: e.region }, e.up ? 1 : 0);
   }
   if (credentialsExpiration === undefined) metrics.credentialsExpiry.reset();
   else metrics.credentialsExpiry.set((credentialsExpiration - now) / 1000);

@@ -1,5 +1,6 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import type { TokenCache } from '../token/token-cache.js';
+import type { TokenActionStatus } from '../token/token-cache.js';
+import type { EndpointPool, EndpointStatus } from '../upstream/endpoint-pool.js';
 
 export interface Check {
   ok: boolean;
@@ -14,14 +15,15 @@ const MAX_EVENT_LOOP_DELAY_MS = 10_000;
  * The three probes, in Cloud SQL Auth Proxy's model: none of them dials the database.
  * - startup: the listeners are up and a first token has been signed;
  * - liveness: the process and its event loop are healthy;
- * - readiness: accepting clients, with a valid token at hand, and not draining.
+ * - readiness: accepting clients, not draining, and at least one endpoint usable: a valid token and
+ *   not in backoff after a failure. The body lists every endpoint's state.
  */
 export class HealthState {
   private listening = false;
   private draining = false;
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 20 });
 
-  constructor(private readonly tokens: TokenCache) {
+  constructor(private readonly pool: EndpointPool) {
     this.loopDelay.enable();
   }
 
@@ -56,22 +58,40 @@ export class HealthState {
   readiness(): Check {
     if (this.draining) return { ok: false, detail: 'draining: shutting down' };
     if (!this.listening) return { ok: false, detail: 'listeners are not up yet' };
-    const status = this.tokens.status();
-    const usable = Object.values(status).some((s) => s?.hasUsable);
-    if (!usable) return { ok: false, detail: `no valid IAM token${this.lastErrorSuffix()}` };
-    return { ok: true, detail: 'ready' };
+    const endpoints = this.pool.status();
+    const lines = endpoints.map(describeEndpoint).join('\n');
+    if (!endpoints.some((e) => e.hasUsableToken)) {
+      return { ok: false, detail: `no valid IAM token${this.lastErrorSuffix()}\n${lines}` };
+    }
+    if (!endpoints.some((e) => e.hasUsableToken && e.up)) {
+      return { ok: false, detail: `no usable endpoint: every endpoint failed recently\n${lines}` };
+    }
+    return { ok: true, detail: `ready\n${lines}` };
   }
 
   close(): void {
     this.loopDelay.disable();
   }
 
+  private tokenStatuses(): Array<TokenActionStatus | undefined> {
+    return this.pool.endpoints.flatMap((ep) => Object.values(ep.tokens.status()));
+  }
+
   private anyTokenSigned(): boolean {
-    return Object.values(this.tokens.status()).some((s) => s?.expiresAt !== undefined);
+    return this.tokenStatuses().some((s) => s?.expiresAt !== undefined);
   }
 
   private lastErrorSuffix(): string {
-    const err = Object.values(this.tokens.status()).find((s) => s?.lastError)?.lastError;
+    const err = this.tokenStatuses().find((s) => s?.lastError)?.lastError;
     return err ? `: ${err}` : '';
   }
+}
+
+/** One line per endpoint in the /readyz body, e.g. `endpoint x.dsql.us-east-1.on.aws (us-east-1): up`. */
+function describeEndpoint(e: EndpointStatus): string {
+  const token = e.hasUsableToken ? '' : ', no valid token';
+  const state = e.up
+    ? 'up'
+    : `down (${e.consecutiveFailures} failure${e.consecutiveFailures === 1 ? '' : 's'}, next try in ${Math.ceil((e.retryInMs ?? 0) / 1000)} s): ${e.lastError ?? ''}`;
+  return `endpoint ${e.hostname} (${e.region}): ${state}${token}`;
 }

@@ -38,25 +38,61 @@ export class Metrics {
   });
   readonly tokenSignings = new Counter({
     name: 'dsql_proxy_token_signings_total',
-    help: 'IAM tokens signed, by action.',
-    labelNames: ['action'] as const,
+    help: 'IAM tokens signed, by endpoint and action.',
+    labelNames: ['endpoint', 'action'] as const,
     registers: [this.registry],
   });
   readonly tokenFailures = new Counter({
     name: 'dsql_proxy_token_signing_failures_total',
-    help: 'Failed token signings (usually credential resolution), by action.',
-    labelNames: ['action'] as const,
+    help: 'Failed token signings (usually credential resolution), by endpoint and action.',
+    labelNames: ['endpoint', 'action'] as const,
     registers: [this.registry],
   });
   readonly tokenExpiry = new Gauge({
     name: 'dsql_proxy_token_expiry_seconds',
-    help: 'Seconds until the current token of each action stops working (negative: expired).',
-    labelNames: ['action'] as const,
+    help: 'Seconds until the current token of each endpoint and action stops working (negative: expired).',
+    labelNames: ['endpoint', 'action'] as const,
     registers: [this.registry],
   });
   readonly credentialsExpiry = new Gauge({
     name: 'dsql_proxy_credentials_expiry_seconds',
     help: 'Seconds until the AWS credentials that signed the current tokens expire (absent for long-term keys).',
+    registers: [this.registry],
+  });
+  readonly connectQueueLength = new Gauge({
+    name: 'dsql_proxy_connect_queue_length',
+    help: 'Clients waiting for a new-connection slot (--connect-rate), by endpoint.',
+    labelNames: ['endpoint'] as const,
+    registers: [this.registry],
+  });
+  readonly connectQueueWaitSeconds = new Histogram({
+    name: 'dsql_proxy_connect_queue_wait_seconds',
+    help: 'Time each upstream connection attempt waited for a new-connection slot (0 when one was free).',
+    buckets: [0, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly connectQueueTimeouts = new Counter({
+    name: 'dsql_proxy_connect_queue_timeouts_total',
+    help: 'Clients refused with 53400 after waiting --connect-queue-timeout for a new-connection slot, by endpoint.',
+    labelNames: ['endpoint'] as const,
+    registers: [this.registry],
+  });
+  readonly upstreamLoginRetries = new Counter({
+    name: 'dsql_proxy_upstream_login_retries_total',
+    help: 'Upstream logins retried after DSQL refused them for capacity (53300, 53400), by SQLSTATE.',
+    labelNames: ['sqlstate'] as const,
+    registers: [this.registry],
+  });
+  readonly endpointUp = new Gauge({
+    name: 'dsql_proxy_endpoint_up',
+    help: 'Whether each endpoint is in use (1) or in backoff after a failure (0).',
+    labelNames: ['endpoint', 'region'] as const,
+    registers: [this.registry],
+  });
+  readonly endpointFailovers = new Counter({
+    name: 'dsql_proxy_endpoint_failovers_total',
+    help: 'Upstream connections made on another endpoint because the preferred one failed.',
+    labelNames: ['from', 'to'] as const,
     registers: [this.registry],
   });
   readonly bytes = new Counter({

@@ -276,6 +276,10 @@ function describeConfig(config: ProxyConfig): string {
     `connect timeout ${formatDuration(config.connectTimeoutMs)}`,
   ];
   if (config.caFile) parts.push(`extra CAs from ${config.caFile}`);
+  // Only the first endpoint is checked: the others share credentials and role, and `check
+  // --endpoint <other> --connect-to …` checks one of them on its own.
+  const others = config.endpoints.slice(1).map((e) => e.hostname);
+  if (others.length > 0) parts.push(`checking the first endpoint only (not ${others.join(', ')})`);
   return parts.join(', ');
 }
 

@@ -42,6 +42,8 @@ export interface DsqlEndpointOptions {
   strictStartupParams?: boolean;
   /** DSQL closes sessions after 60 min without an error message; tests can shorten it. */
   maxConnectionMs?: number;
+  /** Port on 127.0.0.1 (default 0: any free port); a test restarts an endpoint on its old port. */
+  port?: number;
 }
 
 export interface LoginRecord {
@@ -115,7 +117,7 @@ export async function startDsqlEndpoint(opts: DsqlEndpointOptions): Promise<Dsql
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
   });
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;

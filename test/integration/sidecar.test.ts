@@ -88,7 +88,10 @@ describe('admin endpoints', () => {
     assert.ok(p.adminPort > 0);
     assert.deepEqual(await http(p, '/startup'), { status: 200, body: 'started\n' });
     assert.equal((await http(p, '/livez')).status, 200);
-    assert.deepEqual(await http(p, '/readyz'), { status: 200, body: 'ready\n' });
+    assert.deepEqual(await http(p, '/readyz'), {
+      status: 200,
+      body: `ready\nendpoint ${stack.hostname} (${stack.region}): up\n`,
+    });
     assert.equal((await http(p, '/nope')).status, 404);
     assert.equal((await http(p, '/quitquitquit')).status, 405, 'GET must not stop the proxy');
     assert.equal((await http(p, '/readyz', 'POST')).status, 405);
@@ -148,9 +151,10 @@ describe('metrics', () => {
     writeFileSync(join(dir, 'users.txt'), `"app" "${verifier}"\n`);
     const p = await proxy(['--auth-file', join(dir, 'users.txt')]);
     const m0 = (await http(p, '/metrics')).body;
-    assert.ok(sample(m0, 'dsql_proxy_token_signings_total', 'action="DbConnect"') >= 1);
+    const ep = `endpoint="${stack.hostname}",action="DbConnect"`;
+    assert.ok(sample(m0, 'dsql_proxy_token_signings_total', ep) >= 1);
     assert.ok(
-      sample(m0, 'dsql_proxy_token_expiry_seconds', 'action="DbConnect"') > 800,
+      sample(m0, 'dsql_proxy_token_expiry_seconds', ep) > 800,
       'a fresh 900 s token',
     );
 
