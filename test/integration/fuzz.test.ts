@@ -1,0 +1,21 @@
+/**
+ * A short run of the connection fuzzer (test/support/fuzz.ts; `npm run fuzz -- --count 100000` for a
+ * long one): a few thousand random and mutated streams against the real proxy process, which must not
+ * crash or log session_crashed, must keep serving a normal SCRAM client, and must give its memory back.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { formatReport, runFuzz } from '../support/fuzz.js';
+
+const COUNT = Number(process.env.FUZZ_COUNT ?? 3000);
+/** Fixed so a failure in CI can be replayed: `node --import tsx scripts/fuzz.ts --count 3000 --seed 7007`. */
+const SEED = Number(process.env.FUZZ_SEED ?? 7007);
+
+test(`the proxy survives ${COUNT} hostile connection streams`, { timeout: 180_000 }, async () => {
+  const report = await runFuzz({ count: COUNT, seed: SEED, settleMs: 5000 });
+  const summary = formatReport(report);
+  console.log(summary);
+  assert.deepEqual(report.failures, [], summary);
+  assert.equal(report.streams, COUNT);
+  assert.ok(report.probes.ok >= 1, 'the normal client was checked at least once');
+});
