@@ -153,10 +153,7 @@ describe('metrics', () => {
     const m0 = (await http(p, '/metrics')).body;
     const ep = `endpoint="${stack.hostname}",action="DbConnect"`;
     assert.ok(sample(m0, 'dsql_proxy_token_signings_total', ep) >= 1);
-    assert.ok(
-      sample(m0, 'dsql_proxy_token_expiry_seconds', ep) > 800,
-      'a fresh 900 s token',
-    );
+    assert.ok(sample(m0, 'dsql_proxy_token_expiry_seconds', ep) > 800, 'a fresh 900 s token');
 
     const c = await client(p, 'app', 'pw-one');
     await c.query("select repeat('x', 200000)");
