@@ -133,6 +133,23 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly poolIdle = new Gauge({
+    name: 'dsql_proxy_pool_idle_connections',
+    help: 'Idle upstream connections kept for reuse (--pool-mode session).',
+    registers: [this.registry],
+  });
+  readonly poolReuses = new Counter({
+    name: 'dsql_proxy_pool_reuses_total',
+    help: 'Client sessions given a pooled upstream connection instead of a new one.',
+    registers: [this.registry],
+  });
+  readonly poolResets = new Counter({
+    name: 'dsql_proxy_pool_resets_total',
+    help: 'Released connections by outcome: discard (DISCARD ALL), reset (RESET ALL + DEALLOCATE ALL), not_kept (pool full or too old), failed (closed).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   /** Bound children for the relay's per-chunk counting (no label lookup on the hot path). */
   readonly bytesToServer = this.bytes.labels('client_to_server');
   readonly bytesToClient = this.bytes.labels('server_to_client');

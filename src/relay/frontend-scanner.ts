@@ -39,6 +39,10 @@ export class FrontendScanner {
   requests = 0;
   /** True from the first extended-protocol message until its Sync. */
   batchOpen = false;
+  /** Offset in the last scanned chunk where a Terminate ('X') message starts, or -1. */
+  terminateAt = -1;
+  /** A Terminate whose header was split across chunks (part of it already passed on). */
+  terminateSplit = false;
   private skip = 0;
   private readonly header = Buffer.alloc(5);
   private headerFilled = 0;
@@ -53,6 +57,7 @@ export class FrontendScanner {
   }
 
   scan(chunk: Buffer): void {
+    this.terminateAt = -1;
     let pos = 0;
     const end = chunk.length;
     while (pos < end) {
@@ -68,6 +73,7 @@ export class FrontendScanner {
         continue;
       }
       if (this.headerFilled === 0 && end - pos >= 5) {
+        if (chunk[pos] === 0x58 /* X */) this.terminateAt = pos;
         this.startMessage(chunk[pos]!, chunk.readInt32BE(pos + 1));
         pos += 5;
         continue;
@@ -78,6 +84,7 @@ export class FrontendScanner {
       pos += n;
       if (this.headerFilled === 5) {
         this.headerFilled = 0;
+        if (this.header[0] === 0x58 /* X */) this.terminateSplit = true;
         this.startMessage(this.header[0]!, this.header.readInt32BE(1));
       }
     }

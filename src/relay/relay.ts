@@ -32,6 +32,11 @@ export interface RelayHooks {
    * is closed.
    */
   onUpstreamLost?: (error: Error | undefined) => void;
+  /**
+   * Session pooling: the client's Terminate is not passed on, and when the client then closes, the
+   * upstream connection is left open for the session to reuse if this returns true.
+   */
+  keepUpstream?: () => boolean;
 }
 
 const NO_COUNTERS: RelayCounters = { toServer: { inc() {} }, toClient: { inc() {} } };
@@ -47,6 +52,8 @@ export class Relay {
   readonly frontend: FrontendScanner;
   private upstream: tls.TLSSocket;
   private held = false;
+  /** The client sent Terminate while the session was idle (set only when keepUpstream is given). */
+  goodbyeWhileIdle = false;
   private finished = false;
   private readonly counters: RelayCounters;
   private resolveDone!: (r: RelayResult) => void;
@@ -156,7 +163,14 @@ export class Relay {
   private readonly onClientData = (chunk: Buffer): void => {
     this.counters.toServer.inc(chunk.length);
     this.frontend.scan(chunk);
-    if (!this.upstream.write(chunk)) this.client.pause();
+    let out = chunk;
+    if (this.hooks.keepUpstream && this.frontend.terminateAt >= 0) {
+      // Session pooling: the server connection outlives this client, so its Terminate stays here.
+      out = chunk.subarray(0, this.frontend.terminateAt);
+      this.goodbyeWhileIdle = this.isIdle() && !this.frontend.terminateSplit;
+      if (out.length === 0) return;
+    }
+    if (!this.upstream.write(out)) this.client.pause();
   };
 
   private readonly onUpstreamDrain = (): void => {
@@ -201,7 +215,9 @@ export class Relay {
   private finish(reason: CloseReason, error?: Error): void {
     if (this.finished) return;
     this.finished = true;
-    if (reason === 'client_closed') {
+    if (reason === 'client_closed' && this.goodbyeWhileIdle && this.hooks.keepUpstream?.()) {
+      this.detachUpstream();
+    } else if (reason === 'client_closed') {
       // Let the client's Terminate reach the server, then close; never wait long for it.
       this.upstream.end();
       setTimeout(() => this.upstream.destroy(), 1000).unref();

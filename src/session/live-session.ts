@@ -28,6 +28,11 @@ export interface LiveSessionOptions {
   metrics: Metrics;
   maxUpstreamAgeMs: number;
   connectTimeoutMs: number;
+  /**
+   * Session pooling: given when the upstream connection may outlive the client. Called with the
+   * current connection when the client leaves cleanly while idle.
+   */
+  release?: (conn: UpstreamConnection) => void;
 }
 
 /**
@@ -44,7 +49,7 @@ export interface LiveSessionOptions {
 export class LiveSession {
   readonly relay: Relay;
   private readonly state = new SessionState();
-  private connectedAt = Date.now();
+  private connectedAt: number;
   private upstream: UpstreamConnection;
   private spare: { conn: UpstreamConnection; at: number } | undefined;
   private due = false;
@@ -54,6 +59,7 @@ export class LiveSession {
 
   constructor(private readonly opts: LiveSessionOptions) {
     this.upstream = opts.first;
+    this.connectedAt = opts.first.connectedAt;
     const { state } = this;
     const { metrics } = opts;
     this.relay = new Relay(opts.client, opts.first.socket, {
@@ -67,6 +73,7 @@ export class LiveSession {
         if (this.due && !this.busy) void this.move();
       },
       onUpstreamLost: (err) => void this.upstreamLost(err),
+      ...(opts.release ? { keepUpstream: () => !this.busy && !this.upstream.socket.destroyed } : {}),
     });
     this.relay.scanner.onParameterStatus = (body) => state.noteParameterStatus(body);
     this.relay.scanner.onError = (body) => countConflict(body, metrics);
@@ -83,6 +90,9 @@ export class LiveSession {
     this.ended = true;
     for (const t of this.timers) clearTimeout(t);
     this.spare?.conn.socket.destroy();
+    const kept =
+      result.reason === 'client_closed' && this.relay.goodbyeWhileIdle && !this.upstream.socket.destroyed;
+    if (kept && this.opts.release) this.opts.release(this.upstream);
     return result;
   }
 
@@ -199,7 +209,7 @@ export class LiveSession {
   private swapTo(next: UpstreamConnection): void {
     this.relay.replaceUpstream(next.socket);
     this.upstream = next;
-    this.connectedAt = Date.now();
+    this.connectedAt = next.connectedAt;
     this.due = false;
     this.opts.cancelRoute.target = next.target;
     this.opts.cancelRoute.upstreamKey = next.session.backendKey;

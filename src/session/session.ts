@@ -11,7 +11,8 @@ import type { Logger } from '../log.js';
 import { backendKeyData, errorFromProxyError, noticeResponse, readyForQuery } from '../protocol/backend.js';
 import { FrontendMessage, MAX_AUTH_MESSAGE_LENGTH } from '../protocol/constants.js';
 import { forwardCancel } from '../upstream/cancel.js';
-import type { Connector } from '../upstream/connector.js';
+import type { Connector, UpstreamConnection } from '../upstream/connector.js';
+import type { PoolingConnector } from '../upstream/pooled-connector.js';
 import type { UpstreamTarget } from '../upstream/target.js';
 import type { CancelKey, CancelRegistry } from './cancel-registry.js';
 import { LiveSession } from './live-session.js';
@@ -117,7 +118,8 @@ export class ClientSession {
       }
       await this.authenticate(frames, hello.user);
       clearTimeout(loginTimer);
-      role = deps.resolveRole(hello.user);
+      const dsqlRole = deps.resolveRole(hello.user);
+      role = dsqlRole;
       this.log.info({
         event: 'authenticated',
         user,
@@ -171,6 +173,7 @@ export class ClientSession {
       );
       deps.metrics.connectionsTotal.inc({ outcome: 'established' });
       const relayStarted = Date.now();
+      const { connector } = deps;
       this.live = new LiveSession({
         client: socket,
         first: conn,
@@ -182,6 +185,9 @@ export class ClientSession {
         metrics: deps.metrics,
         maxUpstreamAgeMs: deps.maxUpstreamAgeMs,
         connectTimeoutMs: deps.connectTimeoutMs,
+        ...(isPooling(connector)
+          ? { release: (c: UpstreamConnection) => connector.release(dsqlRole, startup.forward, c) }
+          : {}),
       });
       const result = await this.live.run(frames.detach());
       deps.metrics.sessionSeconds.observe((Date.now() - relayStarted) / 1000);
@@ -305,4 +311,8 @@ export class ClientSession {
       ...(error ? { error: error.message } : {}),
     });
   }
+}
+
+function isPooling(c: Connector): c is PoolingConnector {
+  return typeof (c as Partial<PoolingConnector>).release === 'function';
 }

@@ -1,0 +1,59 @@
+import type { Metrics } from '../admin/metrics.js';
+import { toProxyError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Connector, UpstreamConnection } from './connector.js';
+import { poolKey, type UpstreamPool } from './pool.js';
+import type { ConnectionResetter } from './reset.js';
+
+/** A connector that hands out pooled connections first, and takes connections back. */
+export interface PoolingConnector extends Connector {
+  /** Called when a client left cleanly while idle: reset the connection and keep it, or close it. */
+  release(role: string, params: ReadonlyMap<string, string>, conn: UpstreamConnection): void;
+}
+
+export interface PoolingOptions {
+  base: Connector;
+  pool: UpstreamPool;
+  resetter: ConnectionResetter;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/**
+ * --pool-mode session: a new client of a DSQL role gets an idle connection another client of the same
+ * role (and startup parameters) left, reset to its login state, instead of a new TLS connection and
+ * login. PgBouncer's session mode, with DSQL's limits in mind.
+ */
+export function poolingConnector(opts: PoolingOptions): PoolingConnector {
+  const { base, pool, resetter, metrics, log } = opts;
+  return {
+    async connect(req) {
+      const reused = pool.take(poolKey(req.role, req.params));
+      if (reused) {
+        metrics.poolReuses.inc();
+        return { ...reused, connectMs: 0 };
+      }
+      return base.connect(req);
+    },
+    release(role, params, conn) {
+      const { socket } = conn;
+      socket.on('error', () => {});
+      resetter.reset(socket).then(
+        (method) => {
+          if (pool.put(poolKey(role, params), conn)) {
+            metrics.poolResets.inc({ outcome: method });
+          } else {
+            metrics.poolResets.inc({ outcome: 'not_kept' });
+            socket.destroy();
+          }
+        },
+        (err: unknown) => {
+          // A connection that cannot be reset cleanly is never handed to another client.
+          metrics.poolResets.inc({ outcome: 'failed' });
+          log.warn({ event: 'pool_reset_failed', err: toProxyError(err).message });
+          socket.destroy();
+        },
+      );
+    },
+  };
+}
