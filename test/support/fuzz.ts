@@ -29,6 +29,8 @@ export interface FuzzOptions {
   loginConcurrency?: number;
   /** A normal client logs in and runs a query this often. */
   probeIntervalMs?: number;
+  /** Streams (from another seed) run before the RSS baseline is taken; default min(2000, count). */
+  warmup?: number;
   /** Wait after the run before the last RSS reading. */
   settleMs?: number;
   /** Allowed RSS growth over the baseline, after settling. */
@@ -45,7 +47,8 @@ export interface FuzzReport {
   answers: Record<string, number>;
   answersByCategory: Record<string, Record<string, number>>;
   probes: { ok: number; failed: number };
-  rss: { baseline: number; peak: number; after: number };
+  /** start: after a few normal logins; baseline: after the warm-up streams. */
+  rss: { start: number; baseline: number; peak: number; after: number };
   durationMs: number;
   /** Log lines at error level and above, by event. */
   errorLogs: Record<string, number>;
@@ -589,7 +592,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     answers: {},
     answersByCategory: {},
     probes: { ok: 0, failed: 0 },
-    rss: { baseline: 0, peak: 0, after: 0 },
+    rss: { start: 0, baseline: 0, peak: 0, after: 0 },
     durationMs: 0,
     errorLogs: {},
     failures,
@@ -605,15 +608,56 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     const pid = proxy.child.pid!;
     const p = proxy;
 
-    // Warm up (code paths loaded, pools filled) before the baseline.
+    let started = Date.now();
+    let logFrom = 0;
+    let record = false;
+    /** Runs `count` streams of `seed`; `record` says whether they count in the report. */
+    const batch = async (seed: number, count: number): Promise<void> => {
+      // Two pools, so that streams waiting for a login slot never hold up the others.
+      const queues: [number[], number[]] = [[], []];
+      for (let index = 0; index < count; index++) {
+        queues[NEEDS_LOGIN.has(streamRng(seed, index).pick(WEIGHTED)) ? 1 : 0].push(index);
+      }
+      const worker = async (queue: number[]): Promise<void> => {
+        for (let index = queue.shift(); index !== undefined; index = queue.shift()) {
+          if (p.child.exitCode !== null) return;
+          const rng = streamRng(seed, index);
+          const r = await runStream(rng, plan(rng, 'admin'), p.host, p.port, password);
+          if (!record) continue;
+          report.streams++;
+          inc(report.byCategory, r.category);
+          inc(report.answers, r.answer);
+          report.answersByCategory[r.category] ??= {};
+          inc(report.answersByCategory[r.category]!, r.answer);
+          if (report.streams % 5000 === 0) {
+            log(
+              `${report.streams} streams, ${((Date.now() - started) / 1000).toFixed(0)} s, RSS ${mb(rssOf(pid))}, probes ${report.probes.ok} ok / ${report.probes.failed} failed`,
+            );
+            failures.push(...scanLogs(p, logFrom, report.errorLogs));
+            logFrom = p.logs.length;
+          }
+        }
+      };
+      await Promise.all([
+        ...Array.from({ length: concurrency }, () => worker(queues[0])),
+        ...Array.from({ length: loginConcurrency }, () => worker(queues[1])),
+      ]);
+    };
+
+    // Warm up before the baseline: a normal client, then a batch of streams from another seed. Node
+    // grows its heap to a working size on the first thousands of connections and keeps it; the check
+    // is that memory does not keep growing with the number of streams, not that V8 hands pages back.
     for (let i = 0; i < 5; i++) await probe(p, password);
-    await sleep(1000);
+    report.rss.start = rssOf(pid);
+    const warmup = opts.warmup ?? Math.min(2000, opts.count);
+    await batch((opts.seed ^ 0x5a5a5a5a) >>> 0, warmup);
+    await sleep(2000);
     report.rss.baseline = rssOf(pid);
     report.rss.peak = report.rss.baseline;
-    log(`proxy pid ${pid} on ${p.host}:${p.port}, baseline RSS ${mb(report.rss.baseline)}`);
+    log(
+      `proxy pid ${pid} on ${p.host}:${p.port}, RSS ${mb(report.rss.start)} at start, ${mb(report.rss.baseline)} after ${warmup} warm-up streams (baseline)`,
+    );
 
-    const started = Date.now();
-    let logFrom = 0;
     let stop = false;
     const rssTimer = setInterval(() => {
       if (p.child.exitCode === null) report.rss.peak = Math.max(report.rss.peak, rssOf(pid));
@@ -631,35 +675,9 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         }
       }
     })();
-
-    // Two pools, so that streams waiting for a login slot never hold up the others.
-    const queues: [number[], number[]] = [[], []];
-    for (let index = 0; index < opts.count; index++) {
-      queues[NEEDS_LOGIN.has(streamRng(opts.seed, index).pick(WEIGHTED)) ? 1 : 0].push(index);
-    }
-    const worker = async (queue: number[]): Promise<void> => {
-      for (let index = queue.shift(); index !== undefined; index = queue.shift()) {
-        if (p.child.exitCode !== null) return;
-        const rng = streamRng(opts.seed, index);
-        const r = await runStream(rng, plan(rng, 'admin'), p.host, p.port, password);
-        report.streams++;
-        inc(report.byCategory, r.category);
-        inc(report.answers, r.answer);
-        report.answersByCategory[r.category] ??= {};
-        inc(report.answersByCategory[r.category]!, r.answer);
-        if (report.streams % 5000 === 0) {
-          log(
-            `${report.streams} streams, ${((Date.now() - started) / 1000).toFixed(0)} s, RSS ${mb(rssOf(pid))}, probes ${report.probes.ok} ok / ${report.probes.failed} failed`,
-          );
-          failures.push(...scanLogs(p, logFrom, report.errorLogs));
-          logFrom = p.logs.length;
-        }
-      }
-    };
-    await Promise.all([
-      ...Array.from({ length: concurrency }, () => worker(queues[0])),
-      ...Array.from({ length: loginConcurrency }, () => worker(queues[1])),
-    ]);
+    started = Date.now();
+    record = true;
+    await batch(opts.seed, opts.count);
     report.durationMs = Date.now() - started;
     stop = true;
     await prober;
@@ -705,7 +723,7 @@ export function mb(bytes: number): string {
 export function formatReport(r: FuzzReport): string {
   const lines = [
     `seed ${r.seed}: ${r.streams} streams in ${(r.durationMs / 1000).toFixed(1)} s (${(r.streams / Math.max(1, r.durationMs / 1000)).toFixed(0)}/s)`,
-    `RSS baseline ${mb(r.rss.baseline)}, peak ${mb(r.rss.peak)}, after ${mb(r.rss.after)}`,
+    `RSS at start ${mb(r.rss.start)}, baseline after warm-up ${mb(r.rss.baseline)}, peak ${mb(r.rss.peak)}, after ${mb(r.rss.after)}`,
     `normal client probes: ${r.probes.ok} ok, ${r.probes.failed} failed`,
     'streams by category (answers):',
   ];
