@@ -6,6 +6,7 @@ import { Metrics } from './admin/metrics.js';
 import type { AuthUsers } from './auth/types.js';
 import { type EndpointConfig, formatHostPort, type ProxyConfig, resolveRole } from './config/index.js';
 import { ProxyError } from './errors.js';
+import { createClientTls } from './frontend/client-tls.js';
 import { Listener } from './listener/listener.js';
 import type { Logger } from './log.js';
 import { CancelRegistry } from './session/cancel-registry.js';
@@ -15,7 +16,10 @@ import { createTokenSigner, type TokenAction } from './token/signer.js';
 import { TokenCache } from './token/token-cache.js';
 import { createConnector } from './upstream/connector.js';
 import { EndpointPool, type PoolEndpoint } from './upstream/endpoint-pool.js';
+import { UpstreamPool } from './upstream/pool.js';
+import { poolingConnector } from './upstream/pooled-connector.js';
 import { ConnectRateLimiter } from './upstream/rate-limiter.js';
+import { ConnectionResetter } from './upstream/reset.js';
 import { createTarget } from './upstream/target.js';
 
 export interface RunningProxy {
@@ -73,16 +77,37 @@ export async function startProxy(
   const tokens = (pool.endpoints[0] as PoolEndpoint).tokens;
   const health = new HealthState(pool);
   let users = config.users;
+  const baseConnector = createConnector({
+    pool,
+    connectTimeoutMs: config.connectTimeoutMs,
+    queueTimeoutMs: config.connectQueueTimeoutMs,
+    metrics,
+  });
+  const sessionPool =
+    config.poolMode === 'session'
+      ? new UpstreamPool({
+          maxIdlePerKey: config.poolMaxIdle,
+          idleTimeoutMs: config.poolIdleTimeoutMs,
+          maxAgeMs: config.maxUpstreamAgeMs,
+          log: logger,
+          onChange: (idle) => metrics.poolIdle.set(idle),
+        })
+      : undefined;
+  const clientTls = await createClientTls(config.clientTls);
   const listener = new Listener({
     authMethod: config.authMethod,
     users: () => users,
     resolveRole: (user) => resolveRole(config, user),
-    connector: createConnector({
-      pool,
-      connectTimeoutMs: config.connectTimeoutMs,
-      queueTimeoutMs: config.connectQueueTimeoutMs,
-      metrics,
-    }),
+    connector: sessionPool
+      ? poolingConnector({
+          base: baseConnector,
+          pool: sessionPool,
+          resetter: new ConnectionResetter(config.connectTimeoutMs),
+          metrics,
+          log: logger,
+        })
+      : baseConnector,
+    clientTls,
     cancels: new CancelRegistry<CancelRoute>(),
     logger,
     mockSecret: randomBytes(32),
@@ -103,6 +128,7 @@ export async function startProxy(
         await new Promise((r) => setTimeout(r, config.minShutdownDelayMs));
       }
       await listener.shutdown(config.maxShutdownDelayMs);
+      sessionPool?.close();
       for (const ep of pool.endpoints) {
         ep.tokens.stop();
         ep.limiter?.close(new ProxyError('ADMIN_SHUTDOWN'));
@@ -151,6 +177,8 @@ export async function startProxy(
     auth_method: config.authMethod,
     token_ttl_s: config.tokenTtlSeconds,
     max_connections: config.maxConnections,
+    client_tls: config.clientTls.enabled ? (config.clientTls.required ? 'required' : 'on') : 'off',
+    pool_mode: config.poolMode,
   });
 
   return {

@@ -4,7 +4,7 @@ import type { AuthMethod, AuthUsers } from '../auth/types.js';
 import { ConfigError } from './config-error.js';
 import { formatDuration } from './duration.js';
 import { type EndpointConfig, resolveEndpoints } from './endpoints.js';
-import { readAuthUsers, readCaPem } from './files.js';
+import { readAuthUsers, readCaPem, readText } from './files.js';
 import { formatHostPort, type HostPort, isLoopbackHost } from './host-port.js';
 import { ENV_PREFIX, FLAG_KEYS, OPTION_DOCS } from './options.js';
 import {
@@ -52,11 +52,25 @@ export interface ProxyConfig {
   maxUpstreamAgeMs: number;
   startupParamsMode: StartupParamsMode;
   adminListen?: HostPort;
+  clientTls: ClientTlsConfig;
+  poolMode: 'none' | 'session';
+  poolMaxIdle: number;
+  poolIdleTimeoutMs: number;
   /** Directory for the Unix-domain socket `.s.PGSQL.<port>`. */
   unixSocketDir?: string;
   roleMap: Record<string, string>;
   /** Things the operator should know (trust authentication, ignored variables...), for the caller to log. */
   warnings: string[];
+}
+
+/** Local TLS towards clients: certificate and key as PEM text, read at start. */
+export interface ClientTlsConfig {
+  enabled: boolean;
+  required: boolean;
+  certPem?: string;
+  keyPem?: string;
+  /** Where the generated CA is written (only without certPem/keyPem). */
+  caOut?: string;
 }
 
 /** DSQL closes every connection after 60 minutes (docs/dsql-facts.md, Limits). */
@@ -71,10 +85,12 @@ interface Picked<T> {
   base: string;
 }
 
-type Raw = Partial<Record<ValueKey, string | string[]>>;
+type Raw = Partial<Record<ValueKey, string | string[] | boolean>>;
 
 /** Options that may be given more than once on the command line. */
 const REPEATABLE = new Set<string>(['endpoint', 'connect-to']);
+/** Switches given as a bare flag (`--client-tls-required`); true/false in the environment or file. */
+const BOOLEAN_FLAGS = new Set<string>(['client-tls-required']);
 
 const ENV_OF = new Map(OPTION_DOCS.filter((o) => o.env !== '').map((o) => [o.key, o.env]));
 
@@ -85,9 +101,10 @@ export function wantsHelp(argv: readonly string[]): boolean {
 }
 
 function readFlags(argv: string[]): Raw {
-  const options = Object.fromEntries(
-    FLAG_KEYS.map((k) => [k, { type: 'string' as const, multiple: REPEATABLE.has(k) }]),
-  );
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {};
+  for (const k of FLAG_KEYS) {
+    options[k] = BOOLEAN_FLAGS.has(k) ? { type: 'boolean' } : { type: 'string', multiple: REPEATABLE.has(k) };
+  }
   try {
     const { values } = parseArgs({
       args: argv,
@@ -95,7 +112,7 @@ function readFlags(argv: string[]): Raw {
       strict: true,
       allowPositionals: false,
     });
-    const { help: _help, ...rest } = values;
+    const { help: _help, ...rest } = values as Record<string, string | string[] | boolean | undefined>;
     return rest as Raw;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
@@ -333,6 +350,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
     connectQueueTimeoutMs: src.get('connect-queue-timeout')?.value ?? 10_000,
     maxUpstreamAgeMs: maxUpstreamAgePick?.value ?? 50 * 60_000,
     startupParamsMode: src.get('startup-params')?.value ?? 'drop',
+    clientTls: resolveClientTls(src),
+    poolMode: src.get('pool-mode')?.value ?? 'none',
+    poolMaxIdle: src.get('pool-max-idle')?.value ?? 100,
+    poolIdleTimeoutMs: src.get('pool-idle-timeout')?.value ?? 10 * 60_000,
     roleMap: src.roleMap(),
     warnings,
   };
@@ -346,6 +367,40 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
   const unixPick = src.get('unix-socket');
   if (unixPick !== undefined) config.unixSocketDir = resolve(unixPick.base, unixPick.value);
   return config;
+}
+
+/** --client-tls and its companions; the certificate and key are read now so errors name the key. */
+function resolveClientTls(src: Sources): ClientTlsConfig {
+  const enabled = src.get('client-tls')?.value === 'on';
+  const required = src.get('client-tls-required')?.value === true;
+  const certPick = src.get('client-cert');
+  const keyPick = src.get('client-key');
+  const caOutPick = src.get('client-ca-out');
+  if (required && !enabled) {
+    throw new ConfigError('--client-tls-required needs --client-tls on', { key: 'client-tls-required' });
+  }
+  if (!enabled) return { enabled, required };
+  if (Boolean(certPick) !== Boolean(keyPick)) {
+    throw new ConfigError(
+      '--client-cert and --client-key go together: give both, or neither for a generated certificate',
+      {
+        key: certPick ? 'client-key' : 'client-cert',
+      },
+    );
+  }
+  const out: ClientTlsConfig = { enabled, required };
+  if (certPick && keyPick) {
+    out.certPem = readText(
+      resolve(certPick.base, certPick.value),
+      'client certificate',
+      certPick.label,
+      'client-cert',
+    );
+    out.keyPem = readText(resolve(keyPick.base, keyPick.value), 'client key', keyPick.label, 'client-key');
+  } else if (caOutPick) {
+    out.caOut = resolve(caOutPick.base, caOutPick.value);
+  }
+  return out;
 }
 
 /** The DSQL role a local user logs in as: role-map entry, else the same name. */

@@ -190,6 +190,65 @@ export const OPTION_DOCS: OptionDoc[] = [
     description: 'Also listen on DIR/.s.PGSQL.<port> (the --listen port), so `psql -h DIR` works.',
   },
   {
+    key: 'client-tls',
+    env: envName('client-tls'),
+    type: 'off|on',
+    default: 'off',
+    description:
+      'TLS towards local clients. With on, SSLRequest is answered S and direct TLS (sslnegotiation=direct, ALPN postgresql) is accepted, with --client-cert/--client-key or a generated certificate for localhost, 127.0.0.1 and ::1.',
+  },
+  {
+    key: 'client-cert',
+    env: envName('client-cert'),
+    type: 'path',
+    default: 'generated',
+    description: 'PEM certificate (chain) presented to local clients; give --client-key with it.',
+  },
+  {
+    key: 'client-key',
+    env: envName('client-key'),
+    type: 'path',
+    default: 'generated',
+    description: 'PEM private key for --client-cert.',
+  },
+  {
+    key: 'client-ca-out',
+    env: envName('client-ca-out'),
+    type: 'path',
+    default: '',
+    description:
+      'Where to write the CA of the generated certificate, for clients that verify it (sslmode=verify-full sslrootcert=PATH).',
+  },
+  {
+    key: 'client-tls-required',
+    env: envName('client-tls-required'),
+    type: 'flag',
+    default: 'false',
+    description: 'Refuse local clients that do not use TLS (28000). Needs --client-tls on.',
+  },
+  {
+    key: 'pool-mode',
+    env: envName('pool-mode'),
+    type: 'none|session',
+    default: 'none',
+    description:
+      'session: when a client leaves while idle, its DSQL connection is reset and handed to the next client of the same DSQL role and startup parameters (DSQL admits only 100 new connections per second).',
+  },
+  {
+    key: 'pool-max-idle',
+    env: envName('pool-max-idle'),
+    type: 'integer',
+    default: '100',
+    description: 'Idle pooled connections kept per DSQL role and parameter set (--pool-mode session).',
+  },
+  {
+    key: 'pool-idle-timeout',
+    env: envName('pool-idle-timeout'),
+    type: 'duration',
+    default: '10m',
+    description: 'A pooled connection unused this long is closed.',
+  },
+  {
     key: 'role-map',
     env: '',
     type: 'mapping',

@@ -19,6 +19,16 @@ const scalar = z
   .transform((v) => String(v).trim())
   .pipe(z.string().min(1, 'must not be empty'));
 
+/** An on/off switch: a bare flag (true), or true/false/on/off/1/0 from the environment or the file. */
+const booleanFlag = z.union([z.boolean(), z.string(), z.number()]).transform((v, ctx): boolean => {
+  if (typeof v === 'boolean') return v;
+  const s = String(v).trim().toLowerCase();
+  if (['true', 'on', '1', 'yes'].includes(s)) return true;
+  if (['false', 'off', '0', 'no'].includes(s)) return false;
+  ctx.addIssue({ code: 'custom', message: 'must be true or false' });
+  return z.NEVER;
+});
+
 /** A scalar run through a parser that throws on bad input; the thrown message becomes the issue. */
 function parsed<T>(fn: (s: string) => T) {
   return scalar.transform((s, ctx): T => {
@@ -162,6 +172,18 @@ export const VALUE_SCHEMAS = {
   'connect-queue-timeout': durationMs(1),
   'max-upstream-age': durationMs(1000),
   'startup-params': scalar.pipe(z.enum(STARTUP_PARAMS_MODES)),
+  'client-tls': scalar.pipe(z.enum(['off', 'on'])),
+  'client-cert': scalar,
+  'client-key': scalar,
+  'client-ca-out': scalar,
+  'client-tls-required': booleanFlag,
+  'pool-mode': scalar.pipe(z.enum(['none', 'session'])),
+  'pool-max-idle': parsed((s) => {
+    if (!/^\d+$/.test(s) || Number(s) < 1 || Number(s) > 100_000)
+      throw new Error('must be a whole number from 1 to 100000');
+    return Number(s);
+  }),
+  'pool-idle-timeout': durationMs(1000),
   config: scalar,
 };
 

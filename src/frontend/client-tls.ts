@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import tls from 'node:tls';
 
 /** Local TLS towards clients (--client-tls). Off by default: on loopback, TLS only costs CPU. */
@@ -13,8 +13,8 @@ export interface ClientTls {
 export interface ClientTlsOptions {
   enabled: boolean;
   required: boolean;
-  certFile?: string | undefined;
-  keyFile?: string | undefined;
+  certPem?: string | undefined;
+  keyPem?: string | undefined;
   /** Where to write the generated CA, so clients can use sslmode=verify-full. */
   caOut?: string | undefined;
 }
@@ -32,9 +32,9 @@ export async function createClientTls(opts: ClientTlsOptions): Promise<ClientTls
   if (!opts.enabled) return { enabled: false, required: false, secureContext: undefined };
   let cert: string;
   let key: string;
-  if (opts.certFile && opts.keyFile) {
-    cert = readFileSync(opts.certFile, 'utf8');
-    key = readFileSync(opts.keyFile, 'utf8');
+  if (opts.certPem && opts.keyPem) {
+    cert = opts.certPem;
+    key = opts.keyPem;
   } else {
     const { createCa, issueCert } = await import('../local-endpoint/certs.js');
     const ca = await createCa('dsql-proxy local CA');
