@@ -1,0 +1,130 @@
+/**
+ * --pool-mode session: a client that leaves cleanly hands its reset DSQL connection to the next
+ * client of the same role and startup parameters; nothing of one client's session reaches the next.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { type ProxyProcess, startProxyProcess } from '../support/proxy-process.js';
+import { assertNoSecrets } from '../support/secrets.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
+
+let stack: TestStack;
+let proxy: ProxyProcess;
+
+before(async () => {
+  stack = await startTestStack();
+  proxy = await startProxyProcess(stack, {
+    args: ['--pool-mode', 'session', '--admin-listen', '127.0.0.1:0', '--log-level', 'debug'],
+  });
+});
+
+after(async () => {
+  await proxy?.stop();
+  await stack?.stop();
+  assertNoSecrets(
+    proxy.logs.map((l) => l.raw),
+    { credentials: stack.credentials, tokens: stack.endpoint.logins.map((l) => l.token) },
+  );
+});
+
+const logins = (user: string) => stack.endpoint.logins.filter((l) => l.user === user).length;
+
+async function metric(name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${proxy.adminPort}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
+async function session<T>(cfg: pg.ClientConfig, work: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ host: proxy.host, port: proxy.port, user: 'app', password: '', ...cfg });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+const pid = (c: pg.Client) => c.query('select pg_backend_pid() as pid').then((r) => Number(r.rows[0].pid));
+const settle = () => new Promise((r) => setTimeout(r, 150));
+
+describe('--pool-mode session', () => {
+  test('sequential clients reuse one DSQL connection: one login for twenty sessions', async () => {
+    const before = logins('app');
+    const pids = new Set<number>();
+    for (let i = 0; i < 20; i++) {
+      pids.add(await session({}, pid));
+      await settle(); // the release (reset) happens after the client is gone
+    }
+    assert.equal(logins('app') - before, 1, 'one upstream login');
+    assert.equal(pids.size, 1, 'one upstream backend');
+    assert.ok((await metric('dsql_proxy_pool_reuses_total')) >= 19);
+    assert.equal(await metric('dsql_proxy_pool_idle_connections'), 1);
+  });
+
+  test("one client's session state does not reach the next", async () => {
+    const first = await session({}, async (c) => {
+      await c.query('SET search_path TO pg_catalog');
+      await c.query("SET TimeZone TO 'Asia/Tokyo'");
+      await c.query('PREPARE sqlp AS SELECT 1');
+      await c.query({ name: 'protop', text: 'select $1::int as n', values: [1] });
+      return pid(c);
+    });
+    await settle();
+    await session({}, async (c) => {
+      assert.equal(await pid(c), first, 'the same upstream connection');
+      const r = await c.query(
+        "select current_setting('search_path') as sp, current_setting('TimeZone') as tz",
+      );
+      assert.equal(r.rows[0].sp, '"$user", public');
+      assert.notEqual(r.rows[0].tz, 'Asia/Tokyo');
+      // Names the previous client used are free again.
+      await c.query('PREPARE sqlp AS SELECT 2');
+      assert.equal(
+        (await c.query({ name: 'protop', text: 'select $1::int * 3 as n', values: [2] })).rows[0].n,
+        6,
+      );
+    });
+  });
+
+  test('a client that leaves inside a transaction does not give its connection back', async () => {
+    await settle();
+    const inTx = await session({}, async (c) => {
+      await c.query('begin');
+      await c.query('select 1');
+      return pid(c);
+    });
+    await settle();
+    const next = await session({}, pid);
+    assert.notEqual(next, inTx, 'the connection left mid-transaction was closed, not reused');
+  });
+
+  test('a client that vanishes without Terminate does not give its connection back', async () => {
+    await settle();
+    const client = new pg.Client({ host: proxy.host, port: proxy.port, user: 'app', password: '' });
+    client.on('error', () => {});
+    await client.connect();
+    const gone = await pid(client);
+    (client as unknown as { connection: { stream: import('node:net').Socket } }).connection.stream.destroy();
+    await settle();
+    const next = await session({}, pid);
+    assert.notEqual(next, gone);
+  });
+
+  test('different startup parameters or roles get different connections', async () => {
+    await settle();
+    const a = await session({ application_name: 'pool-a' }, pid);
+    await settle();
+    const b = await session({ application_name: 'pool-b' }, pid);
+    await settle();
+    const a2 = await session({ application_name: 'pool-a' }, pid);
+    assert.notEqual(a, b);
+    assert.equal(a2, a);
+    const admin = await session(
+      { user: 'admin' },
+      async (c) => (await c.query('select current_user as u')).rows[0].u,
+    );
+    assert.equal(admin, 'admin');
+  });
+});
