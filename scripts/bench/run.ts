@@ -1,0 +1,667 @@
+/**
+ * `npm run bench`: dsql-proxy against direct TLS to PostgreSQL and against PgBouncer, on this machine.
+ * Not part of the tests. See docs/benchmarks.md for the method; `--help` for the options.
+ *
+ * Setup: an embedded PostgreSQL (src/local-endpoint/embedded-postgres.ts) with ssl=on and a server
+ * certificate for a DSQL-like hostname; the real proxy (`node dist/cli.js`) dials it directly with
+ * TLS (SNI and verify-full against that hostname, token signing with static fake credentials that
+ * PostgreSQL's `trust` ignores); PgBouncer (if installed) in session mode with server TLS.
+ * Every figure is measured interleaved (direct, proxy, pgbouncer, direct, proxy, ...) so that the
+ * noise of a shared machine hits all of them alike, and reported as median (min–max) and as ratios.
+ */
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { createCa, issueCert } from '../../src/local-endpoint/certs.js';
+import { freePort, type LocalPostgres, startPostgres } from '../../src/local-endpoint/embedded-postgres.js';
+import {
+  cpuSeconds,
+  mustRun,
+  rssBytes,
+  run,
+  type Server,
+  sleep,
+  startServer,
+  threadCpuSeconds,
+  waitReady,
+  which,
+} from './proc.js';
+import { type ProfileResult, runProfile } from './profile.js';
+import { ANALYSIS_MARKER, type BenchReport, renderMarkdown, renderSvg, renderTable } from './report.js';
+import { percentile } from './stats.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ENDPOINT = 'benchbenchbenchbenchbench0.dsql.us-east-1.on.aws';
+const USER = 'bench';
+const PASSWORD = 'bench-password';
+
+interface Options {
+  quick: boolean;
+  reps: number;
+  seconds: number;
+  clients: number[];
+  idleClients: number;
+  bulkMb: number;
+  scale: number;
+  profile: boolean;
+  write: boolean;
+  cli: string;
+}
+
+const HELP = `npm run bench [-- options]
+
+  --quick            short smoke run (~1-2 min): 2 repetitions, 2 s runs, small COPY, 200 idle clients;
+                     writes nothing under docs/ unless --write is given
+  --reps N           repetitions of every measurement (default 5)
+  --seconds S        duration of each pgbench run (default 5)
+  --clients 1,16,64  client counts for the pgbench -S throughput runs
+  --idle N           idle clients for the memory measurement (default 1000)
+  --bulk-mb N        size of the COPY data set in MB (default 150)
+  --no-profile       skip the --cpu-prof run of the proxy
+  --write            write docs/benchmarks.md and docs/benchmarks.svg (default for a full run)
+  --no-write         do not
+  --cli PATH         the proxy's CLI (default dist/cli.js; run \`npm run build\` first)
+  --render FILE      only re-render docs/benchmarks.{md,svg} from the JSON a run saved
+
+Needs: npm ci && npm run build; pgbench and psql (apt-get install -y postgresql-client);
+optional: pgbouncer (apt-get install -y pgbouncer) — its rows are skipped when it is missing.`;
+
+function parseArgs(argv: string[]): Options {
+  const quick = argv.includes('--quick');
+  const o: Options = {
+    quick,
+    reps: quick ? 2 : 5,
+    seconds: quick ? 3 : 5,
+    clients: [1, 16, 64],
+    idleClients: quick ? 200 : 1000,
+    bulkMb: quick ? 30 : 150,
+    scale: quick ? 2 : 10,
+    profile: !quick,
+    write: !quick,
+    cli: join(ROOT, 'dist/cli.js'),
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    switch (a) {
+      case '--quick':
+        break;
+      case '--reps':
+        o.reps = Number(next());
+        break;
+      case '--seconds':
+        o.seconds = Number(next());
+        break;
+      case '--clients':
+        o.clients = next().split(',').map(Number);
+        break;
+      case '--idle':
+        o.idleClients = Number(next());
+        break;
+      case '--bulk-mb':
+        o.bulkMb = Number(next());
+        break;
+      case '--profile':
+        o.profile = true;
+        break;
+      case '--no-profile':
+        o.profile = false;
+        break;
+      case '--write':
+        o.write = true;
+        break;
+      case '--no-write':
+        o.write = false;
+        break;
+      case '--cli':
+        o.cli = resolve(next());
+        break;
+      case '--help':
+      case '-h':
+        console.log(HELP);
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown option ${a}\n${HELP}`);
+    }
+  }
+  return o;
+}
+
+/** One way of reaching PostgreSQL that pgbench/psql can be pointed at. */
+interface Target {
+  name: string;
+  port: number;
+  /** libpq sslmode the client uses on its own leg. */
+  sslmode: 'require' | 'disable';
+  password?: string;
+  /** The middle process whose CPU time and memory are read (none for direct). */
+  server?: Server;
+}
+
+function log(msg: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+/** libpq environment with nothing inherited from the machine's PG* variables. */
+function libpqEnv(t: Target, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG')) env[k] = v;
+  Object.assign(env, {
+    PGHOST: '127.0.0.1',
+    PGPORT: String(t.port),
+    PGUSER: USER,
+    PGDATABASE: 'postgres',
+    PGSSLMODE: t.sslmode,
+    PGPASSFILE: '/nonexistent/dsql-proxy-bench-pgpass',
+    PGCONNECT_TIMEOUT: '20',
+    PGAPPNAME: 'dsql-proxy-bench',
+    LC_ALL: 'C',
+    ...extra,
+  });
+  if (t.password !== undefined) env.PGPASSWORD = t.password;
+  return env;
+}
+
+interface PgbenchResult {
+  tps: number;
+  txns: number;
+  /** Per-transaction latencies in µs, when a log was requested. */
+  latenciesUs?: number[];
+  cpuSec?: number;
+  /** CPU seconds of the middle process's main thread alone (the JavaScript event loop for the proxy). */
+  mainCpuSec?: number;
+}
+
+async function pgbench(
+  t: Target,
+  args: string[],
+  seconds: number,
+  opts: { logDir?: string } = {},
+): Promise<PgbenchResult> {
+  const cpu0 = t.server ? cpuSeconds(t.server.pid) : 0;
+  const main0 = t.server ? threadCpuSeconds(t.server.pid, t.server.pid) : 0;
+  const logArgs = opts.logDir ? ['-l', `--log-prefix=${join(opts.logDir, 'txlog')}`] : [];
+  const r = await mustRun('pgbench', ['-n', '-T', String(seconds), ...logArgs, ...args], {
+    env: libpqEnv(t),
+    cwd: opts.logDir ?? tmpdir(),
+    timeoutMs: (seconds + 60) * 1000,
+  });
+  const cpu1 = t.server ? cpuSeconds(t.server.pid) : 0;
+  const main1 = t.server ? threadCpuSeconds(t.server.pid, t.server.pid) : 0;
+  const tps = /tps = ([\d.]+)/.exec(r.stdout);
+  const txns = /number of transactions actually processed: (\d+)/.exec(r.stdout);
+  const failed = /number of failed transactions: (\d+)/.exec(r.stdout);
+  if (!txns || (!tps && Number(txns[1]) > 0)) {
+    throw new Error(`unexpected pgbench output for ${t.name}:\n${r.stdout}\n${r.stderr}`);
+  }
+  if (failed && Number(failed[1]) > 0)
+    throw new Error(`pgbench against ${t.name}: ${failed[1]} failed transactions`);
+  const out: PgbenchResult = { tps: tps ? Number(tps[1]) : 0, txns: Number(txns[1]) };
+  if (t.server) {
+    out.cpuSec = cpu1 - cpu0;
+    out.mainCpuSec = main1 - main0;
+  }
+  if (opts.logDir) {
+    const lat: number[] = [];
+    for (const f of readdirSync(opts.logDir)) {
+      if (!f.startsWith('txlog')) continue;
+      // client_id transaction_no time script_no time_epoch time_us: field 3 is the latency in µs.
+      for (const line of readFileSync(join(opts.logDir, f), 'utf8').split('\n')) {
+        const field = line.split(' ')[2];
+        if (field !== undefined) lat.push(Number(field));
+      }
+      rmSync(join(opts.logDir, f));
+    }
+    out.latenciesUs = lat;
+  }
+  return out;
+}
+
+function machine(): BenchReport['machine'] {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? 'unknown';
+  return {
+    nproc: cpus().length,
+    cpu: model.trim(),
+    memGiB: totalmem() / 2 ** 30,
+    node: process.version,
+    kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
+  };
+}
+
+function writeDocs(report: BenchReport): void {
+  const mdPath = join(ROOT, 'docs/benchmarks.md');
+  let analysis = '';
+  try {
+    const prev = readFileSync(mdPath, 'utf8');
+    const at = prev.indexOf(ANALYSIS_MARKER);
+    if (at >= 0) analysis = prev.slice(at);
+  } catch {
+    // first run
+  }
+  writeFileSync(mdPath, renderMarkdown(report) + (analysis ? `\n${analysis}` : ''));
+  writeFileSync(join(ROOT, 'docs/benchmarks.svg'), renderSvg(report));
+  log('wrote docs/benchmarks.md and docs/benchmarks.svg');
+}
+
+async function main(): Promise<void> {
+  const renderAt = process.argv.indexOf('--render');
+  if (renderAt >= 0) {
+    // Re-render the docs from a saved result file (e.g. after changing the report format).
+    const file = process.argv[renderAt + 1];
+    if (!file) throw new Error('--render needs the JSON file a run saved');
+    const report = JSON.parse(readFileSync(file, 'utf8')) as BenchReport;
+    console.log(renderTable(report));
+    writeDocs(report);
+    return;
+  }
+  const o = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  for (const tool of ['pgbench', 'psql']) {
+    if (!which(tool)) throw new Error(`${tool} not found: apt-get install -y postgresql-client`);
+  }
+  statSync(o.cli); // fails clearly when the build is missing
+  const pgbouncerBin = which('pgbouncer');
+  const notes: string[] = [];
+  if (!pgbouncerBin)
+    notes.push('PgBouncer is not installed (apt-get install -y pgbouncer): its rows are skipped.');
+  const helpText = (await run(process.execPath, [o.cli, '--help'])).stdout;
+  const hasPoolMode = helpText.includes('--pool-mode');
+  if (!hasPoolMode)
+    notes.push('The proxy has no --pool-mode flag yet: the "proxy --pool-mode session" row is skipped.');
+
+  // A directory the `postgres` OS user can reach when we are root (PostgreSQL and PgBouncer run as it).
+  const work = mkdtempSync(join('/tmp', 'dsql-proxy-bench-'));
+  chmodSync(work, 0o755);
+  const servers: Server[] = [];
+  let postgres: LocalPostgres | undefined;
+  const cleanup = async (): Promise<void> => {
+    for (const s of servers.reverse()) await s.stop().catch(() => {});
+    await postgres?.stop().catch(() => {});
+    rmSync(work, { recursive: true, force: true });
+  };
+  process.once('SIGINT', () => {
+    void cleanup().then(() => process.exit(130));
+  });
+
+  try {
+    // --- PKI: a CA and a certificate for the DSQL-like hostname (and 127.0.0.1 for direct clients).
+    const ca = await createCa('dsql-proxy bench CA');
+    const cert = await issueCert(ca, { hostnames: [ENDPOINT], ips: ['127.0.0.1'] });
+    const caFile = join(work, 'ca.pem');
+    writeFileSync(caFile, ca.certPem, { mode: 0o644 });
+
+    // --- PostgreSQL: init, then ssl=on + room for 1,000+ backends, restart.
+    const dataDir = join(work, 'pgdata');
+    log('starting PostgreSQL (initdb)');
+    postgres = await startPostgres({ dataDir });
+    const owner = statSync(dataDir);
+    for (const [name, body] of [
+      ['server.crt', cert.certPem],
+      ['server.key', cert.keyPem],
+    ] as const) {
+      const p = join(dataDir, name);
+      writeFileSync(p, body, { mode: 0o600 });
+      chownSync(p, owner.uid, owner.gid);
+    }
+    const settings: Record<string, string> = {
+      ssl: 'on',
+      ssl_cert_file: 'server.crt',
+      ssl_key_file: 'server.key',
+      // Room for N idle proxy clients while PgBouncer still holds idle server connections from earlier runs.
+      max_connections: String(Math.max(1200, o.idleClients + 500)),
+      shared_buffers: '512MB',
+      max_wal_size: '4GB',
+    };
+    for (const [k, v] of Object.entries(settings)) await postgres.query(`ALTER SYSTEM SET ${k} = '${v}'`);
+    await postgres.query(`CREATE ROLE ${USER} WITH LOGIN SUPERUSER PASSWORD '${PASSWORD}'`);
+    await postgres.stop();
+    postgres = await startPostgres({ dataDir });
+    const pgPort = postgres.port;
+    const [pgInfo] = await postgres.query<{ version: string; ssl: string; max: string }>(
+      "SELECT version() AS version, current_setting('ssl') AS ssl, current_setting('max_connections') AS max",
+    );
+    if (pgInfo?.ssl !== 'on') throw new Error('PostgreSQL did not come up with ssl=on');
+    log(`PostgreSQL on 127.0.0.1:${pgPort}, ssl=${pgInfo.ssl}, max_connections=${pgInfo.max}`);
+
+    const direct: Target = { name: 'direct', port: pgPort, sslmode: 'require' };
+    log(`pgbench -i -s ${o.scale}`);
+    await mustRun('pgbench', ['-i', '-q', '-s', String(o.scale)], { env: libpqEnv(direct), cwd: work });
+    await postgres.query('VACUUM ANALYZE');
+
+    // --- The proxy: real CLI, TLS straight to PostgreSQL under the DSQL-like name, token signing on.
+    const proxyEnv: NodeJS.ProcessEnv = {
+      ...process.env,
+      AWS_ACCESS_KEY_ID: 'AKIDBENCHBENCHBENCH0',
+      AWS_SECRET_ACCESS_KEY: 'benchbenchbenchbenchbenchbenchbenchbench',
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_PROFILE: '',
+      NODE_OPTIONS: '',
+    };
+    delete proxyEnv.AWS_SESSION_TOKEN;
+    delete proxyEnv.AWS_PROFILE;
+    for (const k of Object.keys(proxyEnv)) if (k.startsWith('DSQL_PROXY_')) delete proxyEnv[k];
+    const proxyArgs = (port: number, extra: string[]): string[] => [
+      '--endpoint',
+      ENDPOINT,
+      '--connect-to',
+      `127.0.0.1:${pgPort}`,
+      '--ca-file',
+      caFile,
+      '--listen',
+      `127.0.0.1:${port}`,
+      // Benchmark the relay, not DSQL's connection-rate limit (the default 100/s would cap -C).
+      '--connect-rate',
+      '0',
+      '--log-level',
+      'warn',
+      ...extra,
+    ];
+    const startProxy = async (name: string, extra: string[], nodeFlags: string[] = []): Promise<Target> => {
+      const port = await freePort();
+      const server = startServer(
+        name,
+        process.execPath,
+        [...nodeFlags, o.cli, ...proxyArgs(port, extra)],
+        proxyEnv,
+      );
+      servers.push(server);
+      const t: Target = { name, port, sslmode: 'disable', server };
+      await waitReady(
+        { host: '127.0.0.1', port, user: USER, database: 'postgres', password: PASSWORD },
+        server,
+      );
+      return t;
+    };
+    const proxy = await startProxy('proxy', ['--auth-method', 'trust']);
+    const verifier = await mustRun(process.execPath, [o.cli, 'hash-password', '--user', USER], {
+      input: `${PASSWORD}\n`,
+    });
+    const authFile = join(work, 'auth.txt');
+    writeFileSync(authFile, verifier.stdout);
+    const proxyScram = {
+      ...(await startProxy('proxy-scram', ['--auth-file', authFile, '--auth-method', 'scram-sha-256'])),
+      password: PASSWORD,
+    };
+    const proxyPool = hasPoolMode
+      ? await startProxy('proxy-pool', ['--auth-method', 'trust', '--pool-mode', 'session'])
+      : undefined;
+    log(`proxy pid ${proxy.server?.pid} on ${proxy.port}; scram proxy on ${proxyScram.port}`);
+
+    // --- PgBouncer: session mode, TLS to the server.
+    let bouncer: Target | undefined;
+    let pgbouncerVersion: string | undefined;
+    if (pgbouncerBin) {
+      pgbouncerVersion = (await run(pgbouncerBin, ['--version'])).stdout.split('\n')[0]?.trim();
+      const port = await freePort();
+      const ini = join(work, 'pgbouncer.ini');
+      const userlist = join(work, 'userlist.txt');
+      writeFileSync(userlist, `"${USER}" "${PASSWORD}"\n`, { mode: 0o644 });
+      writeFileSync(
+        ini,
+        [
+          '[databases]',
+          `postgres = host=127.0.0.1 port=${pgPort} dbname=postgres`,
+          '[pgbouncer]',
+          'listen_addr = 127.0.0.1',
+          `listen_port = ${port}`,
+          'unix_socket_dir =',
+          'auth_type = trust',
+          `auth_file = ${userlist}`,
+          'pool_mode = session',
+          `max_client_conn = ${o.idleClients + 500}`,
+          `default_pool_size = ${o.idleClients + 100}`,
+          'server_tls_sslmode = require',
+          `server_tls_ca_file = ${caFile}`,
+          'ignore_startup_parameters = extra_float_digits',
+          'log_connections = 0',
+          'log_disconnections = 0',
+          'log_pooler_errors = 1',
+          '',
+        ].join('\n'),
+        { mode: 0o644 },
+      );
+      const args = process.getuid?.() === 0 ? ['-u', 'postgres', ini] : [ini];
+      const server = startServer('pgbouncer', pgbouncerBin, args, process.env);
+      servers.push(server);
+      bouncer = { name: 'pgbouncer', port, sslmode: 'disable', server };
+      await waitReady({ host: '127.0.0.1', port, user: USER, database: 'postgres' }, server);
+      log(`pgbouncer pid ${server.pid} on ${port}`);
+    }
+
+    const throughputTargets = [direct, proxy, ...(bouncer ? [bouncer] : [])];
+    const report: BenchReport = {
+      date: new Date().toISOString(),
+      quick: o.quick,
+      options: {
+        reps: o.reps,
+        seconds: o.seconds,
+        clients: o.clients,
+        idle: o.idleClients,
+        bulkMb: o.bulkMb,
+        scale: o.scale,
+      },
+      machine: machine(),
+      versions: {
+        postgres: pgInfo.version,
+        pgbouncer: pgbouncerVersion,
+        pgbench: (await run('pgbench', ['--version'])).stdout.trim(),
+      },
+      loadBefore: loadavg(),
+      tps: {},
+      cpuPerTxnUs: {},
+      lat1: { avgUs: {}, p99Us: {}, addedUs: {} },
+      connRate: {},
+      copyOut: {},
+      copyIn: {},
+      rss: [],
+      notes,
+    };
+    const push = (rec: Record<string, number[]>, key: string, v: number): void => {
+      const list = rec[key] ?? [];
+      list.push(v);
+      rec[key] = list;
+    };
+
+    // --- 1. pgbench -S throughput (and latency at 1 client), interleaved per repetition.
+    const logDir = join(work, 'txlogs');
+    mkdirSync(logDir);
+    for (const c of o.clients) {
+      const tps: Record<string, number[]> = {};
+      const cpu: Record<string, number[]> = {};
+      report.tps[c] = tps;
+      report.cpuPerTxnUs[c] = cpu;
+      const mainCpu: Record<string, number[]> = {};
+      report.mainCpuPerTxnUs = report.mainCpuPerTxnUs ?? {};
+      report.mainCpuPerTxnUs[c] = mainCpu;
+      for (let rep = 0; rep < o.reps; rep++) {
+        const paired: Record<string, number> = {};
+        for (const t of throughputTargets) {
+          const args = ['-S', '-M', 'simple', '-c', String(c), '-j', String(Math.min(2, c))];
+          // pgbench's -T clock includes connecting the clients (slow on a loaded machine): add time for it;
+          // the tps it reports exclude the initial connection time.
+          const dur = o.seconds + (c >= 16 ? Math.ceil(c / 10) : 0);
+          const r = await pgbench(t, args, dur, c === 1 ? { logDir } : {});
+          push(tps, t.name, r.tps);
+          if (r.cpuSec !== undefined && r.txns > 0) push(cpu, t.name, (r.cpuSec / r.txns) * 1e6);
+          if (r.mainCpuSec !== undefined && r.txns > 0) push(mainCpu, t.name, (r.mainCpuSec / r.txns) * 1e6);
+          if (r.latenciesUs?.length) {
+            const avg = r.latenciesUs.reduce((a, b) => a + b, 0) / r.latenciesUs.length;
+            push(report.lat1.avgUs, t.name, avg);
+            push(report.lat1.p99Us, t.name, percentile(r.latenciesUs, 99));
+            paired[t.name] = avg;
+          }
+          log(`-S c=${c} rep ${rep + 1}/${o.reps} ${t.name}: ${r.tps.toFixed(0)} tps`);
+        }
+        const d = paired.direct;
+        if (d !== undefined) {
+          for (const [name, avg] of Object.entries(paired))
+            if (name !== 'direct') push(report.lat1.addedUs, name, avg - d);
+        }
+      }
+    }
+
+    // --- 2. New connections per second: pgbench -C -S (a new connection for every transaction).
+    const connTargets = [
+      direct,
+      proxy,
+      proxyScram,
+      ...(proxyPool ? [proxyPool] : []),
+      ...(bouncer ? [bouncer] : []),
+    ];
+    for (let rep = 0; rep < o.reps; rep++) {
+      for (const t of connTargets) {
+        const r = await pgbench(t, ['-C', '-S', '-c', '4', '-j', '2'], o.seconds);
+        push(report.connRate, t.name, r.tps);
+        log(`-C rep ${rep + 1}/${o.reps} ${t.name}: ${r.tps.toFixed(0)} conn/s`);
+      }
+    }
+
+    // --- 3. Bulk transfer with psql: COPY TO STDOUT (to /dev/null) and COPY FROM STDIN (from a file).
+    const rowBytes = 256; // approximate text size of one generated row
+    const rows = Math.ceil((o.bulkMb * 1e6) / rowBytes);
+    log(`generating ${o.bulkMb} MB for COPY (${rows} rows)`);
+    await postgres.query(
+      `CREATE UNLOGGED TABLE bulk AS SELECT g AS id, md5(g::text) AS h, repeat('x', ${rowBytes - 45}) AS pad FROM generate_series(1, ${rows}) g`,
+    );
+    await postgres.query('CREATE UNLOGGED TABLE bulk_in (LIKE bulk)');
+    const bulkFile = join(work, 'bulk.txt');
+    await mustRun('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', `\\copy bulk to '${bulkFile}'`], {
+      env: libpqEnv(direct),
+    });
+    const bulkMB = statSync(bulkFile).size / 1e6;
+    for (let rep = 0; rep < Math.max(2, Math.min(o.reps, 3)); rep++) {
+      for (const t of throughputTargets) {
+        const out = await mustRun(
+          'psql',
+          ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', "\\copy bulk to '/dev/null'"],
+          {
+            env: libpqEnv(t),
+            timeoutMs: 600_000,
+          },
+        );
+        push(report.copyOut, t.name, bulkMB / (out.ms / 1000));
+        await postgres.query('TRUNCATE bulk_in');
+        const inn = await mustRun(
+          'psql',
+          ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', `\\copy bulk_in from '${bulkFile}'`],
+          {
+            env: libpqEnv(t),
+            timeoutMs: 600_000,
+          },
+        );
+        push(report.copyIn, t.name, bulkMB / (inn.ms / 1000));
+        log(
+          `COPY rep ${rep + 1} ${t.name}: out ${(bulkMB / (out.ms / 1000)).toFixed(0)} MB/s, in ${(bulkMB / (inn.ms / 1000)).toFixed(0)} MB/s`,
+        );
+      }
+    }
+    report.bulkMB = bulkMB;
+    rmSync(bulkFile);
+    await postgres.query('DROP TABLE bulk, bulk_in');
+
+    // --- 4. Resident memory with N idle clients (each ran one query, so PgBouncer holds a server too).
+    for (const t of [proxy, ...(bouncer ? [bouncer] : [])]) {
+      const server = t.server;
+      if (!server) continue;
+      const clients: InstanceType<typeof pg.Client>[] = [];
+      await sleep(1000);
+      const before = rssBytes(server.pid);
+      let opened = 0;
+      let error: string | undefined;
+      try {
+        while (opened < o.idleClients) {
+          const batch: Promise<void>[] = [];
+          for (let i = 0; i < 50 && opened < o.idleClients; i++, opened++) {
+            const c = new pg.Client({
+              host: '127.0.0.1',
+              port: t.port,
+              user: USER,
+              database: 'postgres',
+              ssl: false,
+            });
+            c.on('error', () => {});
+            clients.push(c);
+            batch.push(c.connect().then(() => c.query('select 1').then(() => undefined)));
+          }
+          await Promise.all(batch);
+        }
+      } catch (err) {
+        error = (err as Error).message;
+        opened = clients.length;
+      }
+      await sleep(2000);
+      const withN = rssBytes(server.pid);
+      const connected = error ? opened - 1 : opened;
+      report.rss.push({
+        target: t.name,
+        n: connected,
+        beforeBytes: before,
+        withBytes: withN,
+        ...(error ? { error } : {}),
+      });
+      log(
+        `RSS ${t.name}: ${(before / 2 ** 20).toFixed(1)} MiB -> ${(withN / 2 ** 20).toFixed(1)} MiB with ${connected} idle clients${error ? ` (stopped: ${error})` : ''}`,
+      );
+      await Promise.all(clients.map((c) => c.end().catch(() => {})));
+      await sleep(1000);
+    }
+
+    // --- 5. CPU profile of the proxy under pgbench -S -c 16.
+    let profile: ProfileResult | undefined;
+    if (o.profile) {
+      const profDir = join(work, 'cpuprof');
+      mkdirSync(profDir);
+      const prof = await startProxy(
+        'proxy-cpuprof',
+        ['--auth-method', 'trust'],
+        ['--cpu-prof', '--cpu-prof-dir', profDir],
+      );
+      log('profiling the proxy under pgbench -S -c 16');
+      const r = await pgbench(prof, ['-S', '-M', 'simple', '-c', '16', '-j', '2'], Math.max(o.seconds, 10));
+      await prof.server?.stop('SIGTERM');
+      profile = runProfile(profDir, r.tps, ROOT);
+      if (process.env.BENCH_KEEP_PROFILE) {
+        const keep = resolve(process.env.BENCH_KEEP_PROFILE);
+        for (const f of readdirSync(profDir)) writeFileSync(keep, readFileSync(join(profDir, f)));
+        log(`profile kept at ${keep}`);
+      }
+    }
+    report.profile = profile;
+    report.loadAfter = loadavg();
+    report.elapsedSec = (Date.now() - started) / 1000;
+
+    console.log(renderTable(report));
+    if (o.write) {
+      writeDocs(report);
+    }
+    writeFileSync(join(tmpdir(), 'dsql-proxy-bench-last.json'), JSON.stringify(report, null, 2));
+    log(
+      `raw results: ${join(tmpdir(), 'dsql-proxy-bench-last.json')}; ${report.elapsedSec.toFixed(0)} s in all`,
+    );
+  } finally {
+    await cleanup();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});
