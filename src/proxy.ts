@@ -3,6 +3,7 @@ import type net from 'node:net';
 import { AdminServer } from './admin/admin-server.js';
 import { HealthState } from './admin/health.js';
 import { Metrics } from './admin/metrics.js';
+import { AuthDelay } from './auth/auth-delay.js';
 import type { AuthUsers } from './auth/types.js';
 import { type EndpointConfig, formatHostPort, type ProxyConfig, resolveRole } from './config/index.js';
 import { ProxyError } from './errors.js';
@@ -108,6 +109,7 @@ export async function startProxy(
         })
       : baseConnector,
     clientTls,
+    authDelay: new AuthDelay(),
     cancels: new CancelRegistry<CancelRoute>(),
     logger,
     mockSecret: randomBytes(32),

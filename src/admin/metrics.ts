@@ -150,6 +150,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly authDelaySeconds = new Histogram({
+    name: 'dsql_proxy_auth_delay_seconds',
+    help: 'Delay before answering a failed login; it grows with recent failures for the same address and user.',
+    buckets: [0.25, 0.5, 1, 2, 4, 5],
+    registers: [this.registry],
+  });
+
   /** Bound children for the relay's per-chunk counting (no label lookup on the hot path). */
   readonly bytesToServer = this.bytes.labels('client_to_server');
   readonly bytesToClient = this.bytes.labels('server_to_client');

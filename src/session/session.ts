@@ -1,6 +1,7 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
 import type { Metrics } from '../admin/metrics.js';
+import type { AuthDelay } from '../auth/auth-delay.js';
 import { createAuthenticator } from '../auth/authenticator.js';
 import type { AuthMethod, AuthUsers } from '../auth/types.js';
 import { ProxyError, toProxyError } from '../errors.js';
@@ -24,11 +25,18 @@ export interface CancelRoute {
   upstreamKey: CancelKey | undefined;
 }
 
+/** The cluster a client reaches: how its users map to DSQL roles, and how to connect to it. */
+export interface SessionCluster {
+  name: string;
+  resolveRole: (user: string) => string;
+  connector: Connector;
+}
+
 export interface SessionDeps {
   authMethod: AuthMethod;
   users: () => AuthUsers;
-  resolveRole: (user: string) => string;
-  connector: Connector;
+  /** The cluster for the client's database name, or the error to answer (3D000 for an unknown one). */
+  route: (database: string) => SessionCluster | ProxyError;
   cancels: CancelRegistry<CancelRoute>;
   logger: Logger;
   /** Server secret for the deterministic mock SCRAM salts of unknown users. */
@@ -42,6 +50,8 @@ export interface SessionDeps {
   maxConnections: number;
   /** Local TLS towards clients (--client-tls); off when absent. */
   clientTls?: ClientTls;
+  /** Delays the answer to failed logins (auth_delay); absent: answer at once. */
+  authDelay?: AuthDelay;
   /** Past this age an upstream connection is replaced at the session's next idle moment (--max-upstream-age). */
   maxUpstreamAgeMs: number;
   /** What to do with startup parameters DSQL does not accept (--startup-params). */
@@ -70,6 +80,8 @@ export class ClientSession {
   private cancelRoute: CancelRoute | undefined;
   private closed = false;
   private readonly startedAt = Date.now();
+  /** The client's address as seen on the raw socket (TLS sockets over a wrapper do not know it). */
+  private readonly clientAddress: string;
 
   constructor(
     /** The client connection; replaced by its TLS socket once the client negotiates TLS. */
@@ -77,6 +89,7 @@ export class ClientSession {
     private readonly deps: SessionDeps,
   ) {
     this.log = deps.logger.child({ conn: this.id });
+    this.clientAddress = socket.remoteAddress ?? 'unix';
   }
 
   async run(): Promise<void> {
@@ -118,13 +131,16 @@ export class ClientSession {
       }
       await this.authenticate(frames, hello.user);
       clearTimeout(loginTimer);
-      const dsqlRole = deps.resolveRole(hello.user);
+      const cluster = deps.route(hello.database);
+      if (cluster instanceof ProxyError) throw cluster;
+      const dsqlRole = cluster.resolveRole(hello.user);
       role = dsqlRole;
       this.log.info({
         event: 'authenticated',
         user,
         role,
         database: hello.database,
+        cluster: cluster.name,
         method: deps.authMethod,
         tls: hello.tls ? (hello.tls.direct ? `${hello.tls.protocol} direct` : hello.tls.protocol) : false,
       });
@@ -139,7 +155,7 @@ export class ClientSession {
           noticeResponse({ severity: 'NOTICE', sqlstate: '00000', message: droppedNotice(startup.dropped) }),
         );
       }
-      const conn = await deps.connector.connect({
+      const conn = await cluster.connector.connect({
         role,
         params: startup.forward,
         log: this.log,
@@ -173,13 +189,13 @@ export class ClientSession {
       );
       deps.metrics.connectionsTotal.inc({ outcome: 'established' });
       const relayStarted = Date.now();
-      const { connector } = deps;
+      const { connector } = cluster;
       this.live = new LiveSession({
         client: socket,
         first: conn,
         role,
         params: startup.forward,
-        connector: deps.connector,
+        connector,
         cancelRoute: this.cancelRoute,
         log: this.log,
         metrics: deps.metrics,
@@ -264,6 +280,12 @@ export class ClientSession {
     if (this.closed) return;
     this.closed = true;
     this.countFailure(err, unknownUser);
+    // Wrong passwords are answered late, later with each recent failure (see AuthDelay).
+    const delayMs =
+      err.code === 'AUTH_FAILED' && this.deps.authDelay
+        ? this.deps.authDelay.failure(this.clientAddress, user ?? '')
+        : 0;
+    if (delayMs > 0) this.deps.metrics.authDelaySeconds.observe(delayMs / 1000);
     const level = err.code === 'INTERNAL' ? 'error' : 'warn';
     this.log[level]({
       event: 'refused',
@@ -271,14 +293,19 @@ export class ClientSession {
       sqlstate: err.sqlstate,
       message: err.message,
       user,
+      ...(delayMs > 0 ? { delay_ms: delayMs } : {}),
       ...(err.code === 'INTERNAL' ? { err: err.cause } : {}),
     });
     this.upstream?.destroy();
-    // Inside a failed or refused TLS handshake there is no PostgreSQL channel to answer on.
-    const speechless = err.code === 'TLS_NOT_ENABLED' || err.code === 'CLIENT_TLS_FAILED';
-    if (speechless) this.socket.destroy();
-    else if (!this.socket.destroyed) this.socket.end(errorFromProxyError(err));
-    setTimeout(() => this.socket.destroy(), 1000).unref();
+    const answer = (): void => {
+      // Inside a failed or refused TLS handshake there is no PostgreSQL channel to answer on.
+      const speechless = err.code === 'TLS_NOT_ENABLED' || err.code === 'CLIENT_TLS_FAILED';
+      if (speechless) this.socket.destroy();
+      else if (!this.socket.destroyed) this.socket.end(errorFromProxyError(err));
+      setTimeout(() => this.socket.destroy(), 1000).unref();
+    };
+    if (delayMs > 0) setTimeout(answer, delayMs).unref();
+    else answer();
   }
 
   private countFailure(err: ProxyError, unknownUser: boolean): void {
