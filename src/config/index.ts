@@ -1,7 +1,9 @@
 export { formatDuration, parseDuration } from './duration.js';
 export { formatHostPort, isLoopbackHost } from './host-port.js';
 export {
+  type ClusterConfig,
   ConfigError,
+  DEFAULT_CLUSTER,
   type EndpointConfig,
   type HostPort,
   helpText,

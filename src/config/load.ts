@@ -8,6 +8,8 @@ import { readAuthUsers, readCaPem, readText } from './files.js';
 import { formatHostPort, type HostPort, isLoopbackHost } from './host-port.js';
 import { ENV_PREFIX, FLAG_KEYS, OPTION_DOCS } from './options.js';
 import {
+  CLUSTER_NAME,
+  type ClusterFileValues,
   issueProblem,
   type StartupParamsMode,
   VALUE_SCHEMAS,
@@ -22,8 +24,34 @@ export type { EndpointConfig } from './endpoints.js';
 export { type HostPort, parseHostPort } from './host-port.js';
 export { helpText, OPTION_DOCS } from './options.js';
 
-export interface ProxyConfig {
+/** One DSQL cluster the proxy serves: its endpoints, credentials, token lifetime, role map and listener. */
+export interface ClusterConfig {
+  /** The database name that selects it on a shared listener; `default` without `clusters` in the file. */
+  name: string;
   /** The endpoints in order of preference (one per Region of a multi-Region cluster); never empty. */
+  endpoints: EndpointConfig[];
+  caPem?: string;
+  caFile?: string;
+  tokenTtlSeconds: number;
+  profile?: string;
+  /** IAM role assumed (with the profile's or the default chain's credentials) to sign its tokens. */
+  assumeRole?: string;
+  roleMap: Record<string, string>;
+  /** Its own listener, serving only this cluster under any database name; absent: the shared `listen`. */
+  listen?: HostPort;
+}
+
+/** The name of the one cluster of a configuration without `clusters`. */
+export const DEFAULT_CLUSTER = 'default';
+
+export interface ProxyConfig {
+  /**
+   * Every cluster, in file order; never empty. Without `clusters` in the file, one cluster named
+   * `default` built from the top-level options. The top-level endpoint, region, connectTo, CA, token
+   * TTL, profile and role map below are the first cluster's.
+   */
+  clusters: ClusterConfig[];
+  /** The first cluster's endpoints in order of preference; never empty. */
   endpoints: EndpointConfig[];
   /** The first endpoint's hostname, region and dial address (endpoints[0]). */
   endpoint: string;
@@ -214,6 +242,10 @@ class Sources {
     return undefined;
   }
 
+  get configFile(): ConfigFile | undefined {
+    return this.file;
+  }
+
   /** role-map comes from the file only. */
   roleMap(): Record<string, string> {
     return Object.fromEntries(Object.entries(this.file?.values['role-map'] ?? {}));
@@ -289,22 +321,21 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
   const configPick = src.get('config');
   if (configPick) src.setFile(loadConfigFile(resolve(configPick.value), configPick.label));
 
-  const endpointPick = src.get('endpoint');
-  if (!endpointPick) {
-    throw new ConfigError(
-      'endpoint is required: pass --endpoint <cluster-id>.dsql.<region>.on.aws (or set DSQL_PROXY_ENDPOINT, or endpoint in the config file)',
-      { key: 'endpoint' },
-    );
-  }
-  const regionPick = src.get('region');
-  const connectToPick = src.get('connect-to');
-  const endpoints = resolveEndpoints(endpointPick, regionPick, connectToPick);
-  const first = endpoints[0] as EndpointConfig;
+  const listenPick = src.get('listen');
+  const listen = listenPick?.value ?? { host: '127.0.0.1', port: 5432 };
+
+  const file = src.configFile;
+  const clusters = file?.values.clusters
+    ? resolveClusters(src, file, listen, listenPick?.label)
+    : [resolveSingleCluster(src)];
+  const first = clusters[0] as ClusterConfig;
+  const allEndpoints = clusters.flatMap((c) => c.endpoints);
   const awsRegion = env.AWS_REGION?.toLowerCase();
-  if (awsRegion && !endpoints.some((e) => e.region === awsRegion)) {
-    const regions = [...new Set(endpoints.map((e) => e.region))].join(', ');
+  if (awsRegion && !allEndpoints.some((e) => e.region === awsRegion)) {
+    const regions = [...new Set(allEndpoints.map((e) => e.region))].join(', ');
+    const many = allEndpoints.length > 1;
     warnings.push(
-      `AWS_REGION is ${env.AWS_REGION} but tokens are signed for ${regions}, the endpoint${endpoints.length > 1 ? 's' : ''}' region${endpoints.length > 1 ? 's' : ''}`,
+      `AWS_REGION is ${env.AWS_REGION} but tokens are signed for ${regions}, the endpoint${many ? 's' : ''}' region${many ? 's' : ''}`,
     );
   }
   const maxUpstreamAgePick = src.get('max-upstream-age');
@@ -315,26 +346,28 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
   }
   const connectRate = src.get('connect-rate')?.value ?? 100;
 
-  const listenPick = src.get('listen');
-  const listen = listenPick?.value ?? { host: '127.0.0.1', port: 5432 };
-
-  const caPick = src.get('ca-file');
-  const caFile = caPick ? resolve(caPick.base, caPick.value) : undefined;
-  const caPem = caFile && caPick ? readCaPem(caFile, caPick.label) : undefined;
-
   const authPick = src.get('auth-file');
   const authFile = authPick ? resolve(authPick.base, authPick.value) : undefined;
   const users: AuthUsers = authFile && authPick ? readAuthUsers(authFile, authPick.label) : new Map();
-  const authMethod = resolveAuthMethod(src.get('auth-method'), authFile, listen, listenPick?.label, warnings);
+  // Trust authentication is refused if any listener the clusters use is reachable from elsewhere.
+  const used: Array<{ at: HostPort; label: string | undefined }> = [];
+  if (clusters.some((c) => c.listen === undefined)) used.push({ at: listen, label: listenPick?.label });
+  for (const c of clusters) {
+    if (c.listen) used.push({ at: c.listen, label: `clusters.${c.name}.listen` });
+  }
+  const exposed = used.find((u) => !isLoopbackHost(u.at.host)) ?? used[0] ?? { at: listen, label: undefined };
+  const authMethod = resolveAuthMethod(src.get('auth-method'), authFile, exposed.at, exposed.label, warnings);
   if (authFile) checkUsers(users, authFile, authMethod, warnings);
 
+  const firstEndpoint = first.endpoints[0] as EndpointConfig;
   const config: ProxyConfig = {
-    endpoints,
-    endpoint: first.hostname,
-    region: first.region,
-    connectTo: first.connectTo,
+    clusters,
+    endpoints: first.endpoints,
+    endpoint: firstEndpoint.hostname,
+    region: firstEndpoint.region,
+    connectTo: firstEndpoint.connectTo,
     listen,
-    tokenTtlSeconds: src.get('token-ttl')?.value ?? 900,
+    tokenTtlSeconds: first.tokenTtlSeconds,
     authMethod,
     users,
     logLevel: src.get('log-level')?.value ?? 'info',
@@ -354,19 +387,140 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
     poolMode: src.get('pool-mode')?.value ?? 'none',
     poolMaxIdle: src.get('pool-max-idle')?.value ?? 100,
     poolIdleTimeoutMs: src.get('pool-idle-timeout')?.value ?? 10 * 60_000,
-    roleMap: src.roleMap(),
+    roleMap: first.roleMap,
     warnings,
   };
-  const profile = src.get('profile')?.value;
-  if (profile !== undefined) config.profile = profile;
-  if (caFile !== undefined) config.caFile = caFile;
-  if (caPem !== undefined) config.caPem = caPem;
+  if (first.profile !== undefined) config.profile = first.profile;
+  if (first.caFile !== undefined) config.caFile = first.caFile;
+  if (first.caPem !== undefined) config.caPem = first.caPem;
   if (authFile !== undefined) config.authFile = authFile;
   const adminListen = src.get('admin-listen')?.value;
   if (adminListen !== undefined) config.adminListen = adminListen;
   const unixPick = src.get('unix-socket');
   if (unixPick !== undefined) config.unixSocketDir = resolve(unixPick.base, unixPick.value);
   return config;
+}
+
+/** The one cluster of a configuration without `clusters`: the top-level options, exactly as before. */
+function resolveSingleCluster(src: Sources): ClusterConfig {
+  const endpointPick = src.get('endpoint');
+  if (!endpointPick) {
+    throw new ConfigError(
+      'endpoint is required: pass --endpoint <cluster-id>.dsql.<region>.on.aws (or set DSQL_PROXY_ENDPOINT, or endpoint in the config file, or several clusters under clusters: in the config file)',
+      { key: 'endpoint' },
+    );
+  }
+  const cluster: ClusterConfig = {
+    name: DEFAULT_CLUSTER,
+    endpoints: resolveEndpoints(endpointPick, src.get('region'), src.get('connect-to')),
+    tokenTtlSeconds: src.get('token-ttl')?.value ?? 900,
+    roleMap: src.roleMap(),
+  };
+  const profile = src.get('profile')?.value;
+  if (profile !== undefined) cluster.profile = profile;
+  setCa(cluster, src.get('ca-file'));
+  return cluster;
+}
+
+function setCa(cluster: ClusterConfig, pick: Picked<string> | undefined): void {
+  if (!pick) return;
+  cluster.caFile = resolve(pick.base, pick.value);
+  cluster.caPem = readCaPem(cluster.caFile, pick.label);
+}
+
+/**
+ * `clusters:` in the file. Each cluster has its own endpoint(s), connect-to and region; profile,
+ * token-ttl, ca-file and role-map default to the top-level (proxy-wide) values. A top-level
+ * endpoint, region or connect-to alongside `clusters` is an error: it would be unclear which
+ * cluster it is for.
+ */
+function resolveClusters(
+  src: Sources,
+  file: ConfigFile,
+  sharedListen: HostPort,
+  sharedLabel: string | undefined,
+): ClusterConfig[] {
+  const entries = Object.entries(file.values.clusters ?? {}) as Array<[string, ClusterFileValues]>;
+  const at = (...path: string[]): string => file.where(['clusters', ...path]);
+  const fail = (where: string, message: string, key = 'clusters'): never => {
+    const line = /:(\d+)$/.exec(where)?.[1];
+    throw new ConfigError(`${where}: ${message}`, {
+      key,
+      file: file.path,
+      ...(line === undefined ? {} : { line: Number(line) }),
+    });
+  };
+  if (entries.length === 0) {
+    fail(at(), 'clusters lists no cluster: give at least one, e.g. clusters: { prod: { endpoint: ... } }');
+  }
+  for (const key of ['endpoint', 'region', 'connect-to'] as const) {
+    const pick = src.get(key);
+    if (pick) {
+      fail(
+        at(),
+        `${key} (${pick.label}) cannot be used together with clusters: give each cluster its own ${key} under clusters.<name>`,
+        key,
+      );
+    }
+  }
+  const clusters: ClusterConfig[] = [];
+  for (const [name, v] of entries) {
+    if (!CLUSTER_NAME.test(name)) {
+      fail(
+        at(name),
+        `invalid cluster name ${show(name)}: clients select a cluster by database name, so it must start with a letter or _ and contain only letters, digits, _ and - (at most 63 characters)`,
+      );
+    }
+    const label = (key: string): string => `clusters.${name}.${key} in ${at(name, key)}`;
+    if (v.endpoint === undefined) {
+      fail(
+        at(name),
+        `clusters.${name}.endpoint is required: the cluster's <cluster-id>.dsql.<region>.on.aws`,
+      );
+    }
+    const given = <T>(value: T | undefined, key: string) =>
+      value === undefined ? undefined : { value, label: label(key) };
+    const cluster: ClusterConfig = {
+      name,
+      endpoints: resolveEndpoints(
+        { value: v.endpoint as string[], label: label('endpoint') },
+        given(v.region, 'region'),
+        given(v['connect-to'], 'connect-to'),
+      ),
+      tokenTtlSeconds: v['token-ttl'] ?? src.get('token-ttl')?.value ?? 900,
+      roleMap: v['role-map'] ? Object.fromEntries(Object.entries(v['role-map'])) : src.roleMap(),
+    };
+    const profile = v.profile ?? src.get('profile')?.value;
+    if (profile !== undefined) cluster.profile = profile;
+    if (v['assume-role'] !== undefined) cluster.assumeRole = v['assume-role'];
+    if (v.listen !== undefined) cluster.listen = v.listen;
+    setCa(
+      cluster,
+      v['ca-file'] === undefined
+        ? src.get('ca-file')
+        : { value: v['ca-file'], label: label('ca-file'), base: file.dir },
+    );
+    clusters.push(cluster);
+  }
+  // Two listeners cannot share an address (port 0 picks a free port each time).
+  const taken = new Map<string, string>();
+  if (clusters.some((c) => c.listen === undefined)) {
+    taken.set(formatHostPort(sharedListen), `the shared listen${sharedLabel ? ` (${sharedLabel})` : ''}`);
+  }
+  for (const c of clusters) {
+    if (!c.listen || c.listen.port === 0) continue;
+    const addr = formatHostPort(c.listen);
+    const other = taken.get(addr);
+    if (other) {
+      fail(
+        at(c.name, 'listen'),
+        `clusters.${c.name}.listen ${addr} is already used by ${other}: give it another address, or remove it to reach the cluster by database name on the shared listener`,
+        'listen',
+      );
+    }
+    taken.set(addr, `clusters.${c.name}.listen`);
+  }
+  return clusters;
 }
 
 /** --client-tls and its companions; the certificate and key are read now so errors name the key. */
@@ -404,7 +558,7 @@ function resolveClientTls(src: Sources): ClientTlsConfig {
 }
 
 /** The DSQL role a local user logs in as: role-map entry, else the same name. */
-export function resolveRole(config: Pick<ProxyConfig, 'roleMap'>, user: string): string {
+export function resolveRole(config: Pick<ClusterConfig, 'roleMap'>, user: string): string {
   return Object.hasOwn(config.roleMap, user) ? (config.roleMap[user] as string) : user;
 }
 

@@ -256,6 +256,14 @@ export const OPTION_DOCS: OptionDoc[] = [
     description: 'Config file only: local user -> DSQL role. Users not listed use the role of the same name.',
   },
   {
+    key: 'clusters',
+    env: '',
+    type: 'mapping',
+    default: '',
+    description:
+      'Config file only: several clusters in one proxy, name -> { endpoint, connect-to, region, profile, assume-role, token-ttl, role-map, listen, ca-file }. Clients pick one by database name on the shared listener (psql -d NAME); a cluster with its own listen serves any database name there. Replaces the top-level endpoint.',
+  },
+  {
     key: 'config',
     env: envName('config'),
     type: 'path',

@@ -198,8 +198,42 @@ const fileShape = Object.fromEntries(
     .map(([k, s]) => [k, s.optional()]),
 ) as FileShape;
 
-/** The YAML file: the same keys as the flags (but `config`), plus `role-map`; nothing else. */
-export const FILE_SCHEMA = z.strictObject({ ...fileShape, 'role-map': ROLE_MAP_SCHEMA.optional() });
+/** A cluster name is the database name clients give on a shared listener (`psql -d prod`). */
+export const CLUSTER_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
+
+/** An IAM role ARN for `assume-role`. */
+const roleArn = parsed((s) => {
+  if (!/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/.test(s)) {
+    throw new Error('must be an IAM role ARN, e.g. arn:aws:iam::123456789012:role/dsql-app');
+  }
+  return s;
+});
+
+/** One entry of `clusters:`; `endpoint` is required (checked by the loader, which can name the line). */
+export const CLUSTER_SCHEMA = z.strictObject({
+  endpoint: VALUE_SCHEMAS.endpoint.optional(),
+  'connect-to': VALUE_SCHEMAS['connect-to'].optional(),
+  region: VALUE_SCHEMAS.region.optional(),
+  profile: VALUE_SCHEMAS.profile.optional(),
+  'assume-role': roleArn.optional(),
+  'token-ttl': VALUE_SCHEMAS['token-ttl'].optional(),
+  'role-map': ROLE_MAP_SCHEMA.optional(),
+  listen: VALUE_SCHEMAS.listen.optional(),
+  'ca-file': VALUE_SCHEMAS['ca-file'].optional(),
+});
+
+export type ClusterFileValues = z.output<typeof CLUSTER_SCHEMA>;
+export const CLUSTER_KEYS = Object.keys(CLUSTER_SCHEMA.shape);
+
+/**
+ * The YAML file: the same keys as the flags (but `config`), plus `role-map` and `clusters`; nothing
+ * else. Cluster names are checked by the loader (to name the line).
+ */
+export const FILE_SCHEMA = z.strictObject({
+  ...fileShape,
+  'role-map': ROLE_MAP_SCHEMA.optional(),
+  clusters: z.record(z.string(), CLUSTER_SCHEMA).optional(),
+});
 
 export type FileValues = z.output<typeof FILE_SCHEMA>;
 

@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { ConfigError } from './config-error.js';
 import { readText } from './files.js';
 import { FILE_KEYS } from './options.js';
-import { FILE_SCHEMA, type FileValues, issueProblem } from './schema.js';
+import { CLUSTER_KEYS, FILE_SCHEMA, type FileValues, issueProblem } from './schema.js';
 import { didYouMean } from './suggest.js';
 
 export interface ConfigFile {
@@ -12,8 +12,8 @@ export interface ConfigFile {
   /** Relative paths inside the file are resolved against this directory. */
   dir: string;
   values: FileValues;
-  /** `path:line` of a top-level key, for messages that point into the file. */
-  where(key: string): string;
+  /** `path:line` of a top-level key (or of a nested one, as a list of keys), for messages that point into the file. */
+  where(key: string | readonly string[]): string;
 }
 
 type Doc = ReturnType<typeof parseDocument>;
@@ -42,11 +42,16 @@ export function show(value: unknown): string {
 function describe(issue: z.core.$ZodIssue, doc: Doc, lc: LineCounter) {
   if (issue.code === 'unrecognized_keys') {
     const key = issue.keys[0] as string;
+    const path = [...issue.path.map(String), key];
+    // Inside `clusters.<name>` only the per-cluster keys are allowed.
+    const inCluster = issue.path[0] === 'clusters';
     const message =
-      key === 'config'
+      key === 'config' && !inCluster
         ? 'config cannot be set inside the config file; use --config or DSQL_PROXY_CONFIG'
-        : `unknown key "${key}"${didYouMean(key, FILE_KEYS)}`;
-    return { key, line: keyLine(doc, lc, [key]), message };
+        : inCluster
+          ? `unknown key "${path.join('.')}"${didYouMean(key, CLUSTER_KEYS)}${FILE_KEYS.includes(key) ? ` (${key} is set once for the whole proxy, at the top level)` : ''}`
+          : `unknown key "${key}"${didYouMean(key, FILE_KEYS)}`;
+    return { key: path.join('.'), line: keyLine(doc, lc, path), message };
   }
   const key = issue.path.map(String).join('.');
   const value = issue.input === undefined || typeof issue.input === 'object' ? '' : ` ${show(issue.input)}`;
@@ -107,7 +112,7 @@ export function loadConfigFile(path: string, label: string): ConfigFile {
     dir: dirname(path),
     values: r.data,
     where(key) {
-      const line = keyLine(doc, lc, [key]);
+      const line = keyLine(doc, lc, typeof key === 'string' ? [key] : key);
       return line === undefined ? path : `${path}:${line}`;
     },
   };

@@ -5,7 +5,7 @@
  * leave the process and must never reach a log line or a client. Everything here that turns an SDK error
  * into text scrubs that text of anything that looks like a key.
  */
-import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
+import { fromNodeProviderChain, fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 import type { DsqlSignerConfig } from '@aws-sdk/dsql-signer';
 import type { Logger } from '../log.js';
 
@@ -18,6 +18,10 @@ export type AwsCredentialIdentity = Exclude<CredentialsOption, AwsCredentialIden
 export interface CredentialProviderOptions {
   /** A named profile from ~/.aws/config; without it the chain honours AWS_PROFILE, then `default`. */
   profile?: string;
+  /** An IAM role ARN to assume with the chain's (or the profile's) credentials; its credentials sign the tokens. */
+  assumeRole?: string;
+  /** Region of the STS endpoint used for assumeRole (default: the SDK's, e.g. AWS_REGION). */
+  stsRegion?: string;
   logger: Logger;
 }
 
@@ -37,8 +41,16 @@ export function createCredentialProvider(opts: CredentialProviderOptions): AwsCr
     warn: (...content: unknown[]) => log.warn(scrubSecrets(content.map(textOf).join(' '))),
     error: (...content: unknown[]) => log.error(scrubSecrets(content.map(textOf).join(' '))),
   };
-  return fromNodeProviderChain({
+  const chain = fromNodeProviderChain({
     ...(opts.profile === undefined ? {} : { profile: opts.profile }),
+    logger: sdkLogger,
+  });
+  if (opts.assumeRole === undefined) return chain;
+  // STS AssumeRole with the chain's credentials; the SDK refreshes the role's credentials before they expire.
+  return fromTemporaryCredentials({
+    params: { RoleArn: opts.assumeRole, RoleSessionName: 'dsql-proxy' },
+    masterCredentials: chain,
+    ...(opts.stsRegion === undefined ? {} : { clientConfig: { region: opts.stsRegion } }),
     logger: sdkLogger,
   });
 }

@@ -18,12 +18,12 @@ describe('OPTION_DOCS', () => {
     assert.deepEqual(documented, accepted);
   });
 
-  it('derives env names from keys, except profile (AWS_PROFILE) and the file-only role-map', () => {
+  it('derives env names from keys, except profile (AWS_PROFILE) and the file-only role-map and clusters', () => {
     for (const o of OPTION_DOCS) {
       const expected =
         o.key === 'profile'
           ? 'AWS_PROFILE'
-          : o.key === 'role-map'
+          : o.key === 'role-map' || o.key === 'clusters'
             ? ''
             : `DSQL_PROXY_${o.key.toUpperCase().replace(/-/g, '_')}`;
       assert.equal(o.env, expected, o.key);
