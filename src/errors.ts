@@ -62,6 +62,8 @@ export const CATALOGUE = {
   // local authentication
   AUTH_FAILED: { sqlstate: '28P01', severity: 'FATAL', message: 'password authentication failed' },
   AUTH_INVALID: { sqlstate: '28000', severity: 'FATAL', message: 'invalid authorization specification' },
+  // routing (several clusters on one listener)
+  UNKNOWN_DATABASE: { sqlstate: '3D000', severity: 'FATAL', message: 'database does not exist' },
   // tokens and credentials
   TOKEN_UNAVAILABLE: {
     sqlstate: '08001',

@@ -5,17 +5,23 @@ import { HealthState } from './admin/health.js';
 import { Metrics } from './admin/metrics.js';
 import { AuthDelay } from './auth/auth-delay.js';
 import type { AuthUsers } from './auth/types.js';
-import { type EndpointConfig, formatHostPort, type ProxyConfig, resolveRole } from './config/index.js';
+import {
+  type ClusterConfig,
+  type EndpointConfig,
+  formatHostPort,
+  type ProxyConfig,
+  resolveRole,
+} from './config/index.js';
 import { ProxyError } from './errors.js';
 import { createClientTls } from './frontend/client-tls.js';
 import { Listener } from './listener/listener.js';
 import type { Logger } from './log.js';
 import { CancelRegistry } from './session/cancel-registry.js';
-import type { CancelRoute } from './session/session.js';
+import type { CancelRoute, ClientSession, SessionCluster } from './session/session.js';
 import { type AwsCredentialIdentityProvider, createCredentialProvider } from './token/credentials.js';
 import { createTokenSigner, type TokenAction } from './token/signer.js';
 import { TokenCache } from './token/token-cache.js';
-import { createConnector } from './upstream/connector.js';
+import { type Connector, createConnector } from './upstream/connector.js';
 import { EndpointPool, type PoolEndpoint } from './upstream/endpoint-pool.js';
 import { UpstreamPool } from './upstream/pool.js';
 import { poolingConnector } from './upstream/pooled-connector.js';
@@ -23,14 +29,28 @@ import { ConnectRateLimiter } from './upstream/rate-limiter.js';
 import { ConnectionResetter } from './upstream/reset.js';
 import { createTarget } from './upstream/target.js';
 
+/** One cluster at run time: its endpoints (token caches, limiters), connector, session pool and role map. */
+export interface ClusterRuntime extends SessionCluster {
+  config: ClusterConfig;
+  pool: EndpointPool;
+  sessionPool: UpstreamPool | undefined;
+}
+
 export interface RunningProxy {
+  /** The first listener's address (the shared `listen` when a cluster uses it). */
   address: net.AddressInfo;
+  /** Every TCP listener with the clusters it serves, the shared one first. */
+  addresses: Array<{ address: net.AddressInfo; clusters: string[] }>;
   adminAddress: net.AddressInfo | undefined;
   unixSocketPath: string | undefined;
-  /** The first endpoint's token cache. */
+  /** The first cluster's first endpoint's token cache. */
   tokens: TokenCache;
+  /** The first cluster's endpoints. */
   endpoints: EndpointPool;
+  clusters: ClusterRuntime[];
+  /** The first listener. */
   listener: Listener;
+  listeners: Listener[];
   metrics: Metrics;
   health: HealthState;
   /** Replaces the local users (SIGHUP reload) without touching open sessions. */
@@ -58,68 +78,79 @@ export async function startProxy(
   logger: Logger,
   opts: StartOptions = {},
 ): Promise<RunningProxy> {
-  const credentials =
-    opts.credentials ??
-    createCredentialProvider({
-      logger,
-      ...(config.profile === undefined ? {} : { profile: config.profile }),
-    });
   const metrics = new Metrics();
-  const pool = new EndpointPool(
-    config.endpoints.map((e) => createEndpoint(config, e, credentials, metrics, logger)),
-    {
-      onStateChange: (ep, up, d) => {
-        const endpoint = ep.target.hostname;
-        if (up) logger.info({ event: 'endpoint_up', endpoint });
-        else logger.warn({ event: 'endpoint_down', endpoint, error: d.error, retry_in_ms: d.retryInMs });
-      },
-    },
+  const providers = new Map<string, AwsCredentialIdentityProvider>();
+  const credentialsFor = (c: ClusterConfig): AwsCredentialIdentityProvider => {
+    if (opts.credentials) return opts.credentials;
+    const stsRegion = c.assumeRole === undefined ? undefined : c.endpoints[0]?.region;
+    // Clusters with the same profile and role share one provider (and its cached credentials).
+    const key = JSON.stringify([c.profile ?? null, c.assumeRole ?? null, stsRegion ?? null]);
+    let provider = providers.get(key);
+    if (!provider) {
+      provider = createCredentialProvider({
+        logger,
+        ...(c.profile === undefined ? {} : { profile: c.profile }),
+        ...(c.assumeRole === undefined ? {} : { assumeRole: c.assumeRole }),
+        ...(stsRegion === undefined ? {} : { stsRegion }),
+      });
+      providers.set(key, provider);
+    }
+    return provider;
+  };
+  const several = config.clusters.length > 1;
+  // The idle-connections gauge counts every cluster's session pool.
+  const idle = new Map<string, number>();
+  const onIdle = (name: string, n: number): void => {
+    idle.set(name, n);
+    metrics.poolIdle.set([...idle.values()].reduce((a, b) => a + b, 0));
+  };
+  const clusters = config.clusters.map((c) =>
+    createCluster(
+      config,
+      c,
+      credentialsFor(c),
+      metrics,
+      several ? logger.child({ cluster: c.name }) : logger,
+      (n) => onIdle(c.name, n),
+    ),
   );
-  const tokens = (pool.endpoints[0] as PoolEndpoint).tokens;
-  const health = new HealthState(pool);
+  const first = clusters[0] as ClusterRuntime;
+  const tokens = (first.pool.endpoints[0] as PoolEndpoint).tokens;
+  const health = new HealthState(clusters.map((c) => ({ name: c.name, pool: c.pool })));
   let users = config.users;
-  const baseConnector = createConnector({
-    pool,
-    connectTimeoutMs: config.connectTimeoutMs,
-    queueTimeoutMs: config.connectQueueTimeoutMs,
-    metrics,
-  });
-  const sessionPool =
-    config.poolMode === 'session'
-      ? new UpstreamPool({
-          maxIdlePerKey: config.poolMaxIdle,
-          idleTimeoutMs: config.poolIdleTimeoutMs,
-          maxAgeMs: config.maxUpstreamAgeMs,
-          log: logger,
-          onChange: (idle) => metrics.poolIdle.set(idle),
-        })
-      : undefined;
   const clientTls = await createClientTls(config.clientTls);
-  const listener = new Listener({
-    authMethod: config.authMethod,
-    users: () => users,
-    resolveRole: (user) => resolveRole(config, user),
-    connector: sessionPool
-      ? poolingConnector({
-          base: baseConnector,
-          pool: sessionPool,
-          resetter: new ConnectionResetter(config.connectTimeoutMs),
-          metrics,
-          log: logger,
-        })
-      : baseConnector,
-    clientTls,
-    authDelay: new AuthDelay(),
-    cancels: new CancelRegistry<CancelRoute>(),
-    logger,
-    mockSecret: randomBytes(32),
-    loginTimeoutMs: config.loginTimeoutMs,
-    connectTimeoutMs: config.connectTimeoutMs,
-    metrics,
-    maxConnections: config.maxConnections,
-    maxUpstreamAgeMs: config.maxUpstreamAgeMs,
-    startupParamsMode: config.startupParamsMode,
-  });
+
+  // The shared listener serves the clusters without their own `listen` (by database name when there
+  // are several); a cluster with its own `listen` gets a listener of its own.
+  const groups: Array<{ at: { host: string; port: number }; clusters: ClusterRuntime[] }> = [];
+  const shared = clusters.filter((c) => c.config.listen === undefined);
+  if (shared.length > 0) groups.push({ at: config.listen, clusters: shared });
+  for (const c of clusters) if (c.config.listen) groups.push({ at: c.config.listen, clusters: [c] });
+  const cancels = new CancelRegistry<CancelRoute>();
+  const mockSecret = randomBytes(32);
+  const admitted = new Set<ClientSession>();
+  const authDelay = new AuthDelay();
+  const listeners = groups.map(
+    (g) =>
+      new Listener({
+        authMethod: config.authMethod,
+        users: () => users,
+        route: routeByDatabase(g.clusters),
+        clientTls,
+        authDelay,
+        cancels,
+        admitted,
+        logger,
+        mockSecret,
+        loginTimeoutMs: config.loginTimeoutMs,
+        connectTimeoutMs: config.connectTimeoutMs,
+        metrics,
+        maxConnections: config.maxConnections,
+        maxUpstreamAgeMs: config.maxUpstreamAgeMs,
+        startupParamsMode: config.startupParamsMode,
+      }),
+  );
+  const allEndpoints = clusters.flatMap((c) => c.pool.endpoints);
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
@@ -129,9 +160,9 @@ export async function startProxy(
         logger.info({ event: 'shutdown_delay', min_delay_ms: config.minShutdownDelayMs });
         await new Promise((r) => setTimeout(r, config.minShutdownDelayMs));
       }
-      await listener.shutdown(config.maxShutdownDelayMs);
-      sessionPool?.close();
-      for (const ep of pool.endpoints) {
+      await Promise.all(listeners.map((l) => l.shutdown(config.maxShutdownDelayMs)));
+      for (const c of clusters) c.sessionPool?.close();
+      for (const ep of allEndpoints) {
         ep.tokens.stop();
         ep.limiter?.close(new ProxyError('ADMIN_SHUTDOWN'));
       }
@@ -149,7 +180,7 @@ export async function startProxy(
       health,
       metrics,
       logger,
-      beforeScrape: () => refreshGauges(pool, metrics),
+      beforeScrape: () => refreshGauges(clusters, metrics),
       quit: opts.onQuit ?? (() => void shutdown()),
     });
     adminAddress = await admin.listen(config.adminListen.host, config.adminListen.port);
@@ -158,8 +189,15 @@ export async function startProxy(
 
   // Sign both kinds up front: signing is local and cheap, and a first client must not wait on it.
   // Failures are logged by the cache and retried in the background; clients are told why meanwhile.
-  await Promise.all(pool.endpoints.map((ep) => ep.tokens.start(ACTIONS)));
-  const address = await listener.listen(config.listen);
+  await Promise.all(allEndpoints.map((ep) => ep.tokens.start(ACTIONS)));
+  const addresses: RunningProxy['addresses'] = [];
+  for (const [i, g] of groups.entries()) {
+    const address = await (listeners[i] as Listener).listen(g.at);
+    addresses.push({ address, clusters: g.clusters.map((c) => c.name) });
+  }
+  const listener = listeners[0] as Listener;
+  const address = (addresses[0] as RunningProxy['addresses'][number]).address;
+  // The Unix socket belongs to the first listener (the shared one when a cluster uses it).
   const unixSocketPath = config.unixSocketDir
     ? await listener.listenUnix(config.unixSocketDir, address.port)
     : undefined;
@@ -169,11 +207,26 @@ export async function startProxy(
     address: address.address,
     port: address.port,
     unix_socket: unixSocketPath,
-    endpoints: config.endpoints.map((e) => ({
-      endpoint: e.hostname,
-      region: e.region,
-      connect_to: formatHostPort(e.connectTo),
+    listeners: addresses.map((a) => ({
+      address: a.address.address,
+      port: a.address.port,
+      clusters: a.clusters,
     })),
+    clusters: config.clusters.map((c) => ({
+      name: c.name,
+      token_ttl_s: c.tokenTtlSeconds,
+      ...(c.profile === undefined ? {} : { profile: c.profile }),
+      ...(c.assumeRole === undefined ? {} : { assume_role: c.assumeRole }),
+      ...(c.listen === undefined ? {} : { listen: formatHostPort(c.listen) }),
+    })),
+    endpoints: config.clusters.flatMap((c) =>
+      c.endpoints.map((e) => ({
+        ...(several ? { cluster: c.name } : {}),
+        endpoint: e.hostname,
+        region: e.region,
+        connect_to: formatHostPort(e.connectTo),
+      })),
+    ),
     connect_rate: config.connectRate,
     connect_burst: config.connectBurst,
     auth_method: config.authMethod,
@@ -185,11 +238,14 @@ export async function startProxy(
 
   return {
     address,
+    addresses,
     adminAddress,
     unixSocketPath,
     tokens,
-    endpoints: pool,
+    endpoints: first.pool,
+    clusters,
     listener,
+    listeners,
     metrics,
     health,
     setUsers(next) {
@@ -199,9 +255,84 @@ export async function startProxy(
   };
 }
 
+/**
+ * A listener's router from the client's database name to a cluster: a single cluster takes any name
+ * (DSQL's database is always `postgres`); several are chosen by name, and an unknown name gets 3D000.
+ */
+export function routeByDatabase(
+  clusters: readonly SessionCluster[],
+): (database: string) => SessionCluster | ProxyError {
+  const only = clusters.length === 1 ? clusters[0] : undefined;
+  if (only) return () => only;
+  const byName = new Map(clusters.map((c) => [c.name, c]));
+  const names = clusters.map((c) => c.name);
+  return (database) =>
+    byName.get(database) ??
+    new ProxyError('UNKNOWN_DATABASE', {
+      message: `database "${database}" does not exist`,
+      detail: `This dsql-proxy listener serves the clusters ${names.join(', ')}; the database name picks one.`,
+      hint: `Connect with one of them as the database name, e.g. psql -d ${names[0]}.`,
+    });
+}
+
+/** One cluster: its endpoint pool, connector (pooling with --pool-mode session) and role map. */
+function createCluster(
+  config: ProxyConfig,
+  cluster: ClusterConfig,
+  credentials: AwsCredentialIdentityProvider,
+  metrics: Metrics,
+  logger: Logger,
+  onIdle: (idle: number) => void,
+): ClusterRuntime {
+  const pool = new EndpointPool(
+    cluster.endpoints.map((e) => createEndpoint(config, cluster, e, credentials, metrics, logger)),
+    {
+      onStateChange: (ep, up, d) => {
+        const endpoint = ep.target.hostname;
+        if (up) logger.info({ event: 'endpoint_up', endpoint });
+        else logger.warn({ event: 'endpoint_down', endpoint, error: d.error, retry_in_ms: d.retryInMs });
+      },
+    },
+  );
+  const baseConnector = createConnector({
+    pool,
+    connectTimeoutMs: config.connectTimeoutMs,
+    queueTimeoutMs: config.connectQueueTimeoutMs,
+    metrics,
+  });
+  const sessionPool =
+    config.poolMode === 'session'
+      ? new UpstreamPool({
+          maxIdlePerKey: config.poolMaxIdle,
+          idleTimeoutMs: config.poolIdleTimeoutMs,
+          maxAgeMs: config.maxUpstreamAgeMs,
+          log: logger,
+          onChange: onIdle,
+        })
+      : undefined;
+  const connector: Connector = sessionPool
+    ? poolingConnector({
+        base: baseConnector,
+        pool: sessionPool,
+        resetter: new ConnectionResetter(config.connectTimeoutMs),
+        metrics,
+        log: logger,
+      })
+    : baseConnector;
+  return {
+    name: cluster.name,
+    config: cluster,
+    pool,
+    sessionPool,
+    connector,
+    resolveRole: (user) => resolveRole(cluster, user),
+  };
+}
+
 /** One endpoint: its own target (SNI, dial address), token cache (region) and rate limiter. */
 function createEndpoint(
   config: ProxyConfig,
+  cluster: ClusterConfig,
   e: EndpointConfig,
   credentials: AwsCredentialIdentityProvider,
   metrics: Metrics,
@@ -213,21 +344,21 @@ function createEndpoint(
     region: e.region,
     connectHost: e.connectTo.host,
     connectPort: e.connectTo.port,
-    caPem: config.caPem,
+    caPem: cluster.caPem,
   });
   const tokens = new TokenCache({
     sign: createTokenSigner({
       hostname: e.hostname,
       region: e.region,
       credentials,
-      ttlSeconds: config.tokenTtlSeconds,
+      ttlSeconds: cluster.tokenTtlSeconds,
     }),
-    logger: config.endpoints.length > 1 ? logger.child({ endpoint }) : logger,
+    logger: cluster.endpoints.length > 1 ? logger.child({ endpoint }) : logger,
     onEvent: (ev) => {
       if (ev.type === 'signed') metrics.tokenSignings.inc({ endpoint, action: ev.action });
       else metrics.tokenFailures.inc({ endpoint, action: ev.action });
     },
-    ...(config.profile === undefined ? {} : { profile: config.profile }),
+    ...(cluster.profile === undefined ? {} : { profile: cluster.profile }),
   });
   const limiter =
     config.connectRate > 0
@@ -242,10 +373,10 @@ function createEndpoint(
 }
 
 /** Gauges that are computed at scrape time rather than kept up to date. */
-function refreshGauges(pool: EndpointPool, metrics: Metrics): void {
+function refreshGauges(clusters: readonly ClusterRuntime[], metrics: Metrics): void {
   const now = Date.now();
   let credentialsExpiration: number | undefined;
-  for (const ep of pool.endpoints) {
+  for (const ep of clusters.flatMap((c) => c.pool.endpoints)) {
     const endpoint = ep.target.hostname;
     for (const action of ACTIONS) {
       const t = ep.tokens.peek(action);
@@ -259,8 +390,10 @@ function refreshGauges(pool: EndpointPool, metrics: Metrics): void {
       }
     }
   }
-  for (const e of pool.status()) {
-    metrics.endpointUp.set({ endpoint: e.hostname, region: e.region }, e.up ? 1 : 0);
+  for (const c of clusters) {
+    for (const e of c.pool.status()) {
+      metrics.endpointUp.set({ cluster: c.name, endpoint: e.hostname, region: e.region }, e.up ? 1 : 0);
+    }
   }
   if (credentialsExpiration === undefined) metrics.credentialsExpiry.reset();
   else metrics.credentialsExpiry.set((credentialsExpiration - now) / 1000);

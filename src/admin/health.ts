@@ -15,15 +15,20 @@ const MAX_EVENT_LOOP_DELAY_MS = 10_000;
  * The three probes, in Cloud SQL Auth Proxy's model: none of them dials the database.
  * - startup: the listeners are up and a first token has been signed;
  * - liveness: the process and its event loop are healthy;
- * - readiness: accepting clients, not draining, and at least one endpoint usable: a valid token and
- *   not in backoff after a failure. The body lists every endpoint's state.
+ * - readiness: accepting clients, not draining, and in every cluster at least one endpoint usable: a
+ *   valid token and not in backoff after a failure. The body lists every endpoint's state (grouped by
+ *   cluster when there are several).
  */
 export class HealthState {
   private listening = false;
   private draining = false;
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 20 });
 
-  constructor(private readonly pool: EndpointPool) {
+  private readonly clusters: ReadonlyArray<{ name: string; pool: EndpointPool }>;
+
+  /** One endpoint pool, or every cluster's. */
+  constructor(pools: EndpointPool | ReadonlyArray<{ name: string; pool: EndpointPool }>) {
+    this.clusters = Array.isArray(pools) ? pools : [{ name: 'default', pool: pools as EndpointPool }];
     this.loopDelay.enable();
   }
 
@@ -58,33 +63,57 @@ export class HealthState {
   readiness(): Check {
     if (this.draining) return { ok: false, detail: 'draining: shutting down' };
     if (!this.listening) return { ok: false, detail: 'listeners are not up yet' };
-    const endpoints = this.pool.status();
-    const lines = endpoints.map(describeEndpoint).join('\n');
-    if (!endpoints.some((e) => e.hasUsableToken)) {
-      return { ok: false, detail: `no valid IAM token${this.lastErrorSuffix()}\n${lines}` };
+    if (this.clusters.length === 1) {
+      const only = this.clusters[0] as { pool: EndpointPool };
+      const endpoints = only.pool.status();
+      const problem = clusterProblem(endpoints, this.lastErrorSuffix(only.pool));
+      const lines = endpoints.map(describeEndpoint).join('\n');
+      return { ok: problem === undefined, detail: `${problem ?? 'ready'}\n${lines}` };
     }
-    if (!endpoints.some((e) => e.hasUsableToken && e.up)) {
-      return { ok: false, detail: `no usable endpoint: every endpoint failed recently\n${lines}` };
+    const notReady: string[] = [];
+    const lines: string[] = [];
+    for (const { name, pool } of this.clusters) {
+      const endpoints = pool.status();
+      const problem = clusterProblem(endpoints, this.lastErrorSuffix(pool));
+      if (problem !== undefined) notReady.push(name);
+      lines.push(
+        `cluster ${name}: ${problem ?? 'ready'}`,
+        ...endpoints.map((e) => `  ${describeEndpoint(e)}`),
+      );
     }
-    return { ok: true, detail: `ready\n${lines}` };
+    const head =
+      notReady.length === 0 ? 'ready' : `not ready: no usable endpoint in cluster ${notReady.join(', ')}`;
+    return { ok: notReady.length === 0, detail: `${head}\n${lines.join('\n')}` };
   }
 
   close(): void {
     this.loopDelay.disable();
   }
 
-  private tokenStatuses(): Array<TokenActionStatus | undefined> {
-    return this.pool.endpoints.flatMap((ep) => Object.values(ep.tokens.status()));
+  private tokenStatuses(pool?: EndpointPool): Array<TokenActionStatus | undefined> {
+    const pools = pool ? [pool] : this.clusters.map((c) => c.pool);
+    return pools.flatMap((p) => p.endpoints.flatMap((ep) => Object.values(ep.tokens.status())));
   }
 
+  /** Every cluster has signed a first token. */
   private anyTokenSigned(): boolean {
-    return this.tokenStatuses().some((s) => s?.expiresAt !== undefined);
+    return this.clusters.every(({ pool }) =>
+      this.tokenStatuses(pool).some((s) => s?.expiresAt !== undefined),
+    );
   }
 
-  private lastErrorSuffix(): string {
-    const err = this.tokenStatuses().find((s) => s?.lastError)?.lastError;
+  private lastErrorSuffix(pool?: EndpointPool): string {
+    const err = this.tokenStatuses(pool).find((s) => s?.lastError)?.lastError;
     return err ? `: ${err}` : '';
   }
+}
+
+/** Why a cluster is not ready, or undefined when one of its endpoints is usable. */
+function clusterProblem(endpoints: EndpointStatus[], lastError: string): string | undefined {
+  if (!endpoints.some((e) => e.hasUsableToken)) return `no valid IAM token${lastError}`;
+  if (!endpoints.some((e) => e.hasUsableToken && e.up))
+    return 'no usable endpoint: every endpoint failed recently';
+  return undefined;
 }
 
 /** One line per endpoint in the /readyz body, e.g. `endpoint x.dsql.us-east-1.on.aws (us-east-1): up`. */

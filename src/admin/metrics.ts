@@ -85,8 +85,8 @@ export class Metrics {
   });
   readonly endpointUp = new Gauge({
     name: 'dsql_proxy_endpoint_up',
-    help: 'Whether each endpoint is in use (1) or in backoff after a failure (0).',
-    labelNames: ['endpoint', 'region'] as const,
+    help: 'Whether each endpoint is in use (1) or in backoff after a failure (0), by cluster.',
+    labelNames: ['cluster', 'endpoint', 'region'] as const,
     registers: [this.registry],
   });
   readonly endpointFailovers = new Counter({

@@ -9,7 +9,10 @@ export interface ListenAddress {
   port: number;
 }
 
-export type ListenerDeps = Omit<SessionDeps, 'admit'>;
+export type ListenerDeps = Omit<SessionDeps, 'admit'> & {
+  /** The admitted sessions, shared by every listener so --max-connections counts all clients. */
+  admitted?: Set<ClientSession>;
+};
 
 /**
  * Accepts client connections (TCP, and optionally a Unix-domain socket) and owns the set of live
@@ -19,15 +22,17 @@ export type ListenerDeps = Omit<SessionDeps, 'admit'>;
 export class Listener {
   private readonly servers: net.Server[] = [];
   private readonly sessions = new Set<ClientSession>();
-  private readonly admitted = new Set<ClientSession>();
+  private readonly admitted: Set<ClientSession>;
   private readonly log: Logger;
   private readonly sessionDeps: SessionDeps;
   private draining = false;
   private unixPath: string | undefined;
 
   constructor(deps: ListenerDeps) {
+    const { admitted, ...sessionDeps } = deps;
     this.log = deps.logger;
-    this.sessionDeps = { ...deps, admit: (s) => this.admit(s) };
+    this.admitted = admitted ?? new Set();
+    this.sessionDeps = { ...sessionDeps, admit: (s) => this.admit(s) };
   }
 
   /** Listens on TCP; resolves with the bound address (port 0 picks a free port). */
