@@ -21,10 +21,17 @@ export interface FrontendEvents {
    * text was too large to look at (the receiver should assume the worst).
    */
   onStatementText?: (sql: string | null) => void;
+  /** A Parse too large to keep: its statement (if named) cannot be re-created elsewhere. */
+  onUnkeptParse?: () => void;
 }
 
 /** Query bodies larger than this are not looked into; the session assumes the worst. */
 const MAX_INSPECTED = 64 * 1024;
+/**
+ * Parse bodies are kept whole to be replayed, up to this size. The bytes are kept as they arrive,
+ * never reserved from the length field, so a hostile length costs nothing until the bytes exist.
+ */
+const MAX_KEPT_PARSE = 16 * 1024 * 1024;
 
 enum Msg {
   Query = 0x51, // Q
@@ -47,8 +54,8 @@ export class FrontendScanner {
   private readonly header = Buffer.alloc(5);
   private headerFilled = 0;
   private type = 0;
-  private capture: Buffer | undefined;
-  private captured = 0;
+  /** Copies of the captured message's bytes so far, or undefined when not capturing. */
+  private capture: Buffer[] | undefined;
 
   constructor(private readonly events: FrontendEvents = {}) {}
 
@@ -63,10 +70,7 @@ export class FrontendScanner {
     while (pos < end) {
       if (this.skip > 0) {
         const n = Math.min(this.skip, end - pos);
-        if (this.capture) {
-          chunk.copy(this.capture, this.captured, pos, pos + n);
-          this.captured += n;
-        }
+        if (this.capture) this.capture.push(Buffer.from(chunk.subarray(pos, pos + n)));
         this.skip -= n;
         pos += n;
         if (this.skip === 0 && this.capture) this.finishCapture();
@@ -113,18 +117,19 @@ export class FrontendScanner {
     }
     const wanted = type === Msg.Query || type === Msg.Parse || type === Msg.Close;
     if (wanted && this.skip > 0) {
-      // A named Parse is kept whole whatever its size: it is replayed on a new connection.
-      if (this.skip <= MAX_INSPECTED || type === Msg.Parse) {
-        this.capture = Buffer.allocUnsafe(this.skip);
-        this.captured = 0;
+      const limit = type === Msg.Parse ? MAX_KEPT_PARSE : MAX_INSPECTED;
+      if (this.skip <= limit) {
+        this.capture = [];
       } else {
         this.events.onStatementText?.(null);
+        if (type === Msg.Parse) this.events.onUnkeptParse?.();
       }
     }
   }
 
   private finishCapture(): void {
-    const body = this.capture!;
+    const parts = this.capture!;
+    const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
     this.capture = undefined;
     if (this.type === Msg.Query) {
       this.events.onStatementText?.(body.toString('utf8', 0, Math.max(0, body.length - 1)));

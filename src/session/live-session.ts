@@ -68,6 +68,9 @@ export class LiveSession {
         onNamedParse: (name, body) => state.noteParse(name, body),
         onCloseStatement: (name) => state.noteClose(name),
         onStatementText: (sql) => state.noteStatement(sql),
+        onUnkeptParse: () => {
+          state.unkeptStatement = true;
+        },
       },
       onIdle: () => {
         if (this.due && !this.busy) void this.move();
@@ -174,6 +177,12 @@ export class LiveSession {
       const snapshot = await takeSnapshot(old, this.state, opts.connectTimeoutMs);
       next = this.takeSpare() ?? (await this.connect());
       await restoreSnapshot(next.socket, snapshot, opts.connectTimeoutMs);
+      if (this.ended) {
+        // The client left while the move was under way: nothing to move to.
+        next.socket.destroy();
+        old.destroy();
+        return;
+      }
       this.swapTo(next);
       this.state.markKnown();
       retire(old);
@@ -228,6 +237,10 @@ export class LiveSession {
       try {
         const next = this.takeSpare() ?? (await this.connect());
         await restoreSnapshot(next.socket, trackedSnapshot(this.state), opts.connectTimeoutMs);
+        if (this.ended) {
+          next.socket.destroy();
+          return;
+        }
         this.swapTo(next);
         opts.metrics.upstreamMoves.inc({ reason: 'reconnect' });
         opts.metrics.upstreamLost.inc({ outcome: 'reconnected' });

@@ -41,6 +41,11 @@ export async function takeSnapshot(
   state: SessionState,
   timeoutMs: number,
 ): Promise<SessionSnapshot> {
+  if (state.unkeptStatement) {
+    throw new ProxyError('INTERNAL', {
+      message: 'a prepared statement was too large to keep, so the session cannot be moved',
+    });
+  }
   const fixed = await simpleQuery(old, FIXED_SETTINGS_SQL, timeoutMs);
   const settings: Array<[string, string]> = [];
   RESTORED_SETTINGS.forEach((name, i) => {

@@ -47,10 +47,12 @@ export class SessionState {
    * server, so every later move must read them back, and a blind reconnect cannot restore them.
    */
   sqlPrepareUsed = false;
+  /** True for good once a prepared statement was too large to keep: it cannot be re-created. */
+  unkeptStatement = false;
 
   noteParse(name: string, body: Buffer): void {
     this.prepared.delete(name);
-    this.prepared.set(name, Buffer.from(body));
+    this.prepared.set(name, body);
   }
 
   noteClose(name: string): void {
@@ -64,7 +66,7 @@ export class SessionState {
 
   /** Whether a fresh connection can be given everything this session holds without asking the old one. */
   get rebuildable(): boolean {
-    return !this.unreportedMayDiffer && !this.sqlPrepareUsed;
+    return !this.unreportedMayDiffer && !this.sqlPrepareUsed && !this.unkeptStatement;
   }
 
   /** A ParameterStatus body: setting name and value, each NUL-terminated. */

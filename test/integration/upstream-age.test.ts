@@ -167,6 +167,8 @@ describe('an unexpected upstream close', () => {
     const err = await closed;
     assert.equal(err.code, '08006');
     assert.match(err.message, /closed the connection after .* \(between transactions\)/);
-    assert.ok(p.logs.some((l) => l.json?.event === 'upstream_lost'));
+    // The log line is written as the error is sent; wait for it rather than race the log pipe.
+    const lost = await p.waitForLog((l) => l.event === 'upstream_lost');
+    assert.equal(lost.context, 'between transactions');
   });
 });
