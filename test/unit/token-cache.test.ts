@@ -443,6 +443,9 @@ describe('TokenCache', () => {
     const cache = new TokenCache({
       clock,
       logger: silentLogger(),
+      // Deterministic jitter: the background retry fires at 500 ms (the garbage result), and the
+      // get() at 1000 ms answers from that fresh failure without signing again.
+      random: () => 0.5,
       sign: (() => {
         n += 1;
         if (n === 1) throw 'plain string';
