@@ -9,7 +9,14 @@
  * access key id only as its first and last four characters.
  */
 import type tls from 'node:tls';
-import { ConfigError, formatDuration, loadConfig, type ProxyConfig, wantsHelp } from '../config/index.js';
+import {
+  type ClusterConfig,
+  ConfigError,
+  formatDuration,
+  loadConfig,
+  type ProxyConfig,
+  wantsHelp,
+} from '../config/index.js';
 import { regionFromEndpoint } from '../config/region.js';
 import { ProxyError } from '../errors.js';
 import { createLogger } from '../log.js';
@@ -41,7 +48,7 @@ import {
 } from './describe.js';
 import { simpleQuery } from './simple-query.js';
 
-export const CHECK_USAGE = `Usage: dsql-proxy check [--role NAME] [options]
+export const CHECK_USAGE = `Usage: dsql-proxy check [--role NAME] [--cluster NAME] [options]
 
 Checks, step by step, what the proxy would use: configuration, AWS credentials, token signing,
 the TLS handshake with the endpoint, a login and SELECT 1. Stops at the first failure (exit 1;
@@ -49,6 +56,8 @@ exit 2 for a configuration error).
 
   --role NAME   DSQL role to log in as (default admin; admin needs dsql:DbConnectAdmin,
                 every other role dsql:DbConnect)
+  --cluster NAME  with clusters: in the config file, check only this one (default: every
+                cluster, in file order)
 
 Every option of the proxy is accepted (dsql-proxy --help), so
 \`dsql-proxy check --config prod.yaml\` checks exactly what \`dsql-proxy --config prod.yaml\` uses.
@@ -113,10 +122,18 @@ export async function runCheck(
   // 1. config
   let config: ProxyConfig;
   let role: string;
+  let clusters: ClusterConfig[];
   try {
     const split = takeRole(argv);
     role = split.role;
     config = loadConfig(split.rest, env);
+    clusters = config.clusters.filter((c) => split.cluster === undefined || c.name === split.cluster);
+    if (clusters.length === 0) {
+      const names = config.clusters.map((c) => c.name).join(', ');
+      throw new ConfigError(`--cluster ${split.cluster} is not one of the clusters (${names})`, {
+        key: 'cluster',
+      });
+    }
   } catch (err) {
     if (err instanceof ConfigError) {
       report.fail(
@@ -127,9 +144,56 @@ export async function runCheck(
     }
     throw err;
   }
-  report.ok('config', describeConfig(config));
+  if (config.clusters.length === 1) {
+    report.ok('config', describeConfig(config));
+    for (const warning of config.warnings) report.line(`note: ${warning}`);
+    return checkCluster(config, role, report, deps, now);
+  }
   for (const warning of config.warnings) report.line(`note: ${warning}`);
+  // Every cluster (or --cluster), each with its own credentials, token and endpoint; a failure in
+  // one does not stop the others. Exit 1 if any failed.
+  let code = 0;
+  for (const cluster of clusters) {
+    out.write(`cluster ${cluster.name}:\n`);
+    const view = clusterView(config, cluster);
+    report.ok('config', describeConfig(view));
+    code = Math.max(code, await checkCluster(view, role, report, deps, now));
+  }
+  return code;
+}
+
+/** The configuration as seen by one cluster: its endpoints, CA, TTL, profile and role in the top-level fields. */
+function clusterView(config: ProxyConfig, c: ClusterConfig): ProxyConfig {
+  const first = c.endpoints[0] as (typeof c.endpoints)[number];
+  const view: ProxyConfig = {
+    ...config,
+    clusters: [c],
+    endpoints: c.endpoints,
+    endpoint: first.hostname,
+    region: first.region,
+    connectTo: first.connectTo,
+    tokenTtlSeconds: c.tokenTtlSeconds,
+    roleMap: c.roleMap,
+  };
+  delete view.profile;
+  delete view.caFile;
+  delete view.caPem;
+  if (c.profile !== undefined) view.profile = c.profile;
+  if (c.caFile !== undefined) view.caFile = c.caFile;
+  if (c.caPem !== undefined) view.caPem = c.caPem;
+  return view;
+}
+
+/** Steps 2-6 for one cluster (its first endpoint): 0 when all passed, 1 at the first failure. */
+async function checkCluster(
+  config: ProxyConfig,
+  role: string,
+  report: Report,
+  deps: CheckDeps,
+  now: () => number,
+): Promise<number> {
   const timeoutMs = config.connectTimeoutMs;
+  const cluster = config.clusters[0];
 
   let socket: tls.TLSSocket | undefined;
   const step = async <T>(name: string, run: () => Promise<T>, detail: (value: T) => string): Promise<T> => {
@@ -150,6 +214,9 @@ export async function runCheck(
       deps.credentials ??
       createCredentialProvider({
         ...(config.profile === undefined ? {} : { profile: config.profile }),
+        ...(cluster?.assumeRole === undefined
+          ? {}
+          : { assumeRole: cluster.assumeRole, stsRegion: config.region }),
         logger: createLogger({ level: config.logLevel }),
       });
     const profileCtx = config.profile === undefined ? {} : { profile: config.profile };
@@ -243,9 +310,10 @@ export async function runCheck(
 const stop = Symbol('check stopped');
 
 /** Splits `--role NAME` / `--role=NAME` off the proxy's own flags (which loadConfig checks strictly). */
-export function takeRole(argv: readonly string[]): { role: string; rest: string[] } {
+export function takeRole(argv: readonly string[]): { role: string; cluster?: string; rest: string[] } {
   const rest: string[] = [];
   let role = 'admin';
+  let cluster: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (arg === '--') {
@@ -260,9 +328,19 @@ export function takeRole(argv: readonly string[]): { role: string; rest: string[
       role = value;
       continue;
     }
+    if (arg === '--cluster' || arg.startsWith('--cluster=')) {
+      const value = arg === '--cluster' ? argv[++i] : arg.slice('--cluster='.length);
+      if (value === undefined || value === '' || (arg === '--cluster' && value.startsWith('-'))) {
+        throw new ConfigError('--cluster needs the name of a cluster from the config file', {
+          key: 'cluster',
+        });
+      }
+      cluster = value;
+      continue;
+    }
     rest.push(arg);
   }
-  return { role, rest };
+  return { role, rest, ...(cluster === undefined ? {} : { cluster }) };
 }
 
 function describeConfig(config: ProxyConfig): string {
