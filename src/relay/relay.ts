@@ -54,6 +54,8 @@ export class Relay {
   private held = false;
   /** The client sent Terminate while the session was idle (set only when keepUpstream is given). */
   goodbyeWhileIdle = false;
+  /** The client sent Terminate: an upstream close from now on is the session's normal end. */
+  clientSaidGoodbye = false;
   private finished = false;
   private readonly counters: RelayCounters;
   private resolveDone!: (r: RelayResult) => void;
@@ -163,6 +165,7 @@ export class Relay {
   private readonly onClientData = (chunk: Buffer): void => {
     this.counters.toServer.inc(chunk.length);
     this.frontend.scan(chunk);
+    if (this.frontend.terminateAt >= 0) this.clientSaidGoodbye = true;
     let out = chunk;
     if (this.hooks.keepUpstream && this.frontend.terminateAt >= 0) {
       // Session pooling: the server connection outlives this client, so its Terminate stays here.
@@ -199,7 +202,9 @@ export class Relay {
     const err = this.lostError;
     this.lostError = undefined;
     this.detachUpstream();
-    if (this.hooks.onUpstreamLost) this.hooks.onUpstreamLost(err);
+    // After the client's Terminate the server closing is expected: end quietly, never reconnect.
+    if (this.clientSaidGoodbye) this.finish('client_closed');
+    else if (this.hooks.onUpstreamLost) this.hooks.onUpstreamLost(err);
     else this.finish(err ? 'upstream_error' : 'upstream_closed', err);
   };
 

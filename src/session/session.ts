@@ -155,12 +155,21 @@ export class ClientSession {
           noticeResponse({ severity: 'NOTICE', sqlstate: '00000', message: droppedNotice(startup.dropped) }),
         );
       }
-      const conn = await cluster.connector.connect({
-        role,
-        params: startup.forward,
-        log: this.log,
-        notice: (message) => socket.write(noticeResponse({ severity: 'NOTICE', sqlstate: '00000', message })),
-      });
+      // A client that leaves while waiting (queued for a connection slot, or between retries) gives
+      // its place up instead of spending one of DSQL's new-connection slots.
+      const gone = new AbortController();
+      const onGone = (): void => gone.abort(new ClientGone());
+      socket.once('close', onGone);
+      const conn = await cluster.connector
+        .connect({
+          role,
+          params: startup.forward,
+          log: this.log,
+          notice: (message) =>
+            socket.write(noticeResponse({ severity: 'NOTICE', sqlstate: '00000', message })),
+          signal: gone.signal,
+        })
+        .finally(() => socket.off('close', onGone));
       const upstream = conn.socket;
       this.upstream = upstream;
       if (this.closed) throw new ClientGone();
