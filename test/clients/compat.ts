@@ -50,7 +50,7 @@ export async function startCompatProxy(stack: TestStack, v: ProxyVariant): Promi
     ['app', secret('app')],
   ]);
   const caFile = v.tls ? join(mkdtempSync(join(tmpdir(), 'dsql-proxy-client-ca-')), 'ca.pem') : '';
-  const args = ['--auth-file', authFile, '--auth-method', v.auth, '--log-level', 'debug'];
+  const args = ['--auth-file', authFile, '--auth-method', v.auth, '--log-level', 'trace'];
   if (v.tls) args.push('--client-tls', 'on', '--client-ca-out', caFile);
   args.push(...(v.extraArgs ?? []));
   const proxy = await startProxyProcess(stack, { args });

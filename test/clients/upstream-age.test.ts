@@ -16,7 +16,7 @@ let proxy: ProxyProcess;
 before(async () => {
   requireTool('psql');
   stack = await startTestStack({ maxConnectionMs: CAP_MS });
-  proxy = await startProxyProcess(stack, { args: ['--max-upstream-age', '1500ms', '--log-level', 'debug'] });
+  proxy = await startProxyProcess(stack, { args: ['--max-upstream-age', '1500ms', '--log-level', 'trace'] });
 });
 
 after(async () => {

@@ -117,7 +117,7 @@ describe('hash-password', () => {
 describe('shutdown', () => {
   test('SIGTERM: no new clients, running work finishes, idle sessions get 57P01 after the delay, exit 0', async () => {
     const p = await startProxyProcess(stack, {
-      args: ['--max-shutdown-delay', '2s', '--log-level', 'debug'],
+      args: ['--max-shutdown-delay', '2s', '--log-level', 'trace'],
     });
     const idle = await connected(p);
     const idleError = new Promise<pg.DatabaseError>((resolve) =>

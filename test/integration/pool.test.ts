@@ -15,7 +15,7 @@ let proxy: ProxyProcess;
 before(async () => {
   stack = await startTestStack();
   proxy = await startProxyProcess(stack, {
-    args: ['--pool-mode', 'session', '--admin-listen', '127.0.0.1:0', '--log-level', 'debug'],
+    args: ['--pool-mode', 'session', '--admin-listen', '127.0.0.1:0', '--log-level', 'trace'],
   });
 });
 

@@ -41,7 +41,7 @@ async function proxy(
 ): Promise<ProxyProcess> {
   const p = await startProxyProcess(stack, {
     ...opts,
-    args: ['--admin-listen', '127.0.0.1:0', '--log-level', 'debug', ...args],
+    args: ['--admin-listen', '127.0.0.1:0', '--log-level', 'trace', ...args],
   });
   procs.push(p);
   return p;

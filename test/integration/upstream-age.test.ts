@@ -29,7 +29,7 @@ after(async () => {
 });
 
 async function proxy(args: string[]): Promise<ProxyProcess> {
-  const p = await startProxyProcess(stack, { args: ['--log-level', 'debug', ...args] });
+  const p = await startProxyProcess(stack, { args: ['--log-level', 'trace', ...args] });
   procs.push(p);
   return p;
 }

@@ -7,6 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { assertNoSecrets } from './secrets.js';
 import type { TestStack } from './stack.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
@@ -99,7 +100,14 @@ export async function startProxyProcess(
     if (v === undefined) delete env[k];
     else env[k] = v;
   }
-  const args = [...(stack && opts.stackArgs !== false ? stackArgs(stack) : []), ...(opts.args ?? [])];
+  // The most verbose level unless a test asks otherwise (a later --log-level wins): the secrets scan
+  // in stop() must see everything the proxy can write.
+  const args = [
+    '--log-level',
+    'trace',
+    ...(stack && opts.stackArgs !== false ? stackArgs(stack) : []),
+    ...(opts.args ?? []),
+  ];
   const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogLine[] = [];
   const waiters = new Set<() => void>();
@@ -193,6 +201,14 @@ export async function startProxyProcess(
       const timer = setTimeout(() => child.kill('SIGKILL'), 40_000);
       const code = await exited;
       clearTimeout(timer);
+      // Every proxy of every integration test is scanned: no AWS secret, session token, IAM token or
+      // token signature in any line it wrote (tests add their passwords with assertNoSecrets).
+      if (stack && logs.length > 0) {
+        assertNoSecrets(
+          logs.map((l) => l.raw),
+          { credentials: stack.credentials, tokens: stack.endpoint.logins.map((l) => l.token) },
+        );
+      }
       return code;
     },
   };
