@@ -4,7 +4,7 @@ import { ProxyError } from '../errors.js';
 import { FrameStream } from '../io/frame-stream.js';
 import { replayDuplex } from '../io/replay-duplex.js';
 import { negotiateProtocolVersion, SSL_NO } from '../protocol/backend.js';
-import { MAX_STARTUP_PACKET_LENGTH } from '../protocol/constants.js';
+import { MAX_STARTUP_PACKET_LENGTH, PROTOCOL_3_0 } from '../protocol/constants.js';
 import { decodeStartupPacket } from '../protocol/frontend.js';
 import type { ClientTls } from './client-tls.js';
 
@@ -120,7 +120,7 @@ export async function readClientHello(
         }
         // Newer minor versions and `_pq_.` options are negotiated down, as PostgreSQL does.
         if (packet.minor > 0 || packet.unrecognizedOptions.length > 0) {
-          socket.write(negotiateProtocolVersion(0, packet.unrecognizedOptions));
+          socket.write(negotiateProtocolVersion(PROTOCOL_3_0, packet.unrecognizedOptions));
         }
         const params = new Map(packet.params);
         const user = params.get('user');

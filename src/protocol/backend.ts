@@ -114,10 +114,16 @@ export function readyForQuery(status: 'I' | 'T' | 'E'): Buffer {
  * NegotiateProtocolVersion ('v'): the newest minor version of the requested major we support, and
  * the `_pq_.*` options we did not recognise. Sent instead of failing, so 3.2 clients fall back to 3.0.
  */
-export function negotiateProtocolVersion(minor: number, unrecognized: readonly string[]): Buffer {
+/**
+ * NegotiateProtocolVersion. The first Int32 is documented as the newest supported *minor* version,
+ * but PostgreSQL sends the full version code, major << 16 | minor (PG_PROTOCOL_LATEST in
+ * SendNegotiateProtocolVersion), and libpq 18 reads it that way: a bare 0 is taken as a downgrade to
+ * protocol 0.0 and the connection fails ("server requested downgrade to pre-3.0 protocol version").
+ */
+export function negotiateProtocolVersion(version: number, unrecognized: readonly string[]): Buffer {
   return typedMessage(
     BackendMessage.NegotiateProtocolVersion,
-    int32(minor),
+    int32(version),
     int32(unrecognized.length),
     ...unrecognized.map(cstring),
   );

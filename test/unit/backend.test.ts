@@ -58,11 +58,11 @@ describe('backend encoders (exact bytes)', () => {
   });
 
   it('encodes NegotiateProtocolVersion with the unrecognised options', () => {
-    const msg = negotiateProtocolVersion(0, ['_pq_.a', '_pq_.bb']);
+    const msg = negotiateProtocolVersion((3 << 16) | 0, ['_pq_.a', '_pq_.bb']);
     const expected = Buffer.concat([
       Buffer.from('v'),
       Buffer.from([0, 0, 0, 4 + 4 + 4 + 7 + 8]),
-      Buffer.from([0, 0, 0, 0, 0, 0, 0, 2]),
+      Buffer.from([0, 3, 0, 0, 0, 0, 0, 2]),
       Buffer.from('_pq_.a\0_pq_.bb\0'),
     ]);
     assert.deepEqual(msg, expected);

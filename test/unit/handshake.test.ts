@@ -117,12 +117,13 @@ describe('readClientHello', () => {
     await assert.rejects(s.hello, isCode('SSL_BYTES_AFTER_REQUEST'));
   });
 
-  it('protocol 3.2: sends NegotiateProtocolVersion with minor 0 and no options, then returns the startup', async () => {
+  it('protocol 3.2: sends NegotiateProtocolVersion for 3.0 (full version code) and no options, then returns the startup', async () => {
     const s = await open();
     s.client.write(startupMessage([['user', 'alice']], (3 << 16) | 2));
     const v = await s.fromProxy.typed();
     assert.equal(v.type, 'v');
-    assert.equal(v.body.readInt32BE(0), 0);
+    // PostgreSQL sends major << 16 | minor here, and libpq 18 rejects a bare minor 0.
+    assert.equal(v.body.readInt32BE(0), (3 << 16) | 0);
     assert.equal(v.body.readInt32BE(4), 0);
     assert.equal(v.body.length, 8);
     const hello = await s.hello;
@@ -142,7 +143,7 @@ describe('readClientHello', () => {
     );
     const v = await s.fromProxy.typed();
     assert.equal(v.type, 'v');
-    assert.equal(v.body.readInt32BE(0), 0);
+    assert.equal(v.body.readInt32BE(0), (3 << 16) | 0);
     assert.equal(v.body.readInt32BE(4), 2);
     assert.deepEqual(v.body.subarray(8), Buffer.from('_pq_.x\0_pq_.compression\0'));
     const hello = await s.hello;

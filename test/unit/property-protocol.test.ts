@@ -305,12 +305,13 @@ describe('backend encoders round-trip through pg-protocol (decodeBackendFrame)',
     );
   });
 
-  it('NegotiateProtocolVersion (pg-protocol has no parser for it): minor and option list as laid out', () => {
+  it('NegotiateProtocolVersion (pg-protocol has no parser for it): version and option list as laid out', () => {
     fc.assert(
       fc.property(fc.nat({ max: 0xffff }), fc.array(cstringText(), { maxLength: 5 }), (minor, opts) => {
-        const frame = oneTyped(negotiateProtocolVersion(minor, opts));
+        const version = (3 << 16) | minor;
+        const frame = oneTyped(negotiateProtocolVersion(version, opts));
         assert.equal(frame.type, 0x76);
-        assert.equal(frame.body.readInt32BE(0), minor);
+        assert.equal(frame.body.readInt32BE(0), version);
         assert.equal(frame.body.readInt32BE(4), opts.length);
         const names = frame.body.subarray(8).toString('utf8').split('\0');
         assert.deepEqual(names.slice(0, -1), opts);
