@@ -20,6 +20,8 @@ export interface CredentialProviderOptions {
   profile?: string;
   /** An IAM role ARN to assume with the chain's (or the profile's) credentials; its credentials sign the tokens. */
   assumeRole?: string;
+  /** Longest wait for one credentials resolution (default DEFAULT_CREDENTIALS_TIMEOUT_MS). */
+  timeoutMs?: number;
   /** Region of the STS endpoint used for assumeRole (default: the SDK's, e.g. AWS_REGION). */
   stsRegion?: string;
   logger: Logger;
@@ -41,18 +43,49 @@ export function createCredentialProvider(opts: CredentialProviderOptions): AwsCr
     warn: (...content: unknown[]) => log.warn(scrubSecrets(content.map(textOf).join(' '))),
     error: (...content: unknown[]) => log.error(scrubSecrets(content.map(textOf).join(' '))),
   };
-  const chain = fromNodeProviderChain({
-    ...(opts.profile === undefined ? {} : { profile: opts.profile }),
-    logger: sdkLogger,
-  });
-  if (opts.assumeRole === undefined) return chain;
-  // STS AssumeRole with the chain's credentials; the SDK refreshes the role's credentials before they expire.
-  return fromTemporaryCredentials({
-    params: { RoleArn: opts.assumeRole, RoleSessionName: 'dsql-proxy' },
-    masterCredentials: chain,
-    ...(opts.stsRegion === undefined ? {} : { clientConfig: { region: opts.stsRegion } }),
-    logger: sdkLogger,
-  });
+  const create = (): AwsCredentialIdentityProvider => {
+    const chain = fromNodeProviderChain({
+      ...(opts.profile === undefined ? {} : { profile: opts.profile }),
+      logger: sdkLogger,
+    });
+    if (opts.assumeRole === undefined) return chain;
+    // STS AssumeRole with the chain's credentials; the SDK refreshes the role's credentials before they expire.
+    return fromTemporaryCredentials({
+      params: { RoleArn: opts.assumeRole, RoleSessionName: 'dsql-proxy' },
+      masterCredentials: chain,
+      ...(opts.stsRegion === undefined ? {} : { clientConfig: { region: opts.stsRegion } }),
+      logger: sdkLogger,
+    });
+  };
+  return withCredentialsTimeout(create, opts.timeoutMs ?? DEFAULT_CREDENTIALS_TIMEOUT_MS);
+}
+
+export const DEFAULT_CREDENTIALS_TIMEOUT_MS = 10_000;
+
+/**
+ * Bounds each credentials resolution. The SDK's container-credentials request (ECS, EKS Pod Identity)
+ * has no effective timeout (its requestTimeout only logs a warning), so an endpoint that accepts and
+ * never answers held every signing, and every client waiting on one, forever. On a timeout the
+ * provider is replaced by a fresh one: the SDK's memoised chain makes every later call wait on the
+ * hung request, so keeping it would never recover.
+ */
+export function withCredentialsTimeout(
+  create: () => AwsCredentialIdentityProvider,
+  timeoutMs: number,
+): AwsCredentialIdentityProvider {
+  let provider = create();
+  return ((...args: Parameters<AwsCredentialIdentityProvider>) => {
+    const current = provider;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        if (provider === current) provider = create();
+        reject(new Error(`the AWS credential provider did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      timer.unref();
+    });
+    return Promise.race([current(...args), timeout]).finally(() => clearTimeout(timer));
+  }) as AwsCredentialIdentityProvider;
 }
 
 export interface CredentialErrorDescription {

@@ -5,6 +5,7 @@ import {
   createCredentialProvider,
   describeCredentialError,
   scrubSecrets,
+  withCredentialsTimeout,
 } from '../../src/token/credentials.js';
 
 const KEY_ID = 'AKIAIOSFODNN7EXAMPLE';
@@ -173,5 +174,30 @@ describe('createCredentialProvider', () => {
     const creds = await provider();
     assert.equal(creds.accessKeyId, KEY_ID);
     assert.equal(creds.secretAccessKey, SECRET);
+  });
+});
+
+describe('withCredentialsTimeout', () => {
+  it('fails a resolution that never settles, and the next call uses a fresh provider', async () => {
+    let created = 0;
+    const provider = withCredentialsTimeout(() => {
+      created++;
+      const n = created;
+      // The first provider hangs forever, as the SDK's container request does on a silent server.
+      return () =>
+        n === 1
+          ? new Promise<never>(() => {})
+          : Promise.resolve({ accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' });
+    }, 50);
+    const t0 = Date.now();
+    await assert.rejects(provider(), /the AWS credential provider did not answer within 50 ms/);
+    assert.ok(Date.now() - t0 < 1000);
+    assert.equal((await provider()).accessKeyId, 'AKIDEXAMPLE');
+    assert.equal(created, 2);
+  });
+
+  it('gives the message a person can act on', () => {
+    const d = describeCredentialError(new Error('the AWS credential provider did not answer within 50 ms'));
+    assert.match(d.message, /did not answer within 50 ms/);
   });
 });
