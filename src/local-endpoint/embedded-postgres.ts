@@ -47,6 +47,8 @@ export interface StartPostgresOptions {
   onLog?: (line: string) => void;
   /** How long PostgreSQL may take to accept a query after it is spawned (default 60 s). */
   startTimeoutMs?: number;
+  /** Extra server settings passed as `-c name=value` (e.g. `{ max_connections: '600' }` for load tests). */
+  settings?: Record<string, string>;
 }
 
 const debug = Boolean(process.env.DEBUG);
@@ -277,6 +279,7 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Lo
         'synchronous_commit=off',
         '-c',
         'full_page_writes=off',
+        ...Object.entries(opts.settings ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
       ],
       // Its own process group: a Ctrl-C meant for the demo does not reach it; stop() shuts it down
       // after the proxy, and the watchdog if this process dies.
