@@ -12,20 +12,23 @@ export interface KnownSecrets {
   passwords?: string[];
 }
 
-/** Substrings that must not appear in any line. */
+/** Substrings that must not appear in any line (each once: a cached token is seen at many logins). */
 export function secretNeedles(secrets: KnownSecrets): string[] {
-  const needles: string[] = [];
+  const needles = new Set<string>();
+  const add = (s: string): void => {
+    needles.add(s);
+  };
   if (secrets.credentials) {
-    needles.push(secrets.credentials.secretAccessKey);
-    if (secrets.credentials.sessionToken) needles.push(secrets.credentials.sessionToken);
+    add(secrets.credentials.secretAccessKey);
+    if (secrets.credentials.sessionToken) add(secrets.credentials.sessionToken);
   }
-  for (const token of secrets.tokens ?? []) {
-    needles.push(token);
+  for (const token of new Set(secrets.tokens ?? [])) {
+    add(token);
     const sig = /X-Amz-Signature=([0-9a-f]{64})/.exec(token)?.[1];
-    if (sig) needles.push(sig);
+    if (sig) add(sig);
   }
-  for (const pw of secrets.passwords ?? []) if (pw.length >= 4) needles.push(pw);
-  return needles;
+  for (const pw of secrets.passwords ?? []) if (pw.length >= 4) add(pw);
+  return [...needles];
 }
 
 export function assertNoSecrets(lines: string[], secrets: KnownSecrets): void {
