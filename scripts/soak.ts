@@ -1,0 +1,15 @@
+/**
+ * `npm run soak`: 500 concurrent clients for 60 s through the real proxy (test/support/soak.ts);
+ * zero errors, and the proxy's file descriptors and RSS back to baseline afterwards. Exit 1 on failure.
+ * SOAK_CLIENTS and SOAK_SECONDS override the size.
+ */
+import { formatSoak, runSoak, soakFailures } from '../test/support/soak.js';
+
+const clients = Number(process.env.SOAK_CLIENTS ?? 500);
+const seconds = Number(process.env.SOAK_SECONDS ?? 60);
+const report = await runSoak({ clients, durationMs: seconds * 1000, log: (l) => console.log(l) });
+console.log(formatSoak(report));
+const failures = soakFailures(report);
+for (const f of failures) console.error(`FAIL: ${f}`);
+console.log(failures.length === 0 ? 'soak: PASS' : 'soak: FAIL');
+process.exit(failures.length === 0 ? 0 : 1);
