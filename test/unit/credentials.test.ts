@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { afterEach, describe, it } from 'node:test';
+import { afterEach, beforeEach, describe, it } from 'node:test';
 import { silentLogger } from '../../src/log.js';
 import {
   createCredentialProvider,
@@ -178,6 +178,14 @@ describe('createCredentialProvider', () => {
 });
 
 describe('withCredentialsTimeout', () => {
+  // The timeout's timer is unref()'d (a pending lookup must not keep the proxy's process alive), so
+  // in a bare test process nothing else would keep the event loop running until it fires.
+  let keepAlive: NodeJS.Timeout | undefined;
+  beforeEach(() => {
+    keepAlive = setInterval(() => {}, 1000);
+  });
+  afterEach(() => clearInterval(keepAlive));
+
   it('fails a resolution that never settles, and the next call uses a fresh provider', async () => {
     let created = 0;
     const provider = withCredentialsTimeout(() => {
