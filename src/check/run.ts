@@ -38,6 +38,7 @@ import {
 } from '../token/signer.js';
 import { dialUpstream } from '../upstream/dial.js';
 import { loginUpstream, type UpstreamSession } from '../upstream/login.js';
+import { simpleQuery } from '../upstream/simple-query.js';
 import { createTarget } from '../upstream/target.js';
 import {
   certName,
@@ -46,7 +47,6 @@ import {
   isoSeconds,
   maskAccessKeyId,
 } from './describe.js';
-import { simpleQuery } from './simple-query.js';
 
 export const CHECK_USAGE = `Usage: dsql-proxy check [--role NAME] [--cluster NAME] [options]
 

@@ -136,10 +136,6 @@ export class Relay {
     this.attach(next);
   }
 
-  get currentUpstream(): tls.TLSSocket {
-    return this.upstream;
-  }
-
   /**
    * Ends the session from the proxy's side. `lastWords` (an ErrorResponse) is sent only if the client
    * stream is between two messages, so the client never sees a message cut in half.

@@ -4,10 +4,10 @@
  * client's input is held, so the proxy's own queries never interleave with the client's.
  */
 import type { Duplex } from 'node:stream';
-import { simpleQuery } from '../check/simple-query.js';
 import { ProxyError } from '../errors.js';
 import { FrameStream } from '../io/frame-stream.js';
 import { typedMessage } from '../protocol/message-writer.js';
+import { simpleQuery } from '../upstream/simple-query.js';
 import { RESTORED_SETTING_PREFIX, RESTORED_SETTINGS, type SessionState } from './session-state.js';
 
 export interface SessionSnapshot {

@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
-import { simpleQuery } from '../check/simple-query.js';
 import { ProxyError } from '../errors.js';
+import { simpleQuery } from './simple-query.js';
 
 export type ResetMethod = 'discard' | 'reset';
 

@@ -1,6 +1,8 @@
 /**
- * One simple-protocol query on an already logged-in upstream connection, for `dsql-proxy check`.
- * Not used on the relay path: the proxy itself never issues queries of its own.
+ * One simple-protocol query on an already logged-in upstream connection. Used by `dsql-proxy check`,
+ * and by the proxy itself only while a session is idle and its client held: reading and restoring
+ * session state when a session moves to a fresh connection, and resetting a pooled connection.
+ * Never on the relay path.
  */
 import type { Duplex } from 'node:stream';
 import type { DatabaseError } from 'pg-protocol';

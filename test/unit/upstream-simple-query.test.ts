@@ -1,15 +1,15 @@
 /**
- * simpleQuery (src/check/simple-query.ts) against a scripted server on a loopback socket: rows, the
+ * simpleQuery (src/upstream/simple-query.ts) against a scripted server on a loopback socket: rows, the
  * server's SQLSTATE kept on errors, a connection that stays usable after an ERROR, a FATAL followed by
  * a close, a close without an answer, a timeout, and bytes left over from the login.
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { simpleQuery } from '../../src/check/simple-query.js';
 import { ProxyError } from '../../src/errors.js';
 import { errorResponse, noticeResponse, readyForQuery } from '../../src/protocol/backend.js';
 import { cstring, int32, typedMessage } from '../../src/protocol/message-writer.js';
+import { simpleQuery } from '../../src/upstream/simple-query.js';
 
 function int16(n: number): Buffer {
   const b = Buffer.alloc(2);
