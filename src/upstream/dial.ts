@@ -91,11 +91,17 @@ export function dialUpstream(target: UpstreamTarget, timeoutMs: number): Promise
         settled = true;
         clearTimeout(timer);
         socket.removeAllListeners('error');
+        // One listener for the connection's whole life, so an error between owners (login, relay,
+        // pool, reset) never crashes the process. Each owner watches 'error'/'close' itself while it
+        // holds the socket and removes its own listeners when it lets go.
+        socket.on('error', ignoreError);
         resolve(socket);
       });
     });
   });
 }
+
+const ignoreError = (): void => {};
 
 function describe(target: UpstreamTarget): string {
   const via =

@@ -70,8 +70,8 @@ export class UpstreamPool {
         }
       },
     };
+    // Errors while idle are swallowed by the listener dial() left; the 'close' that follows drops it.
     conn.socket.once('close', entry.drop);
-    conn.socket.on('error', () => {});
     list.push(entry);
     this.idle.set(key, list);
     this.count++;

@@ -37,7 +37,6 @@ export function poolingConnector(opts: PoolingOptions): PoolingConnector {
     },
     release(role, params, conn) {
       const { socket } = conn;
-      socket.on('error', () => {});
       resetter.reset(socket).then(
         (method) => {
           if (pool.put(poolKey(role, params), conn)) {

@@ -56,6 +56,12 @@ describe('--pool-mode session', () => {
     assert.equal(pids.size, 1, 'one upstream backend');
     assert.ok((await metric('dsql_proxy_pool_reuses_total')) >= 19);
     assert.equal(await metric('dsql_proxy_pool_idle_connections'), 1);
+    // Twenty hand-overs of one socket: each owner removed its listeners (a leak shows as Node's warning).
+    const warnings = proxy.logs.filter((l) => l.raw.includes('MaxListenersExceededWarning'));
+    assert.deepEqual(
+      warnings.map((l) => l.raw),
+      [],
+    );
   });
 
   test("one client's session state does not reach the next", async () => {
