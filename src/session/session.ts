@@ -165,8 +165,11 @@ export class ClientSession {
           role,
           params: startup.forward,
           log: this.log,
-          notice: (message) =>
-            socket.write(noticeResponse({ severity: 'NOTICE', sqlstate: '00000', message })),
+          notice: (message) => {
+            // A wait worth a notice is long: let AuthenticationOk and the notice out now.
+            uncorkLogin(socket);
+            socket.write(noticeResponse({ severity: 'NOTICE', sqlstate: '00000', message }));
+          },
           signal: gone.signal,
         })
         .finally(() => socket.off('close', onGone));
@@ -196,6 +199,7 @@ export class ClientSession {
           readyForQuery(status),
         ]),
       );
+      uncorkLogin(socket);
       deps.metrics.connectionsTotal.inc({ outcome: 'established' });
       const relayStarted = Date.now();
       const { connector } = cluster;
@@ -252,6 +256,9 @@ export class ClientSession {
     });
     let step = auth.begin();
     for (;;) {
+      // AuthenticationOk waits in the socket (corked) for the upstream login, and leaves in one write
+      // with the ParameterStatus/BackendKeyData/ReadyForQuery that follow it (see uncorkLogin).
+      if (step.done?.ok) socket.cork();
       if (step.send.length > 0)
         socket.write(step.send.length === 1 ? step.send[0]! : Buffer.concat(step.send));
       if (step.done) {
@@ -351,4 +358,9 @@ export class ClientSession {
 
 function isPooling(c: Connector): c is PoolingConnector {
   return typeof (c as Partial<PoolingConnector>).release === 'function';
+}
+
+/** Releases what authenticate() corked: every cork() needs its uncork(). */
+function uncorkLogin(socket: net.Socket): void {
+  while (socket.writableCorked > 0) socket.uncork();
 }
