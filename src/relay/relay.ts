@@ -187,12 +187,13 @@ export class Relay {
     this.counters.toClient.inc(chunk.length);
     this.scanner.scan(chunk);
     // One socket read from the server can hold many TLS records, and Node emits one 'data' per record,
-    // all before the next tick. Corking until then turns them into one writev to the client instead
+    // each in a callback of its own. Corking until the loop's check phase (setImmediate: after this
+    // round of I/O callbacks, before it waits again) turns them into one writev to the client instead
     // of a write each (COPY TO and large results: PostgreSQL sends 8 KB at a time).
     if (!this.corked) {
       this.corked = true;
       this.client.cork();
-      process.nextTick(this.uncorkClient);
+      setImmediate(this.uncorkClient);
     }
     if (!this.client.write(chunk)) this.upstream.pause();
     if (this.hooks.onIdle && this.isIdle()) this.hooks.onIdle();
