@@ -46,6 +46,8 @@ export interface ProxyProcessOptions {
   stackArgs?: boolean;
   /** Do not wait for the `listening` line (for processes expected to fail at start). */
   expectStartFailure?: boolean;
+  /** Flags for node itself, before the CLI's path (e.g. the soak's --expose-gc). */
+  nodeArgs?: string[];
 }
 
 /** Writes the endpoint's CA to a temp file and returns the flags that point the proxy at the stack. */
@@ -108,7 +110,10 @@ export async function startProxyProcess(
     ...(stack && opts.stackArgs !== false ? stackArgs(stack) : []),
     ...(opts.args ?? []),
   ];
-  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI, ...args], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const logs: LogLine[] = [];
   const waiters = new Set<() => void>();
   const onLine = (raw: string): void => {
