@@ -16,6 +16,15 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import pg from 'pg';
 import { createScramVerifier } from '../../src/auth/scram.js';
+import {
+  GC_NODE_ARGS,
+  HEAP_SLACK_MB,
+  liveObjects,
+  type Memory,
+  memoryAfterGc,
+  memoryFailures,
+  settledMemory,
+} from './proxy-memory.js';
 import { type ProxyProcess, startProxyProcess, writeAuthFile } from './proxy-process.js';
 import { clientFinalMessage, clientFirstMessage } from './scram-client.js';
 import { startTestStack, type TestStack } from './stack.js';
@@ -49,6 +58,10 @@ export interface FuzzReport {
   probes: { ok: number; failed: number };
   /** start: after a few normal logins; baseline: after the warm-up streams. */
   rss: { start: number; baseline: number; peak: number; after: number };
+  /** After a full GC in the proxy: at the baseline and after the run (MB). */
+  gc: { baseline: Memory; after: Memory };
+  /** Live per-connection objects by class at the end (heap snapshot). */
+  liveObjects: Record<string, number>;
   durationMs: number;
   /** Log lines at error level and above, by event. */
   errorLogs: Record<string, number>;
@@ -593,6 +606,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     answersByCategory: {},
     probes: { ok: 0, failed: 0 },
     rss: { start: 0, baseline: 0, peak: 0, after: 0 },
+    gc: { baseline: { rss: 0, heap: 0 }, after: { rss: 0, heap: 0 } },
+    liveObjects: {},
     durationMs: 0,
     errorLogs: {},
     failures,
@@ -604,7 +619,10 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   try {
     stack = await startTestStack();
     const authFile = writeAuthFile([['admin', createScramVerifier(password)]]);
-    proxy = await startProxyProcess(stack, { args: ['--auth-file', authFile, '--login-timeout', '2s'] });
+    proxy = await startProxyProcess(stack, {
+      args: ['--auth-file', authFile, '--login-timeout', '2s'],
+      nodeArgs: GC_NODE_ARGS,
+    });
     const pid = proxy.child.pid!;
     const p = proxy;
 
@@ -654,6 +672,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     await sleep(2000);
     report.rss.baseline = rssOf(pid);
     report.rss.peak = report.rss.baseline;
+    const gcBaseline = await memoryAfterGc(p);
+    report.gc.baseline = gcBaseline;
     log(
       `proxy pid ${pid} on ${p.host}:${p.port}, RSS ${mb(report.rss.start)} at start, ${mb(report.rss.baseline)} after ${warmup} warm-up streams (baseline)`,
     );
@@ -703,6 +723,11 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
           `proxy RSS did not return near its baseline: ${mb(report.rss.after)} after vs ${mb(report.rss.baseline)} baseline (allowed +${mb(rssSlack)})`,
         );
       }
+      // The leak checks (see proxy-memory.ts): live heap after a GC, then live session objects.
+      const settled = await settledMemory(p, gcBaseline);
+      report.gc.after = { rss: settled.rss, heap: settled.heap };
+      report.liveObjects = await liveObjects(p);
+      failures.push(...memoryFailures('after the run', gcBaseline, report.gc.after, report.liveObjects));
     }
     failures.push(...scanLogs(p, logFrom, report.errorLogs));
     if (report.streams < opts.count) failures.push(`only ${report.streams} of ${opts.count} streams ran`);
@@ -724,6 +749,7 @@ export function formatReport(r: FuzzReport): string {
   const lines = [
     `seed ${r.seed}: ${r.streams} streams in ${(r.durationMs / 1000).toFixed(1)} s (${(r.streams / Math.max(1, r.durationMs / 1000)).toFixed(0)}/s)`,
     `RSS at start ${mb(r.rss.start)}, baseline after warm-up ${mb(r.rss.baseline)}, peak ${mb(r.rss.peak)}, after ${mb(r.rss.after)}`,
+    `after a full GC: live heap ${r.gc.baseline.heap.toFixed(1)} MB at the baseline, ${r.gc.after.heap.toFixed(1)} MB after (slack +${HEAP_SLACK_MB} MB); live objects at the end ${JSON.stringify(r.liveObjects)}`,
     `normal client probes: ${r.probes.ok} ok, ${r.probes.failed} failed`,
     'streams by category (answers):',
   ];
