@@ -6,6 +6,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import pg from 'pg';
+import { rssBytes as processRss } from '../../test/support/proxy-memory.js';
 
 export interface RunResult {
   code: number | null;
@@ -214,8 +215,7 @@ export function threadCpuSeconds(pid: number, tid: number): number {
 
 /** VmRSS of a process in bytes. */
 export function rssBytes(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
-  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(m[1]) * 1024;
+  const rss = processRss(pid);
+  if (Number.isNaN(rss)) throw new Error(`no VmRSS for pid ${pid}`);
+  return rss;
 }

@@ -12,7 +12,6 @@
  *
  * The streams are a function of the seed; timings (and so some answers) are not.
  */
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import pg from 'pg';
 import { createScramVerifier } from '../../src/auth/scram.js';
@@ -23,6 +22,7 @@ import {
   type Memory,
   memoryAfterGc,
   memoryFailures,
+  rssBytes,
   settledMemory,
 } from './proxy-memory.js';
 import { type ProxyProcess, startProxyProcess, writeAuthFile } from './proxy-process.js';
@@ -545,8 +545,7 @@ function finish(conn: Conn, category: string, forced: string | undefined): Strea
 // The run
 
 function rssOf(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : 0;
+  return rssBytes(pid) || 0;
 }
 
 const inc = (rec: Record<string, number>, key: string, n = 1): void => {

@@ -9,6 +9,7 @@
  * and levels off there. The live JavaScript heap after a full GC, and the number of session
  * objects still alive, are what a leak changes.
  */
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ProxyProcess } from './proxy-process.js';
 
@@ -36,6 +37,12 @@ export const HEAP_SLACK_MB = 8;
  * leak leaves one per client (the soak's CI variant with a leak injected: 260).
  */
 export const LIVE_SESSIONS_SLACK = 10;
+
+/** VmRSS of a process in bytes; NaN when the process has none (a zombie). */
+export function rssBytes(pid: number): number {
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : Number.NaN;
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -5,7 +5,7 @@
  * against the test stack. It counts every error and compares the proxy's open file descriptors and
  * RSS after the clients have left with a baseline taken after a warm-up.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import pg from 'pg';
 import {
   GC_NODE_ARGS,
@@ -15,6 +15,7 @@ import {
   type Memory,
   memoryAfterGc,
   memoryFailures,
+  rssBytes,
   settledMemory,
 } from './proxy-memory.js';
 import { type ProxyProcess, startProxyProcess } from './proxy-process.js';
@@ -58,8 +59,7 @@ function fdCount(pid: number): number {
 }
 
 function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : Number.NaN;
+  return rssBytes(pid) / 1048576;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
