@@ -57,6 +57,8 @@ export class Relay {
   /** The client sent Terminate: an upstream close from now on is the session's normal end. */
   clientSaidGoodbye = false;
   private finished = false;
+  /** The client socket is corked until the next check phase (see onUpstreamData). */
+  private corked = false;
   private readonly counters: RelayCounters;
   private resolveDone!: (r: RelayResult) => void;
   readonly done: Promise<RelayResult> = new Promise((resolve) => {
@@ -198,8 +200,6 @@ export class Relay {
     if (!this.client.write(chunk)) this.upstream.pause();
     if (this.hooks.onIdle && this.isIdle()) this.hooks.onIdle();
   };
-
-  private corked = false;
 
   private readonly uncorkClient = (): void => {
     this.corked = false;

@@ -279,7 +279,7 @@ export class LiveSession {
 
 /** Ends an upstream connection the proxy no longer needs, politely. */
 function retire(socket: tls.TLSSocket): void {
-  socket.on('error', () => {});
+  // Errors from here on are swallowed by the listener dialUpstream() leaves on every socket.
   socket.end(frontendTerminate());
   setTimeout(() => socket.destroy(), 1000).unref();
 }

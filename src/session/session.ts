@@ -167,7 +167,7 @@ export class ClientSession {
           log: this.log,
           notice: (message) => {
             // A wait worth a notice is long: let AuthenticationOk and the notice out now.
-            uncorkLogin(socket);
+            socket.uncork();
             socket.write(noticeResponse({ severity: 'NOTICE', sqlstate: '00000', message }));
           },
           signal: gone.signal,
@@ -199,7 +199,7 @@ export class ClientSession {
           readyForQuery(status),
         ]),
       );
-      uncorkLogin(socket);
+      socket.uncork();
       deps.metrics.connectionsTotal.inc({ outcome: 'established' });
       const relayStarted = Date.now();
       const { connector } = cluster;
@@ -257,7 +257,8 @@ export class ClientSession {
     let step = auth.begin();
     for (;;) {
       // AuthenticationOk waits in the socket (corked) for the upstream login, and leaves in one write
-      // with the ParameterStatus/BackendKeyData/ReadyForQuery that follow it (see uncorkLogin).
+      // with the ParameterStatus/BackendKeyData/ReadyForQuery that follow it. uncork() after that is a
+      // no-op when a wait notice already uncorked it.
       if (step.done?.ok) socket.cork();
       if (step.send.length > 0)
         socket.write(step.send.length === 1 ? step.send[0]! : Buffer.concat(step.send));
@@ -358,9 +359,4 @@ export class ClientSession {
 
 function isPooling(c: Connector): c is PoolingConnector {
   return typeof (c as Partial<PoolingConnector>).release === 'function';
-}
-
-/** Releases what authenticate() corked: every cork() needs its uncork(). */
-function uncorkLogin(socket: net.Socket): void {
-  while (socket.writableCorked > 0) socket.uncork();
 }

@@ -4,7 +4,8 @@ import type { UpstreamTarget } from './target.js';
 
 /**
  * Sends a CancelRequest for an upstream session. Like any DSQL connection it must use TLS with SNI,
- * so it goes through the same dialer; the server answers nothing and closes.
+ * so it goes through the same dialer; the server answers nothing and closes. An error also ends in
+ * 'close' (the dialer's own listener swallows it).
  */
 export async function forwardCancel(
   target: UpstreamTarget,
@@ -18,7 +19,6 @@ export async function forwardCancel(
       clearTimeout(timer);
       resolve();
     });
-    socket.on('error', () => {});
     socket.resume();
     socket.end(frontendCancelRequest(key.processId, key.secretKey));
   });
