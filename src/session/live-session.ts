@@ -80,9 +80,7 @@ export class LiveSession {
     });
     this.relay.scanner.onParameterStatus = (body) => state.noteParameterStatus(body);
     this.relay.scanner.onError = (body) => countConflict(body, metrics);
-    for (const [name, value] of opts.first.session.parameters) {
-      state.noteParameterStatus(Buffer.from(`${name}\0${value}\0`));
-    }
+    for (const [name, value] of opts.first.session.parameters) state.noteSetting(name, value);
   }
 
   /** Relays until the session ends. */

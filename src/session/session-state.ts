@@ -75,10 +75,13 @@ export class SessionState {
     if (nameEnd <= 0) return;
     const valueEnd = body.indexOf(0, nameEnd + 1);
     if (valueEnd < 0) return;
-    const name = body.toString('utf8', 0, nameEnd);
+    this.noteSetting(body.toString('utf8', 0, nameEnd), body.toString('utf8', nameEnd + 1, valueEnd));
+  }
+
+  /** A setting as the server reported it (ParameterStatus, or the login's list). */
+  noteSetting(name: string, value: string): void {
     const key = name.toLowerCase();
-    if (!REPORTED.has(key)) return;
-    this.reported.set(key, { name, value: body.toString('utf8', nameEnd + 1, valueEnd) });
+    if (REPORTED.has(key)) this.reported.set(key, { name, value });
   }
 
   /** Called after a snapshot from the live session has been restored elsewhere: all is known again. */

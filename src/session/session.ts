@@ -16,6 +16,7 @@ import type { Connector, UpstreamConnection } from '../upstream/connector.js';
 import type { PoolingConnector } from '../upstream/pooled-connector.js';
 import type { UpstreamTarget } from '../upstream/target.js';
 import type { CancelKey, CancelRegistry } from './cancel-registry.js';
+import { ClientConnectRequest } from './connect-request.js';
 import { LiveSession } from './live-session.js';
 import { droppedNotice, filterStartupParams, type StartupParamsMode } from './startup-params.js';
 
@@ -96,7 +97,9 @@ export class ClientSession {
     const { deps } = this;
     let socket = this.socket;
     socket.setNoDelay(true);
-    socket.setKeepAlive(true, 60_000);
+    // Keepalive finds peers that vanished across a network; a loopback peer cannot vanish without its
+    // kernel closing the socket, so local clients are spared the four setsockopt calls.
+    if (!isLoopback(this.clientAddress)) socket.setKeepAlive(true, 60_000);
     this.log.info({
       event: 'accepted',
       client: `${socket.remoteAddress ?? 'unix'}:${socket.remotePort ?? ''}`,
@@ -157,22 +160,14 @@ export class ClientSession {
       }
       // A client that leaves while waiting (queued for a connection slot, or between retries) gives
       // its place up instead of spending one of DSQL's new-connection slots.
-      const gone = new AbortController();
-      const onGone = (): void => gone.abort(new ClientGone());
+      const request = new ClientConnectRequest(role, startup.forward, this.log, (message) => {
+        // A wait worth a notice is long: let AuthenticationOk and the notice out now.
+        socket.uncork();
+        socket.write(noticeResponse({ severity: 'NOTICE', sqlstate: '00000', message }));
+      });
+      const onGone = (): void => request.clientLeft(new ClientGone());
       socket.once('close', onGone);
-      const conn = await cluster.connector
-        .connect({
-          role,
-          params: startup.forward,
-          log: this.log,
-          notice: (message) => {
-            // A wait worth a notice is long: let AuthenticationOk and the notice out now.
-            socket.uncork();
-            socket.write(noticeResponse({ severity: 'NOTICE', sqlstate: '00000', message }));
-          },
-          signal: gone.signal,
-        })
-        .finally(() => socket.off('close', onGone));
+      const conn = await cluster.connector.connect(request).finally(() => socket.off('close', onGone));
       const upstream = conn.socket;
       this.upstream = upstream;
       if (this.closed) throw new ClientGone();
@@ -355,6 +350,10 @@ export class ClientSession {
       ...(error ? { error: error.message } : {}),
     });
   }
+}
+
+function isLoopback(address: string): boolean {
+  return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
 }
 
 function isPooling(c: Connector): c is PoolingConnector {
