@@ -57,8 +57,8 @@ export class Relay {
   /** The client sent Terminate: an upstream close from now on is the session's normal end. */
   clientSaidGoodbye = false;
   private finished = false;
-  /** The client socket is corked until the next check phase (see onUpstreamData). */
-  private corked = false;
+  /** Set while the client socket is corked until the next check phase (see onUpstreamData). */
+  private uncorkTimer: NodeJS.Immediate | undefined;
   private readonly counters: RelayCounters;
   private resolveDone!: (r: RelayResult) => void;
   readonly done: Promise<RelayResult> = new Promise((resolve) => {
@@ -188,21 +188,31 @@ export class Relay {
   private readonly onUpstreamData = (chunk: Buffer): void => {
     this.counters.toClient.inc(chunk.length);
     this.scanner.scan(chunk);
-    // One socket read from the server can hold many TLS records, and Node emits one 'data' per record,
-    // each in a callback of its own. Corking until the loop's check phase (setImmediate: after this
-    // round of I/O callbacks, before it waits again) turns them into one writev to the client instead
-    // of a write each (COPY TO and large results: PostgreSQL sends 8 KB at a time).
-    if (!this.corked) {
-      this.corked = true;
-      this.client.cork();
-      setImmediate(this.uncorkClient);
+    if (this.scanner.atBoundary() && this.scanner.readyCount === this.frontend.requests) {
+      // The answer is complete (every request has had its ReadyForQuery): nothing more is coming that
+      // could share the write, so it leaves now, with anything corked before it. Waiting for the check
+      // phase would cost a second turn of the event loop (another epoll_pwait) per answer.
+      if (!this.client.write(chunk)) this.upstream.pause();
+      this.uncorkClient();
+    } else {
+      // One socket read from the server can hold many TLS records, and Node emits one 'data' per
+      // record, each in a callback of its own. Corking until the loop's check phase (setImmediate:
+      // after this round of I/O callbacks, before it waits again) turns them into one writev to the
+      // client instead of a write each (COPY TO and large results: PostgreSQL sends 8 KB at a time).
+      if (!this.uncorkTimer) {
+        this.client.cork();
+        this.uncorkTimer = setImmediate(this.uncorkClient);
+      }
+      if (!this.client.write(chunk)) this.upstream.pause();
     }
-    if (!this.client.write(chunk)) this.upstream.pause();
     if (this.hooks.onIdle && this.isIdle()) this.hooks.onIdle();
   };
 
+  /** Sends what the client socket holds corked, if anything. */
   private readonly uncorkClient = (): void => {
-    this.corked = false;
+    if (!this.uncorkTimer) return;
+    clearImmediate(this.uncorkTimer);
+    this.uncorkTimer = undefined;
     this.client.uncork();
   };
 
