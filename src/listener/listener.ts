@@ -88,10 +88,8 @@ export class Listener {
   }
 
   private createServer(): net.Server {
-    const server = net.createServer(
-      { noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 },
-      (socket) => this.accept(socket),
-    );
+    // No-delay and keepalive are set by the session (keepalive only for clients beyond loopback).
+    const server = net.createServer((socket) => this.accept(socket));
     server.on('error', (err) => this.log.error({ event: 'listener_error', err: err.message }));
     this.servers.push(server);
     return server;
