@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import { silentLogger } from '../../src/log.js';
 import { ClientConnectRequest } from '../../src/session/connect-request.js';
 
-const request = (): ClientConnectRequest => new ClientConnectRequest('admin', new Map(), silentLogger(), () => {});
+const request = (): ClientConnectRequest =>
+  new ClientConnectRequest('admin', new Map(), silentLogger(), () => {});
 
 describe('ClientConnectRequest', () => {
   it('aborts a signal already handed out when the client leaves', () => {
