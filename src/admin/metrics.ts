@@ -95,11 +95,23 @@ export class Metrics {
     labelNames: ['from', 'to'] as const,
     registers: [this.registry],
   });
+  /**
+   * Bytes relayed, summed in plain numbers on the relay's path and moved into `bytes` when it is
+   * scraped: a labelled prom-client inc builds its label key string on every call, twice per query.
+   */
+  readonly bytesToServer = new PendingCount();
+  readonly bytesToClient = new PendingCount();
   readonly bytes = new Counter({
     name: 'dsql_proxy_bytes_total',
     help: 'Bytes relayed, by direction (client_to_server, server_to_client).',
     labelNames: ['direction'] as const,
     registers: [this.registry],
+    collect: () => {
+      const toServer = this.bytesToServer.take();
+      const toClient = this.bytesToClient.take();
+      if (toServer > 0) this.bytes.inc({ direction: 'client_to_server' }, toServer);
+      if (toClient > 0) this.bytes.inc({ direction: 'server_to_client' }, toClient);
+    },
   });
   readonly sessionSeconds = new Histogram({
     name: 'dsql_proxy_session_duration_seconds',
@@ -157,12 +169,24 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  /** Bound children for the relay's per-chunk counting (no label lookup on the hot path). */
-  readonly bytesToServer = this.bytes.labels('client_to_server');
-  readonly bytesToClient = this.bytes.labels('server_to_client');
-
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics !== false)
       collectDefaultMetrics({ register: this.registry, prefix: 'dsql_proxy_' });
+  }
+}
+
+/** A count kept outside prom-client until the next scrape. */
+export class PendingCount {
+  private pending = 0;
+
+  inc(n: number): void {
+    this.pending += n;
+  }
+
+  /** The count since the last take, which starts again from zero. */
+  take(): number {
+    const n = this.pending;
+    this.pending = 0;
+    return n;
   }
 }
