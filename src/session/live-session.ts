@@ -111,9 +111,13 @@ export class LiveSession {
     for (const t of this.timers.splice(0)) clearTimeout(t);
     const max = this.opts.maxUpstreamAgeMs;
     const lead = Math.min(60_000, max / 5);
+    // Referenced timers on purpose, cleared when the session ends: Node drops the list it keeps per
+    // timeout duration when its last timer is cleared only for referenced timers. These durations
+    // differ per session, so unref'd ones left an empty list behind for every session until the
+    // duration ran out (up to an hour): thousands of lists per minute under connection churn.
     this.timers.push(
-      setTimeout(() => void this.prepareSpare(), Math.max(0, max - lead - this.ageMs)).unref(),
-      setTimeout(() => this.markDue(), Math.max(0, max - this.ageMs)).unref(),
+      setTimeout(() => void this.prepareSpare(), Math.max(0, max - lead - this.ageMs)),
+      setTimeout(() => this.markDue(), Math.max(0, max - this.ageMs)),
     );
   }
 
@@ -203,7 +207,7 @@ export class LiveSession {
       relay.replaceUpstream(old);
       this.due = false;
       const retryIn = Math.min(30_000, opts.maxUpstreamAgeMs / 10);
-      this.timers.push(setTimeout(() => this.markDue(), retryIn).unref());
+      this.timers.push(setTimeout(() => this.markDue(), retryIn));
       opts.log.warn({ event: 'upstream_move_failed', err: toProxyError(err).message, retry_in_ms: retryIn });
     } finally {
       this.busy = false;
