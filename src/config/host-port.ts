@@ -91,14 +91,16 @@ export function formatHostPort(hp: HostPort): string {
 }
 
 const LOOPBACK = new BlockList();
-LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4'); // also matches IPv4-mapped IPv6 (::ffff:127.x)
 LOOPBACK.addAddress('::1', 'ipv6');
 
 /** 127.0.0.0/8, ::1 (any spelling, also IPv4-mapped 127.x) and `localhost`. Other names are not trusted. */
 export function isLoopbackHost(host: string): boolean {
   const h = host.toLowerCase();
   if (h === 'localhost' || h === 'localhost.') return true;
-  if (isIPv4(h)) return LOOPBACK.check(h, 'ipv4');
+  // net.isIPv4 accepts only four plain decimal octets, so the prefix is exactly 127.0.0.0/8 (and it
+  // costs nanoseconds where BlockList.check costs about 2 µs: the session asks once per client).
+  if (isIPv4(h)) return h.startsWith('127.');
   if (isIPv6(h)) return LOOPBACK.check(h, 'ipv6');
   return false;
 }

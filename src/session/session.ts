@@ -4,6 +4,7 @@ import type { Metrics } from '../admin/metrics.js';
 import type { AuthDelay } from '../auth/auth-delay.js';
 import { createAuthenticator } from '../auth/authenticator.js';
 import type { AuthMethod, AuthUsers } from '../auth/types.js';
+import { isLoopbackHost } from '../config/host-port.js';
 import { ProxyError, toProxyError } from '../errors.js';
 import type { ClientTls } from '../frontend/client-tls.js';
 import { readClientHello } from '../frontend/handshake.js';
@@ -99,10 +100,10 @@ export class ClientSession {
     socket.setNoDelay(true);
     // Keepalive finds peers that vanished across a network; a loopback peer cannot vanish without its
     // kernel closing the socket, so local clients are spared the four setsockopt calls.
-    if (!isLoopback(this.clientAddress)) socket.setKeepAlive(true, 60_000);
+    if (!isLoopbackHost(this.clientAddress)) socket.setKeepAlive(true, 60_000);
     this.log.info({
       event: 'accepted',
-      client: `${socket.remoteAddress ?? 'unix'}:${socket.remotePort ?? ''}`,
+      client: `${this.clientAddress}:${socket.remotePort ?? ''}`,
     });
 
     let frames = new FrameStream(socket, () => new ClientGone());
@@ -350,10 +351,6 @@ export class ClientSession {
       ...(error ? { error: error.message } : {}),
     });
   }
-}
-
-function isLoopback(address: string): boolean {
-  return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
 }
 
 function isPooling(c: Connector): c is PoolingConnector {
