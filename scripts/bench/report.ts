@@ -193,13 +193,8 @@ function rows(r: BenchReport): Row[] {
 
 const FLOOR = 'node-floor';
 
-interface FloorRow {
-  metric: string;
-  unit: string;
-  floor?: number[] | undefined;
-  proxy?: number[] | undefined;
-  bouncer?: number[] | undefined;
-}
+/** A Row's figures for the proxy and PgBouncer, beside the floor's instead of direct's. */
+type FloorRow = Pick<Row, 'metric' | 'unit' | 'proxy' | 'bouncer'> & { floor?: number[] | undefined };
 
 /** The Node.js floor (scripts/bench/node-floor.ts) beside the proxy and PgBouncer; empty for older runs. */
 function floorRows(r: BenchReport): FloorRow[] {
@@ -300,30 +295,26 @@ const HEAD = [
   'met',
 ];
 
-export function renderTable(r: BenchReport): string {
-  const body = tableRows(r);
-  const all = [HEAD, ...body];
-  const widths = HEAD.map((_, i) => Math.max(...all.map((row) => [...(row[i] ?? '')].length)));
+/** A table for the terminal: columns padded to their widest cell, a dashed rule under the head. */
+function textTable(head: string[], body: string[][]): string[] {
+  const all = [head, ...body];
+  const widths = head.map((_, i) => Math.max(...all.map((row) => [...(row[i] ?? '')].length)));
   const line = (row: string[]): string => row.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ');
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)];
+}
+
+/** The same table in Markdown. */
+function markdownTable(head: string[], body: string[][]): string[] {
+  const line = (row: string[]): string => `| ${row.map((c) => c.replaceAll('|', '\\|')).join(' | ')} |`;
+  return [line(head), `|${head.map(() => '---').join('|')}|`, ...body.map(line)];
+}
+
+export function renderTable(r: BenchReport): string {
   const floorBody = floorTableRows(r);
-  const floorAll = [FLOOR_HEAD, ...floorBody];
-  const floorWidths = FLOOR_HEAD.map((_, i) =>
-    Math.max(...floorAll.map((row) => [...(row[i] ?? '')].length)),
-  );
-  const floorLine = (row: string[]): string => row.map((c, i) => c.padEnd(floorWidths[i] ?? 0)).join('  ');
   return [
     `dsql-proxy benchmark ${r.quick ? '(quick) ' : ''}— median (min–max) of ${r.options.reps} interleaved repetitions`,
-    line(HEAD),
-    widths.map((w) => '-'.repeat(w)).join('  '),
-    ...body.map(line),
-    ...(floorBody.length
-      ? [
-          '',
-          floorLine(FLOOR_HEAD),
-          floorWidths.map((w) => '-'.repeat(w)).join('  '),
-          ...floorBody.map(floorLine),
-        ]
-      : []),
+    ...textTable(HEAD, tableRows(r)),
+    ...(floorBody.length ? ['', ...textTable(FLOOR_HEAD, floorBody)] : []),
     ...r.notes.map((n) => `note: ${n}`),
   ].join('\n');
 }
@@ -345,8 +336,7 @@ export function renderMarkdown(r: BenchReport): string {
   );
   md.push('![throughput and transfer ratios](benchmarks.svg)', '');
   md.push('## Results', '');
-  md.push(`| ${HEAD.join(' | ')} |`, `|${HEAD.map(() => '---').join('|')}|`);
-  for (const row of tableRows(r)) md.push(`| ${row.map((c) => c.replaceAll('|', '\\|')).join(' | ')} |`);
+  md.push(...markdownTable(HEAD, tableRows(r)));
   md.push('');
   for (const n of r.notes) md.push(`- ${n}`);
   if (r.notes.length) md.push('');
@@ -359,8 +349,7 @@ export function renderMarkdown(r: BenchReport): string {
         'proxy÷floor is what dsql-proxy costs over Node.js itself; floor÷PgB is how far Node.js alone is from PgBouncer.',
       '',
     );
-    md.push(`| ${FLOOR_HEAD.join(' | ')} |`, `|${FLOOR_HEAD.map(() => '---').join('|')}|`);
-    for (const row of floorBody) md.push(`| ${row.map((c) => c.replaceAll('|', '\\|')).join(' | ')} |`);
+    md.push(...markdownTable(FLOOR_HEAD, floorBody));
     md.push('');
   }
 
