@@ -17,6 +17,7 @@ import {
   memoryFailures,
   rssBytes,
   settledMemory,
+  TIMER_LISTS_SLACK,
 } from './proxy-memory.js';
 import { type ProxyProcess, startProxyProcess } from './proxy-process.js';
 import { startTestStack, type TestStack } from './stack.js';
@@ -278,7 +279,7 @@ export function formatSoak(r: SoakReport): string {
     `  after a full GC: baseline heap ${mb(r.gcMb.baseline.heap)} / RSS ${mb(r.gcMb.baseline.rss)}; ${r.gcMb.rounds
       .map((m, i) => `round ${i + 1}: heap ${mb(m.heap)} / RSS ${mb(m.rss)}`)
       .join('; ')} (heap slack +${HEAP_SLACK_MB} MB)`,
-    `  live objects after the last round: ${JSON.stringify(r.liveObjects)} (ClientSession at most ${LIVE_SESSIONS_SLACK})`,
+    `  live objects after the last round: ${JSON.stringify(r.liveObjects)} (ClientSession at most ${LIVE_SESSIONS_SLACK}, TimersList at most ${TIMER_LISTS_SLACK})`,
     `  proxy alive: ${r.proxyAlive}, session_crashed: ${r.crashed}`,
   ].join('\n');
 }
