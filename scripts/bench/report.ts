@@ -65,64 +65,97 @@ function ratioText(a: number[] | undefined, b: number[] | undefined): string {
   return Number.isFinite(r) ? `${r.toFixed(2)}×` : '–';
 }
 
+/** The proxy with --pool-mode session: measured for -S too in runs since it keeps warm server connections. */
+const POOL = 'proxy-pool';
+
+function plural(c: number): string {
+  return `${c} client${c > 1 ? 's' : ''}`;
+}
+
 function rows(r: BenchReport): Row[] {
   const out: Row[] = [];
   for (const c of r.options.clients) {
     const t = r.tps[c] ?? {};
-    const row: Row = {
-      metric: `pgbench -S, ${c} client${c > 1 ? 's' : ''}`,
+    out.push({
+      metric: `pgbench -S, ${plural(c)}`,
       unit: 'tps',
       direct: t.direct,
       proxy: t.proxy,
       bouncer: t.pgbouncer,
+    });
+    // PgBouncer in session mode keeps its server connections between clients; so does --pool-mode
+    // session. The target compares the two poolers (older runs measured only the default mode).
+    const pooled = t[POOL] !== undefined;
+    const row: Row = {
+      metric: `pgbench -S, ${plural(c)}, proxy --pool-mode session`,
+      unit: 'tps',
+      direct: t.direct,
+      proxy: t[POOL],
+      bouncer: t.pgbouncer,
     };
     if (c === 16) {
+      const cmp = pooled ? t[POOL] : t.proxy;
       row.target = '≥ 1.0× PgBouncer';
-      const q = ratio(t.proxy, t.pgbouncer);
+      const q = ratio(cmp, t.pgbouncer);
       row.met = Number.isFinite(q) ? q >= 1.0 : undefined;
+      if (!pooled) {
+        out[out.length - 1] = { ...out[out.length - 1]!, target: row.target, met: row.met };
+      }
     }
-    out.push(row);
+    if (pooled) out.push(row);
   }
   const { avgUs, p99Us, addedUs } = r.lat1;
-  out.push({
-    metric: 'latency avg, 1 client',
-    unit: 'µs',
-    direct: avgUs.direct,
-    proxy: avgUs.proxy,
-    bouncer: avgUs.pgbouncer,
-  });
-  out.push({
-    metric: 'latency p99, 1 client',
-    unit: 'µs',
-    direct: p99Us.direct,
-    proxy: p99Us.proxy,
-    bouncer: p99Us.pgbouncer,
-  });
-  const added = addedUs.proxy;
-  out.push({
-    metric: 'added latency per round trip vs direct',
-    unit: 'µs',
-    proxy: added,
-    bouncer: addedUs.pgbouncer,
-    target: '≤ 25 µs',
-    met: added?.length ? median(added) <= 25 : undefined,
-  });
-  for (const c of r.options.clients) {
-    const t = r.cpuPerTxnUs[c] ?? {};
+  for (const [name, label] of [
+    ['proxy', ''],
+    [POOL, ', proxy --pool-mode session'],
+  ] as const) {
+    if (name === POOL && !avgUs[POOL]) continue;
     out.push({
-      metric: `CPU per transaction, ${c} client${c > 1 ? 's' : ''}`,
+      metric: `latency avg, 1 client${label}`,
       unit: 'µs',
-      proxy: t.proxy,
-      bouncer: t.pgbouncer,
+      direct: avgUs.direct,
+      proxy: avgUs[name],
+      bouncer: avgUs.pgbouncer,
     });
-    const m = r.mainCpuPerTxnUs?.[c];
-    if (m) {
+    out.push({
+      metric: `latency p99, 1 client${label}`,
+      unit: 'µs',
+      direct: p99Us.direct,
+      proxy: p99Us[name],
+      bouncer: p99Us.pgbouncer,
+    });
+    const added = addedUs[name];
+    out.push({
+      metric: `added latency per round trip vs direct${label}`,
+      unit: 'µs',
+      proxy: added,
+      bouncer: addedUs.pgbouncer,
+      target: '≤ 25 µs',
+      met: added?.length ? median(added) <= 25 : undefined,
+    });
+  }
+  for (const c of r.options.clients) {
+    for (const [name, label] of [
+      ['proxy', ''],
+      [POOL, ', proxy --pool-mode session'],
+    ] as const) {
+      const t = r.cpuPerTxnUs[c] ?? {};
+      if (!t[name]) continue;
       out.push({
-        metric: `  of which main thread, ${c} client${c > 1 ? 's' : ''}`,
+        metric: `CPU per transaction, ${plural(c)}${label}`,
         unit: 'µs',
-        proxy: m.proxy,
-        bouncer: m.pgbouncer,
+        proxy: t[name],
+        bouncer: t.pgbouncer,
       });
+      const m = r.mainCpuPerTxnUs?.[c];
+      if (m) {
+        out.push({
+          metric: `  of which main thread`,
+          unit: 'µs',
+          proxy: m[name],
+          bouncer: m.pgbouncer,
+        });
+      }
     }
   }
   const cr = r.connRate;
@@ -146,13 +179,10 @@ function rows(r: BenchReport): Row[] {
     metric: 'new connections/s (proxy --pool-mode session)',
     unit: 'conn/s',
     direct: cr.direct,
-    proxy: cr['proxy-pool'],
+    proxy: cr[POOL],
     bouncer: cr.pgbouncer,
     target: '≥ 1.0× PgBouncer',
-    met:
-      cr['proxy-pool']?.length && cr.pgbouncer?.length
-        ? ratio(cr['proxy-pool'], cr.pgbouncer) >= 1
-        : undefined,
+    met: cr[POOL]?.length && cr.pgbouncer?.length ? ratio(cr[POOL], cr.pgbouncer) >= 1 : undefined,
   });
   for (const [label, rec] of [
     ['COPY TO STDOUT', r.copyOut],
@@ -196,17 +226,27 @@ const FLOOR = 'node-floor';
 /** A Row's figures for the proxy and PgBouncer, beside the floor's instead of direct's. */
 type FloorRow = Pick<Row, 'metric' | 'unit' | 'proxy' | 'bouncer'> & { floor?: number[] | undefined };
 
-/** The Node.js floor (scripts/bench/node-floor.ts) beside the proxy and PgBouncer; empty for older runs. */
+function hasPooledThroughput(r: BenchReport): boolean {
+  return r.options.clients.some((c) => r.tps[c]?.[POOL] !== undefined);
+}
+
+/**
+ * The Node.js floor (scripts/bench/node-floor.ts) beside the proxy and PgBouncer; empty for older runs.
+ * The floor is a session pooler, so its -S figures stand beside the proxy's --pool-mode session ones
+ * (beside the default mode's in runs that did not measure -S pooled).
+ */
 function floorRows(r: BenchReport): FloorRow[] {
   if (!r.connRate[FLOOR] && !r.tps[r.options.clients[0] ?? 1]?.[FLOOR]) return [];
+  const pick = (rec: Record<string, number[]> | undefined): number[] | undefined =>
+    hasPooledThroughput(r) ? rec?.[POOL] : rec?.proxy;
   const out: FloorRow[] = [];
   for (const c of r.options.clients) {
     const t = r.tps[c] ?? {};
     out.push({
-      metric: `pgbench -S, ${c} client${c > 1 ? 's' : ''}`,
+      metric: `pgbench -S, ${plural(c)}`,
       unit: 'tps',
       floor: t[FLOOR],
-      proxy: t.proxy,
+      proxy: pick(t),
       bouncer: t.pgbouncer,
     });
   }
@@ -215,38 +255,41 @@ function floorRows(r: BenchReport): FloorRow[] {
     metric: 'latency avg, 1 client',
     unit: 'µs',
     floor: avgUs[FLOOR],
-    proxy: avgUs.proxy,
+    proxy: pick(avgUs),
     bouncer: avgUs.pgbouncer,
   });
   out.push({
     metric: 'added latency per round trip vs direct',
     unit: 'µs',
     floor: addedUs[FLOOR],
-    proxy: addedUs.proxy,
+    proxy: pick(addedUs),
     bouncer: addedUs.pgbouncer,
   });
   for (const c of r.options.clients) {
     const t = r.cpuPerTxnUs[c] ?? {};
     out.push({
-      metric: `CPU per transaction, ${c} client${c > 1 ? 's' : ''}`,
+      metric: `CPU per transaction, ${plural(c)}`,
       unit: 'µs',
       floor: t[FLOOR],
-      proxy: t.proxy,
+      proxy: pick(t),
       bouncer: t.pgbouncer,
     });
   }
   const cr = r.connRate;
   out.push({
-    metric: 'new connections/s with reuse (proxy: --pool-mode session)',
+    metric: 'new connections/s with reuse',
     unit: 'conn/s',
     floor: cr[FLOOR],
-    proxy: cr['proxy-pool'],
+    proxy: cr[POOL],
     bouncer: cr.pgbouncer,
   });
   return out;
 }
 
-const FLOOR_HEAD = ['metric', 'unit', 'Node.js floor', 'dsql-proxy', 'PgBouncer', 'proxy÷floor', 'floor÷PgB'];
+function floorHead(r: BenchReport): string[] {
+  const proxy = hasPooledThroughput(r) ? 'dsql-proxy --pool-mode session' : 'dsql-proxy';
+  return ['metric', 'unit', 'Node.js floor', proxy, 'PgBouncer', 'proxy÷floor', 'floor÷PgB'];
+}
 
 function floorTableRows(r: BenchReport): string[][] {
   return floorRows(r).map((row) => {
@@ -314,7 +357,7 @@ export function renderTable(r: BenchReport): string {
   return [
     `dsql-proxy benchmark ${r.quick ? '(quick) ' : ''}— median (min–max) of ${r.options.reps} interleaved repetitions`,
     ...textTable(HEAD, tableRows(r)),
-    ...(floorBody.length ? ['', ...textTable(FLOOR_HEAD, floorBody)] : []),
+    ...(floorBody.length ? ['', ...textTable(floorHead(r), floorBody)] : []),
     ...r.notes.map((n) => `note: ${n}`),
   ].join('\n');
 }
@@ -349,7 +392,7 @@ export function renderMarkdown(r: BenchReport): string {
         'proxy÷floor is what dsql-proxy costs over Node.js itself; floor÷PgB is how far Node.js alone is from PgBouncer.',
       '',
     );
-    md.push(...markdownTable(FLOOR_HEAD, floorBody));
+    md.push(...markdownTable(floorHead(r), floorBody));
     md.push('');
   }
 
@@ -477,6 +520,8 @@ export function renderSvg(r: BenchReport): string {
       proxy: ratio(t.proxy, t.direct),
       bouncer: ratio(t.pgbouncer, t.direct),
     });
+    if (t[POOL])
+      groups.push({ label: `-S ${c} pooled`, proxy: ratio(t[POOL], t.direct), bouncer: Number.NaN });
   }
   groups.push({
     label: 'conn/s',
