@@ -252,9 +252,13 @@ export class Relay {
     if (reason === 'client_closed' && this.goodbyeWhileIdle && this.hooks.keepUpstream?.()) {
       this.detachUpstream();
     } else if (reason === 'client_closed') {
-      // Let the client's Terminate reach the server, then close; never wait long for it.
-      this.upstream.end();
-      setTimeout(() => this.upstream.destroy(), 1000).unref();
+      // Let the client's Terminate reach the server, then close; never wait long for it. The timer
+      // holds only the socket, and goes when the socket closes: a closure over the relay would keep
+      // the whole session reachable for that second.
+      const up = this.upstream;
+      up.end();
+      const timer = setTimeout(() => up.destroy(), 1000).unref();
+      up.once('close', () => clearTimeout(timer));
     } else if (reason !== 'terminated') {
       this.upstream.destroy();
       if (reason === 'upstream_closed' || reason === 'upstream_error') this.client.end();

@@ -310,12 +310,13 @@ export class ClientSession {
       ...(err.code === 'INTERNAL' ? { err: err.cause } : {}),
     });
     this.upstream?.destroy();
+    const { socket } = this;
     const answer = (): void => {
       // Inside a failed or refused TLS handshake there is no PostgreSQL channel to answer on.
       const speechless = err.code === 'TLS_NOT_ENABLED' || err.code === 'CLIENT_TLS_FAILED';
-      if (speechless) this.socket.destroy();
-      else if (!this.socket.destroyed) this.socket.end(errorFromProxyError(err));
-      setTimeout(() => this.socket.destroy(), 1000).unref();
+      if (speechless) socket.destroy();
+      else if (!socket.destroyed) socket.end(errorFromProxyError(err));
+      setTimeout(() => socket.destroy(), 1000).unref();
     };
     if (delayMs > 0) setTimeout(answer, delayMs).unref();
     else answer();

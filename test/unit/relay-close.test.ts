@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
+import { after, describe, it } from 'node:test';
+import type tls from 'node:tls';
+import { Relay } from '../../src/relay/relay.js';
+import { terminate } from './frontend-builders.js';
+import { ByteReader, closeAll, socketPair, track } from './socket-pair.js';
+
+const halfOpenServers: net.Server[] = [];
+after(async () => {
+  for (const s of halfOpenServers) s.close();
+  await closeAll();
+});
+
+/** A TCP pair whose accepted end stays open when the other end sends FIN, like a stalled server. */
+async function halfOpenPair(): Promise<{ client: net.Socket; server: net.Socket }> {
+  const accepted = new Promise<net.Socket>((resolve) => {
+    const srv = net.createServer({ allowHalfOpen: true }, (s) => resolve(track(s)));
+    halfOpenServers.push(srv);
+    srv.listen(0, '127.0.0.1');
+  });
+  await once(halfOpenServers.at(-1)!, 'listening');
+  const address = halfOpenServers.at(-1)!.address() as net.AddressInfo;
+  const client = track(net.connect({ host: '127.0.0.1', port: address.port }));
+  await once(client, 'connect');
+  return { client, server: await accepted };
+}
+
+/** app ⇄ [client socket | Relay | upstream socket] ⇄ server, without session pooling. */
+async function relayed() {
+  const front = await socketPair();
+  const back = await halfOpenPair();
+  const relay = new Relay(front.server, back.client as tls.TLSSocket);
+  relay.start(Buffer.alloc(0), Buffer.alloc(0));
+  return { app: front.client, upstream: back.client, server: back.server, relay };
+}
+
+describe('Relay: the end of a session without pooling', () => {
+  it("passes the client's Terminate on, and closes an upstream that does not close within a second", async () => {
+    const { app, upstream, server, relay } = await relayed();
+    const serverReader = new ByteReader(server);
+    const started = Date.now();
+    app.end(terminate());
+    assert.deepEqual(await serverReader.bytes(5), terminate());
+    assert.equal((await relay.done).reason, 'client_closed');
+    // The server never closes its side: the proxy does, after its grace second.
+    if (!upstream.closed) await once(upstream, 'close');
+    const waited = Date.now() - started;
+    assert.ok(waited >= 900, `closed after ${waited} ms, before the grace second`);
+    assert.ok(waited < 5000, `closed after ${waited} ms`);
+  });
+
+  it('ends at once when the server closes after the Terminate, as PostgreSQL does', async () => {
+    const { app, upstream, server, relay } = await relayed();
+    const started = Date.now();
+    server.on('data', () => server.end());
+    app.end(terminate());
+    assert.equal((await relay.done).reason, 'client_closed');
+    if (!upstream.closed) await once(upstream, 'close');
+    const waited = Date.now() - started;
+    assert.ok(waited < 900, `closed after ${waited} ms: waited for the grace timer`);
+  });
+});
