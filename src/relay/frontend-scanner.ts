@@ -80,6 +80,13 @@ export class FrontendScanner {
         if (chunk[pos] === 0x58 /* X */) this.terminateAt = pos;
         this.startMessage(chunk[pos]!, chunk.readInt32BE(pos + 1));
         pos += 5;
+        if (this.capture && end - pos >= this.skip) {
+          // The whole body is in this chunk (the usual case): read it in place, no copy.
+          this.capture = undefined;
+          this.body(chunk, pos, pos + this.skip, false);
+          pos += this.skip;
+          this.skip = 0;
+        }
         continue;
       }
       const n = Math.min(5 - this.headerFilled, end - pos);
@@ -131,20 +138,30 @@ export class FrontendScanner {
     const parts = this.capture!;
     const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
     this.capture = undefined;
+    this.body(body, 0, body.length, true);
+  }
+
+  /** A wanted message's body, `buf[start, end)`; `owned` when buf is already a copy of its own. */
+  private body(buf: Buffer, start: number, end: number, owned: boolean): void {
     if (this.type === Msg.Query) {
-      this.events.onStatementText?.(body.toString('utf8', 0, Math.max(0, body.length - 1)));
+      this.events.onStatementText?.(buf.toString('utf8', start, Math.max(start, end - 1)));
       return;
     }
-    const nameEnd = body.indexOf(0, this.type === Msg.Close ? 1 : 0);
-    if (nameEnd < 0) return;
+    const nameEnd = buf.indexOf(0, this.type === Msg.Close ? start + 1 : start);
+    if (nameEnd < 0 || nameEnd >= end) return;
     if (this.type === Msg.Close) {
-      if (body[0] === 0x53 /* S */) this.events.onCloseStatement?.(body.toString('utf8', 1, nameEnd));
+      if (buf[start] === 0x53 /* S */)
+        this.events.onCloseStatement?.(buf.toString('utf8', start + 1, nameEnd));
       return;
     }
     // Parse: statement name, then the query text. Unnamed statements do not outlive their batch,
     // but their text may still change session state (SET search_path through the extended protocol).
-    if (nameEnd > 0) this.events.onNamedParse?.(body.toString('utf8', 0, nameEnd), body);
-    const textEnd = body.indexOf(0, nameEnd + 1);
-    if (textEnd > nameEnd) this.events.onStatementText?.(body.toString('utf8', nameEnd + 1, textEnd));
+    if (nameEnd > start) {
+      const whole = owned && start === 0 && end === buf.length ? buf : Buffer.from(buf.subarray(start, end));
+      this.events.onNamedParse?.(buf.toString('utf8', start, nameEnd), whole);
+    }
+    const textEnd = buf.indexOf(0, nameEnd + 1);
+    if (textEnd > nameEnd && textEnd < end)
+      this.events.onStatementText?.(buf.toString('utf8', nameEnd + 1, textEnd));
   }
 }

@@ -203,3 +203,25 @@ describe('FrontendScanner memory bounds', () => {
     assert.equal(parsed, 0);
   });
 });
+
+describe('FrontendScanner bodies', () => {
+  it('a named Parse read in place is handed over as a copy that outlives the chunk', () => {
+    const kept: Buffer[] = [];
+    const texts: (string | null)[] = [];
+    const s = new FrontendScanner({
+      onNamedParse: (_name, body) => kept.push(body),
+      onStatementText: (sql) => texts.push(sql),
+    });
+    const body = Buffer.from('s1\0select 1\0\0\0', 'latin1');
+    const parse = Buffer.alloc(5 + body.length);
+    parse[0] = 0x50;
+    parse.writeInt32BE(4 + body.length, 1);
+    body.copy(parse, 5);
+    // The whole message and the start of the next one in one chunk: the body is read in place.
+    const chunk = Buffer.concat([parse, Buffer.from([0x53, 0, 0])]);
+    s.scan(chunk);
+    chunk.fill(0xff);
+    assert.deepEqual(kept, [body]);
+    assert.deepEqual(texts, ['select 1']);
+  });
+});
