@@ -437,7 +437,12 @@ export function renderMarkdown(r: BenchReport): string {
     '',
     `- **Throughput**: \`pgbench -n -S -M simple -c N -j min(2,N) -T ${r.options.seconds}\` (plus N/10 s for N ≥ 16, as pgbench's ` +
       '-T clock includes connecting the clients), tps as pgbench reports it (without the initial connection time). ' +
-      'One `-S` transaction is one simple-query round trip.',
+      'One `-S` transaction is one simple-query round trip. The proxy is measured twice: as it runs by default (a new ' +
+      'server connection for each client, as with direct TLS) and with `--pool-mode session`, which keeps server connections ' +
+      'between clients as PgBouncer in session mode and the Node.js floor do; the PgBouncer target is read from the pooled row. ' +
+      'Before each client count the pooling targets get an untimed warm-up run, so every measured repetition finds its server ' +
+      'connections open. A new PostgreSQL backend maps the shared-buffer pages it touches one page fault at a time; the scale is ' +
+      'kept small (default 1) so that this warm-up of a new backend is short next to the run.',
     '- **Latency at 1 client**: the same run with `-l` (per-transaction log); the third field of each line is the ' +
       "transaction's latency in µs; average and p99 (nearest rank) are computed from every transaction of the run. " +
       '**Added latency per round trip** = proxy average − direct average of the same repetition (adjacent runs), median over repetitions. ' +
