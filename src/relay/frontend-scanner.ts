@@ -57,7 +57,12 @@ export class FrontendScanner {
   /** Copies of the captured message's bytes so far, or undefined when not capturing. */
   private capture: Buffer[] | undefined;
 
-  constructor(private readonly events: FrontendEvents = {}) {}
+  constructor(private events: FrontendEvents = {}) {}
+
+  /** Stops handing events over (the session ended): the scanner no longer holds the receiver. */
+  forgetEvents(): void {
+    this.events = {};
+  }
 
   atBoundary(): boolean {
     return this.skip === 0 && this.headerFilled === 0;

@@ -232,6 +232,9 @@ export class ClientSession {
     } finally {
       this.closed = true;
       if (this.cancelKey) deps.cancels.unregister(this.cancelKey.processId);
+      // The ended session's relay state is not needed any more; holding it let it outlive young GCs
+      // (see Relay.letGo).
+      this.live = undefined;
     }
   }
 

@@ -33,7 +33,7 @@ async function relayed() {
   const back = await halfOpenPair();
   const relay = new Relay(front.server, back.client as tls.TLSSocket);
   relay.start(Buffer.alloc(0), Buffer.alloc(0));
-  return { app: front.client, upstream: back.client, server: back.server, relay };
+  return { app: front.client, client: front.server, upstream: back.client, server: back.server, relay };
 }
 
 describe('Relay: the end of a session without pooling', () => {
@@ -60,5 +60,23 @@ describe('Relay: the end of a session without pooling', () => {
     if (!upstream.closed) await once(upstream, 'close');
     const waited = Date.now() - started;
     assert.ok(waited < 900, `closed after ${waited} ms: waited for the grace timer`);
+  });
+
+  it('lets go of the session when it ends: no relay listener stays on the client socket', async () => {
+    const { app, client, server, relay } = await relayed();
+    server.on('data', () => server.end());
+    app.end(terminate());
+    await relay.done;
+    assert.equal(client.listenerCount('data'), 0);
+    assert.equal(client.listenerCount('drain'), 0);
+  });
+
+  it('a client socket error after the relay ended is absorbed, not thrown', async () => {
+    const { client, relay } = await relayed();
+    relay.terminate(Buffer.alloc(0));
+    await relay.done;
+    assert.equal(client.listenerCount('data'), 0);
+    assert.ok(client.listenerCount('error') >= 1, 'an error listener remains while the socket is open');
+    client.emit('error', new Error('late reset'));
   });
 });
