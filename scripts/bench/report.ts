@@ -72,43 +72,38 @@ function plural(c: number): string {
   return `${c} client${c > 1 ? 's' : ''}`;
 }
 
+/** The proxy's two ways of running, with the label its rows carry. */
+const PROXY_VARIANTS = [
+  ['proxy', ''],
+  [POOL, ', proxy --pool-mode session'],
+] as const;
+
 function rows(r: BenchReport): Row[] {
   const out: Row[] = [];
   for (const c of r.options.clients) {
     const t = r.tps[c] ?? {};
-    out.push({
-      metric: `pgbench -S, ${plural(c)}`,
-      unit: 'tps',
-      direct: t.direct,
-      proxy: t.proxy,
-      bouncer: t.pgbouncer,
-    });
     // PgBouncer in session mode keeps its server connections between clients; so does --pool-mode
     // session. The target compares the two poolers (older runs measured only the default mode).
-    const pooled = t[POOL] !== undefined;
-    const row: Row = {
-      metric: `pgbench -S, ${plural(c)}, proxy --pool-mode session`,
-      unit: 'tps',
-      direct: t.direct,
-      proxy: t[POOL],
-      bouncer: t.pgbouncer,
-    };
-    if (c === 16) {
-      const cmp = pooled ? t[POOL] : t.proxy;
-      row.target = '≥ 1.0× PgBouncer';
-      const q = ratio(cmp, t.pgbouncer);
-      row.met = Number.isFinite(q) ? q >= 1.0 : undefined;
-      if (!pooled) {
-        out[out.length - 1] = { ...out[out.length - 1]!, target: row.target, met: row.met };
+    const targetOn = t[POOL] ? POOL : 'proxy';
+    for (const [name, label] of PROXY_VARIANTS) {
+      if (!t[name] && name === POOL) continue;
+      const row: Row = {
+        metric: `pgbench -S, ${plural(c)}${label}`,
+        unit: 'tps',
+        direct: t.direct,
+        proxy: t[name],
+        bouncer: t.pgbouncer,
+      };
+      if (c === 16 && name === targetOn) {
+        row.target = '≥ 1.0× PgBouncer';
+        const q = ratio(t[name], t.pgbouncer);
+        row.met = Number.isFinite(q) ? q >= 1.0 : undefined;
       }
+      out.push(row);
     }
-    if (pooled) out.push(row);
   }
   const { avgUs, p99Us, addedUs } = r.lat1;
-  for (const [name, label] of [
-    ['proxy', ''],
-    [POOL, ', proxy --pool-mode session'],
-  ] as const) {
+  for (const [name, label] of PROXY_VARIANTS) {
     if (name === POOL && !avgUs[POOL]) continue;
     out.push({
       metric: `latency avg, 1 client${label}`,
@@ -135,10 +130,7 @@ function rows(r: BenchReport): Row[] {
     });
   }
   for (const c of r.options.clients) {
-    for (const [name, label] of [
-      ['proxy', ''],
-      [POOL, ', proxy --pool-mode session'],
-    ] as const) {
+    for (const [name, label] of PROXY_VARIANTS) {
       const t = r.cpuPerTxnUs[c] ?? {};
       if (!t[name]) continue;
       out.push({
