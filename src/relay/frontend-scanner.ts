@@ -146,7 +146,10 @@ export class FrontendScanner {
     this.body(body, 0, body.length, true);
   }
 
-  /** A wanted message's body, `buf[start, end)`; `owned` when buf is already a copy of its own. */
+  /**
+   * A wanted message's body, `buf[start, end)`; `owned` when buf is exactly that body, in a copy of
+   * its own (a Parse body is then kept without copying it again).
+   */
   private body(buf: Buffer, start: number, end: number, owned: boolean): void {
     if (this.type === Msg.Query) {
       this.events.onStatementText?.(buf.toString('utf8', start, Math.max(start, end - 1)));
@@ -162,7 +165,7 @@ export class FrontendScanner {
     // Parse: statement name, then the query text. Unnamed statements do not outlive their batch,
     // but their text may still change session state (SET search_path through the extended protocol).
     if (nameEnd > start) {
-      const whole = owned && start === 0 && end === buf.length ? buf : Buffer.from(buf.subarray(start, end));
+      const whole = owned ? buf : Buffer.from(buf.subarray(start, end));
       this.events.onNamedParse?.(buf.toString('utf8', start, nameEnd), whole);
     }
     const textEnd = buf.indexOf(0, nameEnd + 1);
