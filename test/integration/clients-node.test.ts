@@ -3,6 +3,8 @@
  * md5 or cleartext locally) → TLS + SNI + SigV4 token → a DSQL-like endpoint → real PostgreSQL.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -220,6 +222,53 @@ describe('postgres.js through the proxy', () => {
       );
     } finally {
       await sql.end();
+    }
+  });
+
+  test('COPY FROM STDIN and TO STDOUT round-trip 2 MB; COPY TO on a connection of its own (postgres.js #499)', async () => {
+    await stack.postgres.query('create table if not exists public.copy_rows (id int, v text)');
+    await stack.postgres.query('truncate public.copy_rows');
+    await stack.postgres.query('grant all on public.copy_rows to app');
+    const options = { host: scram.host, port: scram.port, user: 'app', password: PASSWORDS.app, max: 1 };
+    const sql = postgres(options);
+    // postgres.js 3.4.9 pauses its socket when a CopyData push fills the stream's buffer and resumes
+    // it only when the stream is read again; a CopyDone in the same socket read ends the stream, so
+    // nothing resumes it and the connection's next query waits forever. That happens through any
+    // intermediary that delivers server data in large reads (PgBouncer too), and sometimes direct.
+    // The README's workaround: COPY TO on a connection of its own, ended afterwards.
+    const copyOut = postgres(options);
+    try {
+      const sent = createHash('sha256');
+      let sentBytes = 0;
+      const writable = await sql`copy public.copy_rows (id, v) from stdin`.writable();
+      for (let block = 0; block < 20; block++) {
+        const lines = Array.from({ length: 500 }, (_, i) => `${block * 500 + i}\t${'x'.repeat(190)}\n`);
+        const chunk = Buffer.from(lines.join(''), 'latin1');
+        sent.update(chunk);
+        sentBytes += chunk.length;
+        if (!writable.write(chunk)) await once(writable, 'drain');
+      }
+      writable.end();
+      await once(writable, 'finish');
+      const [count] = await sql<{ n: number }[]>`select count(*)::int as n from public.copy_rows`;
+      assert.equal(count?.n, 10_000, 'the connection that ran COPY FROM answers its next query');
+
+      await copyOut`set synchronize_seqscans = off`;
+      const received = createHash('sha256');
+      let receivedBytes = 0;
+      const readable = await copyOut`copy public.copy_rows (id, v) to stdout`.readable();
+      for await (const chunk of readable as AsyncIterable<Buffer>) {
+        received.update(chunk);
+        receivedBytes += chunk.length;
+      }
+      assert.equal(receivedBytes, sentBytes);
+      assert.equal(received.digest('hex'), sent.digest('hex'), 'COPY TO returned the rows COPY FROM sent');
+      await copyOut.end({ timeout: 5 });
+      const [after] = await sql<{ n: number }[]>`select count(*)::int as n from public.copy_rows`;
+      assert.equal(after?.n, 10_000, 'the other connection is unaffected');
+    } finally {
+      await copyOut.end({ timeout: 1 });
+      await sql.end({ timeout: 5 });
     }
   });
 
