@@ -104,9 +104,27 @@ afterEach(async () => {
 async function copyThenSelect(copyDoneApart: boolean): Promise<{ rows: number; next: string }> {
   const server = await scriptedServer(copyDoneApart);
   const { port } = server.address() as net.AddressInfo;
-  const sql = postgres({ host: '127.0.0.1', port, user: 'u', database: 'd', max: 1, fetch_types: false });
+  // The driver's own socket, so that cleanup can destroy it: a stalled connection ends with
+  // socket.end(), and a paused socket never reads the FIN that would close it.
+  // (`socket` is a postgres.js option that its type definitions leave out: hence the variable.)
+  const sockets: net.Socket[] = [];
+  const options = {
+    host: '127.0.0.1',
+    port,
+    user: 'u',
+    database: 'd',
+    max: 1,
+    fetch_types: false,
+    socket: () =>
+      new Promise<net.Socket>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => resolve(s));
+        sockets.push(s);
+      }),
+  };
+  const sql = postgres(options);
   cleanups.push(async () => {
     await sql.end({ timeout: 0 });
+    for (const s of sockets) s.destroy();
     await new Promise((r) => server.close(r));
     server.unref();
   });
