@@ -14,15 +14,10 @@ import {
   parameterStatus,
   readyForQuery,
 } from '../../src/protocol/backend.js';
-import { cstring, typedMessage } from '../../src/protocol/message-writer.js';
+import { cstring, int32, typedMessage } from '../../src/protocol/message-writer.js';
 
 const msg = (type: string, ...parts: Buffer[]): Buffer => typedMessage(type.charCodeAt(0), ...parts);
 const int16 = (n: number): Buffer => Buffer.from([n >> 8, n & 0xff]);
-const int32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(n);
-  return b;
-};
 
 /**
  * About 38 KB of CopyData (one text row each): more than a Readable's 16 KB high-water mark, and

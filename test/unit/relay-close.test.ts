@@ -1,36 +1,17 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import type tls from 'node:tls';
 import { Relay } from '../../src/relay/relay.js';
 import { terminate } from './frontend-builders.js';
-import { ByteReader, closeAll, socketPair, track } from './socket-pair.js';
+import { ByteReader, closeAll, socketPair } from './socket-pair.js';
 
-const halfOpenServers: net.Server[] = [];
-after(async () => {
-  for (const s of halfOpenServers) s.close();
-  await closeAll();
-});
-
-/** A TCP pair whose accepted end stays open when the other end sends FIN, like a stalled server. */
-async function halfOpenPair(): Promise<{ client: net.Socket; server: net.Socket }> {
-  const accepted = new Promise<net.Socket>((resolve) => {
-    const srv = net.createServer({ allowHalfOpen: true }, (s) => resolve(track(s)));
-    halfOpenServers.push(srv);
-    srv.listen(0, '127.0.0.1');
-  });
-  await once(halfOpenServers.at(-1)!, 'listening');
-  const address = halfOpenServers.at(-1)!.address() as net.AddressInfo;
-  const client = track(net.connect({ host: '127.0.0.1', port: address.port }));
-  await once(client, 'connect');
-  return { client, server: await accepted };
-}
+after(closeAll);
 
 /** app ⇄ [client socket | Relay | upstream socket] ⇄ server, without session pooling. */
 async function relayed() {
   const front = await socketPair();
-  const back = await halfOpenPair();
+  const back = await socketPair({ serverAllowHalfOpen: true });
   const relay = new Relay(front.server, back.client as tls.TLSSocket);
   relay.start(Buffer.alloc(0), Buffer.alloc(0));
   return { app: front.client, client: front.server, upstream: back.client, server: back.server, relay };

@@ -25,8 +25,11 @@ export function track<T extends net.Socket>(socket: T): T {
 }
 
 /** Listens on 127.0.0.1 port 0; the server is closed by `closeAll()`. */
-export async function listen(onConnection: (socket: net.Socket) => void): Promise<net.Server> {
-  const server = net.createServer((socket) => {
+export async function listen(
+  onConnection: (socket: net.Socket) => void,
+  options: net.ServerOpts = {},
+): Promise<net.Server> {
+  const server = net.createServer(options, (socket) => {
     track(socket);
     onConnection(socket);
   });
@@ -44,12 +47,18 @@ export function portOf(server: net.Server): number {
   return address.port;
 }
 
-export async function socketPair(): Promise<SocketPair> {
+/**
+ * `serverAllowHalfOpen`: the accepted end stays open when the connecting end sends FIN, like a
+ * stalled server.
+ */
+export async function socketPair(opts: { serverAllowHalfOpen?: boolean } = {}): Promise<SocketPair> {
   let accepted: (socket: net.Socket) => void = () => {};
   const serverSide = new Promise<net.Socket>((resolve) => {
     accepted = resolve;
   });
-  const server = await listen((socket) => accepted(socket));
+  const server = await listen((socket) => accepted(socket), {
+    allowHalfOpen: opts.serverAllowHalfOpen ?? false,
+  });
   const client = track(net.connect({ host: '127.0.0.1', port: portOf(server), noDelay: true }));
   await new Promise<void>((resolve, reject) => {
     client.once('connect', resolve);
