@@ -225,6 +225,7 @@ export async function startProxy(
         endpoint: e.hostname,
         region: e.region,
         connect_to: formatHostPort(e.connectTo),
+        ssl_negotiation: config.upstreamSslNegotiation,
       })),
     ),
     connect_rate: config.connectRate,
@@ -345,6 +346,7 @@ function createEndpoint(
     connectHost: e.connectTo.host,
     connectPort: e.connectTo.port,
     caPem: cluster.caPem,
+    sslNegotiation: config.upstreamSslNegotiation,
   });
   const tokens = new TokenCache({
     sign: createTokenSigner({

@@ -254,6 +254,7 @@ async function checkCluster(
       connectHost: config.connectTo.host,
       connectPort: config.connectTo.port,
       caPem: config.caPem,
+      sslNegotiation: config.upstreamSslNegotiation,
     });
     const tlsStart = now();
     socket = await step(
@@ -434,6 +435,11 @@ function describeToken(t: SignedToken, action: string, role: string, region: str
 function describeTls(socket: tls.TLSSocket, config: ProxyConfig, ms: number): string {
   const cert = socket.getPeerCertificate();
   const parts = [`${socket.getProtocol() ?? 'unknown protocol'} ${socket.getCipher()?.name ?? ''}`.trim()];
+  parts.push(
+    config.upstreamSslNegotiation === 'direct'
+      ? `direct TLS (ALPN ${socket.alpnProtocol || 'none'})`
+      : 'TLS after an SSLRequest',
+  );
   parts.push(`certificate ${certName(cert.subject)}`);
   if (cert.subjectaltname) parts.push(`SAN ${cert.subjectaltname}`);
   parts.push(`issuer ${certName(cert.issuer)}`);

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { AuthMethod, AuthUsers } from '../auth/types.js';
+import type { SslNegotiation } from '../upstream/target.js';
 import { ConfigError } from './config-error.js';
 import { formatDuration } from './duration.js';
 import { type EndpointConfig, resolveEndpoints } from './endpoints.js';
@@ -79,6 +80,8 @@ export interface ProxyConfig {
   /** Past this age a session moves to a fresh upstream connection. */
   maxUpstreamAgeMs: number;
   startupParamsMode: StartupParamsMode;
+  /** How TLS to every endpoint starts. */
+  upstreamSslNegotiation: SslNegotiation;
   adminListen?: HostPort;
   clientTls: ClientTlsConfig;
   poolMode: 'none' | 'session';
@@ -383,6 +386,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
     connectQueueTimeoutMs: src.get('connect-queue-timeout')?.value ?? 10_000,
     maxUpstreamAgeMs: maxUpstreamAgePick?.value ?? 50 * 60_000,
     startupParamsMode: src.get('startup-params')?.value ?? 'drop',
+    upstreamSslNegotiation: src.get('upstream-ssl-negotiation')?.value ?? 'direct',
     clientTls: resolveClientTls(src),
     poolMode: src.get('pool-mode')?.value ?? 'none',
     poolMaxIdle: src.get('pool-max-idle')?.value ?? 100,

@@ -61,6 +61,14 @@ export const OPTION_DOCS: OptionDoc[] = [
       'PEM file with extra CA certificates trusted for the endpoint, on top of the default roots (which include Amazon Root CA 1).',
   },
   {
+    key: 'upstream-ssl-negotiation',
+    env: envName('upstream-ssl-negotiation'),
+    type: 'direct|postgres',
+    default: 'direct',
+    description:
+      "How TLS to the endpoint starts, as libpq's sslnegotiation: direct (the TLS handshake at once, ALPN postgresql; what DSQL and PostgreSQL 17+ accept, one round trip less per connection) or postgres (an SSLRequest first; for --connect-to targets that need it).",
+  },
+  {
     key: 'token-ttl',
     env: envName('token-ttl'),
     type: 'seconds',

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { AUTH_METHODS } from '../auth/types.js';
+import { SSL_NEGOTIATIONS } from '../upstream/target.js';
 import { parseDuration } from './duration.js';
 import { checkEndpointHost, type HostPort, hostPortProblem } from './host-port.js';
 import { checkRegion } from './region.js';
@@ -172,6 +173,7 @@ export const VALUE_SCHEMAS = {
   'connect-queue-timeout': durationMs(1),
   'max-upstream-age': durationMs(1000),
   'startup-params': scalar.pipe(z.enum(STARTUP_PARAMS_MODES)),
+  'upstream-ssl-negotiation': scalar.pipe(z.enum(SSL_NEGOTIATIONS)),
   'client-tls': scalar.pipe(z.enum(['off', 'on'])),
   'client-cert': scalar,
   'client-key': scalar,

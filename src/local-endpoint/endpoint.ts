@@ -53,6 +53,8 @@ export interface LoginRecord {
   ok: boolean;
   reason?: string;
   at: number;
+  /** TLS started with a ClientHello (direct TLS), not after an SSLRequest. */
+  direct: boolean;
 }
 
 export interface CancelRecord {
@@ -272,7 +274,7 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
     const needed = user === 'admin' ? 'DbConnectAdmin' : 'DbConnect';
     if (result.action !== needed) reason = `role ${user} requires ${needed}, got ${result.action}`;
   }
-  ctx.logins.push({ user, action: result.action, token, ok: reason === undefined, reason, at });
+  ctx.logins.push({ user, action: result.action, token, ok: reason === undefined, reason, at, direct });
   if (reason !== undefined) return fatal(tlsSock, SQLSTATE_AUTH, MSG_ACCESS_DENIED);
 
   const pending = tlsReader.detach();

@@ -4,11 +4,15 @@ import { ProxyError } from '../errors.js';
 import { frontendSSLRequest } from '../protocol/backend.js';
 import type { UpstreamTarget } from './target.js';
 
+/** The ALPN protocol of PostgreSQL's direct TLS (PostgreSQL 17+ refuses direct TLS without it). */
+const ALPN_POSTGRESQL = 'postgresql';
+
 /**
  * Opens a verified TLS connection to a DSQL endpoint the way libpq does with sslmode=verify-full:
- * TCP (happy eyeballs: DSQL endpoints are dual-stack), SSLRequest, expect `S`, then TLS with
- * SNI = the endpoint hostname (DSQL refuses connections without SNI) and the certificate checked
- * against that same hostname, whatever address the TCP connection went to (PrivateLink, tunnels).
+ * TCP (happy eyeballs: DSQL endpoints are dual-stack), then TLS with SNI = the endpoint hostname
+ * (DSQL refuses connections without SNI) and the certificate checked against that same hostname,
+ * whatever address the TCP connection went to (PrivateLink, tunnels). TLS starts as the target's
+ * sslNegotiation says: at once with ALPN `postgresql` (direct), or after an SSLRequest (postgres).
  *
  * The whole sequence is bounded by `timeoutMs`; every failure becomes a ProxyError with SQLSTATE
  * 08001 and a reason a person can act on.
@@ -17,12 +21,7 @@ export function dialUpstream(target: UpstreamTarget, timeoutMs: number): Promise
   return new Promise((resolve, reject) => {
     let settled = false;
     let tlsSocket: tls.TLSSocket | undefined;
-    const tcp = net.connect({
-      host: target.connectHost,
-      port: target.connectPort,
-      autoSelectFamily: true,
-      noDelay: true,
-    });
+    const direct = target.sslNegotiation === 'direct';
 
     const fail = (err: ProxyError): void => {
       if (settled) return;
@@ -41,7 +40,64 @@ export function dialUpstream(target: UpstreamTarget, timeoutMs: number): Promise
       );
     }, timeoutMs);
 
-    tcp.once('error', (err: NodeJS.ErrnoException) => fail(unreachable(target, err)));
+    const tcp = net.connect({
+      host: target.connectHost,
+      port: target.connectPort,
+      autoSelectFamily: true,
+      noDelay: true,
+    });
+    tcp.once('error', (err: NodeJS.ErrnoException) => fail(unreachable(target, err, direct)));
+    tcp.once('connect', () => tcp.setKeepAlive(true, 60_000));
+
+    /** TLS over the TCP connection; with `direct`, ALPN `postgresql` is offered and required. */
+    const startTls = (): void => {
+      const up = tls.connect({
+        socket: tcp,
+        servername: target.hostname,
+        // `host` names the certificate identity when TLS runs over an existing socket.
+        host: target.hostname,
+        secureContext: target.secureContext,
+        minVersion: 'TLSv1.2',
+        session: target.sessions.get(),
+        ...(direct ? { ALPNProtocols: [ALPN_POSTGRESQL] } : {}),
+      });
+      tlsSocket = up;
+      up.on('session', (session: Buffer) => target.sessions.set(session));
+      up.once('error', (err: NodeJS.ErrnoException) =>
+        // Nothing at all came back: the server hung up on the ClientHello (or reset the connection).
+        fail(
+          direct && tcp.bytesRead === 0 ? unreachable(target, err, direct) : tlsFailure(target, err, direct),
+        ),
+      );
+      up.once('secureConnect', () => {
+        if (settled) return;
+        // ALPN guards against a TLS server of another protocol on that address; libpq checks it too.
+        if (direct && up.alpnProtocol !== ALPN_POSTGRESQL) {
+          fail(
+            new ProxyError('UPSTREAM_TLS', {
+              message: `${describe(target)} did not select the ALPN protocol "${ALPN_POSTGRESQL}" in the TLS handshake`,
+              hint: DIRECT_HINT,
+            }),
+          );
+          return;
+        }
+        settled = true;
+        clearTimeout(timer);
+        tcp.removeAllListeners('error');
+        up.removeAllListeners('error');
+        // One listener for the connection's whole life, so an error between owners (login, relay,
+        // pool, reset) never crashes the process. Each owner watches 'error'/'close' itself while it
+        // holds the socket and removes its own listeners when it lets go.
+        up.on('error', ignoreError);
+        resolve(up);
+      });
+    };
+
+    if (direct) {
+      // The ClientHello leaves as soon as the TCP connection is up.
+      startTls();
+      return;
+    }
     tcp.once('close', () =>
       fail(
         new ProxyError('UPSTREAM_UNREACHABLE', {
@@ -49,10 +105,7 @@ export function dialUpstream(target: UpstreamTarget, timeoutMs: number): Promise
         }),
       ),
     );
-    tcp.once('connect', () => {
-      tcp.setKeepAlive(true, 60_000);
-      tcp.write(frontendSSLRequest());
-    });
+    tcp.once('connect', () => tcp.write(frontendSSLRequest()));
     tcp.once('data', (chunk: Buffer) => {
       tcp.pause();
       tcp.removeAllListeners('close');
@@ -74,32 +127,13 @@ export function dialUpstream(target: UpstreamTarget, timeoutMs: number): Promise
         );
         return;
       }
-      tcp.removeAllListeners('error');
-      const socket = tls.connect({
-        socket: tcp,
-        servername: target.hostname,
-        host: target.hostname,
-        secureContext: target.secureContext,
-        minVersion: 'TLSv1.2',
-        session: target.sessions.get(),
-      });
-      tlsSocket = socket;
-      socket.on('session', (session: Buffer) => target.sessions.set(session));
-      socket.once('error', (err: Error) => fail(tlsFailure(target, err)));
-      socket.once('secureConnect', () => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        socket.removeAllListeners('error');
-        // One listener for the connection's whole life, so an error between owners (login, relay,
-        // pool, reset) never crashes the process. Each owner watches 'error'/'close' itself while it
-        // holds the socket and removes its own listeners when it lets go.
-        socket.on('error', ignoreError);
-        resolve(socket);
-      });
+      startTls();
     });
   });
 }
+
+const DIRECT_HINT =
+  'The server may not support direct TLS (PostgreSQL before 17, or another service at that address): check --connect-to, or set --upstream-ssl-negotiation postgres to start TLS with an SSLRequest.';
 
 const ignoreError = (): void => {};
 
@@ -109,25 +143,30 @@ function describe(target: UpstreamTarget): string {
   return `${target.hostname}${via}`;
 }
 
-function unreachable(target: UpstreamTarget, err: NodeJS.ErrnoException): ProxyError {
+function unreachable(target: UpstreamTarget, err: NodeJS.ErrnoException, direct: boolean): ProxyError {
+  // A connection that was accepted and then closed without a byte, under direct TLS: either the
+  // endpoint's trouble, or a server that does not speak direct TLS.
+  const hungUp = direct && err.syscall !== 'connect' && err.syscall !== 'getaddrinfo';
   return new ProxyError('UPSTREAM_UNREACHABLE', {
-    message: `could not connect to ${describe(target)}: ${err.code ?? err.message}`,
+    message: `could not connect to ${describe(target)}: ${err.code ?? err.message}${hungUp ? ' (closed without answering the TLS handshake)' : ''}`,
     hint:
       err.code === 'ENOTFOUND'
         ? 'The endpoint hostname does not resolve: check --endpoint (and --connect-to).'
-        : 'Check that the endpoint is reachable from here (security groups, VPC endpoint, proxy settings).',
+        : `Check that the endpoint is reachable from here (security groups, VPC endpoint, proxy settings).${hungUp ? ` ${DIRECT_HINT}` : ''}`,
     cause: err,
   });
 }
 
-function tlsFailure(target: UpstreamTarget, err: Error): ProxyError {
+function tlsFailure(target: UpstreamTarget, err: Error, direct: boolean): ProxyError {
   const code = (err as NodeJS.ErrnoException).code ?? '';
   const certProblem = code.startsWith('ERR_TLS_CERT') || /certificate|altnames/i.test(err.message);
   return new ProxyError('UPSTREAM_TLS', {
     message: `TLS handshake with ${describe(target)} failed: ${err.message}`,
     hint: certProblem
       ? `The endpoint's certificate was not accepted for ${target.hostname}. DSQL certificates chain to Amazon Root CA 1; add other CAs with --ca-file. Certificate checks are never turned off.`
-      : undefined,
+      : direct
+        ? DIRECT_HINT
+        : undefined,
     cause: err,
   });
 }

@@ -13,7 +13,18 @@ export interface UpstreamTarget {
   readonly connectPort: number;
   readonly secureContext: tls.SecureContext;
   readonly sessions: TlsSessionCache;
+  /** How TLS starts (see SslNegotiation). */
+  readonly sslNegotiation: SslNegotiation;
 }
+
+/**
+ * How the upstream TLS connection starts, as libpq's `sslnegotiation`:
+ * - `direct`: the TLS handshake right away, with ALPN `postgresql` (PostgreSQL 17+, and DSQL: AWS's
+ *   own DSQL connectors use it), one round trip less per new connection;
+ * - `postgres`: an SSLRequest first, then TLS after the server's `S` (every PostgreSQL version).
+ */
+export type SslNegotiation = 'direct' | 'postgres';
+export const SSL_NEGOTIATIONS = ['direct', 'postgres'] as const satisfies readonly SslNegotiation[];
 
 /** Keeps the most recent TLS session ticket so reconnects skip the expensive half of the handshake. */
 export class TlsSessionCache {
@@ -33,6 +44,8 @@ export interface TargetOptions {
   connectPort: number;
   /** Extra PEM CA certificates trusted on top of the default roots. */
   caPem?: string | undefined;
+  /** Default: direct. */
+  sslNegotiation?: SslNegotiation | undefined;
 }
 
 export function createTarget(opts: TargetOptions): UpstreamTarget {
@@ -44,5 +57,6 @@ export function createTarget(opts: TargetOptions): UpstreamTarget {
     connectPort: opts.connectPort,
     secureContext: tls.createSecureContext(ca ? { ca } : {}),
     sessions: new TlsSessionCache(),
+    sslNegotiation: opts.sslNegotiation ?? 'direct',
   };
 }

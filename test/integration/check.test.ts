@@ -135,6 +135,7 @@ describe('dsql-proxy check', () => {
     );
     const tlsLine = line(run, '✓ tls:');
     assert.match(tlsLine, /TLSv1\.[23] /);
+    assert.match(tlsLine, /direct TLS \(ALPN postgresql\)/);
     assert.ok(tlsLine.includes(`SAN DNS:${stack.hostname}`), tlsLine);
     assert.match(tlsLine, /issuer CN=/);
     assert.ok(tlsLine.includes(`SNI and certificate check used ${stack.hostname}`), tlsLine);
@@ -146,6 +147,7 @@ describe('dsql-proxy check', () => {
     const login = stack.endpoint.logins.at(-1);
     assert.equal(login?.user, 'admin');
     assert.equal(login?.ok, true);
+    assert.equal(login?.direct, true, 'direct TLS by default');
   });
 
   test('--role app logs in with a DbConnect token', async () => {
@@ -236,6 +238,7 @@ describe('dsql-proxy check', () => {
         const run = await runCheck(server.args);
         assert.equal(run.code, 1);
         assert.deepEqual(steps(run), ['✓ config', '✓ credentials', '✓ token', '✓ tls', '✓ login', '✗ query']);
+        assert.match(line(run, '✓ tls:'), /TLS after an SSLRequest/);
         assert.match(line(run, '✓ login:'), /server_version 16\.0-scripted/);
         assert.match(line(run, '✗ query:'), /closed the connection before answering the query/);
       } finally {
@@ -268,7 +271,8 @@ async function closedPort(): Promise<number> {
 
 /**
  * A minimal DSQL-like endpoint: SSLRequest → 'S' → TLS with a certificate for the cluster hostname,
- * accepts any password, logs in, then fails the first Query by closing or with an ErrorResponse.
+ * accepts any password, logs in, then fails the first Query by closing or with an ErrorResponse. Like
+ * PostgreSQL before 17 it knows no direct TLS, so its args include `--upstream-ssl-negotiation postgres`.
  */
 async function scriptedEndpoint(
   mode: 'close' | 'error',
@@ -329,7 +333,16 @@ async function scriptedEndpoint(
   const caFile = join(dir, 'ca.pem');
   writeFileSync(caFile, ca.certPem);
   return {
-    args: ['--endpoint', hostname, '--connect-to', `127.0.0.1:${port}`, '--ca-file', caFile],
+    args: [
+      '--endpoint',
+      hostname,
+      '--connect-to',
+      `127.0.0.1:${port}`,
+      '--ca-file',
+      caFile,
+      '--upstream-ssl-negotiation',
+      'postgres',
+    ],
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));

@@ -98,7 +98,7 @@ describe('upstream failures reach the client as clear errors', () => {
     }
   });
 
-  test('an endpoint that refuses TLS: 08001 saying so', async () => {
+  test('an endpoint that refuses TLS (SSLRequest answered N): 08001 saying so', async () => {
     const plain = net.createServer((s) => {
       s.on('error', () => {});
       s.once('data', () => s.write('N'));
@@ -106,12 +106,51 @@ describe('upstream failures reach the client as clear errors', () => {
     await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
     try {
       const port = (plain.address() as net.AddressInfo).port;
-      const p = await proxy([...stackArgs(stack), '--connect-to', `127.0.0.1:${port}`]);
+      const p = await proxy([
+        ...stackArgs(stack),
+        '--connect-to',
+        `127.0.0.1:${port}`,
+        '--upstream-ssl-negotiation',
+        'postgres',
+      ]);
       const { err } = await connectError(p);
       assert.equal(err.code, '08001');
       assert.match(err.message, /does not accept TLS/);
     } finally {
       plain.close();
+    }
+  });
+
+  test('direct TLS to a server that does not speak it: 08001 with the way back to an SSLRequest', async () => {
+    // PostgreSQL before 17 reads the ClientHello as a startup packet of absurd length and hangs up;
+    // a plaintext service answers bytes that are no TLS record.
+    const hangUp = net.createServer((s) => {
+      s.on('error', () => {});
+      s.once('data', () => s.end());
+    });
+    const notTls = net.createServer((s) => {
+      s.on('error', () => {});
+      s.once('data', () => s.end('N'));
+    });
+    for (const server of [hangUp, notTls]) await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const portOf = (server: net.Server): number => (server.address() as net.AddressInfo).port;
+      const p1 = await proxy([...stackArgs(stack), '--connect-to', `127.0.0.1:${portOf(hangUp)}`]);
+      const hung = (await connectError(p1)).err;
+      assert.equal(hung.code, '08001');
+      assert.match(hung.message, /could not connect to .*\(closed without answering the TLS handshake\)/);
+      assert.match(hung.hint ?? '', /--upstream-ssl-negotiation postgres/);
+      const line = await p1.waitForLog((l) => l.event === 'refused' && l.reason === 'UPSTREAM_UNREACHABLE');
+      assert.equal(line.sqlstate, '08001');
+
+      const p2 = await proxy([...stackArgs(stack), '--connect-to', `127.0.0.1:${portOf(notTls)}`]);
+      const garbled = (await connectError(p2)).err;
+      assert.equal(garbled.code, '08001');
+      assert.match(garbled.message, /^TLS handshake with .* failed: /);
+      assert.match(garbled.hint ?? '', /may not support direct TLS.*--upstream-ssl-negotiation postgres/);
+    } finally {
+      hangUp.close();
+      notTls.close();
     }
   });
 
@@ -190,5 +229,35 @@ describe('upstream failures reach the client as clear errors', () => {
       stack.endpoint.setRejectAll(null);
     }
     await works(p);
+  });
+});
+
+describe('how TLS to the endpoint starts (--upstream-ssl-negotiation)', () => {
+  test('direct by default: ALPN postgresql, no SSLRequest; postgres: an SSLRequest first; both serve', async () => {
+    const byDefault = await proxy(stackArgs(stack));
+    const listening = await byDefault.waitForLog((l) => l.event === 'listening');
+    assert.deepEqual(
+      (listening.endpoints as Array<Record<string, unknown>>).map((e) => e.ssl_negotiation),
+      ['direct'],
+    );
+    await works(byDefault);
+    assert.equal(stack.endpoint.logins.at(-1)?.direct, true);
+
+    const negotiated = await proxy([...stackArgs(stack), '--upstream-ssl-negotiation', 'postgres']);
+    await works(negotiated);
+    assert.equal(stack.endpoint.logins.at(-1)?.direct, false);
+  });
+
+  test('an unknown value is refused at start, naming the key and the choices', async () => {
+    const p = await startProxyProcess(stack, {
+      args: ['--upstream-ssl-negotiation', 'sslrequest'],
+      expectStartFailure: true,
+    });
+    procs.push(p);
+    assert.equal(await p.exited, 2);
+    const text = p.logs.map((l) => l.raw).join('\n');
+    assert.match(text, /upstream-ssl-negotiation/);
+    assert.match(text, /direct/);
+    assert.match(text, /postgres/);
   });
 });

@@ -166,10 +166,15 @@ export async function waitFor(predicate: () => boolean, ms = 2000): Promise<void
   }
 }
 
-/** What a fake DSQL endpoint does after reading the SSLRequest. */
+/**
+ * What a fake DSQL endpoint does after reading the SSLRequest, or after a direct TLS ClientHello (where
+ * 'refuse', 'tls-with-extra' and 'stall-after-s' close the connection, as PostgreSQL before 17 does).
+ */
 export type SslBehaviour =
-  /** 'S', then a TLS handshake. */
+  /** 'S', then a TLS handshake; direct TLS with ALPN `postgresql`. */
   | 'tls'
+  /** As 'tls', but a direct TLS handshake selects no ALPN protocol. */
+  | 'tls-no-alpn'
   /** 'N': no TLS. */
   | 'refuse'
   /** 'S' and more bytes in the same write (CVE-2021-23222). */
@@ -184,8 +189,12 @@ export type SslBehaviour =
 export interface FakeEndpoint {
   port: number;
   behaviour: SslBehaviour;
-  /** The SSLRequest packets received, one per connection. */
+  /** The SSLRequest packets received, one per connection that sent one. */
   sslRequests: Buffer[];
+  /** How each connection started, in order. */
+  openings: Array<'ssl-request' | 'direct'>;
+  /** ALPN protocols the client offered in each direct TLS ClientHello, in order. */
+  alpnOffers: string[][];
   /** SNI server names seen by completed TLS handshakes, in order. */
   servernames: (string | false | null)[];
   /** Runs on the server side of each established TLS connection (the login script). */
@@ -195,7 +204,7 @@ export interface FakeEndpoint {
 /**
  * A TCP server on 127.0.0.1 port 0 playing a DSQL endpoint's TLS negotiation: it reads the
  * SSLRequest, answers as `behaviour` says and, for 'tls', upgrades the same socket with a server-side
- * TLSSocket. One secure context per endpoint, so TLS session tickets it issues stay valid across
+ * TLSSocket. A connection that opens with a TLS record instead is a direct TLS one (ALPN `postgresql`). One secure context per endpoint, so TLS session tickets it issues stay valid across
  * connections (resumption is possible, as with a real endpoint).
  */
 export async function fakeEndpoint(cert: { certPem: string; keyPem: string }): Promise<FakeEndpoint> {
@@ -204,12 +213,50 @@ export async function fakeEndpoint(cert: { certPem: string; keyPem: string }): P
     port: 0,
     behaviour: 'tls',
     sslRequests: [],
+    openings: [],
+    alpnOffers: [],
     servernames: [],
     onSecure: () => {},
+  };
+  const secureOver = (raw: net.Socket, alpn: boolean): void => {
+    const secure = track(
+      new tls.TLSSocket(raw, {
+        isServer: true,
+        secureContext,
+        ...(alpn
+          ? {
+              ALPNCallback: ({ protocols }: { protocols: string[] }) => {
+                endpoint.alpnOffers.push(protocols);
+                return protocols.includes('postgresql') ? 'postgresql' : undefined;
+              },
+            }
+          : {}),
+      }),
+    );
+    secure.on('error', () => {});
+    secure.once('secure', () => {
+      endpoint.servernames.push(secure.servername);
+      endpoint.onSecure(secure);
+    });
   };
   const server = await listen((raw) => {
     raw.on('error', () => {});
     raw.once('data', (request: Buffer) => {
+      if (request[0] === 0x16 /* TLS handshake record */) {
+        endpoint.openings.push('direct');
+        if (endpoint.behaviour === 'silent') return;
+        if (endpoint.behaviour !== 'tls' && endpoint.behaviour !== 'tls-no-alpn') {
+          raw.destroy();
+          return;
+        }
+        // TLSSocket reads what the socket holds in JS before it reads the handle (paused, so that
+        // the flowing socket does not emit the bytes again to nobody).
+        raw.pause();
+        raw.unshift(request);
+        secureOver(raw, endpoint.behaviour === 'tls');
+        return;
+      }
+      endpoint.openings.push('ssl-request');
       endpoint.sslRequests.push(request);
       switch (endpoint.behaviour) {
         case 'refuse':
@@ -226,16 +273,11 @@ export async function fakeEndpoint(cert: { certPem: string; keyPem: string }): P
         case 'close':
           raw.destroy();
           return;
-        case 'tls': {
+        case 'tls':
+        case 'tls-no-alpn':
           raw.write('S');
-          const secure = track(new tls.TLSSocket(raw, { isServer: true, secureContext }));
-          secure.on('error', () => {});
-          secure.once('secure', () => {
-            endpoint.servernames.push(secure.servername);
-            endpoint.onSecure(secure);
-          });
+          secureOver(raw, false);
           return;
-        }
       }
     });
   });

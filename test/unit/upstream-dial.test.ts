@@ -3,9 +3,18 @@ import { after, before, describe, it } from 'node:test';
 import type tls from 'node:tls';
 import { ProxyError } from '../../src/errors.js';
 import { dialUpstream } from '../../src/upstream/dial.js';
-import { createTarget, type UpstreamTarget } from '../../src/upstream/target.js';
+import { createTarget, type SslNegotiation, type UpstreamTarget } from '../../src/upstream/target.js';
 import { createCa, issueCert, type TestCa } from '../support/certs.js';
-import { closeAll, closedPort, type FakeEndpoint, fakeEndpoint, track, waitFor } from './socket-pair.js';
+import {
+  closeAll,
+  closedPort,
+  type FakeEndpoint,
+  fakeEndpoint,
+  listen,
+  portOf,
+  track,
+  waitFor,
+} from './socket-pair.js';
 
 const HOST = 'db.dsql.us-east-1.on.aws';
 const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
@@ -25,15 +34,22 @@ before(async () => {
 
 after(closeAll);
 
-function targetFor(port: number, opts: { trustTestCa: boolean } = { trustTestCa: true }): UpstreamTarget {
+function targetFor(
+  port: number,
+  opts: { trustTestCa?: boolean; negotiation?: SslNegotiation } = {},
+): UpstreamTarget {
   return createTarget({
     hostname: HOST,
     region: 'us-east-1',
     connectHost: '127.0.0.1',
     connectPort: port,
-    caPem: opts.trustTestCa ? ca.certPem : undefined,
+    caPem: opts.trustTestCa === false ? undefined : ca.certPem,
+    sslNegotiation: opts.negotiation,
   });
 }
+
+/** A target that starts TLS with an SSLRequest. */
+const negotiated = (port: number): UpstreamTarget => targetFor(port, { negotiation: 'postgres' });
 
 async function dial(target: UpstreamTarget, timeoutMs = 2000): Promise<tls.TLSSocket> {
   return track(await dialUpstream(target, timeoutMs));
@@ -52,11 +68,11 @@ async function dialError(target: UpstreamTarget, timeoutMs = 2000): Promise<Prox
   return err;
 }
 
-describe('dialUpstream', () => {
+describe('dialUpstream with an SSLRequest (postgres)', () => {
   it('sends an SSLRequest, upgrades to TLS with SNI = the endpoint hostname, verified for it', async () => {
     endpoint.behaviour = 'tls';
     const before = endpoint.servernames.length;
-    const target = targetFor(endpoint.port);
+    const target = negotiated(endpoint.port);
     assert.equal(target.hostname, HOST);
     assert.equal(target.connectHost, '127.0.0.1');
     const socket = await dial(target);
@@ -69,22 +85,9 @@ describe('dialUpstream', () => {
     assert.deepEqual(endpoint.sslRequests.at(-1), SSL_REQUEST);
   });
 
-  it('the TLS connection carries data both ways', async () => {
-    endpoint.behaviour = 'tls';
-    endpoint.onSecure = (server) => server.on('data', (d: Buffer) => server.write(Buffer.concat([d, d])));
-    try {
-      const socket = await dial(targetFor(endpoint.port));
-      const echoed = new Promise<Buffer>((resolve) => socket.once('data', resolve));
-      socket.write('ping');
-      assert.equal((await echoed).toString(), 'pingping');
-    } finally {
-      endpoint.onSecure = () => {};
-    }
-  });
-
   it("an 'N' answer is UPSTREAM_TLS (08001)", async () => {
     endpoint.behaviour = 'refuse';
-    const err = await dialError(targetFor(endpoint.port));
+    const err = await dialError(negotiated(endpoint.port));
     assert.equal(err.code, 'UPSTREAM_TLS');
     assert.equal(err.sqlstate, '08001');
     assert.match(err.message, /does not accept TLS/);
@@ -93,83 +96,169 @@ describe('dialUpstream', () => {
 
   it("CVE-2021-23222: 'S' with extra bytes in the same write is UPSTREAM_PROTOCOL", async () => {
     endpoint.behaviour = 'tls-with-extra';
-    const err = await dialError(targetFor(endpoint.port));
+    const err = await dialError(negotiated(endpoint.port));
     assert.equal(err.code, 'UPSTREAM_PROTOCOL');
     assert.equal(err.sqlstate, '08P01');
-  });
-
-  it('a server that never answers is UPSTREAM_TIMEOUT within the timeout', async () => {
-    endpoint.behaviour = 'silent';
-    const started = Date.now();
-    const err = await dialError(targetFor(endpoint.port), 150);
-    const elapsed = Date.now() - started;
-    assert.equal(err.code, 'UPSTREAM_TIMEOUT');
-    assert.equal(err.sqlstate, '08001');
-    assert.match(err.message, /150 ms/);
-    assert.ok(elapsed >= 140 && elapsed < 1500, `elapsed ${elapsed} ms`);
   });
 
   it("a server that answers 'S' and stalls the TLS handshake is UPSTREAM_TIMEOUT too", async () => {
     endpoint.behaviour = 'stall-after-s';
     const started = Date.now();
-    const err = await dialError(targetFor(endpoint.port), 150);
+    const err = await dialError(negotiated(endpoint.port), 150);
     assert.equal(err.code, 'UPSTREAM_TIMEOUT');
     assert.ok(Date.now() - started < 1500);
   });
 
   it('a server that closes before answering is UPSTREAM_UNREACHABLE', async () => {
     endpoint.behaviour = 'close';
-    const err = await dialError(targetFor(endpoint.port));
+    const err = await dialError(negotiated(endpoint.port));
     assert.equal(err.code, 'UPSTREAM_UNREACHABLE');
     assert.match(err.message, /closed the connection before TLS/);
   });
+});
 
-  it('a refused port is UPSTREAM_UNREACHABLE (08001) naming ECONNREFUSED and the route', async () => {
-    const err = await dialError(targetFor(await closedPort()));
+describe('dialUpstream, either way', () => {
+  for (const negotiation of ['direct', 'postgres'] as const) {
+    it(`${negotiation}: the TLS connection carries data both ways`, async () => {
+      endpoint.behaviour = 'tls';
+      endpoint.onSecure = (server) => server.on('data', (d: Buffer) => server.write(Buffer.concat([d, d])));
+      try {
+        const socket = await dial(targetFor(endpoint.port, { negotiation }));
+        const echoed = new Promise<Buffer>((resolve) => socket.once('data', resolve));
+        socket.write('ping');
+        assert.equal((await echoed).toString(), 'pingping');
+      } finally {
+        endpoint.onSecure = () => {};
+      }
+    });
+
+    it(`${negotiation}: a server that never answers is UPSTREAM_TIMEOUT within the timeout`, async () => {
+      endpoint.behaviour = 'silent';
+      const started = Date.now();
+      const err = await dialError(targetFor(endpoint.port, { negotiation }), 150);
+      const elapsed = Date.now() - started;
+      assert.equal(err.code, 'UPSTREAM_TIMEOUT');
+      assert.equal(err.sqlstate, '08001');
+      assert.match(err.message, /150 ms/);
+      assert.ok(elapsed >= 140 && elapsed < 1500, `elapsed ${elapsed} ms`);
+    });
+
+    it(`${negotiation}: a refused port is UPSTREAM_UNREACHABLE (08001) naming ECONNREFUSED and the route`, async () => {
+      const err = await dialError(targetFor(await closedPort(), { negotiation }));
+      assert.equal(err.code, 'UPSTREAM_UNREACHABLE');
+      assert.equal(err.sqlstate, '08001');
+      assert.match(err.message, /ECONNREFUSED/);
+      assert.match(err.message, new RegExp(`${HOST.replaceAll('.', '\\.')} via 127\\.0\\.0\\.1:`));
+      assert.equal((err.cause as NodeJS.ErrnoException).code, 'ECONNREFUSED');
+    });
+
+    it(`${negotiation}: a certificate for another host is UPSTREAM_TLS with the altname mismatch`, async () => {
+      wrongHost.behaviour = 'tls';
+      const err = await dialError(targetFor(wrongHost.port, { negotiation }));
+      assert.equal(err.code, 'UPSTREAM_TLS');
+      assert.equal(err.sqlstate, '08001');
+      assert.match(err.message, /altnames/);
+      assert.match(err.hint ?? '', /not accepted for db\.dsql\.us-east-1\.on\.aws/);
+      assert.equal((err.cause as NodeJS.ErrnoException).code, 'ERR_TLS_CERT_ALTNAME_INVALID');
+    });
+
+    it(`${negotiation}: a certificate from a CA that is not trusted is UPSTREAM_TLS`, async () => {
+      rogue.behaviour = 'tls';
+      const err = await dialError(targetFor(rogue.port, { negotiation }));
+      assert.equal(err.code, 'UPSTREAM_TLS');
+      assert.match(err.hint ?? '', /--ca-file/);
+      assert.match(
+        (err.cause as NodeJS.ErrnoException).code ?? '',
+        /UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED/,
+      );
+    });
+
+    it(`${negotiation}: without caPem the test CA is not trusted (only the default roots)`, async () => {
+      endpoint.behaviour = 'tls';
+      const err = await dialError(targetFor(endpoint.port, { trustTestCa: false, negotiation }));
+      assert.equal(err.code, 'UPSTREAM_TLS');
+      assert.equal((err.cause as NodeJS.ErrnoException).code, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE');
+    });
+
+    it(`${negotiation}: reuses the TLS session on the next dial to the same target`, async () => {
+      endpoint.behaviour = 'tls';
+      const target = targetFor(endpoint.port, { negotiation });
+      const first = await dial(target);
+      assert.equal(first.isSessionReused(), false);
+      // TLS 1.3 tickets arrive after the handshake; the target's cache keeps the latest one.
+      await waitFor(() => target.sessions.get() !== undefined);
+      const second = await dial(target);
+      assert.equal(second.authorized, true);
+      assert.equal(second.isSessionReused(), true);
+    });
+  }
+});
+
+describe('dialUpstream with direct TLS (the default)', () => {
+  it('starts TLS at once, with ALPN postgresql and SNI = the endpoint hostname, and sends no SSLRequest', async () => {
+    endpoint.behaviour = 'tls';
+    const requests = endpoint.sslRequests.length;
+    const target = targetFor(endpoint.port);
+    assert.equal(target.sslNegotiation, 'direct');
+    const socket = await dial(target);
+    assert.equal(socket.authorized, true);
+    assert.equal(socket.alpnProtocol, 'postgresql');
+    assert.equal(socket.getPeerCertificate().subjectaltname, `DNS:${HOST}`);
+    await waitFor(() => endpoint.servernames.at(-1) === HOST);
+    assert.equal(endpoint.openings.at(-1), 'direct');
+    assert.deepEqual(endpoint.alpnOffers.at(-1), ['postgresql']);
+    assert.equal(endpoint.sslRequests.length, requests, 'no SSLRequest');
+  });
+
+  it('a server that selects no ALPN protocol is UPSTREAM_TLS, with the way back to an SSLRequest', async () => {
+    endpoint.behaviour = 'tls-no-alpn';
+    const err = await dialError(targetFor(endpoint.port));
+    assert.equal(err.code, 'UPSTREAM_TLS');
+    assert.equal(err.sqlstate, '08001');
+    assert.match(err.message, /did not select the ALPN protocol "postgresql"/);
+    assert.match(err.hint ?? '', /--upstream-ssl-negotiation postgres/);
+  });
+
+  it('a server that hangs up on the ClientHello (PostgreSQL before 17) is UPSTREAM_UNREACHABLE, with the way back', async () => {
+    endpoint.behaviour = 'close';
+    const err = await dialError(targetFor(endpoint.port));
     assert.equal(err.code, 'UPSTREAM_UNREACHABLE');
     assert.equal(err.sqlstate, '08001');
-    assert.match(err.message, /ECONNREFUSED/);
-    assert.match(err.message, new RegExp(`${HOST.replaceAll('.', '\\.')} via 127\\.0\\.0\\.1:`));
-    assert.equal((err.cause as NodeJS.ErrnoException).code, 'ECONNREFUSED');
+    assert.match(
+      err.message,
+      /^could not connect to db\.dsql\.us-east-1\.on\.aws via 127\.0\.0\.1:\d+: ECONNRESET \(closed without answering the TLS handshake\)$/,
+    );
+    assert.match(err.hint ?? '', /reachable/);
+    assert.match(err.hint ?? '', /--upstream-ssl-negotiation postgres/);
   });
 
-  it('a certificate for another host is UPSTREAM_TLS with the altname mismatch', async () => {
-    wrongHost.behaviour = 'tls';
-    const err = await dialError(targetFor(wrongHost.port));
+  it("a reset after part of the server's TLS answer is UPSTREAM_TLS", async () => {
+    endpoint.behaviour = 'tls';
+    endpoint.onSecure = () => {};
+    // A server that answers the ClientHello with a few bytes of a TLS record, then resets.
+    const half = await listen((raw) => {
+      raw.on('error', () => {});
+      raw.once('data', () => {
+        raw.write(Buffer.from([0x16, 0x03, 0x03, 0x00, 0x40, 0x02, 0x00]));
+        setTimeout(() => raw.resetAndDestroy(), 20);
+      });
+    });
+    const err = await dialError(targetFor(portOf(half)));
     assert.equal(err.code, 'UPSTREAM_TLS');
-    assert.equal(err.sqlstate, '08001');
-    assert.match(err.message, /altnames/);
-    assert.match(err.hint ?? '', /not accepted for db\.dsql\.us-east-1\.on\.aws/);
-    assert.equal((err.cause as NodeJS.ErrnoException).code, 'ERR_TLS_CERT_ALTNAME_INVALID');
+    assert.match(err.message, /^TLS handshake with .* failed: /);
   });
 
-  it('a certificate from a CA that is not trusted is UPSTREAM_TLS', async () => {
+  it('a refused port is UPSTREAM_UNREACHABLE without the direct TLS hint', async () => {
+    const err = await dialError(targetFor(await closedPort()));
+    assert.equal(err.code, 'UPSTREAM_UNREACHABLE');
+    assert.match(err.message, /ECONNREFUSED$/);
+    assert.doesNotMatch(err.hint ?? '', /upstream-ssl-negotiation/);
+  });
+
+  it('a certificate problem keeps its own hint, not the direct TLS one', async () => {
     rogue.behaviour = 'tls';
     const err = await dialError(targetFor(rogue.port));
-    assert.equal(err.code, 'UPSTREAM_TLS');
     assert.match(err.hint ?? '', /--ca-file/);
-    assert.match(
-      (err.cause as NodeJS.ErrnoException).code ?? '',
-      /UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED/,
-    );
-  });
-
-  it('without caPem the test CA is not trusted (only the default roots)', async () => {
-    endpoint.behaviour = 'tls';
-    const err = await dialError(targetFor(endpoint.port, { trustTestCa: false }));
-    assert.equal(err.code, 'UPSTREAM_TLS');
-    assert.equal((err.cause as NodeJS.ErrnoException).code, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE');
-  });
-
-  it('reuses the TLS session on the next dial to the same target', async () => {
-    endpoint.behaviour = 'tls';
-    const target = targetFor(endpoint.port);
-    const first = await dial(target);
-    assert.equal(first.isSessionReused(), false);
-    // TLS 1.3 tickets arrive after the handshake; the target's cache keeps the latest one.
-    await waitFor(() => target.sessions.get() !== undefined);
-    const second = await dial(target);
-    assert.equal(second.authorized, true);
-    assert.equal(second.isSessionReused(), true);
+    assert.doesNotMatch(err.hint ?? '', /upstream-ssl-negotiation/);
   });
 });
