@@ -18,6 +18,8 @@ export interface BenchReport {
   versions: { postgres: string; pgbouncer?: string | undefined; pgbench: string };
   loadBefore: number[];
   loadAfter?: number[];
+  /** How the proxy's upstream TLS started (absent in results saved before direct TLS: an SSLRequest). */
+  proxyUpstreamTls?: 'direct' | 'postgres';
   elapsedSec?: number;
   /** client count -> target -> tps per repetition */
   tps: Record<number, Record<string, number[]>>;
@@ -427,6 +429,9 @@ export function renderMarkdown(r: BenchReport): string {
       'TLS to PostgreSQL. PostgreSQL (`ssl=on`) has a certificate for a DSQL-style hostname issued by a generated CA; ' +
       'the proxy dials it with `--connect-to 127.0.0.1:<port> --ca-file <ca>`, so SNI and verify-full are the production ' +
       "ones. Token signing stays on (static fake AWS credentials); PostgreSQL's `trust` ignores the token. " +
+      (r.proxyUpstreamTls === 'direct'
+        ? 'Its upstream TLS starts directly (ALPN `postgresql`, its default), where libpq, PgBouncer and the floor send an SSLRequest first. '
+        : '') +
       "`--connect-rate 0` so that DSQL's 100/s connection limit does not cap the connection test. No DSQL-like " +
       'endpoint relay sits in between: it would add its own cost.',
     '- **PgBouncer** in session mode, plain TCP from the client, `server_tls_sslmode=require` to PostgreSQL, ' +

@@ -45,6 +45,8 @@ import { percentile } from './stats.js';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ENDPOINT = 'benchbenchbenchbenchbench0.dsql.us-east-1.on.aws';
 const USER = 'bench';
+/** How the proxy's upstream TLS starts in every run (its default). */
+const PROXY_UPSTREAM_TLS = 'direct';
 const PASSWORD = 'bench-password';
 
 interface Options {
@@ -380,6 +382,9 @@ async function main(): Promise<void> {
       '0',
       '--log-level',
       'warn',
+      // The default, named so that the report can say how the proxy's upstream TLS starts.
+      '--upstream-ssl-negotiation',
+      PROXY_UPSTREAM_TLS,
       ...extra,
     ];
     const startProxy = async (name: string, extra: string[], nodeFlags: string[] = []): Promise<Target> => {
@@ -507,6 +512,7 @@ async function main(): Promise<void> {
         pgbench: (await run('pgbench', ['--version'])).stdout.trim(),
       },
       loadBefore: loadavg(),
+      proxyUpstreamTls: PROXY_UPSTREAM_TLS,
       tps: {},
       cpuPerTxnUs: {},
       lat1: { avgUs: {}, p99Us: {}, addedUs: {} },
