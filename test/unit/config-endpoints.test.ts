@@ -150,3 +150,35 @@ describe('rate shaping, upstream age and startup parameters', () => {
     );
   });
 });
+
+describe('upstream TLS negotiation', () => {
+  it('direct by default; postgres from a flag, the environment or the config file', () => {
+    assert.equal(loadConfig(['--endpoint', A], {}).upstreamSslNegotiation, 'direct');
+    assert.equal(
+      loadConfig(['--endpoint', A, '--upstream-ssl-negotiation', 'postgres'], {}).upstreamSslNegotiation,
+      'postgres',
+    );
+    assert.equal(
+      loadConfig([], { DSQL_PROXY_ENDPOINT: A, DSQL_PROXY_UPSTREAM_SSL_NEGOTIATION: 'postgres' })
+        .upstreamSslNegotiation,
+      'postgres',
+    );
+    const file = join(dir, 'negotiation.yaml');
+    writeFileSync(file, `endpoint: ${A}\nupstream-ssl-negotiation: postgres\n`);
+    assert.equal(loadConfig(['--config', file], {}).upstreamSslNegotiation, 'postgres');
+    // A flag beats the file.
+    assert.equal(
+      loadConfig(['--config', file, '--upstream-ssl-negotiation', 'direct'], {}).upstreamSslNegotiation,
+      'direct',
+    );
+  });
+
+  it("rejects libpq's other spellings with the choices named", () => {
+    fails(
+      ['--endpoint', A, '--upstream-ssl-negotiation', 'requiredirect'],
+      {},
+      /--upstream-ssl-negotiation/,
+      /direct, postgres/,
+    );
+  });
+});
