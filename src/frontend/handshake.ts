@@ -1,6 +1,7 @@
 import type net from 'node:net';
 import tls from 'node:tls';
 import { ProxyError } from '../errors.js';
+import { CLIENT_WRITE_HIGH_WATER_MARK } from '../io/client-socket.js';
 import { FrameStream } from '../io/frame-stream.js';
 import { replayDuplex } from '../io/replay-duplex.js';
 import { negotiateProtocolVersion, SSL_NO } from '../protocol/backend.js';
@@ -154,11 +155,15 @@ function startTls(
   direct: boolean,
 ): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const secure = new tls.TLSSocket(transport as net.Socket, {
+    // Node passes highWaterMark on to the socket; its type definitions do not list it.
+    const options: tls.TLSSocketOptions & { highWaterMark: number } = {
       isServer: true,
       secureContext: ctx.secureContext,
       ALPNProtocols: ['postgresql'],
-    });
+      // The TLS socket replaces the raw one towards the relay: the same write threshold.
+      highWaterMark: CLIENT_WRITE_HIGH_WATER_MARK,
+    };
+    const secure = new tls.TLSSocket(transport as net.Socket, options);
     const fail = (err: Error): void => {
       secure.destroy();
       reject(

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { ProxyError } from '../errors.js';
+import { CLIENT_WRITE_HIGH_WATER_MARK } from '../io/client-socket.js';
 import type { Logger } from '../log.js';
 import { ClientSession, type SessionDeps } from '../session/session.js';
 import { listenUnixSocket } from './unix-socket.js';
@@ -89,7 +90,7 @@ export class Listener {
 
   private createServer(): net.Server {
     // No-delay and keepalive are set by the session (keepalive only for clients beyond loopback).
-    const server = net.createServer((socket) => this.accept(socket));
+    const server = createClientServer((socket) => this.accept(socket));
     server.on('error', (err) => this.log.error({ event: 'listener_error', err: err.message }));
     this.servers.push(server);
     return server;
@@ -120,4 +121,9 @@ export class Listener {
         this.sessionDeps.metrics.connectionsActive.dec();
       });
   }
+}
+
+/** The server clients connect to: their sockets hold up to CLIENT_WRITE_HIGH_WATER_MARK unsent. */
+export function createClientServer(onSocket: (socket: net.Socket) => void): net.Server {
+  return net.createServer({ highWaterMark: CLIENT_WRITE_HIGH_WATER_MARK }, onSocket);
 }

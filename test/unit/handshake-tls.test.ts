@@ -11,6 +11,7 @@ import tls from 'node:tls';
 import { ProxyError } from '../../src/errors.js';
 import { type ClientTls, createClientTls } from '../../src/frontend/client-tls.js';
 import { type ClientHello, readClientHello } from '../../src/frontend/handshake.js';
+import { CLIENT_WRITE_HIGH_WATER_MARK } from '../../src/io/client-socket.js';
 import { FrameStream } from '../../src/io/frame-stream.js';
 import { sslRequest, startupMessage } from './frontend-builders.js';
 import { ByteReader, closeAll, socketPair } from './socket-pair.js';
@@ -68,6 +69,8 @@ describe('local TLS in the handshake', () => {
     assert.equal(hello.user, 'alice');
     assert.equal(hello.tls?.direct, false);
     assert.match(String(hello.tls?.protocol), /^TLSv1\.[23]$/);
+    // The relay's backpressure threshold on the socket it will write to.
+    assert.equal(hello.socket.writableHighWaterMark, CLIENT_WRITE_HIGH_WATER_MARK);
     // What the session writes next goes through TLS.
     const got = new Promise<Buffer>((resolve) => secure.once('data', resolve));
     hello.socket.write('hello');
