@@ -15,7 +15,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { freePort } from '../../src/local-endpoint/embedded-postgres.js';
-import { type Server, startServer, waitReady } from './proc.js';
+import { benchProxyArgs, benchProxyEnv, type Server, startServer, waitReady } from './proc.js';
 import { median } from './stats.js';
 
 const [pgPort, caFile, servername, rttArg, countArg, roundsArg] = process.argv.slice(2);
@@ -57,37 +57,20 @@ async function delayRelay(): Promise<net.Server> {
   return server;
 }
 
-async function startProxy(negotiation: string, relayPort: number): Promise<{ server: Server; port: number }> {
+async function startProxy(
+  negotiation: 'direct' | 'postgres',
+  relayPort: number,
+): Promise<{ server: Server; port: number }> {
   const port = await freePort();
-  const server = startServer(
-    `proxy-${negotiation}`,
-    process.execPath,
-    [
-      cli,
-      '--endpoint',
-      servername as string,
-      '--connect-to',
-      `127.0.0.1:${relayPort}`,
-      '--ca-file',
-      caFile as string,
-      '--listen',
-      `127.0.0.1:${port}`,
-      '--connect-rate',
-      '0',
-      '--log-level',
-      'warn',
-      '--auth-method',
-      'trust',
-      '--upstream-ssl-negotiation',
-      negotiation,
-    ],
-    {
-      ...process.env,
-      AWS_ACCESS_KEY_ID: 'AKIDBENCHBENCHBENCH0',
-      AWS_SECRET_ACCESS_KEY: 'benchbenchbenchbenchbenchbenchbenchbench',
-      AWS_EC2_METADATA_DISABLED: 'true',
-    },
-  );
+  const args = benchProxyArgs({
+    endpoint: servername as string,
+    connectTo: `127.0.0.1:${relayPort}`,
+    caFile: caFile as string,
+    port,
+    negotiation,
+    extra: ['--auth-method', 'trust'],
+  });
+  const server = startServer(`proxy-${negotiation}`, process.execPath, [cli, ...args], benchProxyEnv());
   await waitReady({ host: '127.0.0.1', port, user: USER, database: 'postgres' }, server);
   return { server, port };
 }

@@ -219,3 +219,51 @@ export function rssBytes(pid: number): number {
   if (Number.isNaN(rss)) throw new Error(`no VmRSS for pid ${pid}`);
   return rss;
 }
+
+/**
+ * The environment of a benchmarked proxy: static fake AWS credentials (the benchmark's PostgreSQL
+ * trusts its user and ignores the token), and nothing from this shell that would change the proxy:
+ * no session token or profile, no DSQL_PROXY_* settings, no NODE_OPTIONS.
+ */
+export function benchProxyEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    AWS_ACCESS_KEY_ID: 'AKIDBENCHBENCHBENCH0',
+    AWS_SECRET_ACCESS_KEY: 'benchbenchbenchbenchbenchbenchbenchbench',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    NODE_OPTIONS: '',
+  };
+  delete env.AWS_SESSION_TOKEN;
+  delete env.AWS_PROFILE;
+  for (const k of Object.keys(env)) if (k.startsWith('DSQL_PROXY_')) delete env[k];
+  return env;
+}
+
+/** The CLI arguments of a benchmarked proxy: TLS to `connectTo` under the DSQL-like `endpoint` name. */
+export function benchProxyArgs(o: {
+  endpoint: string;
+  connectTo: string;
+  caFile: string;
+  port: number;
+  negotiation: 'direct' | 'postgres';
+  extra: string[];
+}): string[] {
+  return [
+    '--endpoint',
+    o.endpoint,
+    '--connect-to',
+    o.connectTo,
+    '--ca-file',
+    o.caFile,
+    '--listen',
+    `127.0.0.1:${o.port}`,
+    // Benchmark the relay, not DSQL's connection-rate limit (the default 100/s would cap -C).
+    '--connect-rate',
+    '0',
+    '--log-level',
+    'warn',
+    '--upstream-ssl-negotiation',
+    o.negotiation,
+    ...o.extra,
+  ];
+}

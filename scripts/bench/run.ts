@@ -27,6 +27,8 @@ import pg from 'pg';
 import { createCa, issueCert } from '../../src/local-endpoint/certs.js';
 import { freePort, type LocalPostgres, startPostgres } from '../../src/local-endpoint/embedded-postgres.js';
 import {
+  benchProxyArgs,
+  benchProxyEnv,
   cpuSeconds,
   mustRun,
   rssBytes,
@@ -357,36 +359,17 @@ async function main(): Promise<void> {
     await postgres.query('VACUUM ANALYZE');
 
     // --- The proxy: real CLI, TLS straight to PostgreSQL under the DSQL-like name, token signing on.
-    const proxyEnv: NodeJS.ProcessEnv = {
-      ...process.env,
-      AWS_ACCESS_KEY_ID: 'AKIDBENCHBENCHBENCH0',
-      AWS_SECRET_ACCESS_KEY: 'benchbenchbenchbenchbenchbenchbenchbench',
-      AWS_EC2_METADATA_DISABLED: 'true',
-      AWS_PROFILE: '',
-      NODE_OPTIONS: '',
-    };
-    delete proxyEnv.AWS_SESSION_TOKEN;
-    delete proxyEnv.AWS_PROFILE;
-    for (const k of Object.keys(proxyEnv)) if (k.startsWith('DSQL_PROXY_')) delete proxyEnv[k];
-    const proxyArgs = (port: number, extra: string[]): string[] => [
-      '--endpoint',
-      ENDPOINT,
-      '--connect-to',
-      `127.0.0.1:${pgPort}`,
-      '--ca-file',
-      caFile,
-      '--listen',
-      `127.0.0.1:${port}`,
-      // Benchmark the relay, not DSQL's connection-rate limit (the default 100/s would cap -C).
-      '--connect-rate',
-      '0',
-      '--log-level',
-      'warn',
-      // The default, named so that the report can say how the proxy's upstream TLS starts.
-      '--upstream-ssl-negotiation',
-      PROXY_UPSTREAM_TLS,
-      ...extra,
-    ];
+    const proxyEnv = benchProxyEnv();
+    const proxyArgs = (port: number, extra: string[]): string[] =>
+      benchProxyArgs({
+        endpoint: ENDPOINT,
+        connectTo: `127.0.0.1:${pgPort}`,
+        caFile,
+        port,
+        // The default, named so that the report can say how the proxy's upstream TLS starts.
+        negotiation: PROXY_UPSTREAM_TLS,
+        extra,
+      });
     const startProxy = async (name: string, extra: string[], nodeFlags: string[] = []): Promise<Target> => {
       const port = await freePort();
       const server = startServer(
