@@ -204,8 +204,9 @@ export interface FakeEndpoint {
 /**
  * A TCP server on 127.0.0.1 port 0 playing a DSQL endpoint's TLS negotiation: it reads the
  * SSLRequest, answers as `behaviour` says and, for 'tls', upgrades the same socket with a server-side
- * TLSSocket. A connection that opens with a TLS record instead is a direct TLS one (ALPN `postgresql`). One secure context per endpoint, so TLS session tickets it issues stay valid across
- * connections (resumption is possible, as with a real endpoint).
+ * TLSSocket. A connection that opens with a TLS record instead is a direct TLS one (ALPN `postgresql`).
+ * One secure context per endpoint, so TLS session tickets it issues stay valid across connections
+ * (resumption is possible, as with a real endpoint).
  */
 export async function fakeEndpoint(cert: { certPem: string; keyPem: string }): Promise<FakeEndpoint> {
   const secureContext = tls.createSecureContext({ cert: cert.certPem, key: cert.keyPem });
