@@ -12,7 +12,12 @@ const COUNT = Number(process.env.FUZZ_COUNT ?? 3000);
 const SEED = Number(process.env.FUZZ_SEED ?? 7007);
 
 test(`the proxy survives ${COUNT} hostile connection streams`, { timeout: 180_000 }, async () => {
-  const report = await runFuzz({ count: COUNT, seed: SEED, warmup: 1000, settleMs: 5000 });
+  // The RSS baseline is taken after the warm-up; native memory (OpenSSL buffers, malloc arenas) grows
+  // to a plateau over the first few thousand streams and stays there. Measured with seed 7007: RSS
+  // 108 MB after 2,000 warm-up streams, then 119, 119 and 123 MB after 5,000, 10,000 and 15,000 more.
+  // A 1,000-stream warm-up left the baseline below the plateau (89-92 MB, then 119-120 MB after the
+  // run: +28 to +31 MB against the 30 MB allowance, which failed CI once).
+  const report = await runFuzz({ count: COUNT, seed: SEED, warmup: 2000, settleMs: 5000 });
   const summary = formatReport(report);
   console.log(summary);
   assert.deepEqual(report.failures, [], summary);
