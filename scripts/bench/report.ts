@@ -288,6 +288,20 @@ function floorRows(r: BenchReport): FloorRow[] {
       proxy: cr.proxy,
     });
   }
+  for (const [label, rec] of [
+    ['COPY TO STDOUT', r.copyOut],
+    ['COPY FROM STDIN', r.copyIn],
+  ] as const) {
+    // Runs before this one did not pass COPY through the floor.
+    if (!rec[FLOOR]) continue;
+    out.push({
+      metric: `${label} (proxy in its default mode)`,
+      unit: 'MB/s',
+      floor: rec[FLOOR],
+      proxy: rec.proxy,
+      bouncer: rec.pgbouncer,
+    });
+  }
   return out;
 }
 
@@ -438,7 +452,9 @@ export function renderMarkdown(r: BenchReport): string {
       '`auth_type=trust`, pool large enough for every client (`default_pool_size` > clients).',
     '- **Node.js floor** (`scripts/bench/node-floor.ts`, run with `node --import tsx`): the same path as the proxy in ' +
       '`--pool-mode session` with nothing but the bytes moved: plain TCP from the client, TLS (SNI, CA) to PostgreSQL. ' +
-      'Measured for `pgbench -S` and `-C`, not for COPY or memory.' +
+      (r.copyOut[FLOOR]
+        ? 'Measured for `pgbench -S`, `-C` and COPY, not for memory.'
+        : 'Measured for `pgbench -S` and `-C`, not for COPY or memory.') +
       (r.connRate[FLOOR_NO_REUSE]
         ? ' For `-C` it also runs with `--no-reuse`: a new upstream TLS login per client, like the proxy in its default mode.'
         : ''),
