@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
-import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
+import type { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from './config-error.js';
 import { readText } from './files.js';
@@ -17,9 +18,21 @@ export interface ConfigFile {
 }
 
 type Doc = ReturnType<typeof parseDocument>;
+type Yaml = typeof import('yaml');
+
+/**
+ * The YAML parser, loaded on first use: most runs (a sidecar configured by flags and environment)
+ * never read a config file, and loading it costs every process about 3 MB of resident memory.
+ */
+let yamlModule: Yaml | undefined;
+function yaml(): Yaml {
+  yamlModule ??= createRequire(import.meta.url)('yaml') as Yaml;
+  return yamlModule;
+}
 
 /** 1-based line of the key at `path` in the document, if it is there. */
 function keyLine(doc: Doc, lc: LineCounter, path: readonly PropertyKey[]): number | undefined {
+  const { isMap, isScalar } = yaml();
   let node: unknown = doc.contents;
   for (const [i, seg] of path.entries()) {
     if (!isMap(node)) return undefined;
@@ -65,6 +78,7 @@ function describe(issue: z.core.$ZodIssue, doc: Doc, lc: LineCounter) {
 /** Reads, parses and validates the YAML config file; any problem is one ConfigError with `file:line`. */
 export function loadConfigFile(path: string, label: string): ConfigFile {
   const text = readText(path, 'config file', label, 'config');
+  const { LineCounter, parseDocument } = yaml();
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
   const yamlError = doc.errors[0];
