@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { AuthMethod, AuthUsers } from '../auth/types.js';
-import type { SslNegotiation } from '../upstream/target.js';
+import { DEFAULT_SSL_NEGOTIATION, type SslNegotiation } from '../upstream/target.js';
 import { ConfigError } from './config-error.js';
 import { formatDuration } from './duration.js';
 import { type EndpointConfig, resolveEndpoints } from './endpoints.js';
@@ -386,7 +386,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
     connectQueueTimeoutMs: src.get('connect-queue-timeout')?.value ?? 10_000,
     maxUpstreamAgeMs: maxUpstreamAgePick?.value ?? 50 * 60_000,
     startupParamsMode: src.get('startup-params')?.value ?? 'drop',
-    upstreamSslNegotiation: src.get('upstream-ssl-negotiation')?.value ?? 'direct',
+    upstreamSslNegotiation: src.get('upstream-ssl-negotiation')?.value ?? DEFAULT_SSL_NEGOTIATION,
     clientTls: resolveClientTls(src),
     poolMode: src.get('pool-mode')?.value ?? 'none',
     poolMaxIdle: src.get('pool-max-idle')?.value ?? 100,

@@ -23,8 +23,9 @@ export interface UpstreamTarget {
  *   own DSQL connectors use it), one round trip less per new connection;
  * - `postgres`: an SSLRequest first, then TLS after the server's `S` (every PostgreSQL version).
  */
-export type SslNegotiation = 'direct' | 'postgres';
-export const SSL_NEGOTIATIONS = ['direct', 'postgres'] as const satisfies readonly SslNegotiation[];
+export const SSL_NEGOTIATIONS = ['direct', 'postgres'] as const;
+export type SslNegotiation = (typeof SSL_NEGOTIATIONS)[number];
+export const DEFAULT_SSL_NEGOTIATION: SslNegotiation = 'direct';
 
 /** Keeps the most recent TLS session ticket so reconnects skip the expensive half of the handshake. */
 export class TlsSessionCache {
@@ -57,6 +58,6 @@ export function createTarget(opts: TargetOptions): UpstreamTarget {
     connectPort: opts.connectPort,
     secureContext: tls.createSecureContext(ca ? { ca } : {}),
     sessions: new TlsSessionCache(),
-    sslNegotiation: opts.sslNegotiation ?? 'direct',
+    sslNegotiation: opts.sslNegotiation ?? DEFAULT_SSL_NEGOTIATION,
   };
 }

@@ -3,7 +3,6 @@
  * message a person can act on, within the connect timeout, and the proxy keeps serving.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { createCa, issueCert } from '../../src/local-endpoint/certs.js';
@@ -11,6 +10,7 @@ import { freePort } from '../../src/local-endpoint/embedded-postgres.js';
 import { startDsqlEndpoint } from '../../src/local-endpoint/endpoint.js';
 import { type ProxyProcess, stackArgs, startProxyProcess } from '../support/proxy-process.js';
 import { generateCredentials, startTestStack, type TestStack } from '../support/stack.js';
+import { closeAll, listen, portOf } from '../unit/socket-pair.js';
 
 let stack: TestStack;
 const procs: ProxyProcess[] = [];
@@ -22,6 +22,8 @@ before(async () => {
 after(async () => {
   await Promise.all(procs.map((p) => p.stop()));
   await stack?.stop();
+  // The fake servers below (socket-pair's listen()).
+  await closeAll();
 });
 
 async function proxy(
@@ -78,80 +80,61 @@ describe('upstream failures reach the client as clear errors', () => {
   });
 
   test('an endpoint that never answers: 08001 within the connect timeout', async () => {
-    const silent = net.createServer((s) => s.on('error', () => {}));
-    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
-    try {
-      const port = (silent.address() as net.AddressInfo).port;
-      const p = await proxy([
-        ...stackArgs(stack),
-        '--connect-to',
-        `127.0.0.1:${port}`,
-        '--connect-timeout',
-        '1s',
-      ]);
-      const { err, ms } = await connectError(p);
-      assert.equal(err.code, '08001');
-      assert.match(err.message, /timed out after 1000 ms/);
-      assert.ok(ms >= 900 && ms < 5000, `answered after ${ms} ms`);
-    } finally {
-      silent.close();
-    }
+    const silent = await listen((s) => s.on('error', () => {}));
+    const p = await proxy([
+      ...stackArgs(stack),
+      '--connect-to',
+      `127.0.0.1:${portOf(silent)}`,
+      '--connect-timeout',
+      '1s',
+    ]);
+    const { err, ms } = await connectError(p);
+    assert.equal(err.code, '08001');
+    assert.match(err.message, /timed out after 1000 ms/);
+    assert.ok(ms >= 900 && ms < 5000, `answered after ${ms} ms`);
   });
 
   test('an endpoint that refuses TLS (SSLRequest answered N): 08001 saying so', async () => {
-    const plain = net.createServer((s) => {
+    const plain = await listen((s) => {
       s.on('error', () => {});
       s.once('data', () => s.write('N'));
     });
-    await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
-    try {
-      const port = (plain.address() as net.AddressInfo).port;
-      const p = await proxy([
-        ...stackArgs(stack),
-        '--connect-to',
-        `127.0.0.1:${port}`,
-        '--upstream-ssl-negotiation',
-        'postgres',
-      ]);
-      const { err } = await connectError(p);
-      assert.equal(err.code, '08001');
-      assert.match(err.message, /does not accept TLS/);
-    } finally {
-      plain.close();
-    }
+    const p = await proxy([
+      ...stackArgs(stack),
+      '--connect-to',
+      `127.0.0.1:${portOf(plain)}`,
+      '--upstream-ssl-negotiation',
+      'postgres',
+    ]);
+    const { err } = await connectError(p);
+    assert.equal(err.code, '08001');
+    assert.match(err.message, /does not accept TLS/);
   });
 
   test('direct TLS to a server that does not speak it: 08001 with the way back to an SSLRequest', async () => {
     // PostgreSQL before 17 reads the ClientHello as a startup packet of absurd length and hangs up;
     // a plaintext service answers bytes that are no TLS record.
-    const hangUp = net.createServer((s) => {
+    const hangUp = await listen((s) => {
       s.on('error', () => {});
       s.once('data', () => s.end());
     });
-    const notTls = net.createServer((s) => {
+    const notTls = await listen((s) => {
       s.on('error', () => {});
       s.once('data', () => s.end('N'));
     });
-    for (const server of [hangUp, notTls]) await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    try {
-      const portOf = (server: net.Server): number => (server.address() as net.AddressInfo).port;
-      const p1 = await proxy([...stackArgs(stack), '--connect-to', `127.0.0.1:${portOf(hangUp)}`]);
-      const hung = (await connectError(p1)).err;
-      assert.equal(hung.code, '08001');
-      assert.match(hung.message, /could not connect to .*\(closed without answering the TLS handshake\)/);
-      assert.match(hung.hint ?? '', /--upstream-ssl-negotiation postgres/);
-      const line = await p1.waitForLog((l) => l.event === 'refused' && l.reason === 'UPSTREAM_UNREACHABLE');
-      assert.equal(line.sqlstate, '08001');
+    const p1 = await proxy([...stackArgs(stack), '--connect-to', `127.0.0.1:${portOf(hangUp)}`]);
+    const hung = (await connectError(p1)).err;
+    assert.equal(hung.code, '08001');
+    assert.match(hung.message, /could not connect to .*\(closed without answering the TLS handshake\)/);
+    assert.match(hung.hint ?? '', /--upstream-ssl-negotiation postgres/);
+    const line = await p1.waitForLog((l) => l.event === 'refused' && l.reason === 'UPSTREAM_UNREACHABLE');
+    assert.equal(line.sqlstate, '08001');
 
-      const p2 = await proxy([...stackArgs(stack), '--connect-to', `127.0.0.1:${portOf(notTls)}`]);
-      const garbled = (await connectError(p2)).err;
-      assert.equal(garbled.code, '08001');
-      assert.match(garbled.message, /^TLS handshake with .* failed: /);
-      assert.match(garbled.hint ?? '', /may not support direct TLS.*--upstream-ssl-negotiation postgres/);
-    } finally {
-      hangUp.close();
-      notTls.close();
-    }
+    const p2 = await proxy([...stackArgs(stack), '--connect-to', `127.0.0.1:${portOf(notTls)}`]);
+    const garbled = (await connectError(p2)).err;
+    assert.equal(garbled.code, '08001');
+    assert.match(garbled.message, /^TLS handshake with .* failed: /);
+    assert.match(garbled.hint ?? '', /may not support direct TLS.*--upstream-ssl-negotiation postgres/);
   });
 
   test('a certificate for another host: 08001 with the TLS reason and a hint', async () => {
