@@ -14,7 +14,7 @@ export class BackendScanner {
   /** Body bytes of the current message still to skip. */
   private skip = 0;
   /** Partial header bytes carried over from the previous chunk (at most 5). */
-  private readonly header = Buffer.alloc(5);
+  private header: Buffer | undefined;
   private headerFilled = 0;
   /** True while the current message is a ReadyForQuery whose status byte is still to come. */
   private wantStatus = false;
@@ -64,12 +64,16 @@ export class BackendScanner {
         continue;
       }
       const n = Math.min(5 - this.headerFilled, end - pos);
-      chunk.copy(this.header, this.headerFilled, pos, pos + n);
+      // Made on the first split header only: most sessions never see one, and a Buffer of their own
+      // per scanner was two ArrayBuffers per session for the young GC to track.
+      this.header ??= Buffer.allocUnsafe(5);
+      const header = this.header;
+      chunk.copy(header, this.headerFilled, pos, pos + n);
       this.headerFilled += n;
       pos += n;
       if (this.headerFilled === 5) {
         this.headerFilled = 0;
-        this.startMessage(this.header[0]!, this.header.readInt32BE(1));
+        this.startMessage(header[0]!, header.readInt32BE(1));
       }
     }
   }

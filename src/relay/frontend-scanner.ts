@@ -51,7 +51,7 @@ export class FrontendScanner {
   /** A Terminate whose header was split across chunks (part of it already passed on). */
   terminateSplit = false;
   private skip = 0;
-  private readonly header = Buffer.alloc(5);
+  private header: Buffer | undefined;
   private headerFilled = 0;
   private type = 0;
   /** Copies of the captured message's bytes so far, or undefined when not capturing. */
@@ -95,13 +95,17 @@ export class FrontendScanner {
         continue;
       }
       const n = Math.min(5 - this.headerFilled, end - pos);
-      chunk.copy(this.header, this.headerFilled, pos, pos + n);
+      // Made on the first split header only: most sessions never see one, and a Buffer of their own
+      // per scanner was two ArrayBuffers per session for the young GC to track.
+      this.header ??= Buffer.allocUnsafe(5);
+      const header = this.header;
+      chunk.copy(header, this.headerFilled, pos, pos + n);
       this.headerFilled += n;
       pos += n;
       if (this.headerFilled === 5) {
         this.headerFilled = 0;
-        if (this.header[0] === 0x58 /* X */) this.terminateSplit = true;
-        this.startMessage(this.header[0]!, this.header.readInt32BE(1));
+        if (header[0] === 0x58 /* X */) this.terminateSplit = true;
+        this.startMessage(header[0]!, header.readInt32BE(1));
       }
     }
   }
