@@ -80,7 +80,7 @@ export class LiveSession {
     });
     this.relay.scanner.onParameterStatus = (body) => state.noteParameterStatus(body);
     this.relay.scanner.onError = (body) => countConflict(body, metrics);
-    for (const [name, value] of opts.first.session.parameters) state.noteSetting(name, value);
+    state.setBaseline(opts.first.session.parameters);
   }
 
   /** Relays until the session ends. */

@@ -85,7 +85,7 @@ async function optional<T>(query: Promise<T>): Promise<T | undefined> {
  */
 export function trackedSnapshot(state: SessionState): SessionSnapshot {
   return {
-    settings: [...state.reported.values()].map(({ name, value }) => [name, value]),
+    settings: state.reportedSettings(),
     sqlPrepared: [],
     parses: [...state.prepared.values()],
   };

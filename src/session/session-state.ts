@@ -38,8 +38,13 @@ const SQL_PREPARE = /\bprepare\b/i;
 export class SessionState {
   /** name -> Parse body, in creation order. */
   readonly prepared = new Map<string, Buffer>();
-  /** Reported settings as the server last stated them, by lower-case name. */
-  readonly reported = new Map<string, { name: string; value: string }>();
+  /**
+   * The settings the login reported, by reference: a session copies nothing at its start, and most
+   * sessions never change a setting. `changed` holds what the server reported since.
+   */
+  private baseline: ReadonlyMap<string, string> = new Map();
+  /** Reported settings the server changed after the login, by lower-case name. */
+  private readonly changed = new Map<string, { name: string; value: string }>();
   /** True once a statement may have changed a setting the server does not report. */
   unreportedMayDiffer = false;
   /**
@@ -78,10 +83,27 @@ export class SessionState {
     this.noteSetting(body.toString('utf8', 0, nameEnd), body.toString('utf8', nameEnd + 1, valueEnd));
   }
 
-  /** A setting as the server reported it (ParameterStatus, or the login's list). */
+  /** The settings the server reported at login (the upstream connection's ParameterStatus list). */
+  setBaseline(settings: ReadonlyMap<string, string>): void {
+    this.baseline = settings;
+    this.changed.clear();
+  }
+
+  /** A setting as the server reported it after the login (ParameterStatus). */
   noteSetting(name: string, value: string): void {
     const key = name.toLowerCase();
-    if (REPORTED.has(key)) this.reported.set(key, { name, value });
+    if (REPORTED.has(key)) this.changed.set(key, { name, value });
+  }
+
+  /** The restorable settings the server has reported, login values overlaid with later changes. */
+  reportedSettings(): Array<[string, string]> {
+    const out = new Map<string, [string, string]>();
+    for (const [name, value] of this.baseline) {
+      const key = name.toLowerCase();
+      if (REPORTED.has(key)) out.set(key, [name, value]);
+    }
+    for (const [key, { name, value }] of this.changed) out.set(key, [name, value]);
+    return [...out.values()];
   }
 
   /** Called after a snapshot from the live session has been restored elsewhere: all is known again. */

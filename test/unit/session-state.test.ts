@@ -1,0 +1,53 @@
+/**
+ * SessionState's reported settings: the login's list is kept by reference and overlaid with what the
+ * server reported later, so a blind reconnect restores the values the client last saw.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { trackedSnapshot } from '../../src/session/restore.js';
+import { SessionState } from '../../src/session/session-state.js';
+
+const login = new Map([
+  ['server_version', '16.9'],
+  ['application_name', 'psql'],
+  ['TimeZone', 'UTC'],
+  ['DateStyle', 'ISO, MDY'],
+  ['integer_datetimes', 'on'],
+]);
+
+function statusBody(name: string, value: string): Buffer {
+  return Buffer.from(`${name}\0${value}\0`);
+}
+
+test('the login settings count as reported, without the ones that are not restored', () => {
+  const state = new SessionState();
+  state.setBaseline(login);
+  assert.deepEqual(state.reportedSettings(), [
+    ['application_name', 'psql'],
+    ['TimeZone', 'UTC'],
+    ['DateStyle', 'ISO, MDY'],
+  ]);
+});
+
+test('a later ParameterStatus replaces the login value, whatever the case of its name', () => {
+  const state = new SessionState();
+  state.setBaseline(login);
+  state.noteParameterStatus(statusBody('timezone', 'Europe/Paris'));
+  state.noteParameterStatus(statusBody('client_encoding', 'LATIN1'));
+  state.noteParameterStatus(statusBody('server_version', '17.0'));
+  assert.deepEqual(trackedSnapshot(state).settings, [
+    ['application_name', 'psql'],
+    ['timezone', 'Europe/Paris'],
+    ['DateStyle', 'ISO, MDY'],
+    ['client_encoding', 'LATIN1'],
+  ]);
+  assert.equal(login.get('TimeZone'), 'UTC', 'the login list itself is not changed');
+});
+
+test('a new baseline forgets the changes noted on the old one', () => {
+  const state = new SessionState();
+  state.setBaseline(login);
+  state.noteSetting('application_name', 'other');
+  state.setBaseline(new Map([['application_name', 'fresh']]));
+  assert.deepEqual(state.reportedSettings(), [['application_name', 'fresh']]);
+});
