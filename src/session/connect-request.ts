@@ -11,6 +11,7 @@ import type { ConnectRequest } from '../upstream/connector.js';
 export class ClientConnectRequest implements ConnectRequest {
   private controller: AbortController | undefined;
   private leftWith: Error | undefined;
+  poolKey: string | undefined;
 
   constructor(
     readonly role: string,

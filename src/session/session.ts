@@ -211,7 +211,7 @@ export class ClientSession {
         maxUpstreamAgeMs: deps.maxUpstreamAgeMs,
         connectTimeoutMs: deps.connectTimeoutMs,
         ...(isPooling(connector)
-          ? { release: (c: UpstreamConnection) => connector.release(dsqlRole, startup.forward, c) }
+          ? { release: (c: UpstreamConnection) => connector.release(request, c) }
           : {}),
       });
       const result = await this.live.run(frames.detach());

@@ -19,6 +19,8 @@ export interface ConnectRequest {
   notice?: (message: string) => void;
   /** Aborts a queued or backing-off connect (the client went away). */
   signal?: AbortSignal;
+  /** Session pooling: the pool key of role and params, kept by the pooling connector once made. */
+  poolKey?: string;
 }
 
 /** A logged-in upstream connection. */

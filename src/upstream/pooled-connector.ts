@@ -1,14 +1,17 @@
 import type { Metrics } from '../admin/metrics.js';
 import { toProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Connector, UpstreamConnection } from './connector.js';
+import type { Connector, ConnectRequest, UpstreamConnection } from './connector.js';
 import { poolKey, type UpstreamPool } from './pool.js';
 import type { ConnectionResetter } from './reset.js';
 
 /** A connector that hands out pooled connections first, and takes connections back. */
 export interface PoolingConnector extends Connector {
-  /** Called when a client left cleanly while idle: reset the connection and keep it, or close it. */
-  release(role: string, params: ReadonlyMap<string, string>, conn: UpstreamConnection): void;
+  /**
+   * Called when a client left cleanly while idle: reset the connection and keep it, or close it.
+   * `req` is the request the client's connection was made or taken for.
+   */
+  release(req: ConnectRequest, conn: UpstreamConnection): void;
 }
 
 export interface PoolingOptions {
@@ -28,18 +31,18 @@ export function poolingConnector(opts: PoolingOptions): PoolingConnector {
   const { base, pool, resetter, metrics, log } = opts;
   return {
     async connect(req) {
-      const reused = pool.take(poolKey(req.role, req.params));
+      const reused = pool.take(keyOf(req));
       if (reused) {
         metrics.poolReuses.inc();
         return { ...reused, connectMs: 0 };
       }
       return base.connect(req);
     },
-    release(role, params, conn) {
+    release(req, conn) {
       const { socket } = conn;
       resetter.reset(socket).then(
         (method) => {
-          if (pool.put(poolKey(role, params), conn)) {
+          if (pool.put(keyOf(req), conn)) {
             metrics.poolResets.inc({ outcome: method });
           } else {
             metrics.poolResets.inc({ outcome: 'not_kept' });
@@ -55,4 +58,10 @@ export function poolingConnector(opts: PoolingOptions): PoolingConnector {
       );
     },
   };
+}
+
+/** The request's pool key, worked out once: the take and the release of a session share it. */
+function keyOf(req: ConnectRequest): string {
+  req.poolKey ??= poolKey(req.role, req.params);
+  return req.poolKey;
 }
