@@ -111,6 +111,33 @@ export function readyForQuery(status: 'I' | 'T' | 'E'): Buffer {
 }
 
 /**
+ * The end of a login, after AuthenticationOk: `messages` as they are (the server's ParameterStatus
+ * and notices, already framed), then BackendKeyData and ReadyForQuery, in one Buffer. The same bytes
+ * as concatenating backendKeyData() and readyForQuery() after them, written in place: every client
+ * login goes through here.
+ */
+export function loginAnswer(
+  messages: readonly Buffer[],
+  processId: number,
+  secretKey: Buffer,
+  status: 'I' | 'T' | 'E',
+): Buffer {
+  let length = 9 + secretKey.length + 6;
+  for (const m of messages) length += m.length;
+  const out = Buffer.allocUnsafe(length);
+  let at = 0;
+  for (const m of messages) at += m.copy(out, at);
+  out[at] = BackendMessage.BackendKeyData;
+  out.writeInt32BE(8 + secretKey.length, at + 1);
+  out.writeInt32BE(processId, at + 5);
+  at += 9 + secretKey.copy(out, at + 9);
+  out[at] = BackendMessage.ReadyForQuery;
+  out.writeInt32BE(5, at + 1);
+  out[at + 5] = status.charCodeAt(0);
+  return out;
+}
+
+/**
  * NegotiateProtocolVersion ('v'): the newest minor version of the requested major we support, and
  * the `_pq_.*` options we did not recognise. Sent instead of failing, so 3.2 clients fall back to 3.0.
  */

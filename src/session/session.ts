@@ -10,7 +10,7 @@ import type { ClientTls } from '../frontend/client-tls.js';
 import { readClientHello } from '../frontend/handshake.js';
 import { FrameStream } from '../io/frame-stream.js';
 import type { Logger } from '../log.js';
-import { backendKeyData, errorFromProxyError, noticeResponse, readyForQuery } from '../protocol/backend.js';
+import { errorFromProxyError, loginAnswer, noticeResponse } from '../protocol/backend.js';
 import { FrontendMessage, MAX_AUTH_MESSAGE_LENGTH } from '../protocol/constants.js';
 import { forwardCancel } from '../upstream/cancel.js';
 import type { Connector, UpstreamConnection } from '../upstream/connector.js';
@@ -187,14 +187,10 @@ export class ClientSession {
       this.cancelKey = deps.cancels.register(this.cancelRoute);
       const status =
         up.transactionStatus === 'T' || up.transactionStatus === 'E' ? up.transactionStatus : 'I';
-      socket.write(
-        Buffer.concat([
-          ...up.parameterMessages,
-          ...up.noticeMessages,
-          backendKeyData(this.cancelKey.processId, this.cancelKey.secretKey),
-          readyForQuery(status),
-        ]),
-      );
+      const { processId, secretKey } = this.cancelKey;
+      const serverMessages =
+        up.noticeMessages.length > 0 ? [...up.parameterMessages, ...up.noticeMessages] : up.parameterMessages;
+      socket.write(loginAnswer(serverMessages, processId, secretKey, status));
       socket.uncork();
       deps.metrics.connectionsTotal.inc({ outcome: 'established' });
       const relayStarted = Date.now();

@@ -18,6 +18,7 @@ import {
   frontendSSLRequest,
   frontendStartup,
   frontendTerminate,
+  loginAnswer,
   negotiateProtocolVersion,
   noticeResponse,
   parameterStatus,
@@ -55,6 +56,23 @@ describe('backend encoders (exact bytes)', () => {
     assert.equal(backendKeyData(7, Buffer.from([9, 9, 9, 9])).toString('hex'), '4b0000000c0000000709090909');
     assert.equal(backendKeyData(1, Buffer.alloc(32)).length, 1 + 4 + 4 + 32);
     assert.deepEqual(SSL_NO, Buffer.from([0x4e]));
+  });
+
+  it('writes the login answer as the separate encoders would, for every key length and status', () => {
+    const params = [parameterStatus('server_version', '16.9'), parameterStatus('TimeZone', 'UTC')];
+    const notice = noticeResponse({ severity: 'NOTICE', sqlstate: '00000', message: 'hello' });
+    for (const messages of [[], params, [...params, notice]]) {
+      for (const key of [Buffer.from([1, 2, 3, 4]), Buffer.alloc(32, 0xab), Buffer.alloc(256, 7)]) {
+        for (const status of ['I', 'T', 'E'] as const) {
+          const expected = Buffer.concat([...messages, backendKeyData(-5, key), readyForQuery(status)]);
+          assert.deepEqual(loginAnswer(messages, -5, key, status), expected);
+        }
+      }
+    }
+    assert.equal(
+      loginAnswer([], 7, Buffer.from([9, 9, 9, 9]), 'I').toString('hex'),
+      '4b0000000c00000007090909095a0000000549',
+    );
   });
 
   it('encodes NegotiateProtocolVersion with the unrecognised options', () => {
