@@ -1,8 +1,13 @@
 import type { Duplex } from 'node:stream';
 import { ProxyError } from '../errors.js';
-import { simpleQuery } from './simple-query.js';
+import { frontendQuery, simpleQuery } from './simple-query.js';
 
 export type ResetMethod = 'discard' | 'reset';
+
+// Encoded once: a pooled connection is reset every time a client leaves it.
+const DISCARD_ALL = frontendQuery('DISCARD ALL');
+const RESET_ALL = frontendQuery('RESET ALL');
+const DEALLOCATE_ALL = frontendQuery('DEALLOCATE ALL');
 
 /**
  * Brings a session back to its login state before another client gets it.
@@ -28,7 +33,7 @@ export class ConnectionResetter {
   async reset(socket: Duplex): Promise<ResetMethod> {
     if (this.method !== 'reset') {
       try {
-        await simpleQuery(socket, 'DISCARD ALL', this.timeoutMs);
+        await simpleQuery(socket, DISCARD_ALL, this.timeoutMs);
         this.method = 'discard';
         return 'discard';
       } catch (err) {
@@ -37,8 +42,8 @@ export class ConnectionResetter {
         if (this.method === 'discard') throw err;
       }
     }
-    await simpleQuery(socket, 'RESET ALL', this.timeoutMs);
-    await simpleQuery(socket, 'DEALLOCATE ALL', this.timeoutMs);
+    await simpleQuery(socket, RESET_ALL, this.timeoutMs);
+    await simpleQuery(socket, DEALLOCATE_ALL, this.timeoutMs);
     this.method = 'reset';
     return 'reset';
   }

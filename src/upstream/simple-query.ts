@@ -6,11 +6,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { DatabaseError } from 'pg-protocol';
-import type {
-  CommandCompleteMessage,
-  DataRowMessage,
-  RowDescriptionMessage,
-} from 'pg-protocol/dist/messages.js';
+import type { DataRowMessage, RowDescriptionMessage } from 'pg-protocol/dist/messages.js';
 import { ProxyError } from '../errors.js';
 import { FrameStream } from '../io/frame-stream.js';
 import { cstring, typedMessage } from '../protocol/message-writer.js';
@@ -34,7 +30,9 @@ export function frontendQuery(sql: string): Buffer {
 }
 
 /**
- * Sends `sql` as a simple Query and reads the answer up to ReadyForQuery. Resolves with the rows, or
+ * Sends `sql` as a simple Query and reads the answer up to ReadyForQuery. `sql` may also be a Query
+ * message made once with frontendQuery(), for statements sent over and over (a pooled connection's
+ * reset). Resolves with the rows, or
  * rejects with a ProxyError: the server's own SQLSTATE, message, detail and hint for an ErrorResponse
  * (read through to ReadyForQuery, so the connection stays usable), UPSTREAM_CLOSED when the server goes
  * away, UPSTREAM_TIMEOUT after `timeoutMs` (the socket is then destroyed).
@@ -43,7 +41,7 @@ export function frontendQuery(sql: string): Buffer {
  */
 export async function simpleQuery(
   socket: Duplex,
-  sql: string,
+  sql: string | Buffer,
   timeoutMs: number,
   leftover: Buffer = Buffer.alloc(0),
 ): Promise<SimpleQueryResult> {
@@ -66,7 +64,7 @@ export async function simpleQuery(
   const result: SimpleQueryResult = { columns: [], rows: [], command: '' };
   let serverError: ProxyError | undefined;
   try {
-    socket.write(frontendQuery(sql));
+    socket.write(typeof sql === 'string' ? frontendQuery(sql) : sql);
     for (;;) {
       let frame: Awaited<ReturnType<FrameStream['nextTyped']>>;
       try {
@@ -82,8 +80,8 @@ export async function simpleQuery(
         case 0x44 /* D */:
           result.rows.push([...(decodeBackendFrame(frame) as DataRowMessage).fields]);
           break;
-        case 0x43 /* C */:
-          result.command = (decodeBackendFrame(frame) as CommandCompleteMessage).text;
+        case 0x43 /* C: CommandComplete, the tag as a C string */:
+          result.command = frame.body.toString('utf8', 0, Math.max(0, frame.body.indexOf(0)));
           break;
         case 0x49 /* I: EmptyQueryResponse */:
         case 0x4e /* N: NoticeResponse */:

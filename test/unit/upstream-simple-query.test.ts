@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { ProxyError } from '../../src/errors.js';
 import { errorResponse, noticeResponse, readyForQuery } from '../../src/protocol/backend.js';
 import { cstring, int32, typedMessage } from '../../src/protocol/message-writer.js';
-import { simpleQuery } from '../../src/upstream/simple-query.js';
+import { frontendQuery, simpleQuery } from '../../src/upstream/simple-query.js';
 
 function int16(n: number): Buffer {
   const b = Buffer.alloc(2);
@@ -99,6 +99,27 @@ test('sends a Query message and returns columns, rows (NULL as null) and the com
     command: 'SELECT 2',
   });
   assert.deepEqual(Buffer.concat(s.received), typedMessage(0x51, cstring('SELECT 1')));
+  s.client.destroy();
+});
+
+test('takes a Query message encoded once, sends it as it is, and reads a tag-only answer', async () => {
+  const s = await connect((_chunk, server) => {
+    server.write(Buffer.concat([commandComplete('DISCARD ALL'), readyForQuery('I')]));
+  });
+  const message = frontendQuery('DISCARD ALL');
+  for (let i = 0; i < 2; i++) {
+    assert.deepEqual(await simpleQuery(s.client, message, 2000), {
+      columns: [],
+      rows: [],
+      command: 'DISCARD ALL',
+    });
+  }
+  assert.deepEqual(Buffer.concat(s.received), Buffer.concat([message, message]));
+  assert.deepEqual(
+    message,
+    typedMessage(0x51, cstring('DISCARD ALL')),
+    'the message is not changed by sending it',
+  );
   s.client.destroy();
 });
 
