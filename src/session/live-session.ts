@@ -115,9 +115,16 @@ export class LiveSession {
     // timeout duration when its last timer is cleared only for referenced timers. These durations
     // differ per session, so unref'd ones left an empty list behind for every session until the
     // duration ran out (up to an hour): thousands of lists per minute under connection churn.
+    // One timer at a time, the spare's and then the move's: a session that ends before the lead
+    // time (nearly all of them) makes and clears one timer instead of two.
     this.timers.push(
-      setTimeout(() => void this.prepareSpare(), Math.max(0, max - lead - this.ageMs)),
-      setTimeout(() => this.markDue(), Math.max(0, max - this.ageMs)),
+      setTimeout(
+        () => {
+          void this.prepareSpare();
+          if (!this.ended) this.timers.push(setTimeout(() => this.markDue(), Math.max(0, max - this.ageMs)));
+        },
+        Math.max(0, max - lead - this.ageMs),
+      ),
     );
   }
 
