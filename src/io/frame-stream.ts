@@ -54,23 +54,23 @@ export class FrameStream {
 
   private next<T>(read: () => T | null): Promise<T> {
     if (this.waiter) return Promise.reject(new Error('FrameStream: concurrent reads'));
+    // A frame already buffered (the usual case after the first of a burst) is answered without a
+    // waiter or a resume: only the promise the caller awaits.
+    let frame: T | null;
+    try {
+      frame = read();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (frame !== null) return Promise.resolve(frame);
+    if (this.ended) return Promise.reject(this.ended);
     return new Promise<T>((resolve, reject) => {
       const attempt = (): boolean => {
-        const frame = read();
-        if (frame === null) return false;
-        resolve(frame);
+        const next = read();
+        if (next === null) return false;
+        resolve(next);
         return true;
       };
-      try {
-        if (attempt()) return;
-      } catch (err) {
-        reject(err);
-        return;
-      }
-      if (this.ended) {
-        reject(this.ended);
-        return;
-      }
       this.waiter = { read: attempt, reject };
       this.socket.resume();
     });
