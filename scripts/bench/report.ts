@@ -33,6 +33,8 @@ export interface BenchReport {
     addedUs: Record<string, number[]>;
   };
   connRate: Record<string, number[]>;
+  /** target -> CPU µs of the middle process per new connection (pgbench -C; absent in older results). */
+  cpuPerConnUs?: Record<string, number[]>;
   copyOut: Record<string, number[]>;
   copyIn: Record<string, number[]>;
   bulkMB?: number;
@@ -178,6 +180,14 @@ function rows(r: BenchReport): Row[] {
     target: '≥ 1.0× PgBouncer',
     met: cr[POOL]?.length && cr.pgbouncer?.length ? ratio(cr[POOL], cr.pgbouncer) >= 1 : undefined,
   });
+  if (r.cpuPerConnUs) {
+    out.push({
+      metric: 'CPU per new connection, proxy --pool-mode session',
+      unit: 'µs',
+      proxy: r.cpuPerConnUs[POOL],
+      bouncer: r.cpuPerConnUs.pgbouncer,
+    });
+  }
   for (const [label, rec] of [
     ['COPY TO STDOUT', r.copyOut],
     ['COPY FROM STDIN', r.copyIn],
@@ -279,6 +289,15 @@ function floorRows(r: BenchReport): FloorRow[] {
     proxy: cr[POOL],
     bouncer: cr.pgbouncer,
   });
+  if (r.cpuPerConnUs) {
+    out.push({
+      metric: 'CPU per new connection with reuse',
+      unit: 'µs',
+      floor: r.cpuPerConnUs[FLOOR],
+      proxy: r.cpuPerConnUs[POOL],
+      bouncer: r.cpuPerConnUs.pgbouncer,
+    });
+  }
   if (cr[FLOOR_NO_REUSE]) {
     // PgBouncer always reuses, so this row has no PgBouncer figure; the proxy runs in its default mode.
     out.push({

@@ -565,10 +565,14 @@ async function main(): Promise<void> {
       floor,
       floorFresh,
     ];
+    const cpuPerConn: Record<string, number[]> = {};
+    report.cpuPerConnUs = cpuPerConn;
     for (let rep = 0; rep < o.reps; rep++) {
       for (const t of connTargets) {
         const r = await pgbench(t, ['-C', '-S', '-c', '4', '-j', '2'], o.seconds);
         push(report.connRate, t.name, r.tps);
+        // -C: one connection per transaction, so CPU per transaction is CPU per new connection.
+        if (r.cpuSec !== undefined && r.txns > 0) push(cpuPerConn, t.name, (r.cpuSec / r.txns) * 1e6);
         log(`-C rep ${rep + 1}/${o.reps} ${t.name}: ${r.tps.toFixed(0)} conn/s`);
       }
     }
