@@ -501,7 +501,8 @@ export function renderMarkdown(r: BenchReport): string {
       '`/proc/<pid>/task/<pid>/stat` (for the proxy: the JavaScript event loop; the rest is V8 GC/compiler threads and libuv).',
     `- **New connections/s**: \`pgbench -n -C -S -c 4 -j 2 -T ${r.options.seconds}\` (a new connection for every ` +
       'transaction; tps = connections/s). Rows: direct TLS, proxy with trust, proxy with SCRAM-SHA-256 (auth file with a ' +
-      'verifier; libpq computes the client proof), proxy `--pool-mode session` (only when the proxy has that flag), PgBouncer (reuses server connections).',
+      'verifier; libpq computes the client proof), proxy `--pool-mode session` (only when the proxy has that flag), PgBouncer (reuses server connections).' +
+      " **CPU per new connection**: the middle process's utime+stime over the same run, divided by the connections.",
     `- **Bulk**: \`psql -c "\\copy bulk to '/dev/null'"\` and \`psql -c "\\copy bulk_in from '<file>'"\` of a generated ` +
       `${fmt(r.bulkMB ?? Number.NaN)} MB text data set (unlogged tables, bulk_in truncated before each run); MB/s = file size ÷ wall time of psql (connection included).`,
     `- **Memory**: VmRSS of the proxy (and of PgBouncer) from \`/proc/<pid>/status\`, before and after opening ` +
