@@ -35,6 +35,8 @@ const CHANGES_UNREPORTED =
 
 const SQL_PREPARE = /\bprepare\b/i;
 
+const NO_SETTINGS: ReadonlyMap<string, string> = new Map();
+
 export class SessionState {
   /** name -> Parse body, in creation order. */
   readonly prepared = new Map<string, Buffer>();
@@ -42,7 +44,7 @@ export class SessionState {
    * The settings the login reported, by reference: a session copies nothing at its start, and most
    * sessions never change a setting. `changed` holds what the server reported since.
    */
-  private baseline: ReadonlyMap<string, string> = new Map();
+  private baseline = NO_SETTINGS;
   /** Reported settings the server changed after the login, by lower-case name. */
   private readonly changed = new Map<string, { name: string; value: string }>();
   /** True once a statement may have changed a setting the server does not report. */
