@@ -39,6 +39,11 @@ async function proxy(
   return p;
 }
 
+/** A proxy for the test stack whose upstream connections go to 127.0.0.1:`port` instead. */
+function proxyTo(port: number, ...extra: string[]): Promise<ProxyProcess> {
+  return proxy([...stackArgs(stack), '--connect-to', `127.0.0.1:${port}`, ...extra]);
+}
+
 /** Connects as `user` with trust auth and returns the error the connection failed with. */
 async function connectError(p: ProxyProcess, user = 'app'): Promise<{ err: pg.DatabaseError; ms: number }> {
   const client = new pg.Client({ host: p.host, port: p.port, user, password: '' });
@@ -66,7 +71,7 @@ async function works(p: ProxyProcess, user = 'app'): Promise<void> {
 describe('upstream failures reach the client as clear errors', () => {
   test('unreachable endpoint: 08001 naming the address', async () => {
     const closedPort = await freePort();
-    const p = await proxy([...stackArgs(stack), '--connect-to', `127.0.0.1:${closedPort}`]);
+    const p = await proxyTo(closedPort);
     const { err } = await connectError(p);
     assert.equal(err.code, '08001');
     assert.match(
@@ -81,13 +86,7 @@ describe('upstream failures reach the client as clear errors', () => {
 
   test('an endpoint that never answers: 08001 within the connect timeout', async () => {
     const silent = await listen((s) => s.on('error', () => {}));
-    const p = await proxy([
-      ...stackArgs(stack),
-      '--connect-to',
-      `127.0.0.1:${portOf(silent)}`,
-      '--connect-timeout',
-      '1s',
-    ]);
+    const p = await proxyTo(portOf(silent), '--connect-timeout', '1s');
     const { err, ms } = await connectError(p);
     assert.equal(err.code, '08001');
     assert.match(err.message, /timed out after 1000 ms/);
@@ -99,13 +98,7 @@ describe('upstream failures reach the client as clear errors', () => {
       s.on('error', () => {});
       s.once('data', () => s.write('N'));
     });
-    const p = await proxy([
-      ...stackArgs(stack),
-      '--connect-to',
-      `127.0.0.1:${portOf(plain)}`,
-      '--upstream-ssl-negotiation',
-      'postgres',
-    ]);
+    const p = await proxyTo(portOf(plain), '--upstream-ssl-negotiation', 'postgres');
     const { err } = await connectError(p);
     assert.equal(err.code, '08001');
     assert.match(err.message, /does not accept TLS/);
@@ -122,7 +115,7 @@ describe('upstream failures reach the client as clear errors', () => {
       s.on('error', () => {});
       s.once('data', () => s.end('N'));
     });
-    const p1 = await proxy([...stackArgs(stack), '--connect-to', `127.0.0.1:${portOf(hangUp)}`]);
+    const p1 = await proxyTo(portOf(hangUp));
     const hung = (await connectError(p1)).err;
     assert.equal(hung.code, '08001');
     assert.match(hung.message, /could not connect to .*\(closed without answering the TLS handshake\)/);
@@ -130,7 +123,7 @@ describe('upstream failures reach the client as clear errors', () => {
     const line = await p1.waitForLog((l) => l.event === 'refused' && l.reason === 'UPSTREAM_UNREACHABLE');
     assert.equal(line.sqlstate, '08001');
 
-    const p2 = await proxy([...stackArgs(stack), '--connect-to', `127.0.0.1:${portOf(notTls)}`]);
+    const p2 = await proxyTo(portOf(notTls));
     const garbled = (await connectError(p2)).err;
     assert.equal(garbled.code, '08001');
     assert.match(garbled.message, /^TLS handshake with .* failed: /);
