@@ -267,3 +267,26 @@ export function benchProxyArgs(o: {
     ...o.extra,
   ];
 }
+
+/**
+ * The statements psql ran between `\timing on` and `\timing off`, as psql's own timings in ms
+ * ("Time: 941.114 ms", or "Time: 1079.203 ms (00:01.079)" past a second), in order.
+ */
+export function psqlTimingsMs(stdout: string): number[] {
+  const out: number[] = [];
+  for (const line of stdout.split('\n')) {
+    const m = /^Time: (\d+(?:\.\d+)?) ms\b/.exec(line);
+    if (m) out.push(Number(m[1]));
+  }
+  return out;
+}
+
+/** psql arguments that run `steps` in one session; psql times only the steps marked `timed`. */
+export function psqlSteps(steps: { command: string; timed?: boolean }[]): string[] {
+  const args = ['-X', '-q', '-v', 'ON_ERROR_STOP=1'];
+  for (const s of steps) {
+    if (s.timed) args.push('-c', '\\timing on', '-c', s.command, '-c', '\\timing off');
+    else args.push('-c', s.command);
+  }
+  return args;
+}
