@@ -8,15 +8,20 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
+import { FrameStream } from '../io/frame-stream.js';
 import { authenticationCleartextPassword, errorResponse } from '../protocol/backend.js';
-import { CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE } from '../protocol/constants.js';
+import {
+  CANCEL_REQUEST_CODE,
+  GSSENC_REQUEST_CODE,
+  MAX_STARTUP_PACKET_LENGTH,
+  SSL_REQUEST_CODE,
+} from '../protocol/constants.js';
 import { decodeStartupPacket } from '../protocol/frontend.js';
 import { frontendStartup } from '../protocol/frontend-encoders.js';
 // The one list of parameters DSQL accepts; strict mode refuses the others with 0A000, as DSQL does.
 import { isDsqlSettableParam } from '../session/startup-params.js';
 import { createCa, issueCert, type LocalCert } from './certs.js';
 import { type SigningCredentials, verifyDsqlToken } from './sigv4-verify.js';
-import { SocketReader } from './wire.js';
 
 export const MSG_SSL_MANDATORY =
   'unable to accept connection, SSL is mandatory. AWS Authentication is required.';
@@ -175,29 +180,29 @@ function fatal(sock: Socket, code: string, message: string): void {
   setTimeout(() => sock.destroy(), 1000).unref();
 }
 
+const closedByPeer = (): Error => new Error('connection closed by peer');
+
 async function serve(ctx: Ctx, raw: Socket): Promise<void> {
   const timer = setTimeout(() => raw.destroy(), PRE_AUTH_TIMEOUT_MS);
   timer.unref();
-  const reader = new SocketReader(raw);
-  const first = await reader.read(1);
+  const frames = new FrameStream(raw, closedByPeer);
+  const first = await frames.peekByte();
   let tlsSock: TLSSocket;
   let direct = false;
-  if (first[0] === 0x16) {
+  if (first === 0x16) {
     // Direct TLS (PG17 `sslnegotiation=direct`, the AWS JDBC connector's default): a ClientHello.
     direct = true;
-    const rest = reader.detach();
-    raw.unshift(Buffer.concat([first, rest]));
+    raw.unshift(frames.detach());
     tlsSock = await startTls(ctx, raw);
   } else {
-    const packet = Buffer.concat([first, await reader.read(3)]);
-    const len = packet.readInt32BE(0);
-    if (len < 8 || len > 10_000) return void raw.destroy();
-    const body = await reader.read(len - 4);
+    // A bad length rejects here (the connection is then dropped, as for any failure in serve).
+    const body = await frames.nextUntyped(10_000);
+    if (body.length < 4) return void raw.destroy();
     const code = body.readInt32BE(0);
-    if (code === SSL_REQUEST_CODE && len === 8) {
+    if (code === SSL_REQUEST_CODE && body.length === 4) {
       // Bytes queued behind the SSLRequest would be read as if they came over TLS
       // (CVE-2021-23214/23222 class): PostgreSQL refuses them, and so do we.
-      if (reader.detach().length > 0) return void raw.destroy();
+      if (frames.detach().length > 0) return void raw.destroy();
       raw.write('S');
       tlsSock = await startTls(ctx, raw);
     } else if (code === CANCEL_REQUEST_CODE) {
@@ -216,8 +221,8 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
   const alpn = tlsSock.alpnProtocol;
   if ((direct && alpn !== 'postgresql') || (alpn && alpn !== 'postgresql')) return void tlsSock.destroy();
 
-  const tlsReader = new SocketReader(tlsSock);
-  const body = await tlsReader.readStartupPacket();
+  const tlsFrames = new FrameStream(tlsSock, closedByPeer);
+  const body = await tlsFrames.nextUntyped(MAX_STARTUP_PACKET_LENGTH);
   let packet: ReturnType<typeof decodeStartupPacket>;
   try {
     packet = decodeStartupPacket(body);
@@ -257,8 +262,8 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
 
   // The IAM token arrives as a cleartext password, inside TLS.
   tlsSock.write(authenticationCleartextPassword());
-  const msg = await tlsReader.readMessage(64 * 1024);
-  if (msg.type !== 'p') return fatal(tlsSock, '08P01', 'expected password response');
+  const msg = await tlsFrames.nextTyped(64 * 1024);
+  if (msg.type !== 0x70) return fatal(tlsSock, '08P01', 'expected password response');
   const token = msg.body.toString('utf8').replace(/\0$/, '');
   const at = ctx.now();
   const result = verifyDsqlToken(token, {
@@ -277,7 +282,7 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
   ctx.logins.push({ user, action: result.action, token, ok: reason === undefined, reason, at, direct });
   if (reason !== undefined) return fatal(tlsSock, SQLSTATE_AUTH, MSG_ACCESS_DENIED);
 
-  const pending = tlsReader.detach();
+  const pending = tlsFrames.detach();
   clearTimeout(timer);
   await relay(ctx, tlsSock, raw, params, pending);
 }

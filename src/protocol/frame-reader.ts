@@ -80,12 +80,12 @@ export class FrameReader {
     return out;
   }
 
-  /** Returns the first n buffered bytes without consuming them (copies only if they span chunks). */
   /** The next byte without consuming it, or undefined when nothing is buffered. */
   peekByte(): number | undefined {
     return this.chunks[0]?.[0];
   }
 
+  /** Returns the first n buffered bytes without consuming them (copies only if they span chunks). */
   private peek(n: number): Buffer {
     const first = this.chunks[0]!;
     if (first.length >= n) return first.subarray(0, n);

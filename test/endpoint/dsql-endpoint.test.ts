@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { DsqlSigner } from '@aws-sdk/dsql-signer';
 import pg from 'pg';
+import { FrameStream } from '../../src/io/frame-stream.js';
 import { createCa, issueCert } from '../../src/local-endpoint/certs.js';
 import { type LocalPostgres, startPostgres } from '../../src/local-endpoint/embedded-postgres.js';
 import {
@@ -19,7 +20,6 @@ import {
   startDsqlEndpoint,
 } from '../../src/local-endpoint/endpoint.js';
 import type { SigningCredentials } from '../../src/local-endpoint/sigv4-verify.js';
-import { SocketReader } from '../../src/local-endpoint/wire.js';
 import { frontendCancelRequest, frontendSSLRequest } from '../../src/protocol/frontend-encoders.js';
 import { int32 } from '../../src/protocol/message-writer.js';
 import { clusterHostname, generateCredentials, startTestStack } from '../support/stack.js';
@@ -364,10 +364,10 @@ async function cancelOverTls(pid: number, key: number): Promise<void> {
   const raw = netConnect(endpoint.port, '127.0.0.1');
   raw.on('error', () => {});
   await new Promise((r) => raw.once('connect', r));
-  const reader = new SocketReader(raw);
+  const frames = new FrameStream(raw, () => new Error('endpoint closed the connection'));
   raw.write(frontendSSLRequest());
-  assert.equal((await reader.read(1)).toString(), 'S');
-  reader.detach();
+  assert.equal(await frames.peekByte(), 0x53, 'the endpoint accepts TLS with S');
+  frames.detach();
   const tls = tlsConnect({ socket: raw as Socket, servername: hostname, ca: endpoint.caPem });
   tls.on('error', () => {});
   await new Promise((r) => tls.once('secureConnect', r));
