@@ -78,12 +78,20 @@ const POOL = 'proxy-pool';
 
 type CopyRecord = Record<string, number[]>;
 
-/** COPY TO and FROM: the first COPY of each session and, in newer results, the second. */
-function copyKinds(r: BenchReport): [string, CopyRecord, CopyRecord | undefined][] {
-  return [
-    ['COPY TO STDOUT', r.copyOut, r.copyOutWarm],
-    ['COPY FROM STDIN', r.copyIn, r.copyInWarm],
-  ];
+/** COPY TO and FROM, each as the first COPY of a session and (in results since 04:51 UTC on
+ * 2026-11-28) the second; `when` is the row label's suffix. */
+function copyKinds(r: BenchReport): { label: string; first: CopyRecord; kinds: [string, CopyRecord][] }[] {
+  const both = (label: string, first: CopyRecord, warm: CopyRecord | undefined) => ({
+    label,
+    first,
+    kinds: warm
+      ? ([
+          [', first of a new connection', first],
+          [', second of the same connection', warm],
+        ] as [string, CopyRecord][])
+      : ([['', first]] as [string, CopyRecord][]),
+  });
+  return [both('COPY TO STDOUT', r.copyOut, r.copyOutWarm), both('COPY FROM STDIN', r.copyIn, r.copyInWarm)];
 }
 
 function plural(c: number): string {
@@ -203,14 +211,7 @@ function rows(r: BenchReport): Row[] {
     });
   }
   const size = fmt(r.bulkMB ?? Number.NaN);
-  for (const [label, first, warm] of copyKinds(r)) {
-    // Older results have one COPY per connection; newer ones the first and the second of a session.
-    const kinds = warm
-      ? ([
-          [', first of a new connection', first],
-          [', second of the same connection', warm],
-        ] as const)
-      : ([['', first]] as const);
+  for (const { label, kinds } of copyKinds(r)) {
     for (const [when, rec] of kinds) {
       for (const [name, suffix] of PROXY_VARIANTS) {
         const proxy = rec[name];
@@ -339,18 +340,12 @@ function floorRows(r: BenchReport): FloorRow[] {
       proxy: cr.proxy,
     });
   }
-  for (const [label, first, warm] of copyKinds(r)) {
-    // Runs before 2026-11-28 00:16 did not pass COPY through the floor, and runs before 2026-11-28
-    // 05:00 not through the pooled proxy.
+  for (const { label, first, kinds } of copyKinds(r)) {
+    // Runs before 00:16 UTC on 2026-11-28 did not pass COPY through the floor, and runs before 04:51
+    // not through the pooled proxy.
     if (!first[FLOOR]) continue;
     const pooled = first[POOL] !== undefined;
     const mode = pooled ? '' : ' (proxy in its default mode)';
-    const kinds = warm
-      ? ([
-          [', first of a new connection', first],
-          [', second of the same connection', warm],
-        ] as const)
-      : ([['', first]] as const);
     for (const [when, rec] of kinds) {
       out.push({
         metric: `${label}${when}${mode}`,
@@ -633,18 +628,13 @@ export function renderSvg(r: BenchReport): string {
     proxy: ratio(r.connRate['proxy-scram'], r.connRate.direct),
     bouncer: Number.NaN,
   });
-  for (const [label, first, warm] of copyKinds(r)) {
+  for (const { label, kinds } of copyKinds(r)) {
     const short = label.startsWith('COPY TO') ? 'COPY out' : 'COPY in';
-    groups.push({
-      label: short,
-      proxy: ratio(first.proxy, first.direct),
-      bouncer: ratio(first.pgbouncer, first.direct),
-    });
-    if (warm) {
+    for (const [when, rec] of kinds) {
       groups.push({
-        label: `${short} 2nd`,
-        proxy: ratio(warm.proxy, warm.direct),
-        bouncer: ratio(warm.pgbouncer, warm.direct),
+        label: when.includes('second') ? `${short} 2nd` : short,
+        proxy: ratio(rec.proxy, rec.direct),
+        bouncer: ratio(rec.pgbouncer, rec.direct),
       });
     }
   }
