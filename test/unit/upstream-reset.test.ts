@@ -1,17 +1,25 @@
 /**
  * ConnectionResetter (src/upstream/reset.ts) against a scripted server on a loopback socket: DISCARD ALL
  * when the server takes it, RESET ALL + DEALLOCATE ALL when it refuses it (and from then on without
- * asking again), and a connection that cannot be reset cleanly reported as such, so the pool drops it.
+ * asking again), and a connection that cannot be reset cleanly reported as such. Then the pooling
+ * connector's release (src/upstream/pooled-connector.ts): a reset connection goes back to the pool, one
+ * that cannot be reset is closed, counted and logged, and never handed to another client.
  */
 import assert from 'node:assert/strict';
 import type net from 'node:net';
+import { Writable } from 'node:stream';
 import { after, test } from 'node:test';
+import { Metrics } from '../../src/admin/metrics.js';
 import { ProxyError } from '../../src/errors.js';
+import { createLogger, silentLogger } from '../../src/log.js';
 import { errorResponse, readyForQuery } from '../../src/protocol/backend.js';
 import { FrameReader } from '../../src/protocol/frame-reader.js';
 import { cstring, typedMessage } from '../../src/protocol/message-writer.js';
+import type { Connector, ConnectRequest, UpstreamConnection } from '../../src/upstream/connector.js';
+import { UpstreamPool } from '../../src/upstream/pool.js';
+import { poolingConnector } from '../../src/upstream/pooled-connector.js';
 import { ConnectionResetter } from '../../src/upstream/reset.js';
-import { closeAll, socketPair } from './socket-pair.js';
+import { closeAll, socketPair, waitFor } from './socket-pair.js';
 
 after(closeAll);
 
@@ -116,4 +124,71 @@ test('a server that hangs up during the reset: UPSTREAM_CLOSED, no fallback on a
   });
   assert.deepEqual(seen, ['DISCARD ALL']);
   assert.equal(resetter.preferred, undefined);
+});
+
+/** A pooling connector over a base that must not be asked (every connection here comes from the pool). */
+function pooling() {
+  const chunks: string[] = [];
+  const log = createLogger({
+    level: 'info',
+    destination: new Writable({
+      write(chunk, _enc, done) {
+        chunks.push(String(chunk));
+        done();
+      },
+    }),
+  });
+  const metrics = new Metrics({ processMetrics: false });
+  const pool = new UpstreamPool({
+    maxIdlePerKey: 4,
+    idleTimeoutMs: 60_000,
+    maxAgeMs: 3_600_000,
+    log: silentLogger(),
+    onChange: () => {},
+  });
+  const base: Connector = {
+    connect: () => Promise.reject(new Error('the base connector is not used in these tests')),
+  };
+  const connector = poolingConnector({ base, pool, resetter: new ConnectionResetter(2000), metrics, log });
+  const resets = async (outcome: string): Promise<number> =>
+    (await metrics.poolResets.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+  return { connector, pool, resets, logLines: () => chunks.join('') };
+}
+
+function request(role: string): ConnectRequest {
+  return { role, params: new Map(), log: silentLogger() };
+}
+
+/** What the pool and the release touch of a connection: its socket and its age. */
+function pooled(socket: net.Socket): UpstreamConnection {
+  return { socket, connectedAt: Date.now() } as unknown as UpstreamConnection;
+}
+
+test('release: a connection the server resets goes back to the pool for the next client of the same role', async () => {
+  const { connector, pool, resets } = pooling();
+  const { client, seen } = await scriptedServer({});
+  const conn = pooled(client);
+  connector.release(request('app'), conn);
+  await waitFor(() => pool.size === 1);
+  assert.deepEqual(seen, ['DISCARD ALL']);
+  assert.equal(await resets('discard'), 1);
+  const again = await connector.connect(request('app'));
+  assert.equal(again.socket, client);
+  assert.equal(client.destroyed, false);
+  pool.close();
+});
+
+test('release: a connection that cannot be reset is closed, counted as failed and logged, never pooled', async () => {
+  const { connector, pool, resets, logLines } = pooling();
+  const { client, seen } = await scriptedServer({
+    'DISCARD ALL': { refuse: '0A000' },
+    'RESET ALL': { refuse: '0A000' },
+  });
+  connector.release(request('app'), pooled(client));
+  await waitFor(() => client.destroyed);
+  assert.deepEqual(seen, ['DISCARD ALL', 'RESET ALL']);
+  assert.equal(pool.size, 0);
+  assert.equal(await resets('failed'), 1);
+  assert.match(logLines(), /"event":"pool_reset_failed".*RESET ALL is not supported/);
+  pool.close();
 });
