@@ -472,12 +472,10 @@ async function main(): Promise<void> {
     const floorFresh = await startFloor('node-floor-no-reuse', ['--no-reuse']);
 
     const mainTargets = [direct, proxy, ...(bouncer ? [bouncer] : [])];
-    // COPY through the floor too: it tells the proxy's own cost from Node's on large transfers. And
-    // through the pooled proxy, which keeps its server connections as PgBouncer and the floor do.
-    const copyTargets = [...mainTargets, ...(proxyPool ? [proxyPool] : []), floor];
-    // The proxy runs -S twice: as it runs by default (one server connection per client, like direct)
-    // and with --pool-mode session, which keeps server connections like PgBouncer and the floor do.
-    const throughputTargets = [...mainTargets, ...(proxyPool ? [proxyPool] : []), floor];
+    // -S and COPY run the proxy twice: as it runs by default (one server connection per client, like
+    // direct) and with --pool-mode session, which keeps server connections like PgBouncer and the
+    // floor do. And through the floor: it tells the proxy's own cost from Node's.
+    const relayTargets = [...mainTargets, ...(proxyPool ? [proxyPool] : []), floor];
     // Targets that keep their server connections between pgbench runs: warmed up before each client
     // count, so that their first measured repetition does not pay for opening connections (and for the
     // new backends' first touches of shared memory) that the later repetitions reuse.
@@ -538,7 +536,7 @@ async function main(): Promise<void> {
       }
       for (let rep = 0; rep < o.reps; rep++) {
         const paired: Record<string, number> = {};
-        for (const t of throughputTargets) {
+        for (const t of relayTargets) {
           // pgbench's -T clock includes connecting the clients (slow on a loaded machine): add time for it;
           // the tps it reports exclude the initial connection time.
           const dur = o.seconds + (c >= 16 ? Math.ceil(c / 10) : 0);
@@ -593,7 +591,7 @@ async function main(): Promise<void> {
     );
     await postgres.query('CREATE UNLOGGED TABLE bulk_in (LIKE bulk)');
     const bulkFile = join(work, 'bulk.txt');
-    await mustRun('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', `\\copy bulk to '${bulkFile}'`], {
+    await mustRun('psql', psqlSteps([{ command: `\\copy bulk to '${bulkFile}'` }]), {
       env: libpqEnv(direct),
     });
     const bulkMB = statSync(bulkFile).size / 1e6;
@@ -608,7 +606,7 @@ async function main(): Promise<void> {
     const copyTo = `\\copy bulk to '/dev/null'`;
     const copyFrom = `\\copy bulk_in from '${bulkFile}'`;
     for (let rep = 0; rep < Math.max(2, o.reps); rep++) {
-      for (const t of copyTargets) {
+      for (const t of relayTargets) {
         const copy = async (steps: { command: string; timed?: boolean }[]): Promise<number[]> => {
           const r = await mustRun('psql', psqlSteps(steps), { env: libpqEnv(t), timeoutMs: 600_000 });
           const ms = psqlTimingsMs(r.stdout);
