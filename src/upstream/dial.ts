@@ -2,6 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { ProxyError } from '../errors.js';
 import { frontendSSLRequest } from '../protocol/backend.js';
+import { hostCheckOptions, skipPeerCertificateObjects } from './host-check.js';
 import type { UpstreamTarget } from './target.js';
 
 /** The ALPN protocol of PostgreSQL's direct TLS (PostgreSQL 17+ refuses direct TLS without it). */
@@ -60,8 +61,11 @@ export function dialUpstream(target: UpstreamTarget, timeoutMs: number): Promise
         minVersion: 'TLSv1.2',
         session: target.sessions.get(),
         ...(direct ? { ALPNProtocols: [ALPN_POSTGRESQL] } : {}),
+        // The leaf's names checked by OpenSSL, without Node's JavaScript copy of the chain.
+        ...hostCheckOptions(target.hostname, () => tlsSocket),
       });
       tlsSocket = up;
+      skipPeerCertificateObjects(up, target.hostname);
       up.on('session', (session: Buffer) => target.sessions.set(session));
       up.once('error', (err: NodeJS.ErrnoException) =>
         // Nothing at all came back: the server hung up on the ClientHello (or reset the connection).
