@@ -250,11 +250,22 @@ function rows(r: BenchReport): Row[] {
   });
   out.push({ metric: 'RSS per idle client', unit: 'KiB', proxy: per(p), bouncer: per(b) });
   out.push({
-    metric: 'RSS before (idle process)',
+    metric: 'RSS before (the process after the earlier phases)',
     unit: 'MiB',
     proxy: p ? [p.beforeBytes / MiB] : undefined,
     bouncer: b ? [b.beforeBytes / MiB] : undefined,
   });
+  // A proxy started for the memory phase alone (runs from 2026-12-06 on).
+  const f = r.rss.find((s) => s.target === 'proxy-fresh');
+  if (f) {
+    out.push({ metric: `RSS with ${f.n} idle clients, fresh proxy process`, unit: 'MiB', proxy: total(f) });
+    out.push({ metric: 'RSS per idle client, fresh proxy process', unit: 'KiB', proxy: per(f) });
+    out.push({
+      metric: 'RSS before, fresh proxy process (at rest after startup)',
+      unit: 'MiB',
+      proxy: [f.beforeBytes / MiB],
+    });
+  }
   return out;
 }
 
@@ -547,7 +558,10 @@ export function renderMarkdown(r: BenchReport): string {
           `${fmt(r.bulkMB ?? Number.NaN)} MB text data set (unlogged tables, bulk_in truncated before each run); MB/s = file size ÷ wall time of psql (connection included).`,
     `- **Memory**: VmRSS of the proxy (and of PgBouncer) from \`/proc/<pid>/status\`, before and after opening ` +
       `${r.options.idle} node-postgres connections that each ran \`select 1\` and then stay idle (so PgBouncer holds a server connection for each too). ` +
-      'The proxy opens one upstream TLS connection per client, so PostgreSQL runs that many backends.',
+      'The proxy opens one upstream TLS connection per client, so PostgreSQL runs that many backends. ' +
+      (r.rss.some((x) => x.target === 'proxy-fresh')
+        ? 'The proxy is measured twice: the process that ran every phase above (the target is checked on it: a sidecar that has been busy), and a fresh one started for this phase alone, whose "before" is the process at rest after startup.'
+        : 'The proxy measured is the process that ran every phase above, so its "before" includes what those phases left in its heap.'),
     '',
   );
 

@@ -638,7 +638,11 @@ async function main(): Promise<void> {
     await postgres.query('DROP TABLE bulk, bulk_in');
 
     // --- 4. Resident memory with N idle clients (each ran one query, so PgBouncer holds a server too).
-    for (const t of [proxy, ...(bouncer ? [bouncer] : [])]) {
+    // The proxy twice: the process that ran every phase above (what a sidecar that has been busy
+    // holds), and a fresh one started for this (its "before" is the process at rest after startup,
+    // so its per-client figure is not blurred by what the earlier phases left in the heap).
+    const proxyFresh = await startProxy('proxy-fresh', ['--auth-method', 'trust']);
+    for (const t of [proxy, proxyFresh, ...(bouncer ? [bouncer] : [])]) {
       const server = t.server;
       if (!server) continue;
       const clients: InstanceType<typeof pg.Client>[] = [];
@@ -683,6 +687,7 @@ async function main(): Promise<void> {
       await Promise.all(clients.map((c) => c.end().catch(() => {})));
       await sleep(1000);
     }
+    await proxyFresh.server?.stop('SIGTERM');
 
     // --- 5. CPU profile of the proxy under pgbench -S -c 16.
     let profile: ProfileResult | undefined;
