@@ -193,6 +193,10 @@ describe('dialUpstream, either way', () => {
       const second = await dial(target);
       assert.equal(second.authorized, true);
       assert.equal(second.isSessionReused(), true);
+      // A resumed session skips the name check, so the handshake's getPeerCertificate shadow must
+      // not outlive it: Node's own method shows through again.
+      assert.equal(Object.hasOwn(second, 'getPeerCertificate'), false);
+      assert.equal(second.getPeerCertificate, Object.getPrototypeOf(second).getPeerCertificate);
     });
   }
 });
