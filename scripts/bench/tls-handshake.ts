@@ -16,7 +16,7 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
-import { hostCheckOptions, skipPeerCertificateObjects } from '../../src/upstream/host-check.js';
+import { connectCheckingLeaf } from '../../src/upstream/host-check.js';
 
 const [port, caFile, servername, countArg, roundsArg] = process.argv.slice(2);
 if (!port || !caFile || !servername) {
@@ -40,17 +40,11 @@ function login(check: HostCheck): Promise<void> {
         reject(new Error('the server does not accept TLS'));
         return;
       }
-      let socket: tls.TLSSocket | undefined;
-      socket = tls.connect({
-        socket: tcp,
-        servername: sni,
-        secureContext,
-        ...(check === 'proxy' ? hostCheckOptions(sni, () => socket) : {}),
-      });
-      if (check === 'proxy') skipPeerCertificateObjects(socket, sni);
+      const options = { socket: tcp, servername: sni, secureContext };
+      const socket = check === 'proxy' ? connectCheckingLeaf(options, sni) : tls.connect(options);
       socket.once('error', reject);
       socket.once('secureConnect', () => {
-        socket?.destroy();
+        socket.destroy();
         resolve();
       });
     });

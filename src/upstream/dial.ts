@@ -1,8 +1,8 @@
 import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { ProxyError } from '../errors.js';
 import { frontendSSLRequest } from '../protocol/backend.js';
-import { hostCheckOptions, skipPeerCertificateObjects } from './host-check.js';
+import { connectCheckingLeaf } from './host-check.js';
 import type { UpstreamTarget } from './target.js';
 
 /** The ALPN protocol of PostgreSQL's direct TLS (PostgreSQL 17+ refuses direct TLS without it). */
@@ -52,20 +52,21 @@ export function dialUpstream(target: UpstreamTarget, timeoutMs: number): Promise
 
     /** TLS over the TCP connection; with `direct`, ALPN `postgresql` is offered and required. */
     const startTls = (): void => {
-      const up = tls.connect({
-        socket: tcp,
-        servername: target.hostname,
-        // `host` names the certificate identity when TLS runs over an existing socket.
-        host: target.hostname,
-        secureContext: target.secureContext,
-        minVersion: 'TLSv1.2',
-        session: target.sessions.get(),
-        ...(direct ? { ALPNProtocols: [ALPN_POSTGRESQL] } : {}),
-        // The leaf's names checked by OpenSSL, without Node's JavaScript copy of the chain.
-        ...hostCheckOptions(target.hostname, () => tlsSocket),
-      });
+      // The leaf's names checked by OpenSSL, without Node's JavaScript copy of the chain.
+      const up = connectCheckingLeaf(
+        {
+          socket: tcp,
+          servername: target.hostname,
+          // `host` names the certificate identity when TLS runs over an existing socket.
+          host: target.hostname,
+          secureContext: target.secureContext,
+          minVersion: 'TLSv1.2',
+          session: target.sessions.get(),
+          ...(direct ? { ALPNProtocols: [ALPN_POSTGRESQL] } : {}),
+        },
+        target.hostname,
+      );
       tlsSocket = up;
-      skipPeerCertificateObjects(up, target.hostname);
       up.on('session', (session: Buffer) => target.sessions.set(session));
       up.once('error', (err: NodeJS.ErrnoException) =>
         // Nothing at all came back: the server hung up on the ClientHello (or reset the connection).

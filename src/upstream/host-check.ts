@@ -1,9 +1,9 @@
 import type { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import type tls from 'node:tls';
+import tls from 'node:tls';
 
 /**
- * The upstream certificate's host-name check, made cheap.
+ * `tls.connect` with the upstream certificate's host-name check made cheap.
  *
  * Node's default check (`tls.checkServerIdentity`) is handed `getPeerCertificate(true)`: the leaf and
  * its chain turned into JavaScript objects (names, three fingerprints, each public key decoded and
@@ -30,6 +30,14 @@ import type tls from 'node:tls';
  * IP addresses as hostnames (never a DSQL endpoint) keep Node's default check, which matches IP
  * subjectAltNames.
  */
+export function connectCheckingLeaf(options: tls.ConnectionOptions, hostname: string): tls.TLSSocket {
+  const check = hostCheckOptions(hostname, () => socket);
+  const socket = tls.connect({ ...options, ...check });
+  if (check.checkServerIdentity) skipPeerCertificateObjects(socket);
+  return socket;
+}
+
+/** The `checkServerIdentity` option for `hostname`: none (Node's default) for an IP address. */
 export function hostCheckOptions(
   hostname: string,
   socket: () => tls.TLSSocket | undefined,
@@ -38,9 +46,8 @@ export function hostCheckOptions(
   return { checkServerIdentity: (host) => checkLeafHost(socket(), host) };
 }
 
-/** Shadows `getPeerCertificate` for the handshake (see hostCheckOptions). */
-export function skipPeerCertificateObjects(socket: tls.TLSSocket, hostname: string): void {
-  if (isIP(hostname) !== 0) return;
+/** Shadows `getPeerCertificate` for the handshake (see connectCheckingLeaf). */
+function skipPeerCertificateObjects(socket: tls.TLSSocket): void {
   socket.getPeerCertificate = emptyPeerCertificate;
   const restore = (): void => {
     // Still the handshake's shadow (a resumed session is not checked again): Node's method shows
@@ -79,7 +86,7 @@ export function checkLeafHost(socket: tls.TLSSocket | undefined, host: string): 
   return err;
 }
 
-/** The socket's certificate accessors answer from `cert` from now on (see hostCheckOptions). */
+/** The socket's certificate accessors answer from `cert` from now on (see connectCheckingLeaf). */
 function keepLeaf(socket: tls.TLSSocket, cert: X509Certificate): void {
   socket.getPeerX509Certificate = () => cert;
   socket.getPeerCertificate = (() => cert.toLegacyObject()) as tls.TLSSocket['getPeerCertificate'];
