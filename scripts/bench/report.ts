@@ -60,6 +60,25 @@ interface Row {
 
 const MiB = 2 ** 20;
 
+/** The RSS sample of a proxy started for the memory phase alone (runs from 2026-12-06 on). */
+export const PROXY_FRESH = 'proxy-fresh';
+
+/** A report's measurements before the first one is taken. */
+export function emptyMeasurements(): Pick<
+  BenchReport,
+  'tps' | 'cpuPerTxnUs' | 'lat1' | 'connRate' | 'copyOut' | 'copyIn' | 'rss'
+> {
+  return {
+    tps: {},
+    cpuPerTxnUs: {},
+    lat1: { avgUs: {}, p99Us: {}, addedUs: {} },
+    connRate: {},
+    copyOut: {},
+    copyIn: {},
+    rss: [],
+  };
+}
+
 /** Hand-written analysis below this line in docs/benchmarks.md is kept when the file is regenerated. */
 export const ANALYSIS_MARKER = '<!-- analysis: hand-written, kept by npm run bench -->';
 
@@ -255,8 +274,7 @@ function rows(r: BenchReport): Row[] {
     proxy: p ? [p.beforeBytes / MiB] : undefined,
     bouncer: b ? [b.beforeBytes / MiB] : undefined,
   });
-  // A proxy started for the memory phase alone (runs from 2026-12-06 on).
-  const f = r.rss.find((s) => s.target === 'proxy-fresh');
+  const f = r.rss.find((s) => s.target === PROXY_FRESH);
   if (f) {
     out.push({ metric: `RSS with ${f.n} idle clients, fresh proxy process`, unit: 'MiB', proxy: total(f) });
     out.push({ metric: 'RSS per idle client, fresh proxy process', unit: 'KiB', proxy: per(f) });
@@ -559,7 +577,7 @@ export function renderMarkdown(r: BenchReport): string {
     `- **Memory**: VmRSS of the proxy (and of PgBouncer) from \`/proc/<pid>/status\`, before and after opening ` +
       `${r.options.idle} node-postgres connections that each ran \`select 1\` and then stay idle (so PgBouncer holds a server connection for each too). ` +
       'The proxy opens one upstream TLS connection per client, so PostgreSQL runs that many backends. ' +
-      (r.rss.some((x) => x.target === 'proxy-fresh')
+      (r.rss.some((x) => x.target === PROXY_FRESH)
         ? 'The proxy is measured twice: the process that ran every phase above (the target is checked on it: a sidecar that has been busy), and a fresh one started for this phase alone, whose "before" is the process at rest after startup.'
         : 'The proxy measured is the process that ran every phase above, so its "before" includes what those phases left in its heap.'),
     '',

@@ -43,7 +43,15 @@ import {
   which,
 } from './proc.js';
 import { type ProfileResult, runProfile } from './profile.js';
-import { ANALYSIS_MARKER, type BenchReport, renderMarkdown, renderSvg, renderTable } from './report.js';
+import {
+  ANALYSIS_MARKER,
+  type BenchReport,
+  emptyMeasurements,
+  PROXY_FRESH,
+  renderMarkdown,
+  renderSvg,
+  renderTable,
+} from './report.js';
 import { percentile } from './stats.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -501,15 +509,9 @@ async function main(): Promise<void> {
       },
       loadBefore: loadavg(),
       proxyUpstreamTls: PROXY_UPSTREAM_TLS,
-      tps: {},
-      cpuPerTxnUs: {},
-      lat1: { avgUs: {}, p99Us: {}, addedUs: {} },
-      connRate: {},
-      copyOut: {},
-      copyIn: {},
+      ...emptyMeasurements(),
       copyOutWarm,
       copyInWarm,
-      rss: [],
       notes,
     };
     const push = (rec: Record<string, number[]>, key: string, v: number): void => {
@@ -641,7 +643,7 @@ async function main(): Promise<void> {
     // The proxy twice: the process that ran every phase above (what a sidecar that has been busy
     // holds), and a fresh one started for this (its "before" is the process at rest after startup,
     // so its per-client figure is not blurred by what the earlier phases left in the heap).
-    const proxyFresh = await startProxy('proxy-fresh', ['--auth-method', 'trust']);
+    const proxyFresh = await startProxy(PROXY_FRESH, ['--auth-method', 'trust']);
     for (const t of [proxy, proxyFresh, ...(bouncer ? [bouncer] : [])]) {
       const server = t.server;
       if (!server) continue;

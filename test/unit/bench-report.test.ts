@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type BenchReport, renderTable } from '../../scripts/bench/report.js';
+import { type BenchReport, emptyMeasurements, renderTable } from '../../scripts/bench/report.js';
 
 const MiB = 2 ** 20;
 
@@ -12,12 +12,7 @@ function report(rss: BenchReport['rss']): BenchReport {
     machine: { nproc: 2, cpu: 'test', memGiB: 1, node: 'v20', kernel: 'test' },
     versions: { postgres: 'PostgreSQL 18', pgbench: 'pgbench 15' },
     loadBefore: [0, 0, 0],
-    tps: {},
-    cpuPerTxnUs: {},
-    lat1: { avgUs: {}, p99Us: {}, addedUs: {} },
-    connRate: {},
-    copyOut: {},
-    copyIn: {},
+    ...emptyMeasurements(),
     rss,
     notes: [],
   };
