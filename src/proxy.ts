@@ -22,6 +22,7 @@ import { type AwsCredentialIdentityProvider, createCredentialProvider } from './
 import { createTokenSigner, type TokenAction } from './token/signer.js';
 import { TokenCache } from './token/token-cache.js';
 import { type Connector, createConnector } from './upstream/connector.js';
+import { DnsCache } from './upstream/dns-cache.js';
 import { EndpointPool, type PoolEndpoint } from './upstream/endpoint-pool.js';
 import { UpstreamPool } from './upstream/pool.js';
 import { poolingConnector } from './upstream/pooled-connector.js';
@@ -97,6 +98,7 @@ export async function startProxy(
     }
     return provider;
   };
+  const dns = createDnsCache(config, metrics, logger);
   const several = config.clusters.length > 1;
   // The idle-connections gauge counts every cluster's session pool.
   const idle = new Map<string, number>();
@@ -109,6 +111,7 @@ export async function startProxy(
       config,
       c,
       credentialsFor(c),
+      dns,
       metrics,
       several ? logger.child({ cluster: c.name }) : logger,
       (n) => onIdle(c.name, n),
@@ -281,12 +284,13 @@ function createCluster(
   config: ProxyConfig,
   cluster: ClusterConfig,
   credentials: AwsCredentialIdentityProvider,
+  dns: DnsCache | undefined,
   metrics: Metrics,
   logger: Logger,
   onIdle: (idle: number) => void,
 ): ClusterRuntime {
   const pool = new EndpointPool(
-    cluster.endpoints.map((e) => createEndpoint(config, cluster, e, credentials, metrics, logger)),
+    cluster.endpoints.map((e) => createEndpoint(config, cluster, e, credentials, dns, metrics, logger)),
     {
       onStateChange: (ep, up, d) => {
         const endpoint = ep.target.hostname;
@@ -330,12 +334,35 @@ function createCluster(
   };
 }
 
+/** One cache of endpoint addresses for every cluster; none with --dns-cache-ttl 0. */
+function createDnsCache(config: ProxyConfig, metrics: Metrics, logger: Logger): DnsCache | undefined {
+  if (config.dnsCacheTtlMs === 0) return undefined;
+  return new DnsCache({
+    ttlMs: config.dnsCacheTtlMs,
+    onEvent: (ev) => {
+      const host = ev.hostname;
+      if (ev.type === 'cached') {
+        metrics.dnsLookups.inc({ host, result: 'cached' });
+      } else if (ev.type === 'resolved') {
+        metrics.dnsLookups.inc({ host, result: 'resolved' });
+        logger.debug({ event: 'dns_resolved', host, addresses: ev.addresses, duration_ms: ev.ms });
+      } else {
+        metrics.dnsLookups.inc({ host, result: ev.stale ? 'stale' : 'failed' });
+        // Without an earlier address the connection fails, and its own error line says why.
+        if (ev.stale)
+          logger.warn({ event: 'dns_lookup_failed', host, code: ev.code, using: 'the last address' });
+      }
+    },
+  });
+}
+
 /** One endpoint: its own target (SNI, dial address), token cache (region) and rate limiter. */
 function createEndpoint(
   config: ProxyConfig,
   cluster: ClusterConfig,
   e: EndpointConfig,
   credentials: AwsCredentialIdentityProvider,
+  dns: DnsCache | undefined,
   metrics: Metrics,
   logger: Logger,
 ): PoolEndpoint {
@@ -347,6 +374,7 @@ function createEndpoint(
     connectPort: e.connectTo.port,
     caPem: cluster.caPem,
     sslNegotiation: config.upstreamSslNegotiation,
+    dns,
   });
   const tokens = new TokenCache({
     sign: createTokenSigner({

@@ -80,6 +80,12 @@ export class Metrics {
     labelNames: ['endpoint'] as const,
     registers: [this.registry],
   });
+  readonly dnsLookups = new Counter({
+    name: 'dsql_proxy_dns_lookups_total',
+    help: 'Addresses of endpoint host names for new upstream connections, by host and result: cached (no lookup), resolved, failed, stale (the lookup failed and the last address was kept).',
+    labelNames: ['host', 'result'] as const,
+    registers: [this.registry],
+  });
   readonly upstreamLoginRetries = new Counter({
     name: 'dsql_proxy_upstream_login_retries_total',
     help: 'Upstream logins retried after DSQL refused them for capacity (53300, 53400), by SQLSTATE.',

@@ -68,6 +68,8 @@ export interface ProxyConfig {
   profile?: string;
   logLevel: string;
   connectTimeoutMs: number;
+  /** How long an endpoint's looked-up address is reused; 0: a lookup per connection. */
+  dnsCacheTtlMs: number;
   loginTimeoutMs: number;
   maxShutdownDelayMs: number;
   minShutdownDelayMs: number;
@@ -375,6 +377,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
     users,
     logLevel: src.get('log-level')?.value ?? 'info',
     connectTimeoutMs: src.get('connect-timeout')?.value ?? 10_000,
+    dnsCacheTtlMs: src.get('dns-cache-ttl')?.value ?? 15_000,
     loginTimeoutMs: src.get('login-timeout')?.value ?? 60_000,
     maxShutdownDelayMs: src.get('max-shutdown-delay')?.value ?? 30_000,
     minShutdownDelayMs: src.get('min-shutdown-delay')?.value ?? 0,

@@ -113,6 +113,14 @@ export const OPTION_DOCS: OptionDoc[] = [
     description: 'Limit for TCP + TLS + login to the endpoint.',
   },
   {
+    key: 'dns-cache-ttl',
+    env: envName('dns-cache-ttl'),
+    type: 'duration',
+    default: '15s',
+    description:
+      "How long the looked-up address of each endpoint (or --connect-to host name) is reused, as PgBouncer's dns_max_ttl. It is looked up again in the background before then, and at once after a connection to it fails; if a lookup fails, the last address is kept. 0 looks it up for every new connection.",
+  },
+  {
     key: 'connect-rate',
     env: envName('connect-rate'),
     type: 'per second',

@@ -146,6 +146,7 @@ export const VALUE_SCHEMAS = {
   profile: scalar,
   'log-level': scalar.pipe(z.enum(LOG_LEVELS)),
   'connect-timeout': durationMs(1),
+  'dns-cache-ttl': durationMs(0),
   'login-timeout': durationMs(1),
   'max-shutdown-delay': durationMs(0),
   'min-shutdown-delay': durationMs(0),

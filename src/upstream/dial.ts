@@ -28,6 +28,9 @@ export function dialUpstream(target: UpstreamTarget, timeoutMs: number): Promise
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      // The address may be the problem (moved, gone): the next dial asks the resolver again.
+      if (err.code === 'UPSTREAM_UNREACHABLE' || err.code === 'UPSTREAM_TIMEOUT')
+        target.dns?.forget(target.connectHost);
       tlsSocket?.destroy();
       tcp.destroy();
       reject(err);
@@ -46,6 +49,7 @@ export function dialUpstream(target: UpstreamTarget, timeoutMs: number): Promise
       port: target.connectPort,
       autoSelectFamily: true,
       noDelay: true,
+      ...(target.dns ? { lookup: target.dns.lookup } : {}),
     });
     tcp.once('error', (err: NodeJS.ErrnoException) => fail(unreachable(target, err, direct)));
     tcp.once('connect', () => tcp.setKeepAlive(true, 60_000));

@@ -1,4 +1,5 @@
 import tls from 'node:tls';
+import type { DnsCache } from './dns-cache.js';
 
 /**
  * Everything needed to reach one DSQL endpoint, built once at start. The secure context in
@@ -15,6 +16,8 @@ export interface UpstreamTarget {
   readonly sessions: TlsSessionCache;
   /** How TLS starts (see SslNegotiation). */
   readonly sslNegotiation: SslNegotiation;
+  /** Addresses of connectHost kept between connections (--dns-cache-ttl); without it every dial looks up. */
+  readonly dns: DnsCache | undefined;
 }
 
 /**
@@ -47,6 +50,7 @@ export interface TargetOptions {
   caPem?: string | undefined;
   /** Default: direct. */
   sslNegotiation?: SslNegotiation | undefined;
+  dns?: DnsCache | undefined;
 }
 
 export function createTarget(opts: TargetOptions): UpstreamTarget {
@@ -59,5 +63,6 @@ export function createTarget(opts: TargetOptions): UpstreamTarget {
     secureContext: tls.createSecureContext(ca ? { ca } : {}),
     sessions: new TlsSessionCache(),
     sslNegotiation: opts.sslNegotiation ?? DEFAULT_SSL_NEGOTIATION,
+    dns: opts.dns,
   };
 }

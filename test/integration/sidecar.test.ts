@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import postgres from 'postgres';
 import { createScramVerifier } from '../../src/auth/scram.js';
-import { type ProxyProcess, startProxyProcess } from '../support/proxy-process.js';
+import { type ProxyProcess, stackArgs, startProxyProcess } from '../support/proxy-process.js';
 import { assertNoSecrets } from '../support/secrets.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
@@ -192,6 +192,30 @@ describe('metrics', () => {
     assert.equal(sample(m2, 'dsql_proxy_cancel_requests_total', 'outcome="forwarded"'), 1);
     assert.ok(sample(m2, 'dsql_proxy_session_duration_seconds_count') >= 1);
     assert.match(m2, /dsql_proxy_process_cpu_seconds_total/);
+  });
+
+  test('a --connect-to host name is looked up once for several connections (--dns-cache-ttl)', async () => {
+    const args = stackArgs(stack);
+    const at = args.indexOf('--connect-to');
+    args[at + 1] = `localhost:${stack.endpoint.port}`;
+    const p = await proxy(args, { stackArgs: false });
+    for (let i = 0; i < 3; i++) {
+      const c = await client(p);
+      assert.deepEqual((await c.query('select 1 as one')).rows, [{ one: 1 }]);
+      await c.end();
+    }
+    const m = (await http(p, '/metrics')).body;
+    assert.equal(sample(m, 'dsql_proxy_dns_lookups_total', 'host="localhost",result="resolved"'), 1);
+    assert.equal(sample(m, 'dsql_proxy_dns_lookups_total', 'host="localhost",result="cached"'), 2);
+    const resolved = p.logs.filter((l) => l.json?.event === 'dns_resolved');
+    assert.equal(resolved.length, 1);
+    assert.equal(resolved[0]?.json?.host, 'localhost');
+
+    // With 0, Node looks the name up for each connection, and nothing is counted.
+    const off = await proxy([...args, '--dns-cache-ttl', '0'], { stackArgs: false });
+    const c = await client(off);
+    await c.end();
+    assert.doesNotMatch((await http(off, '/metrics')).body, /dsql_proxy_dns_lookups_total\{/);
   });
 
   test('upstream errors are counted by SQLSTATE', async () => {

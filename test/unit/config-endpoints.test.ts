@@ -112,6 +112,18 @@ describe('several endpoints', () => {
   });
 });
 
+describe('--dns-cache-ttl', () => {
+  it('15 s by default, 0 turns the cache off, from flag, environment or file', () => {
+    assert.equal(loadConfig(['--endpoint', A], {}).dnsCacheTtlMs, 15_000);
+    assert.equal(loadConfig(['--endpoint', A, '--dns-cache-ttl', '0'], {}).dnsCacheTtlMs, 0);
+    assert.equal(loadConfig(['--endpoint', A], { DSQL_PROXY_DNS_CACHE_TTL: '2m' }).dnsCacheTtlMs, 120_000);
+  });
+
+  it('rejects a value that is not a duration, naming the flag', () => {
+    fails(['--endpoint', A, '--dns-cache-ttl', 'forever'], {}, /--dns-cache-ttl "forever"/);
+  });
+});
+
 describe('rate shaping, upstream age and startup parameters', () => {
   it('defaults: 100/s, burst = rate, 10 s queue, 50 min, drop', () => {
     const c = loadConfig(['--endpoint', A], {});

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import dns from 'node:dns';
 import { after, before, describe, it } from 'node:test';
 import type tls from 'node:tls';
 import { ProxyError } from '../../src/errors.js';
 import { dialUpstream } from '../../src/upstream/dial.js';
+import { DnsCache } from '../../src/upstream/dns-cache.js';
 import { createTarget, type SslNegotiation, type UpstreamTarget } from '../../src/upstream/target.js';
 import { createCa, issueCert, type TestCa } from '../support/certs.js';
 import {
@@ -267,5 +269,48 @@ describe('dialUpstream with direct TLS (the default)', () => {
     const err = await dialError(targetFor(rogue.port));
     assert.match(err.hint ?? '', /--ca-file/);
     assert.doesNotMatch(err.hint ?? '', /upstream-ssl-negotiation/);
+  });
+});
+
+describe('dialUpstream with a DNS cache (--dns-cache-ttl)', () => {
+  /** A target dialled by host name, whose lookups go through a cache that counts them. */
+  function byName(port: number): { target: UpstreamTarget; lookups: string[] } {
+    const lookups: string[] = [];
+    const cache = new DnsCache({
+      ttlMs: 15_000,
+      resolve: (hostname, family, hints) => {
+        lookups.push(hostname);
+        return dns.promises.lookup(hostname, { family, hints, all: true });
+      },
+    });
+    const target = createTarget({
+      hostname: HOST,
+      region: 'us-east-1',
+      connectHost: 'localhost',
+      connectPort: port,
+      caPem: ca.certPem,
+      dns: cache,
+    });
+    return { target, lookups };
+  }
+
+  it('looks the dial host up once for several connections; SNI and the check stay the endpoint', async () => {
+    endpoint.behaviour = 'tls';
+    const { target, lookups } = byName(endpoint.port);
+    for (let i = 0; i < 3; i++) {
+      const socket = await dial(target);
+      assert.equal(socket.authorized, true);
+      assert.equal(endpoint.servernames.at(-1), HOST);
+      socket.destroy();
+    }
+    assert.deepEqual(lookups, ['localhost']);
+  });
+
+  it('a connection that cannot reach the address drops it: the next dial looks it up again', async () => {
+    endpoint.behaviour = 'tls';
+    const refused = byName(await closedPort());
+    assert.equal((await dialError(refused.target)).code, 'UPSTREAM_UNREACHABLE');
+    assert.equal((await dialError(refused.target)).code, 'UPSTREAM_UNREACHABLE');
+    assert.deepEqual(refused.lookups, ['localhost', 'localhost']);
   });
 });

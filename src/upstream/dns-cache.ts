@@ -1,0 +1,146 @@
+import dns from 'node:dns';
+import type { LookupFunction } from 'node:net';
+
+/** One name's addresses as the system resolver (getaddrinfo) gives them, in its order. */
+export type Resolve = (hostname: string, family: number, hints: number) => Promise<dns.LookupAddress[]>;
+
+export type DnsEvent =
+  | { type: 'resolved'; hostname: string; addresses: number; ms: number }
+  | { type: 'cached'; hostname: string }
+  /** The lookup failed; `stale` when the last answer is used instead (or kept, for a refresh). */
+  | { type: 'failed'; hostname: string; code: string; stale: boolean };
+
+export interface DnsCacheOptions {
+  /** How long an answer is used without a new lookup. */
+  ttlMs: number;
+  resolve?: Resolve;
+  now?: () => number;
+  onEvent?: (ev: DnsEvent) => void;
+}
+
+interface Entry {
+  addresses: dns.LookupAddress[];
+  /** When the answer was looked up. */
+  at: number;
+  /** From then on, a use starts a lookup in the background. */
+  refreshAt: number;
+}
+
+/** The share of the TTL after which a use refreshes the answer in the background. */
+const REFRESH_AHEAD = 0.75;
+/** After a failed background refresh, the next attempt waits at least this long. */
+const MIN_RETRY_MS = 1000;
+
+const systemResolve: Resolve = (hostname, family, hints) =>
+  dns.promises.lookup(hostname, { family, hints, all: true });
+
+/**
+ * The addresses of the endpoint hostnames, kept for `ttlMs` like PgBouncer's `dns_max_ttl`, so a
+ * new upstream connection does not wait on the resolver. Every lookup goes through getaddrinfo, as
+ * Node's own does (`/etc/hosts`, search domains), which reports no TTL: `ttlMs` is the limit.
+ *
+ * - A use in the last quarter of the TTL refreshes the answer in the background, so a name in
+ *   steady use is never looked up on a connection's path.
+ * - Lookups of one name at the same time share one resolver call.
+ * - When a lookup fails and an earlier answer exists, that answer is used (a resolver outage does
+ *   not stop new connections to an endpoint whose address has not changed) and the failure is
+ *   reported. Failures are not cached.
+ * - `forget` drops a name's answer: the dialer calls it when a connection to it fails, so the next
+ *   connection asks the resolver again.
+ *
+ * `lookup` has the shape of `net.connect`'s `lookup` option, `all: true` included (what Node passes
+ * with `autoSelectFamily`).
+ */
+export class DnsCache {
+  private readonly entries = new Map<string, Entry>();
+  private readonly pending = new Map<string, Promise<Entry>>();
+  private readonly ttlMs: number;
+  private readonly resolve: Resolve;
+  private readonly now: () => number;
+  private readonly onEvent: (ev: DnsEvent) => void;
+
+  constructor(opts: DnsCacheOptions) {
+    this.ttlMs = opts.ttlMs;
+    this.resolve = opts.resolve ?? systemResolve;
+    this.now = opts.now ?? Date.now;
+    this.onEvent = opts.onEvent ?? (() => {});
+  }
+
+  readonly lookup: LookupFunction = (hostname, options, callback) => {
+    const family = typeof options.family === 'number' ? options.family : 0;
+    const hints = options.hints ?? 0;
+    const key = `${family}/${hostname}`;
+    const answer = (addresses: dns.LookupAddress[]): void => {
+      if (options.all) {
+        callback(null, addresses.slice());
+      } else {
+        const first = addresses[0] as dns.LookupAddress;
+        callback(null, first.address, first.family);
+      }
+    };
+    const entry = this.entries.get(key);
+    const now = this.now();
+    if (entry && now - entry.at < this.ttlMs) {
+      this.onEvent({ type: 'cached', hostname });
+      if (now >= entry.refreshAt) this.refreshInBackground(key, hostname, family, hints, entry);
+      process.nextTick(answer, entry.addresses);
+      return;
+    }
+    this.lookUp(key, hostname, family, hints).then(
+      (fresh) => answer(fresh.addresses),
+      (err: NodeJS.ErrnoException) => {
+        // The answer may have been forgotten (a failed connection) since this lookup started.
+        const previous = this.entries.get(key) ?? entry;
+        this.onEvent({ type: 'failed', hostname, code: errorCode(err), stale: previous !== undefined });
+        if (previous) answer(previous.addresses);
+        else callback(err, '', 0);
+      },
+    );
+  };
+
+  /** Drops every answer for `hostname`; the next connection looks it up again. */
+  forget(hostname: string): void {
+    for (const key of this.entries.keys()) {
+      if (key.slice(key.indexOf('/') + 1) === hostname) this.entries.delete(key);
+    }
+  }
+
+  private refreshInBackground(
+    key: string,
+    hostname: string,
+    family: number,
+    hints: number,
+    entry: Entry,
+  ): void {
+    // Until this refresh ends, uses do not start another.
+    entry.refreshAt = Number.POSITIVE_INFINITY;
+    this.lookUp(key, hostname, family, hints).catch((err: NodeJS.ErrnoException) => {
+      entry.refreshAt = this.now() + Math.max(MIN_RETRY_MS, this.ttlMs * (1 - REFRESH_AHEAD));
+      this.onEvent({ type: 'failed', hostname, code: errorCode(err), stale: true });
+    });
+  }
+
+  /** One resolver call per key at a time; a success replaces the key's answer. */
+  private lookUp(key: string, hostname: string, family: number, hints: number): Promise<Entry> {
+    const inFlight = this.pending.get(key);
+    if (inFlight) return inFlight;
+    const started = this.now();
+    const p = this.resolve(hostname, family, hints)
+      .then((addresses) => {
+        if (addresses.length === 0)
+          throw Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' });
+        const at = this.now();
+        const fresh: Entry = { addresses, at, refreshAt: at + this.ttlMs * REFRESH_AHEAD };
+        this.entries.set(key, fresh);
+        this.onEvent({ type: 'resolved', hostname, addresses: addresses.length, ms: at - started });
+        return fresh;
+      })
+      .finally(() => this.pending.delete(key));
+    this.pending.set(key, p);
+    return p;
+  }
+}
+
+function errorCode(err: NodeJS.ErrnoException): string {
+  return err.code ?? err.message;
+}
