@@ -24,6 +24,8 @@ interface Entry {
   at: number;
   /** From then on, a use starts a lookup in the background. */
   refreshAt: number;
+  /** Uses so far: each use starts at the next address (round robin). */
+  uses: number;
 }
 
 /** The share of the TTL after which a use refreshes the answer in the background. */
@@ -39,6 +41,8 @@ const systemResolve: Resolve = (hostname, family, hints) =>
  * new upstream connection does not wait on the resolver. Every lookup goes through getaddrinfo, as
  * Node's own does (`/etc/hosts`, search domains), which reports no TTL: `ttlMs` is the limit.
  *
+ * - Several addresses are used in turn (round robin, as PgBouncer does): each use starts the list
+ *   one address further, and Node tries the rest in that order if the first fails.
  * - A use in the last quarter of the TTL refreshes the answer in the background, so a name in
  *   steady use is never looked up on a connection's path.
  * - Lookups of one name at the same time share one resolver call.
@@ -70,11 +74,13 @@ export class DnsCache {
     const family = typeof options.family === 'number' ? options.family : 0;
     const hints = options.hints ?? 0;
     const key = `${family}/${hostname}`;
-    const answer = (addresses: dns.LookupAddress[]): void => {
+    const answer = (e: Entry): void => {
+      const n = e.addresses.length;
+      const start = e.uses++ % n;
       if (options.all) {
-        callback(null, addresses.slice());
+        callback(null, [...e.addresses.slice(start), ...e.addresses.slice(0, start)]);
       } else {
-        const first = addresses[0] as dns.LookupAddress;
+        const first = e.addresses[start] as dns.LookupAddress;
         callback(null, first.address, first.family);
       }
     };
@@ -83,16 +89,16 @@ export class DnsCache {
     if (entry && now - entry.at < this.ttlMs) {
       this.onEvent({ type: 'cached', hostname });
       if (now >= entry.refreshAt) this.refreshInBackground(key, hostname, family, hints, entry);
-      process.nextTick(answer, entry.addresses);
+      process.nextTick(answer, entry);
       return;
     }
     this.lookUp(key, hostname, family, hints).then(
-      (fresh) => answer(fresh.addresses),
+      (fresh) => answer(fresh),
       (err: NodeJS.ErrnoException) => {
         // The answer may have been forgotten (a failed connection) since this lookup started.
         const previous = this.entries.get(key) ?? entry;
         this.onEvent({ type: 'failed', hostname, code: errorCode(err), stale: previous !== undefined });
-        if (previous) answer(previous.addresses);
+        if (previous) answer(previous);
         else callback(err, '', 0);
       },
     );
@@ -130,7 +136,7 @@ export class DnsCache {
         if (addresses.length === 0)
           throw Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' });
         const at = this.now();
-        const fresh: Entry = { addresses, at, refreshAt: at + this.ttlMs * REFRESH_AHEAD };
+        const fresh: Entry = { addresses, at, refreshAt: at + this.ttlMs * REFRESH_AHEAD, uses: 0 };
         this.entries.set(key, fresh);
         this.onEvent({ type: 'resolved', hostname, addresses: addresses.length, ms: at - started });
         return fresh;

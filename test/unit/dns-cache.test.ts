@@ -87,7 +87,7 @@ describe('DnsCache', () => {
     clock.t += TTL / 2;
     const second = await lookup(cache);
     assert.equal(second.err, null);
-    assert.deepEqual(second.address, [V4, V6]);
+    assert.deepEqual(second.address, [V6, V4], 'the same addresses, the next one first');
     assert.equal(resolver.calls.length, 1, 'no second lookup within the TTL');
     assert.deepEqual(
       events.map((e) => e.type),
@@ -117,6 +117,8 @@ describe('DnsCache', () => {
     assert.equal(one.address, V6.address);
     assert.equal(one.family, 6);
     const list = (await lookup(cache)).address as dns.LookupAddress[];
+    assert.deepEqual(list, [V4, V6]);
+    list.pop();
     list.pop();
     assert.deepEqual(
       (await lookup(cache)).address,
@@ -124,6 +126,26 @@ describe('DnsCache', () => {
       'a caller changing its list leaves the cache alone',
     );
     assert.equal(resolver.calls.length, 1);
+  });
+
+  it('uses several addresses in turn (round robin), each use starting one further', async () => {
+    const { cache, resolver } = setup();
+    const a = { address: '192.0.2.1', family: 4 };
+    const b = { address: '192.0.2.2', family: 4 };
+    const c = { address: '192.0.2.3', family: 4 };
+    const p = lookup(cache);
+    resolver.answer([a, b, c]);
+    const orders = [(await p).address];
+    for (let i = 0; i < 3; i++) orders.push((await lookup(cache)).address);
+    assert.deepEqual(orders, [
+      [a, b, c],
+      [b, c, a],
+      [c, a, b],
+      [a, b, c],
+    ]);
+    const firsts: unknown[] = [];
+    for (let i = 0; i < 3; i++) firsts.push((await lookup(cache, {})).address);
+    assert.deepEqual(firsts, [b.address, c.address, a.address]);
   });
 
   it('answers a cache hit after the caller has returned, never inside its call', async () => {
