@@ -95,7 +95,8 @@ export class DnsCache {
     this.lookUp(key, hostname, family, hints).then(
       (fresh) => answer(fresh),
       (err: NodeJS.ErrnoException) => {
-        // The answer may have been forgotten (a failed connection) since this lookup started.
+        // The newest answer there is: one stored while this lookup ran, else the expired one this
+        // use found (even if a failed connection has dropped it since: it is all there is).
         const previous = this.entries.get(key) ?? entry;
         this.onEvent({ type: 'failed', hostname, code: errorCode(err), stale: previous !== undefined });
         if (previous) answer(previous);
