@@ -3,11 +3,13 @@
  * with the same configuration the proxy would use, and stops at the first step that fails with the
  * reason and what to do about it.
  *
- *   config → credentials → token → tls → login → query
+ *   config → credentials → token → dns (host names only) → tls → login → query
  *
  * Secrets never reach the output: the secret key, session token and token are not printed, and the
  * access key id only as its first and last four characters.
  */
+import type dns from 'node:dns';
+import { isIP } from 'node:net';
 import type tls from 'node:tls';
 import {
   type ClusterConfig,
@@ -37,6 +39,7 @@ import {
   type TokenSignerOptions,
 } from '../token/signer.js';
 import { dialUpstream } from '../upstream/dial.js';
+import { DnsCache, type Resolve } from '../upstream/dns-cache.js';
 import { loginUpstream, type UpstreamSession } from '../upstream/login.js';
 import { simpleQuery } from '../upstream/simple-query.js';
 import { createTarget } from '../upstream/target.js';
@@ -51,8 +54,8 @@ import {
 export const CHECK_USAGE = `Usage: dsql-proxy check [--role NAME] [--cluster NAME] [options]
 
 Checks, step by step, what the proxy would use: configuration, AWS credentials, token signing,
-the TLS handshake with the endpoint, a login and SELECT 1. Stops at the first failure (exit 1;
-exit 2 for a configuration error).
+the endpoint's addresses (DNS), the TLS handshake with the endpoint, a login and SELECT 1. Stops
+at the first failure (exit 1; exit 2 for a configuration error).
 
   --role NAME   DSQL role to log in as (default admin; admin needs dsql:DbConnectAdmin,
                 every other role dsql:DbConnect)
@@ -72,6 +75,8 @@ export interface CheckDeps {
   credentials?: AwsCredentialIdentityProvider;
   /** Replaces the production token signer factory. */
   createSigner?: (opts: TokenSignerOptions) => TokenSigner;
+  /** Replaces the system resolver (getaddrinfo) of the dns step. */
+  resolve?: Resolve;
   now?: () => number;
 }
 
@@ -247,14 +252,31 @@ async function checkCluster(
       (t) => describeToken(t, action, role, config.region, now()),
     );
 
-    // 4. tls
+    // 4. dns: the dial host's addresses, looked up as the proxy does (no step for an IP address).
+    // The tls step dials the addresses found here.
+    const addresses = new DnsCache({
+      ttlMs: DNS_STEP_TTL_MS,
+      ...(deps.resolve ? { resolve: deps.resolve } : {}),
+    });
+    const dialHost = config.connectTo.host;
+    if (isIP(dialHost) === 0) {
+      const dnsStart = now();
+      await step(
+        'dns',
+        () => lookUpDialHost(addresses, dialHost, timeoutMs),
+        (found) => `${dialHost} → ${found.map((a) => a.address).join(', ')} (${now() - dnsStart} ms)`,
+      );
+    }
+
+    // 5. tls
     const target = createTarget({
       hostname: config.endpoint,
       region: config.region,
-      connectHost: config.connectTo.host,
+      connectHost: dialHost,
       connectPort: config.connectTo.port,
       caPem: config.caPem,
       sslNegotiation: config.upstreamSslNegotiation,
+      dns: addresses,
     });
     const tlsStart = now();
     socket = await step(
@@ -266,7 +288,7 @@ async function checkCluster(
     // Late errors (a reset after Terminate) must not crash the check; reads report their own errors.
     tlsSocket.on('error', () => {});
 
-    // 5. login
+    // 6. login
     const loginStart = now();
     const session = await step(
       'login',
@@ -279,7 +301,7 @@ async function checkCluster(
       (s) => describeLogin(s, role, now() - loginStart),
     );
 
-    // 6. query
+    // 7. query
     const queryStart = now();
     await step(
       'query',
@@ -486,6 +508,36 @@ function asFailure(err: unknown): StepFailure {
   }
   const text = err instanceof Error ? err.message : String(err);
   return new StepFailure(scrubSecrets(text) || 'unknown error');
+}
+
+/** Long enough that the tls step dials what the dns step found. */
+const DNS_STEP_TTL_MS = 10 * 60_000;
+
+/** The dns step: the host's addresses, or a failure that names the host and the resolver's code. */
+function lookUpDialHost(cache: DnsCache, host: string, timeoutMs: number): Promise<dns.LookupAddress[]> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () =>
+        reject(
+          new StepFailure(
+            `timed out after ${formatDuration(timeoutMs)} looking up ${host}`,
+            'The resolver did not answer: check the DNS settings of this host or pod (/etc/resolv.conf), or raise --connect-timeout.',
+          ),
+        ),
+      timeoutMs,
+    );
+    cache.lookup(host, { all: true }, (err, found) => {
+      clearTimeout(timer);
+      if (err) {
+        reject(
+          new StepFailure(
+            `${host} does not resolve (${err.code ?? err.message})`,
+            'Check --endpoint (and --connect-to), and the DNS settings of this host or pod.',
+          ),
+        );
+      } else resolve(found as dns.LookupAddress[]);
+    });
+  });
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

@@ -116,6 +116,26 @@ function argsWithout(args: string[], flag: string): string[] {
 }
 
 describe('dsql-proxy check', () => {
+  test('a dial host name gets a dns step with its addresses, and the rest passes through them', async () => {
+    const args = [
+      ...argsWithout(stackArgs(stack), '--connect-to'),
+      '--connect-to',
+      `localhost:${stack.endpoint.port}`,
+    ];
+    const run = await runCheck(args);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.deepEqual(steps(run), [
+      '✓ config',
+      '✓ credentials',
+      '✓ token',
+      '✓ dns',
+      '✓ tls',
+      '✓ login',
+      '✓ query',
+    ]);
+    assert.match(line(run, '✓ dns:'), /^✓ dns: localhost → (.+, )?127\.0\.0\.1(, .+)? \(\d+ ms\)$/);
+  });
+
   test('every step passes against the test stack', async () => {
     const run = await runCheck(stackArgs(stack));
     assert.equal(run.code, 0, run.stdout + run.stderr);

@@ -10,6 +10,7 @@ import { describeCredentialSource, humanDuration, maskAccessKeyId } from '../../
 import { type CheckDeps, runCheck, takeRole } from '../../src/check/run.js';
 import type { AwsCredentialIdentity } from '../../src/token/credentials.js';
 import { TokenSignError } from '../../src/token/signer.js';
+import { closedPort } from './socket-pair.js';
 
 const ENDPOINT = 'abcdefghijklmnopqrstuvwxyz.dsql.eu-west-1.on.aws';
 const KEY_ID = 'ASIAABCDEFGHIJKLMNOP';
@@ -124,6 +125,58 @@ test('credentials: an SSO error gets the aws sso login hint with the profile', a
       '  hint: Run `aws sso login --profile dev`; dsql-proxy picks up the new session without a restart.',
     ),
   );
+});
+
+/** The ✓/✗ step names of a run. */
+const stepNames = (lines: string[]): string[] =>
+  lines.filter((l) => /^[✓✗]/.test(l)).map((l) => l.slice(0, l.indexOf(':')));
+
+test('dns: a dial host that does not resolve stops at the dns step, naming it and the code', async () => {
+  const looked: string[] = [];
+  const r = await check(['--endpoint', ENDPOINT], {
+    credentials: async () => creds(),
+    resolve: async (host) => {
+      looked.push(host);
+      throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
+    },
+  });
+  assert.equal(r.code, 1);
+  assert.deepEqual(stepNames(r.lines), ['✓ config', '✓ credentials', '✓ token', '✗ dns']);
+  assert.ok(r.lines.includes(`✗ dns: ${ENDPOINT} does not resolve (ENOTFOUND)`), r.text);
+  assert.match(r.text, /hint: Check --endpoint \(and --connect-to\)/);
+  assert.deepEqual(looked, [ENDPOINT]);
+  assertNoSecret(r.text);
+});
+
+test('dns: a resolver that never answers is stopped by the connect timeout', async () => {
+  const r = await check(['--endpoint', ENDPOINT, '--connect-timeout', '150ms'], {
+    credentials: async () => creds(),
+    resolve: () => new Promise(() => {}),
+  });
+  assert.equal(r.code, 1);
+  assert.ok(r.lines.includes(`✗ dns: timed out after 150ms looking up ${ENDPOINT}`), r.text);
+});
+
+test('dns: the addresses found are shown, and the tls step dials them', async () => {
+  const port = await closedPort();
+  const r = await check(['--endpoint', ENDPOINT, '--connect-to', `db.internal.example:${port}`], {
+    credentials: async () => creds(),
+    resolve: async () => [{ address: '127.0.0.1', family: 4 }],
+  });
+  assert.equal(r.code, 1);
+  assert.deepEqual(stepNames(r.lines), ['✓ config', '✓ credentials', '✓ token', '✓ dns', '✗ tls']);
+  assert.match(r.text, /^✓ dns: db\.internal\.example → 127\.0\.0\.1 \(\d+ ms\)$/m);
+  // Refused at the address the dns step found: the name itself is not resolvable anywhere.
+  assert.match(r.text, /^✗ tls: could not connect to .* via db\.internal\.example:\d+: ECONNREFUSED$/m);
+});
+
+test('dns: no dns step when the dial host is an IP address', async () => {
+  const port = await closedPort();
+  const r = await check(['--endpoint', ENDPOINT, '--connect-to', `127.0.0.1:${port}`], {
+    credentials: async () => creds(),
+    resolve: async () => assert.fail('an IP address is not looked up'),
+  });
+  assert.deepEqual(stepNames(r.lines), ['✓ config', '✓ credentials', '✓ token', '✗ tls']);
 });
 
 test('credentials: a provider that hangs is stopped by the connect timeout', async () => {
