@@ -8,7 +8,7 @@
  * Secrets never reach the output: the secret key, session token and token are not printed, and the
  * access key id only as its first and last four characters.
  */
-import type dns from 'node:dns';
+import dns from 'node:dns';
 import { isIP } from 'node:net';
 import type tls from 'node:tls';
 import {
@@ -526,7 +526,8 @@ function lookUpDialHost(cache: DnsCache, host: string, timeoutMs: number): Promi
         ),
       timeoutMs,
     );
-    cache.lookup(host, { all: true }, (err, found) => {
+    // With the hints Node's net.connect passes (ADDRCONFIG): the addresses the proxy's dial would get.
+    cache.lookup(host, { all: true, hints: dns.ADDRCONFIG }, (err, found) => {
       clearTimeout(timer);
       if (err) {
         reject(
