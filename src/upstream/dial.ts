@@ -155,7 +155,9 @@ function describe(target: UpstreamTarget): string {
 function unreachable(target: UpstreamTarget, err: NodeJS.ErrnoException, direct: boolean): ProxyError {
   // A connection that was accepted and then closed without a byte, under direct TLS: either the
   // endpoint's trouble, or a server that does not speak direct TLS.
-  const hungUp = direct && err.syscall !== 'connect' && err.syscall !== 'getaddrinfo';
+  const lookup =
+    err.syscall === 'getaddrinfo' || err.code === 'ENOTFOUND' || err.code?.startsWith('EAI_') === true;
+  const hungUp = direct && err.syscall !== 'connect' && !lookup;
   return new ProxyError('UPSTREAM_UNREACHABLE', {
     message: `could not connect to ${describe(target)}: ${err.code ?? err.message}${hungUp ? ' (closed without answering the TLS handshake)' : ''}`,
     hint:

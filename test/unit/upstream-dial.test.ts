@@ -306,6 +306,27 @@ describe('dialUpstream with a DNS cache (--dns-cache-ttl)', () => {
     assert.deepEqual(lookups, ['localhost']);
   });
 
+  it('a name that does not resolve is UPSTREAM_UNREACHABLE (08001) with the --endpoint hint', async () => {
+    const target = createTarget({
+      hostname: HOST,
+      region: 'us-east-1',
+      connectHost: 'nowhere.example',
+      connectPort: endpoint.port,
+      caPem: ca.certPem,
+      dns: new DnsCache({
+        ttlMs: 15_000,
+        resolve: async (host) => {
+          throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
+        },
+      }),
+    });
+    const err = await dialError(target);
+    assert.equal(err.code, 'UPSTREAM_UNREACHABLE');
+    assert.equal(err.sqlstate, '08001');
+    assert.match(err.message, /could not connect to .* via nowhere\.example:\d+: ENOTFOUND$/);
+    assert.match(err.hint ?? '', /does not resolve: check --endpoint/);
+  });
+
   it('a connection that cannot reach the address drops it: the next dial looks it up again', async () => {
     endpoint.behaviour = 'tls';
     const refused = byName(await closedPort());
