@@ -163,7 +163,9 @@ function unreachable(target: UpstreamTarget, err: NodeJS.ErrnoException, direct:
     hint:
       err.code === 'ENOTFOUND'
         ? 'The endpoint hostname does not resolve: check --endpoint (and --connect-to).'
-        : `Check that the endpoint is reachable from here (security groups, VPC endpoint, proxy settings).${hungUp ? ` ${DIRECT_HINT}` : ''}`,
+        : lookup
+          ? "Looking up the endpoint's address failed: check the DNS settings of this host or pod (/etc/resolv.conf)."
+          : `Check that the endpoint is reachable from here (security groups, VPC endpoint, proxy settings).${hungUp ? ` ${DIRECT_HINT}` : ''}`,
     cause: err,
   });
 }

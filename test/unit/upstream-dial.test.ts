@@ -327,6 +327,29 @@ describe('dialUpstream with a DNS cache (--dns-cache-ttl)', () => {
     assert.match(err.hint ?? '', /does not resolve: check --endpoint/);
   });
 
+  it('a resolver failure (EAI_AGAIN) gets the DNS hint, not the reachability one', async () => {
+    const target = createTarget({
+      hostname: HOST,
+      region: 'us-east-1',
+      connectHost: 'slow-dns.example',
+      connectPort: endpoint.port,
+      caPem: ca.certPem,
+      dns: new DnsCache({
+        ttlMs: 15_000,
+        resolve: async (host) => {
+          throw Object.assign(new Error(`getaddrinfo EAI_AGAIN ${host}`), {
+            code: 'EAI_AGAIN',
+            syscall: 'getaddrinfo',
+          });
+        },
+      }),
+    });
+    const err = await dialError(target);
+    assert.equal(err.sqlstate, '08001');
+    assert.match(err.message, /: EAI_AGAIN$/);
+    assert.match(err.hint ?? '', /DNS settings of this host or pod/);
+  });
+
   it('a connection that cannot reach the address drops it: the next dial looks it up again', async () => {
     endpoint.behaviour = 'tls';
     const refused = byName(await closedPort());
