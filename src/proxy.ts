@@ -341,16 +341,12 @@ function createDnsCache(config: ProxyConfig, metrics: Metrics, logger: Logger): 
     ttlMs: config.dnsCacheTtlMs,
     onEvent: (ev) => {
       const host = ev.hostname;
-      if (ev.type === 'cached') {
-        metrics.dnsLookups.inc({ host, result: 'cached' });
-      } else if (ev.type === 'resolved') {
-        metrics.dnsLookups.inc({ host, result: 'resolved' });
+      metrics.dnsLookups.inc({ host, result: ev.type });
+      if (ev.type === 'resolved') {
         logger.debug({ event: 'dns_resolved', host, addresses: ev.addresses, duration_ms: ev.ms });
-      } else {
-        metrics.dnsLookups.inc({ host, result: ev.stale ? 'stale' : 'failed' });
+      } else if (ev.type === 'failed' && ev.stale) {
         // Without an earlier address the connection fails, and its own error line says why.
-        if (ev.stale)
-          logger.warn({ event: 'dns_lookup_failed', host, code: ev.code, using: 'the last address' });
+        logger.warn({ event: 'dns_lookup_failed', host, code: ev.code, using: 'the last address' });
       }
     },
   });

@@ -82,7 +82,7 @@ export class Metrics {
   });
   readonly dnsLookups = new Counter({
     name: 'dsql_proxy_dns_lookups_total',
-    help: 'Addresses of endpoint host names for new upstream connections, by host and result: cached (no lookup), resolved, failed, stale (the lookup failed and the last address was kept).',
+    help: 'Endpoint host name lookups and answers, by host and result: resolved and failed (lookups), cached (a connection answered within the TTL), stale (a connection answered past the TTL because lookups are failing).',
     labelNames: ['host', 'result'] as const,
     registers: [this.registry],
   });

@@ -211,7 +211,7 @@ describe('DnsCache', () => {
     assert.equal(events.filter((e) => e.type === 'resolved').length, 2);
   });
 
-  it('keeps the answer when a background refresh fails, and tries again later, not on every use', async () => {
+  it('keeps the answer when a background refresh fails, and tries again a second later, not on every use', async () => {
     const { cache, resolver, clock, events } = setup();
     const p = lookup(cache);
     resolver.answer([V4]);
@@ -223,13 +223,62 @@ describe('DnsCache', () => {
     assert.deepEqual(events.at(-1), { type: 'failed', hostname: HOST, code: 'EAI_AGAIN', stale: true });
     assert.deepEqual((await lookup(cache)).address, [V4]);
     assert.equal(resolver.calls.length, 2, 'no retry at once');
-    clock.t += Math.max(1000, TTL * 0.25);
-    // Past the TTL now: this use waits for a lookup; it fails, and the last answer is used.
-    const late = lookup(cache);
+    clock.t += 999;
+    await lookup(cache);
+    assert.equal(resolver.calls.length, 2, 'no retry within the second');
+    clock.t += 1;
+    assert.deepEqual((await lookup(cache)).address, [V4], 'the retry runs in the background');
     assert.equal(resolver.calls.length, 3);
     resolver.fail('EAI_AGAIN');
-    assert.deepEqual((await late).address, [V4]);
-    assert.deepEqual(events.at(-1), { type: 'failed', hostname: HOST, code: 'EAI_AGAIN', stale: true });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(events.filter((e) => e.type === 'failed').length, 2, 'each failed lookup reported once');
+  });
+
+  it('past the TTL a failing lookup gives the last answer; while lookups fail, later uses get it at once', async () => {
+    const { cache, resolver, clock, events } = setup();
+    const p = lookup(cache);
+    resolver.answer([V4]);
+    await p;
+    clock.t += TTL;
+    const first = lookup(cache);
+    assert.equal(await settledYet(first), false, 'the first use after the TTL waits for the lookup');
+    resolver.fail('EAI_AGAIN');
+    assert.deepEqual((await first).address, [V4]);
+    assert.deepEqual(
+      events.slice(-2).map((e) => e.type),
+      ['failed', 'stale'],
+    );
+    // The resolver is still down: this use is answered without waiting, and starts no lookup yet.
+    const second = lookup(cache);
+    assert.equal(await settledYet(second), true);
+    assert.deepEqual((await second).address, [V4]);
+    assert.equal(events.at(-1)?.type, 'stale');
+    assert.equal(resolver.calls.length, 2);
+    // A second later a use starts a lookup in the background; when it succeeds, the new answer is used.
+    clock.t += 1000;
+    assert.deepEqual((await lookup(cache)).address, [V4]);
+    assert.equal(resolver.calls.length, 3);
+    const moved = { address: '192.0.2.99', family: 4 };
+    resolver.answer([moved]);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual((await lookup(cache)).address, [moved]);
+    assert.equal(events.at(-1)?.type, 'cached');
+  });
+
+  it('an answer dropped after a failed connection is not used when the lookup fails too', async () => {
+    const { cache, resolver, clock } = setup();
+    const p = lookup(cache);
+    resolver.answer([V4]);
+    await p;
+    clock.t += TTL;
+    const stale = lookup(cache);
+    resolver.fail('EAI_AGAIN');
+    await stale;
+    cache.forget(HOST);
+    const after = lookup(cache);
+    assert.equal(resolver.calls.length, 3, 'a forgotten name is looked up at once');
+    resolver.fail('EAI_AGAIN');
+    assert.equal((await after).err?.code, 'EAI_AGAIN');
   });
 
   it('a failed lookup with no earlier answer fails the connection, and is not cached', async () => {
