@@ -56,6 +56,15 @@ function setup(ttlMs = TTL): Setup {
   return { cache, resolver, events, clock };
 }
 
+/** A cache that has looked HOST up once and holds [V4]. */
+async function primed(): Promise<Setup> {
+  const s = setup();
+  const p = lookup(s.cache);
+  s.resolver.answer([V4]);
+  await p;
+  return s;
+}
+
 type Outcome = { err: NodeJS.ErrnoException | null; address: string | dns.LookupAddress[]; family?: number };
 
 /** Starts a lookup as net.connect does; the promise settles when its callback runs. */
@@ -149,10 +158,7 @@ describe('DnsCache', () => {
   });
 
   it('answers a cache hit after the caller has returned, never inside its call', async () => {
-    const { cache, resolver } = setup();
-    const p = lookup(cache);
-    resolver.answer([V4]);
-    await p;
+    const { cache, resolver } = await primed();
     let called = false;
     cache.lookup(HOST, { all: true }, () => {
       called = true;
@@ -174,10 +180,7 @@ describe('DnsCache', () => {
   });
 
   it('after the TTL a connection waits for a new lookup, and gets the new address', async () => {
-    const { cache, resolver, clock } = setup();
-    const p = lookup(cache);
-    resolver.answer([V4]);
-    await p;
+    const { cache, resolver, clock } = await primed();
     clock.t += TTL;
     const next = lookup(cache);
     assert.equal(resolver.calls.length, 2);
@@ -188,10 +191,7 @@ describe('DnsCache', () => {
   });
 
   it('refreshes in the background in the last quarter of the TTL: the connection does not wait', async () => {
-    const { cache, resolver, clock, events } = setup();
-    const p = lookup(cache);
-    resolver.answer([V4]);
-    await p;
+    const { cache, resolver, clock, events } = await primed();
     clock.t += TTL * 0.75 - 1;
     await lookup(cache);
     assert.equal(resolver.calls.length, 1, 'no refresh before three quarters of the TTL');
@@ -212,10 +212,7 @@ describe('DnsCache', () => {
   });
 
   it('keeps the answer when a background refresh fails, and tries again a second later, not on every use', async () => {
-    const { cache, resolver, clock, events } = setup();
-    const p = lookup(cache);
-    resolver.answer([V4]);
-    await p;
+    const { cache, resolver, clock, events } = await primed();
     clock.t += TTL * 0.8;
     await lookup(cache);
     resolver.fail('EAI_AGAIN');
@@ -235,10 +232,7 @@ describe('DnsCache', () => {
   });
 
   it('past the TTL a failing lookup gives the last answer; while lookups fail, later uses get it at once', async () => {
-    const { cache, resolver, clock, events } = setup();
-    const p = lookup(cache);
-    resolver.answer([V4]);
-    await p;
+    const { cache, resolver, clock, events } = await primed();
     clock.t += TTL;
     const first = lookup(cache);
     assert.equal(await settledYet(first), false, 'the first use after the TTL waits for the lookup');
@@ -266,10 +260,7 @@ describe('DnsCache', () => {
   });
 
   it('an answer dropped after a failed connection is not used when the lookup fails too', async () => {
-    const { cache, resolver, clock } = setup();
-    const p = lookup(cache);
-    resolver.answer([V4]);
-    await p;
+    const { cache, resolver, clock } = await primed();
     clock.t += TTL;
     const stale = lookup(cache);
     resolver.fail('EAI_AGAIN');

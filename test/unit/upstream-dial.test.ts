@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import type tls from 'node:tls';
 import { ProxyError } from '../../src/errors.js';
 import { dialUpstream } from '../../src/upstream/dial.js';
-import { DnsCache } from '../../src/upstream/dns-cache.js';
+import { DnsCache, type Resolve } from '../../src/upstream/dns-cache.js';
 import { createTarget, type SslNegotiation, type UpstreamTarget } from '../../src/upstream/target.js';
 import { createCa, issueCert, type TestCa } from '../support/certs.js';
 import {
@@ -274,25 +274,39 @@ describe('dialUpstream with direct TLS (the default)', () => {
 
 describe('dialUpstream with a DNS cache (--dns-cache-ttl)', () => {
   /** A target dialled by host name, whose lookups go through a cache that counts them. */
-  function byName(port: number): { target: UpstreamTarget; lookups: string[] } {
+  function byName(
+    port: number,
+    host = 'localhost',
+    resolve: Resolve = (h, family, hints) => dns.promises.lookup(h, { family, hints, all: true }),
+  ): { target: UpstreamTarget; lookups: string[] } {
     const lookups: string[] = [];
     const cache = new DnsCache({
       ttlMs: 15_000,
       resolve: (hostname, family, hints) => {
         lookups.push(hostname);
-        return dns.promises.lookup(hostname, { family, hints, all: true });
+        return resolve(hostname, family, hints);
       },
     });
     const target = createTarget({
       hostname: HOST,
       region: 'us-east-1',
-      connectHost: 'localhost',
+      connectHost: host,
       connectPort: port,
       caPem: ca.certPem,
       dns: cache,
     });
     return { target, lookups };
   }
+
+  /** A resolver that fails with `code`, as getaddrinfo does (or, without `syscall`, a custom one). */
+  const failing =
+    (code: string, syscall?: string): Resolve =>
+    async (host) => {
+      throw Object.assign(new Error(`getaddrinfo ${code} ${host}`), {
+        code,
+        ...(syscall ? { syscall } : {}),
+      });
+    };
 
   it('looks the dial host up once for several connections; SNI and the check stay the endpoint', async () => {
     endpoint.behaviour = 'tls';
@@ -307,20 +321,7 @@ describe('dialUpstream with a DNS cache (--dns-cache-ttl)', () => {
   });
 
   it('a name that does not resolve is UPSTREAM_UNREACHABLE (08001) with the --endpoint hint', async () => {
-    const target = createTarget({
-      hostname: HOST,
-      region: 'us-east-1',
-      connectHost: 'nowhere.example',
-      connectPort: endpoint.port,
-      caPem: ca.certPem,
-      dns: new DnsCache({
-        ttlMs: 15_000,
-        resolve: async (host) => {
-          throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
-        },
-      }),
-    });
-    const err = await dialError(target);
+    const err = await dialError(byName(endpoint.port, 'nowhere.example', failing('ENOTFOUND')).target);
     assert.equal(err.code, 'UPSTREAM_UNREACHABLE');
     assert.equal(err.sqlstate, '08001');
     assert.match(err.message, /could not connect to .* via nowhere\.example:\d+: ENOTFOUND$/);
@@ -328,22 +329,7 @@ describe('dialUpstream with a DNS cache (--dns-cache-ttl)', () => {
   });
 
   it('a resolver failure (EAI_AGAIN) gets the DNS hint, not the reachability one', async () => {
-    const target = createTarget({
-      hostname: HOST,
-      region: 'us-east-1',
-      connectHost: 'slow-dns.example',
-      connectPort: endpoint.port,
-      caPem: ca.certPem,
-      dns: new DnsCache({
-        ttlMs: 15_000,
-        resolve: async (host) => {
-          throw Object.assign(new Error(`getaddrinfo EAI_AGAIN ${host}`), {
-            code: 'EAI_AGAIN',
-            syscall: 'getaddrinfo',
-          });
-        },
-      }),
-    });
+    const { target } = byName(endpoint.port, 'slow-dns.example', failing('EAI_AGAIN', 'getaddrinfo'));
     const err = await dialError(target);
     assert.equal(err.sqlstate, '08001');
     assert.match(err.message, /: EAI_AGAIN$/);
