@@ -158,7 +158,7 @@ describe('DnsCache', () => {
   });
 
   it('answers a cache hit after the caller has returned, never inside its call', async () => {
-    const { cache, resolver } = await primed();
+    const { cache } = await primed();
     let called = false;
     cache.lookup(HOST, { all: true }, () => {
       called = true;
