@@ -287,6 +287,7 @@ describe('example files', () => {
     assert.equal(c.authFile, join(ROOT, 'config/auth.example.txt'));
     assert.deepEqual([...c.users.keys()], ['alice', 'bob', 'dev']);
     assert.equal(resolveRole(c, 'alice'), 'admin');
+    assert.equal(c.dnsCacheTtlMs, 15_000);
   });
 
   it('documents every file key', () => {
@@ -303,6 +304,7 @@ describe('example files', () => {
       'profile',
       'log-level',
       'connect-timeout',
+      'dns-cache-ttl',
       'login-timeout',
       'max-shutdown-delay',
       'role-map',
