@@ -515,20 +515,9 @@ const DNS_STEP_TTL_MS = 10 * 60_000;
 
 /** The dns step: the host's addresses, or a failure that names the host and the resolver's code. */
 function lookUpDialHost(cache: DnsCache, host: string, timeoutMs: number): Promise<dns.LookupAddress[]> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () =>
-        reject(
-          new StepFailure(
-            `timed out after ${formatDuration(timeoutMs)} looking up ${host}`,
-            'The resolver did not answer: check the DNS settings of this host or pod (/etc/resolv.conf), or raise --connect-timeout.',
-          ),
-        ),
-      timeoutMs,
-    );
+  const found = new Promise<dns.LookupAddress[]>((resolve, reject) => {
     // With the hints Node's net.connect passes (ADDRCONFIG): the addresses the proxy's dial would get.
-    cache.lookup(host, { all: true, hints: dns.ADDRCONFIG }, (err, found) => {
-      clearTimeout(timer);
+    cache.lookup(host, { all: true, hints: dns.ADDRCONFIG }, (err, addresses) => {
       if (err) {
         reject(
           new StepFailure(
@@ -536,20 +525,26 @@ function lookUpDialHost(cache: DnsCache, host: string, timeoutMs: number): Promi
             'Check --endpoint (and --connect-to), and the DNS settings of this host or pod.',
           ),
         );
-      } else resolve(found as dns.LookupAddress[]);
+      } else resolve(addresses as dns.LookupAddress[]);
     });
   });
+  return withTimeout(
+    found,
+    timeoutMs,
+    `looking up ${host}`,
+    'The resolver did not answer: check the DNS settings of this host or pod (/etc/resolv.conf), or raise --connect-timeout.',
+  );
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+function withTimeout<T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string,
+  hint = 'Raise --connect-timeout, or check that the credential source (SSO, STS, instance metadata) is reachable.',
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
-      reject(
-        new StepFailure(
-          `timed out after ${formatDuration(ms)} ${what}`,
-          'Raise --connect-timeout, or check that the credential source (SSO, STS, instance metadata) is reachable.',
-        ),
-      );
+      reject(new StepFailure(`timed out after ${formatDuration(ms)} ${what}`, hint));
     }, ms);
     promise.then(
       (v) => {

@@ -155,6 +155,7 @@ test('dns: a resolver that never answers is stopped by the connect timeout', asy
   });
   assert.equal(r.code, 1);
   assert.ok(r.lines.includes(`✗ dns: timed out after 150ms looking up ${ENDPOINT}`), r.text);
+  assert.match(r.text, /hint: The resolver did not answer: check the DNS settings/);
 });
 
 test('dns: the addresses found are shown, and the tls step dials them', async () => {
