@@ -185,6 +185,7 @@ export async function startProxy(
       logger,
       beforeScrape: () => refreshGauges(clusters, metrics),
       quit: opts.onQuit ?? (() => void shutdown()),
+      allowQuit: config.adminQuitquitquit,
     });
     adminAddress = await admin.listen(config.adminListen.host, config.adminListen.port);
     logger.info({ event: 'admin_listening', address: adminAddress.address, port: adminAddress.port });

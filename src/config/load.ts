@@ -85,6 +85,8 @@ export interface ProxyConfig {
   /** How TLS to every endpoint starts. */
   upstreamSslNegotiation: SslNegotiation;
   adminListen?: HostPort;
+  /** POST /quitquitquit on the admin port starts the shutdown; off by default. */
+  adminQuitquitquit: boolean;
   clientTls: ClientTlsConfig;
   poolMode: 'none' | 'session';
   poolMaxIdle: number;
@@ -123,7 +125,7 @@ type Raw = Partial<Record<ValueKey, string | string[] | boolean>>;
 /** Options that may be given more than once on the command line. */
 const REPEATABLE = new Set<string>(['endpoint', 'connect-to']);
 /** Switches given as a bare flag (`--client-tls-required`); true/false in the environment or file. */
-const BOOLEAN_FLAGS = new Set<string>(['client-tls-required']);
+const BOOLEAN_FLAGS = new Set<string>(['client-tls-required', 'admin-quitquitquit']);
 
 const ENV_OF = new Map(OPTION_DOCS.filter((o) => o.env !== '').map((o) => [o.key, o.env]));
 
@@ -390,6 +392,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
     maxUpstreamAgeMs: maxUpstreamAgePick?.value ?? 50 * 60_000,
     startupParamsMode: src.get('startup-params')?.value ?? 'drop',
     upstreamSslNegotiation: src.get('upstream-ssl-negotiation')?.value ?? DEFAULT_SSL_NEGOTIATION,
+    adminQuitquitquit: src.get('admin-quitquitquit')?.value === true,
     clientTls: resolveClientTls(src),
     poolMode: src.get('pool-mode')?.value ?? 'none',
     poolMaxIdle: src.get('pool-max-idle')?.value ?? 100,

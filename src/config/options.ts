@@ -196,7 +196,15 @@ export const OPTION_DOCS: OptionDoc[] = [
     type: 'HOST:PORT',
     default: 'off',
     description:
-      'HTTP listener for /startup, /livez, /readyz, /metrics and POST /quitquitquit. A bare port means 127.0.0.1:PORT.',
+      'HTTP listener for /startup, /livez, /readyz, /metrics (and POST /quitquitquit with --admin-quitquitquit). A bare port means 127.0.0.1:PORT. Requests with an Origin header, or with a Host that is not the admin address (on 0.0.0.0: not an IP address or localhost), get 403.',
+  },
+  {
+    key: 'admin-quitquitquit',
+    env: envName('admin-quitquitquit'),
+    type: 'flag',
+    default: 'false',
+    description:
+      'Let POST /quitquitquit on the admin port start the shutdown (e.g. at the end of a Kubernetes Job). Off: it gets 403. Anyone who can reach the admin port can then stop the proxy.',
   },
   {
     key: 'unix-socket',

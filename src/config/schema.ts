@@ -151,6 +151,7 @@ export const VALUE_SCHEMAS = {
   'max-shutdown-delay': durationMs(0),
   'min-shutdown-delay': durationMs(0),
   'admin-listen': adminListen,
+  'admin-quitquitquit': booleanFlag,
   'max-connections': parsed((s) => {
     if (!/^\d+$/.test(s)) throw new Error('must be a whole number (0 for no limit)');
     const n = Number(s);

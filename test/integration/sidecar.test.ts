@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +55,27 @@ async function http(
 ): Promise<{ status: number; body: string }> {
   const res = await fetch(`http://127.0.0.1:${p.adminPort}${path}`, { method });
   return { status: res.status, body: await res.text() };
+}
+
+/** A request with exactly these headers (fetch will not set Host), the body `{}` for a POST. */
+function rawHttp(
+  port: number,
+  path: string,
+  method: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method, headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        body += c;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end(method === 'POST' ? '{}' : undefined);
+  });
 }
 
 /** Reads one sample from the Prometheus text, 0 when absent. */
@@ -111,12 +133,46 @@ describe('admin endpoints', () => {
     assert.equal((await http(p, '/livez')).status, 200, 'alive all the same');
   });
 
-  test('POST /quitquitquit runs the shutdown sequence and the process exits 0', async () => {
-    const p = await proxy([]);
+  test('POST /quitquitquit with --admin-quitquitquit runs the shutdown sequence and the process exits 0', async () => {
+    const p = await proxy(['--admin-quitquitquit']);
     const res = await http(p, '/quitquitquit', 'POST');
     assert.equal(res.status, 200);
     assert.equal(await p.exited, 0);
     assert.ok(p.logs.some((l) => l.json?.event === 'quitquitquit'));
+  });
+
+  test('POST /quitquitquit is off by default: 403, and the proxy keeps serving', async () => {
+    const p = await proxy([]);
+    const res = await http(p, '/quitquitquit', 'POST');
+    assert.equal(res.status, 403);
+    assert.match(res.body, /--admin-quitquitquit/);
+    const c = await client(p);
+    assert.deepEqual((await c.query('select 1 as one')).rows, [{ one: 1 }]);
+    await c.end();
+    assert.equal(p.child.exitCode, null, 'still running');
+  });
+
+  test('a cross-site POST (Origin, text/plain) or a rebound Host cannot stop the proxy, even with quitquitquit on', async () => {
+    const p = await proxy(['--admin-quitquitquit']);
+    const crossSite = await rawHttp(p.adminPort, '/quitquitquit', 'POST', {
+      origin: 'http://evil.example',
+      'content-type': 'text/plain',
+      'content-length': '2',
+    });
+    assert.equal(crossSite.status, 403);
+    const rebound = await rawHttp(p.adminPort, '/quitquitquit', 'POST', {
+      host: `evil.example:${p.adminPort}`,
+    });
+    assert.equal(rebound.status, 403);
+    await p.waitForLog((l) => l.event === 'admin_refused');
+    // Still running and serving a while later.
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(p.child.exitCode, null, 'the proxy did not exit');
+    assert.ok(!p.logs.some((l) => l.json?.event === 'quitquitquit'));
+    assert.equal((await http(p, '/readyz')).status, 200, 'not draining');
+    const c = await client(p);
+    assert.deepEqual((await c.query('select 1 as one')).rows, [{ one: 1 }]);
+    await c.end();
   });
 
   test('shutdown lifecycle: readiness 503 at once, clients accepted during min delay, then drain, 57P01, exit 0', async () => {

@@ -450,3 +450,16 @@ describe('token-ttl', () => {
     });
   }
 });
+
+describe('admin-quitquitquit', () => {
+  it('is off by default and turned on by the flag, the environment or the file', () => {
+    assert.equal(load(['--endpoint', EP]).adminQuitquitquit, false);
+    assert.equal(load(['--endpoint', EP, '--admin-quitquitquit']).adminQuitquitquit, true);
+    assert.equal(load(['--endpoint', EP], { DSQL_PROXY_ADMIN_QUITQUITQUIT: 'true' }).adminQuitquitquit, true);
+    assert.equal(
+      load(['--config', write(`endpoint: ${EP}\nadmin-quitquitquit: true\n`)]).adminQuitquitquit,
+      true,
+    );
+    fails(['--endpoint', EP], { DSQL_PROXY_ADMIN_QUITQUITQUIT: 'maybe' }, /must be true or false/);
+  });
+});
