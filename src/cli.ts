@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { createScramVerifier } from './auth/scram.js';
-import { ConfigError, helpText, loadConfig, reloadUsers, USAGE } from './config/index.js';
+import { ConfigError, helpText, loadConfig, reloadRoleMaps, reloadUsers, USAGE } from './config/index.js';
 import { createLogger } from './log.js';
 import { startProxy } from './proxy.js';
 
@@ -40,12 +40,29 @@ async function run(argv: string[]): Promise<number> {
   let stop: (reason: string) => void = () => {};
   const proxy = await startProxy(config, logger, { onQuit: () => stop('quitquitquit') });
 
+  // SIGHUP re-reads the auth file and the role maps, both or neither: a broken file keeps the old ones.
   process.on('SIGHUP', () => {
     try {
-      proxy.setUsers(reloadUsers(config));
-      logger.info({ event: 'reloaded', auth_file: config.authFile });
+      const users = reloadUsers(config);
+      const roleMaps = reloadRoleMaps(config);
+      const before = new Set(proxy.users().keys());
+      proxy.setUsers(users);
+      const roleMapChanges = proxy.setRoleMaps(roleMaps);
+      // Names only: which users and roles changed, never a secret.
+      logger.info({
+        event: 'reloaded',
+        auth_file: config.authFile,
+        config_file: config.configFile,
+        users: users.size,
+        users_added: [...users.keys()].filter((u) => !before.has(u)),
+        users_removed: [...before].filter((u) => !users.has(u)),
+        role_map_changes: roleMapChanges,
+      });
     } catch (err) {
-      logger.error({ event: 'reload_failed', reason: (err as Error).message }, 'kept the previous users');
+      logger.error(
+        { event: 'reload_failed', reason: (err as Error).message },
+        'kept the previous users and role maps',
+      );
     }
   });
 

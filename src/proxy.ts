@@ -7,9 +7,11 @@ import { AuthDelay } from './auth/auth-delay.js';
 import type { AuthUsers } from './auth/types.js';
 import {
   type ClusterConfig,
+  diffRoleMap,
   type EndpointConfig,
   formatHostPort,
   type ProxyConfig,
+  type RoleMapChanges,
   resolveRole,
 } from './config/index.js';
 import { ProxyError } from './errors.js';
@@ -35,6 +37,8 @@ export interface ClusterRuntime extends SessionCluster {
   config: ClusterConfig;
   pool: EndpointPool;
   sessionPool: UpstreamPool | undefined;
+  /** Local user -> DSQL role for new sessions; replaced on SIGHUP (config.roleMap is the one at start). */
+  roleMap: Record<string, string>;
 }
 
 export interface RunningProxy {
@@ -54,8 +58,15 @@ export interface RunningProxy {
   listeners: Listener[];
   metrics: Metrics;
   health: HealthState;
+  /** The local users new logins are checked against. */
+  users(): AuthUsers;
   /** Replaces the local users (SIGHUP reload) without touching open sessions. */
   setUsers(users: AuthUsers): void;
+  /**
+   * Replaces the role maps (cluster name -> local user -> DSQL role; SIGHUP reload) for new sessions;
+   * open sessions keep their role. Returns what changed per cluster, names only.
+   */
+  setRoleMaps(maps: ReadonlyMap<string, Record<string, string>>): Array<{ cluster: string } & RoleMapChanges>;
   /**
    * The shutdown sequence (SIGTERM, /quitquitquit): readiness turns 503; new clients are still
    * accepted for min-shutdown-delay; then listeners close and sessions drain for up to
@@ -253,8 +264,22 @@ export async function startProxy(
     listeners,
     metrics,
     health,
+    users: () => users,
     setUsers(next) {
       users = next;
+    },
+    setRoleMaps(maps) {
+      const changes: Array<{ cluster: string } & RoleMapChanges> = [];
+      for (const c of clusters) {
+        const next = maps.get(c.name);
+        if (next === undefined) continue;
+        const diff = diffRoleMap(c.roleMap, next);
+        c.roleMap = next;
+        if (diff.added.length + diff.removed.length + diff.changed.length > 0) {
+          changes.push({ cluster: c.name, ...diff });
+        }
+      }
+      return changes;
     },
     shutdown,
   };
@@ -325,14 +350,17 @@ function createCluster(
         log: logger,
       })
     : baseConnector;
-  return {
+  const runtime: ClusterRuntime = {
     name: cluster.name,
     config: cluster,
     pool,
     sessionPool,
     connector,
-    resolveRole: (user) => resolveRole(cluster, user),
+    roleMap: cluster.roleMap,
+    // Read at each login, so a reloaded map applies to the next session.
+    resolveRole: (user) => resolveRole(runtime, user),
   };
+  return runtime;
 }
 
 /** One cache of endpoint addresses for every cluster; none with --dns-cache-ttl 0. */

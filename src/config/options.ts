@@ -277,7 +277,8 @@ export const OPTION_DOCS: OptionDoc[] = [
     env: '',
     type: 'mapping',
     default: '{}',
-    description: 'Config file only: local user -> DSQL role. Users not listed use the role of the same name.',
+    description:
+      'Config file only: local user -> DSQL role. Users not listed use the role of the same name. Re-read on SIGHUP (for new sessions).',
   },
   {
     key: 'clusters',

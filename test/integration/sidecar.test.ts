@@ -357,6 +357,60 @@ describe('SIGHUP reload and the Unix socket', () => {
     await open.end();
   });
 
+  test('SIGHUP: a changed role-map applies to new sessions (and their token action); open ones keep theirs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-hup-roles-'));
+    const file = join(dir, 'proxy.yaml');
+    writeFileSync(file, 'role-map:\n  app: admin\n');
+    const p = await proxy(['--config', file]);
+    const asAdmin = await client(p, 'app');
+    assert.deepEqual((await asAdmin.query('select current_user as u')).rows, [{ u: 'admin' }]);
+    assert.deepEqual(
+      stack.endpoint.logins
+        .filter((l) => l.ok)
+        .map((l) => [l.user, l.action])
+        .at(-1),
+      ['admin', 'DbConnectAdmin'],
+    );
+    await asAdmin.query(
+      "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'legacy') THEN CREATE ROLE legacy LOGIN; END IF; END $$",
+    );
+
+    writeFileSync(file, 'role-map:\n  app: legacy\n  other: app\n');
+    p.child.kill('SIGHUP');
+    const reloaded = await p.waitForLog((l) => l.event === 'reloaded');
+    const loginsBefore = stack.endpoint.logins.length;
+    const asLegacy = await client(p, 'app');
+    assert.deepEqual((await asLegacy.query('select current_user as u')).rows, [{ u: 'legacy' }]);
+    const fresh = stack.endpoint.logins.slice(loginsBefore);
+    assert.deepEqual(
+      fresh.map((l) => [l.user, l.action, l.ok]),
+      [['legacy', 'DbConnect', true]],
+      'the new session logged in as the new role with a DbConnect token',
+    );
+    assert.deepEqual(
+      (await asAdmin.query('select current_user as u')).rows,
+      [{ u: 'admin' }],
+      'the open session keeps its role',
+    );
+    // The log line names what changed (user and role names only).
+    assert.deepEqual(reloaded.role_map_changes, [
+      {
+        cluster: 'default',
+        added: [{ user: 'other', role: 'app' }],
+        removed: [],
+        changed: [{ user: 'app', from: 'admin', to: 'legacy' }],
+      },
+    ]);
+
+    // A broken file keeps the reloaded map.
+    writeFileSync(file, 'role-map:\n  app: [legacy\n');
+    p.child.kill('SIGHUP');
+    await p.waitForLog((l) => l.event === 'reload_failed');
+    const still = await client(p, 'app');
+    assert.deepEqual((await still.query('select current_user as u')).rows, [{ u: 'legacy' }]);
+    await Promise.all([still.end(), asLegacy.end(), asAdmin.end()]);
+  });
+
   test('--unix-socket: clients connect through DIR/.s.PGSQL.<port>', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-sock-'));
     const p = await proxy(['--unix-socket', dir]);
