@@ -20,6 +20,9 @@ async function main(argv: string[]): Promise<number> {
   if (first === 'hash-password') return hashPassword(rest);
   if (first === 'demo') return (await import('./demo/run.js')).runDemo(rest);
   if (first === 'check') return (await import('./check/run.js')).runCheck(rest, process.env, process.stdout);
+  if (first === 'health') {
+    return (await import('./admin/health-check.js')).runHealthCheck(rest, process.env, process.stdout);
+  }
   return run(first === 'run' ? rest : argv);
 }
 

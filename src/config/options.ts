@@ -324,6 +324,7 @@ export const USAGE = `Usage:
   dsql-proxy demo [--listen HOST:PORT]  try it without AWS: local DSQL-like endpoint + embedded PostgreSQL
   dsql-proxy check [--role R] [options] preflight: config, credentials, token, TLS, login, SELECT 1
   dsql-proxy hash-password [--user U]   read a password (stdin or prompt), print a SCRAM-SHA-256 verifier
+  dsql-proxy health                     container health check: /startup and /livez on the admin listener
   dsql-proxy --help | --version
 `;
 
