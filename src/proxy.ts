@@ -335,6 +335,7 @@ function createCluster(
     config.poolMode === 'session'
       ? new UpstreamPool({
           maxIdlePerKey: config.poolMaxIdle,
+          maxIdleTotal: config.poolMaxIdleTotal,
           idleTimeoutMs: config.poolIdleTimeoutMs,
           maxAgeMs: config.maxUpstreamAgeMs,
           log: logger,

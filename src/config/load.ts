@@ -90,6 +90,8 @@ export interface ProxyConfig {
   clientTls: ClientTlsConfig;
   poolMode: 'none' | 'session';
   poolMaxIdle: number;
+  /** Idle pooled connections kept over all keys. */
+  poolMaxIdleTotal: number;
   poolIdleTimeoutMs: number;
   /** Directory for the Unix-domain socket `.s.PGSQL.<port>`. */
   unixSocketDir?: string;
@@ -399,6 +401,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
     clientTls: resolveClientTls(src),
     poolMode: src.get('pool-mode')?.value ?? 'none',
     poolMaxIdle: src.get('pool-max-idle')?.value ?? 100,
+    poolMaxIdleTotal: src.get('pool-max-idle-total')?.value ?? 100,
     poolIdleTimeoutMs: src.get('pool-idle-timeout')?.value ?? 10 * 60_000,
     roleMap: first.roleMap,
     warnings,

@@ -266,6 +266,14 @@ export const OPTION_DOCS: OptionDoc[] = [
     description: 'Idle pooled connections kept per DSQL role and parameter set (--pool-mode session).',
   },
   {
+    key: 'pool-max-idle-total',
+    env: envName('pool-max-idle-total'),
+    type: 'integer',
+    default: '100',
+    description:
+      'Idle pooled connections kept in all, over every role and parameter set (application_name is one). When full, the connection released longest ago is closed to make room.',
+  },
+  {
     key: 'pool-idle-timeout',
     env: envName('pool-idle-timeout'),
     type: 'duration',

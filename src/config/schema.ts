@@ -187,6 +187,11 @@ export const VALUE_SCHEMAS = {
       throw new Error('must be a whole number from 1 to 100000');
     return Number(s);
   }),
+  'pool-max-idle-total': parsed((s) => {
+    if (!/^\d+$/.test(s) || Number(s) < 1 || Number(s) > 100_000)
+      throw new Error('must be a whole number from 1 to 100000');
+    return Number(s);
+  }),
   'pool-idle-timeout': durationMs(1000),
   config: scalar,
 };
