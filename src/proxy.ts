@@ -132,7 +132,7 @@ export async function startProxy(
   const tokens = (first.pool.endpoints[0] as PoolEndpoint).tokens;
   const health = new HealthState(clusters.map((c) => ({ name: c.name, pool: c.pool })));
   let users = config.users;
-  const clientTls = await createClientTls(config.clientTls);
+  const clientTls = await createClientTls(config.clientTls, { logger });
 
   // The shared listener serves the clusters without their own `listen` (by database name when there
   // are several); a cluster with its own `listen` gets a listener of its own.
@@ -182,6 +182,7 @@ export async function startProxy(
       }
       await admin?.close();
       health.close();
+      clientTls.close?.();
     })();
     return shuttingDown;
   };
