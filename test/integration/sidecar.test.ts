@@ -3,7 +3,7 @@
  * the shutdown phases, --max-connections, --login-timeout, SIGHUP reload and the Unix socket.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -409,6 +409,7 @@ describe('SIGHUP reload and the Unix socket', () => {
     const still = await client(p, 'app');
     assert.deepEqual((await still.query('select current_user as u')).rows, [{ u: 'legacy' }]);
     await Promise.all([still.end(), asLegacy.end(), asAdmin.end()]);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   test('--unix-socket: clients connect through DIR/.s.PGSQL.<port>', async () => {
