@@ -2,10 +2,12 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
-import { createScramVerifier } from './auth/scram.js';
-import { ConfigError, helpText, loadConfig, reloadRoleMaps, reloadUsers, USAGE } from './config/index.js';
-import { createLogger } from './log.js';
-import { startProxy } from './proxy.js';
+import { ConfigError } from './config/config-error.js';
+import type { ProxyConfig } from './config/index.js';
+import { helpText, USAGE } from './config/options.js';
+
+// The rest is loaded by the command that needs it: `dsql-proxy health` runs every few seconds in a
+// container and must not pay for loading the proxy (zod, pino, the AWS SDK).
 
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
@@ -27,7 +29,10 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function run(argv: string[]): Promise<number> {
-  let config: ReturnType<typeof loadConfig>;
+  const { loadConfig, reloadRoleMaps, reloadUsers } = await import('./config/index.js');
+  const { createLogger } = await import('./log.js');
+  const { startProxy } = await import('./proxy.js');
+  let config: ProxyConfig;
   try {
     config = loadConfig(argv, process.env);
   } catch (err) {
@@ -112,6 +117,7 @@ async function hashPassword(argv: string[]): Promise<number> {
     process.stderr.write('dsql-proxy hash-password: empty password\n');
     return 2;
   }
+  const { createScramVerifier } = await import('./auth/scram.js');
   const verifier = createScramVerifier(password);
   process.stdout.write(
     user === undefined ? `${verifier}\n` : `"${user.replaceAll('"', '""')}" "${verifier}"\n`,

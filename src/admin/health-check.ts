@@ -11,10 +11,8 @@
 import http from 'node:http';
 import { resolve } from 'node:path';
 import { ConfigError } from '../config/config-error.js';
-import { formatHostPort, type HostPort } from '../config/host-port.js';
+import { formatHostPort, type HostPort, hostPortProblem } from '../config/host-port.js';
 import { envName } from '../config/options.js';
-import { issueProblem, VALUE_SCHEMAS } from '../config/schema.js';
-import { loadConfigFile } from '../config/yaml-file.js';
 
 /** Docker's and ECS's health-check timeout in the examples is 3 s: answer well within it. */
 const DEFAULT_TIMEOUT_MS = 2000;
@@ -34,7 +32,7 @@ export async function runHealthCheck(
 ): Promise<number> {
   let target: HostPort;
   try {
-    target = adminAddress(argv, env);
+    target = await adminAddress(argv, env);
   } catch (err) {
     out.write(`dsql-proxy health: ${(err as Error).message}\n`);
     return 1;
@@ -53,8 +51,12 @@ export async function runHealthCheck(
   return 0;
 }
 
-/** The admin listener's address by the proxy's precedence: flag > environment > config file. */
-export function adminAddress(argv: readonly string[], env: NodeJS.ProcessEnv): HostPort {
+/**
+ * The admin listener's address by the proxy's precedence: flag > environment > config file, parsed as
+ * the proxy parses `admin-listen` (a bare port is 127.0.0.1:PORT). The YAML loader (and zod behind it)
+ * is loaded only for a config file: this runs every few seconds in a container.
+ */
+export async function adminAddress(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<HostPort> {
   let flag: string | undefined;
   let config: string | undefined;
   for (let i = 0; i < argv.length; i++) {
@@ -74,16 +76,15 @@ export function adminAddress(argv: readonly string[], env: NodeJS.ProcessEnv): H
   const raw = flag ?? fromEnv;
   if (raw !== undefined) {
     const label = flag !== undefined ? '--admin-listen' : envKey;
-    const parsed = VALUE_SCHEMAS['admin-listen'].safeParse(raw, { reportInput: true });
-    if (parsed.success) return parsed.data;
-    const issue = parsed.error.issues[0];
-    throw new ConfigError(
-      `invalid ${label} ${JSON.stringify(raw)}: ${issue ? issueProblem(issue) : 'invalid'}`,
-    );
+    const s = raw.trim();
+    const r = hostPortProblem(/^\d+$/.test(s) ? `127.0.0.1:${s}` : s);
+    if (typeof r === 'string') throw new ConfigError(`invalid ${label} ${JSON.stringify(raw)}: ${r}`);
+    return r;
   }
   const configPath = config ?? (env[envName('config')] || undefined);
   if (configPath !== undefined) {
     // The file is checked as the proxy checks it; its admin-listen is already parsed.
+    const { loadConfigFile } = await import('../config/yaml-file.js');
     const file = loadConfigFile(resolve(configPath), config !== undefined ? '--config' : envName('config'));
     const fromFile = file.values['admin-listen'];
     if (fromFile !== undefined) return fromFile;
