@@ -200,7 +200,12 @@ export async function startProxy(
       allowQuit: config.adminQuitquitquit,
     });
     adminAddress = await admin.listen(config.adminListen.host, config.adminListen.port);
-    logger.info({ event: 'admin_listening', address: adminAddress.address, port: adminAddress.port });
+    logger.info({
+      event: 'admin_listening',
+      address: adminAddress.address,
+      port: adminAddress.port,
+      quitquitquit: config.adminQuitquitquit,
+    });
   }
 
   // Sign both kinds up front: signing is local and cheap, and a first client must not wait on it.

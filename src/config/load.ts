@@ -413,6 +413,15 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
   if (configFile !== undefined) config.configFile = configFile;
   const adminListen = src.get('admin-listen')?.value;
   if (adminListen !== undefined) config.adminListen = adminListen;
+  if (config.adminQuitquitquit) {
+    if (adminListen === undefined) {
+      warnings.push('admin-quitquitquit has no effect without admin-listen');
+    } else if (!isLoopbackHost(adminListen.host)) {
+      warnings.push(
+        `admin-quitquitquit on ${formatHostPort(adminListen)}: anyone who can reach the admin port can stop the proxy; keep it closed to others (a NetworkPolicy in Kubernetes)`,
+      );
+    }
+  }
   const unixPick = src.get('unix-socket');
   if (unixPick !== undefined) config.unixSocketDir = resolve(unixPick.base, unixPick.value);
   return config;
