@@ -45,9 +45,10 @@ ENV NODE_ENV=production \
 USER 65532:65532
 EXPOSE 5432 9801
 
-# Exec form: distroless has no shell and no curl, so node itself asks the admin port. Healthy means
-# started (listener open, first token signed: what ECS/compose dependsOn needs) and alive.
+# Exec form: distroless has no shell and no curl, so `dsql-proxy health` asks the admin port, at the
+# address DSQL_PROXY_ADMIN_LISTEN gives (the same setting the proxy listens on). Healthy means started
+# (listener open, first token signed: what ECS/compose dependsOn needs) and alive.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
-  CMD ["/nodejs/bin/node", "-e", "const s=AbortSignal.timeout(2000),ok=p=>fetch('http://127.0.0.1:9801'+p,{signal:s}).then(r=>r.status===200);ok('/startup').then(a=>a&&ok('/livez')).then(a=>process.exit(a?0:1),()=>process.exit(1))"]
+  CMD ["/nodejs/bin/node", "/app/dist/cli.js", "health"]
 
 ENTRYPOINT ["/nodejs/bin/node", "/app/dist/cli.js"]

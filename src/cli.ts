@@ -2,10 +2,12 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
-import { createScramVerifier } from './auth/scram.js';
-import { ConfigError, helpText, loadConfig, reloadUsers, USAGE } from './config/index.js';
-import { createLogger } from './log.js';
-import { startProxy } from './proxy.js';
+import { ConfigError } from './config/config-error.js';
+import type { ProxyConfig } from './config/index.js';
+import { helpText, USAGE } from './config/options.js';
+
+// The rest is loaded by the command that needs it: `dsql-proxy health` runs every few seconds in a
+// container and must not pay for loading the proxy (zod, pino, the AWS SDK).
 
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
@@ -20,11 +22,17 @@ async function main(argv: string[]): Promise<number> {
   if (first === 'hash-password') return hashPassword(rest);
   if (first === 'demo') return (await import('./demo/run.js')).runDemo(rest);
   if (first === 'check') return (await import('./check/run.js')).runCheck(rest, process.env, process.stdout);
+  if (first === 'health') {
+    return (await import('./admin/health-check.js')).runHealthCheck(rest, process.env, process.stdout);
+  }
   return run(first === 'run' ? rest : argv);
 }
 
 async function run(argv: string[]): Promise<number> {
-  let config: ReturnType<typeof loadConfig>;
+  const { loadConfig, reloadRoleMaps, reloadUsers } = await import('./config/index.js');
+  const { createLogger } = await import('./log.js');
+  const { startProxy } = await import('./proxy.js');
+  let config: ProxyConfig;
   try {
     config = loadConfig(argv, process.env);
   } catch (err) {
@@ -40,12 +48,29 @@ async function run(argv: string[]): Promise<number> {
   let stop: (reason: string) => void = () => {};
   const proxy = await startProxy(config, logger, { onQuit: () => stop('quitquitquit') });
 
+  // SIGHUP re-reads the auth file and the role maps, both or neither: a broken file keeps the old ones.
   process.on('SIGHUP', () => {
     try {
-      proxy.setUsers(reloadUsers(config));
-      logger.info({ event: 'reloaded', auth_file: config.authFile });
+      const users = reloadUsers(config);
+      const roleMaps = reloadRoleMaps(config);
+      const before = new Set(proxy.users().keys());
+      proxy.setUsers(users);
+      const roleMapChanges = proxy.setRoleMaps(roleMaps);
+      // Names only: which users and roles changed, never a secret.
+      logger.info({
+        event: 'reloaded',
+        auth_file: config.authFile,
+        config_file: config.configFile,
+        users: users.size,
+        users_added: [...users.keys()].filter((u) => !before.has(u)),
+        users_removed: [...before].filter((u) => !users.has(u)),
+        role_map_changes: roleMapChanges,
+      });
     } catch (err) {
-      logger.error({ event: 'reload_failed', reason: (err as Error).message }, 'kept the previous users');
+      logger.error(
+        { event: 'reload_failed', reason: (err as Error).message },
+        'kept the previous users and role maps',
+      );
     }
   });
 
@@ -92,6 +117,7 @@ async function hashPassword(argv: string[]): Promise<number> {
     process.stderr.write('dsql-proxy hash-password: empty password\n');
     return 2;
   }
+  const { createScramVerifier } = await import('./auth/scram.js');
   const verifier = createScramVerifier(password);
   process.stdout.write(
     user === undefined ? `${verifier}\n` : `"${user.replaceAll('"', '""')}" "${verifier}"\n`,

@@ -7,9 +7,11 @@ import { AuthDelay } from './auth/auth-delay.js';
 import type { AuthUsers } from './auth/types.js';
 import {
   type ClusterConfig,
+  diffRoleMap,
   type EndpointConfig,
   formatHostPort,
   type ProxyConfig,
+  type RoleMapChanges,
   resolveRole,
 } from './config/index.js';
 import { ProxyError } from './errors.js';
@@ -35,6 +37,8 @@ export interface ClusterRuntime extends SessionCluster {
   config: ClusterConfig;
   pool: EndpointPool;
   sessionPool: UpstreamPool | undefined;
+  /** Local user -> DSQL role for new sessions; replaced on SIGHUP (config.roleMap is the one at start). */
+  roleMap: Record<string, string>;
 }
 
 export interface RunningProxy {
@@ -54,8 +58,15 @@ export interface RunningProxy {
   listeners: Listener[];
   metrics: Metrics;
   health: HealthState;
+  /** The local users new logins are checked against. */
+  users(): AuthUsers;
   /** Replaces the local users (SIGHUP reload) without touching open sessions. */
   setUsers(users: AuthUsers): void;
+  /**
+   * Replaces the role maps (cluster name -> local user -> DSQL role; SIGHUP reload) for new sessions;
+   * open sessions keep their role. Returns what changed per cluster, names only.
+   */
+  setRoleMaps(maps: ReadonlyMap<string, Record<string, string>>): Array<{ cluster: string } & RoleMapChanges>;
   /**
    * The shutdown sequence (SIGTERM, /quitquitquit): readiness turns 503; new clients are still
    * accepted for min-shutdown-delay; then listeners close and sessions drain for up to
@@ -121,7 +132,7 @@ export async function startProxy(
   const tokens = (first.pool.endpoints[0] as PoolEndpoint).tokens;
   const health = new HealthState(clusters.map((c) => ({ name: c.name, pool: c.pool })));
   let users = config.users;
-  const clientTls = await createClientTls(config.clientTls);
+  const clientTls = await createClientTls(config.clientTls, { logger });
 
   // The shared listener serves the clusters without their own `listen` (by database name when there
   // are several); a cluster with its own `listen` gets a listener of its own.
@@ -171,6 +182,7 @@ export async function startProxy(
       }
       await admin?.close();
       health.close();
+      clientTls.close?.();
     })();
     return shuttingDown;
   };
@@ -185,9 +197,15 @@ export async function startProxy(
       logger,
       beforeScrape: () => refreshGauges(clusters, metrics),
       quit: opts.onQuit ?? (() => void shutdown()),
+      allowQuit: config.adminQuitquitquit,
     });
     adminAddress = await admin.listen(config.adminListen.host, config.adminListen.port);
-    logger.info({ event: 'admin_listening', address: adminAddress.address, port: adminAddress.port });
+    logger.info({
+      event: 'admin_listening',
+      address: adminAddress.address,
+      port: adminAddress.port,
+      quitquitquit: config.adminQuitquitquit,
+    });
   }
 
   // Sign both kinds up front: signing is local and cheap, and a first client must not wait on it.
@@ -252,8 +270,22 @@ export async function startProxy(
     listeners,
     metrics,
     health,
+    users: () => users,
     setUsers(next) {
       users = next;
+    },
+    setRoleMaps(maps) {
+      const changes: Array<{ cluster: string } & RoleMapChanges> = [];
+      for (const c of clusters) {
+        const next = maps.get(c.name);
+        if (next === undefined) continue;
+        const diff = diffRoleMap(c.roleMap, next);
+        c.roleMap = next;
+        if (diff.added.length + diff.removed.length + diff.changed.length > 0) {
+          changes.push({ cluster: c.name, ...diff });
+        }
+      }
+      return changes;
     },
     shutdown,
   };
@@ -309,6 +341,7 @@ function createCluster(
     config.poolMode === 'session'
       ? new UpstreamPool({
           maxIdlePerKey: config.poolMaxIdle,
+          maxIdleTotal: config.poolMaxIdleTotal,
           idleTimeoutMs: config.poolIdleTimeoutMs,
           maxAgeMs: config.maxUpstreamAgeMs,
           log: logger,
@@ -324,14 +357,17 @@ function createCluster(
         log: logger,
       })
     : baseConnector;
-  return {
+  const runtime: ClusterRuntime = {
     name: cluster.name,
     config: cluster,
     pool,
     sessionPool,
     connector,
-    resolveRole: (user) => resolveRole(cluster, user),
+    roleMap: cluster.roleMap,
+    // Read at each login, so a reloaded map applies to the next session.
+    resolveRole: (user) => resolveRole(runtime, user),
   };
+  return runtime;
 }
 
 /** One cache of endpoint addresses for every cluster; none with --dns-cache-ttl 0. */

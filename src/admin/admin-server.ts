@@ -3,6 +3,7 @@ import type net from 'node:net';
 import type { Logger } from '../log.js';
 import type { Check, HealthState } from './health.js';
 import type { Metrics } from './metrics.js';
+import { adminRequestProblem } from './request-guard.js';
 
 export interface AdminServerDeps {
   health: HealthState;
@@ -12,14 +13,19 @@ export interface AdminServerDeps {
   beforeScrape: () => void;
   /** Starts the same shutdown as SIGTERM. */
   quit: () => void;
+  /** POST /quitquitquit is served only when true (--admin-quitquitquit); otherwise it gets 403. */
+  allowQuit: boolean;
 }
 
 /**
- * The admin HTTP listener: health probes, Prometheus metrics and /quitquitquit. It never opens a
- * database connection, so probes cannot add load to the cluster or fail because of it.
+ * The admin HTTP listener: health probes, Prometheus metrics and (opt-in) /quitquitquit. It never
+ * opens a database connection, so probes cannot add load to the cluster or fail because of it.
+ * Requests a browser could have been made to send are refused first (see request-guard.ts).
  */
 export class AdminServer {
   private readonly server: http.Server;
+  /** The address it listens on, for the Host check; set by listen(). */
+  private bindHost = '127.0.0.1';
 
   constructor(private readonly deps: AdminServerDeps) {
     this.server = http.createServer((req, res) => {
@@ -35,6 +41,7 @@ export class AdminServer {
   }
 
   listen(host: string, port: number): Promise<net.AddressInfo> {
+    this.bindHost = host;
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen({ host, port }, () => {
@@ -54,8 +61,31 @@ export class AdminServer {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
     const { health, metrics } = this.deps;
+    const problem = adminRequestProblem(req.headers, this.bindHost);
+    if (problem !== undefined) {
+      this.deps.logger.warn({
+        event: 'admin_refused',
+        method: req.method,
+        path: path?.slice(0, 200),
+        reason: problem,
+      });
+      return send(res, 403, `forbidden: ${problem}\n`);
+    }
     if (path === '/quitquitquit') {
       if (req.method !== 'POST') return send(res, 405, 'use POST\n', { allow: 'POST' });
+      if (!this.deps.allowQuit) {
+        this.deps.logger.warn({
+          event: 'admin_refused',
+          method: req.method,
+          path,
+          reason: 'quitquitquit_off',
+        });
+        return send(
+          res,
+          403,
+          'forbidden: POST /quitquitquit is off; start dsql-proxy with --admin-quitquitquit (DSQL_PROXY_ADMIN_QUITQUITQUIT=true) to allow it, or stop it with SIGTERM\n',
+        );
+      }
       this.deps.logger.info({ event: 'quitquitquit' });
       send(res, 200, 'shutting down\n');
       this.deps.quit();

@@ -130,7 +130,7 @@ export class Metrics {
   });
   readonly cancels = new Counter({
     name: 'dsql_proxy_cancel_requests_total',
-    help: 'Cancel requests by outcome (forwarded, unknown_key, no_upstream_key, failed).',
+    help: 'Cancel requests by outcome (forwarded, unknown_key, no_upstream_key, session_changed, failed).',
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });

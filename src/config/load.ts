@@ -85,13 +85,19 @@ export interface ProxyConfig {
   /** How TLS to every endpoint starts. */
   upstreamSslNegotiation: SslNegotiation;
   adminListen?: HostPort;
+  /** POST /quitquitquit on the admin port starts the shutdown; off by default. */
+  adminQuitquitquit: boolean;
   clientTls: ClientTlsConfig;
   poolMode: 'none' | 'session';
   poolMaxIdle: number;
+  /** Idle pooled connections kept over all keys. */
+  poolMaxIdleTotal: number;
   poolIdleTimeoutMs: number;
   /** Directory for the Unix-domain socket `.s.PGSQL.<port>`. */
   unixSocketDir?: string;
   roleMap: Record<string, string>;
+  /** The YAML file given by --config (resolved), re-read for role maps on SIGHUP. */
+  configFile?: string;
   /** Things the operator should know (trust authentication, ignored variables...), for the caller to log. */
   warnings: string[];
 }
@@ -123,7 +129,7 @@ type Raw = Partial<Record<ValueKey, string | string[] | boolean>>;
 /** Options that may be given more than once on the command line. */
 const REPEATABLE = new Set<string>(['endpoint', 'connect-to']);
 /** Switches given as a bare flag (`--client-tls-required`); true/false in the environment or file. */
-const BOOLEAN_FLAGS = new Set<string>(['client-tls-required']);
+const BOOLEAN_FLAGS = new Set<string>(['client-tls-required', 'admin-quitquitquit']);
 
 const ENV_OF = new Map(OPTION_DOCS.filter((o) => o.env !== '').map((o) => [o.key, o.env]));
 
@@ -324,7 +330,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
   const src = new Sources(readFlags(argv), readEnv(env, warnings));
 
   const configPick = src.get('config');
-  if (configPick) src.setFile(loadConfigFile(resolve(configPick.value), configPick.label));
+  const configFile = configPick ? resolve(configPick.value) : undefined;
+  if (configPick && configFile) src.setFile(loadConfigFile(configFile, configPick.label));
 
   const listenPick = src.get('listen');
   const listen = listenPick?.value ?? { host: '127.0.0.1', port: 5432 };
@@ -390,9 +397,11 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
     maxUpstreamAgeMs: maxUpstreamAgePick?.value ?? 50 * 60_000,
     startupParamsMode: src.get('startup-params')?.value ?? 'drop',
     upstreamSslNegotiation: src.get('upstream-ssl-negotiation')?.value ?? DEFAULT_SSL_NEGOTIATION,
+    adminQuitquitquit: src.get('admin-quitquitquit')?.value === true,
     clientTls: resolveClientTls(src),
     poolMode: src.get('pool-mode')?.value ?? 'none',
     poolMaxIdle: src.get('pool-max-idle')?.value ?? 100,
+    poolMaxIdleTotal: src.get('pool-max-idle-total')?.value ?? 100,
     poolIdleTimeoutMs: src.get('pool-idle-timeout')?.value ?? 10 * 60_000,
     roleMap: first.roleMap,
     warnings,
@@ -401,8 +410,18 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
   if (first.caFile !== undefined) config.caFile = first.caFile;
   if (first.caPem !== undefined) config.caPem = first.caPem;
   if (authFile !== undefined) config.authFile = authFile;
+  if (configFile !== undefined) config.configFile = configFile;
   const adminListen = src.get('admin-listen')?.value;
   if (adminListen !== undefined) config.adminListen = adminListen;
+  if (config.adminQuitquitquit) {
+    if (adminListen === undefined) {
+      warnings.push('admin-quitquitquit has no effect without admin-listen');
+    } else if (!isLoopbackHost(adminListen.host)) {
+      warnings.push(
+        `admin-quitquitquit on ${formatHostPort(adminListen)}: anyone who can reach the admin port can stop the proxy; keep it closed to others (a NetworkPolicy in Kubernetes)`,
+      );
+    }
+  }
   const unixPick = src.get('unix-socket');
   if (unixPick !== undefined) config.unixSocketDir = resolve(unixPick.base, unixPick.value);
   return config;
@@ -567,6 +586,63 @@ function resolveClientTls(src: Sources): ClientTlsConfig {
 /** The DSQL role a local user logs in as: role-map entry, else the same name. */
 export function resolveRole(config: Pick<ClusterConfig, 'roleMap'>, user: string): string {
   return Object.hasOwn(config.roleMap, user) ? (config.roleMap[user] as string) : user;
+}
+
+/**
+ * Re-reads the role maps from the config file (SIGHUP): cluster name -> local user -> DSQL role, by
+ * the same rules as at start (a cluster's own role-map, else the top-level one). Only role maps
+ * change without a restart, so a file whose clusters no longer match the running ones is refused.
+ * Throws ConfigError naming the file and line; without a config file every map is empty.
+ */
+export function reloadRoleMaps(config: ProxyConfig): Map<string, Record<string, string>> {
+  const out = new Map<string, Record<string, string>>();
+  if (config.configFile === undefined) {
+    for (const c of config.clusters) out.set(c.name, {});
+    return out;
+  }
+  const file = loadConfigFile(config.configFile, 'config');
+  const topLevel = { ...(file.values['role-map'] ?? {}) };
+  const inFile = file.values.clusters;
+  const running = config.clusters.map((c) => c.name);
+  const restart = (what: string): never => {
+    throw new ConfigError(
+      `${config.configFile}: ${what}; SIGHUP reloads only the auth file and role-map, so restart dsql-proxy to change clusters`,
+      { key: 'clusters', file: config.configFile },
+    );
+  };
+  if (inFile === undefined) {
+    if (running.length !== 1 || running[0] !== DEFAULT_CLUSTER) restart('clusters was removed');
+    out.set(DEFAULT_CLUSTER, topLevel);
+    return out;
+  }
+  if (running.length === 1 && running[0] === DEFAULT_CLUSTER && !Object.hasOwn(inFile, DEFAULT_CLUSTER)) {
+    restart('clusters was added');
+  }
+  for (const name of running) {
+    const entry = Object.hasOwn(inFile, name) ? inFile[name] : undefined;
+    if (entry === undefined) restart(`cluster ${name} is no longer in clusters`);
+    out.set(name, entry?.['role-map'] ? { ...entry['role-map'] } : topLevel);
+  }
+  return out;
+}
+
+/** What a role-map reload changed, by user and role name only (for the log). */
+export interface RoleMapChanges {
+  added: Array<{ user: string; role: string }>;
+  removed: Array<{ user: string; role: string }>;
+  changed: Array<{ user: string; from: string; to: string }>;
+}
+
+export function diffRoleMap(before: Record<string, string>, after: Record<string, string>): RoleMapChanges {
+  const changes: RoleMapChanges = { added: [], removed: [], changed: [] };
+  for (const [user, role] of Object.entries(after)) {
+    if (!Object.hasOwn(before, user)) changes.added.push({ user, role });
+    else if (before[user] !== role) changes.changed.push({ user, from: before[user] as string, to: role });
+  }
+  for (const [user, role] of Object.entries(before)) {
+    if (!Object.hasOwn(after, user)) changes.removed.push({ user, role });
+  }
+  return changes;
 }
 
 /** Re-reads the auth file (SIGHUP). No auth file (trust) gives no users. Throws ConfigError naming file and line. */

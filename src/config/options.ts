@@ -196,7 +196,15 @@ export const OPTION_DOCS: OptionDoc[] = [
     type: 'HOST:PORT',
     default: 'off',
     description:
-      'HTTP listener for /startup, /livez, /readyz, /metrics and POST /quitquitquit. A bare port means 127.0.0.1:PORT.',
+      'HTTP listener for /startup, /livez, /readyz, /metrics (and POST /quitquitquit with --admin-quitquitquit). A bare port means 127.0.0.1:PORT. Requests with an Origin header, or with a Host that is not the admin address (on 0.0.0.0: not an IP address or localhost), get 403.',
+  },
+  {
+    key: 'admin-quitquitquit',
+    env: envName('admin-quitquitquit'),
+    type: 'flag',
+    default: 'false',
+    description:
+      'Let POST /quitquitquit on the admin port start the shutdown (e.g. at the end of a Kubernetes Job). Off: it gets 403. Anyone who can reach the admin port can then stop the proxy.',
   },
   {
     key: 'unix-socket',
@@ -258,6 +266,14 @@ export const OPTION_DOCS: OptionDoc[] = [
     description: 'Idle pooled connections kept per DSQL role and parameter set (--pool-mode session).',
   },
   {
+    key: 'pool-max-idle-total',
+    env: envName('pool-max-idle-total'),
+    type: 'integer',
+    default: '100',
+    description:
+      'Idle pooled connections kept in all, over every role and parameter set (application_name is one). When full, the connection released longest ago is closed to make room.',
+  },
+  {
     key: 'pool-idle-timeout',
     env: envName('pool-idle-timeout'),
     type: 'duration',
@@ -269,7 +285,8 @@ export const OPTION_DOCS: OptionDoc[] = [
     env: '',
     type: 'mapping',
     default: '{}',
-    description: 'Config file only: local user -> DSQL role. Users not listed use the role of the same name.',
+    description:
+      'Config file only: local user -> DSQL role. Users not listed use the role of the same name. Re-read on SIGHUP (for new sessions).',
   },
   {
     key: 'clusters',
@@ -315,6 +332,7 @@ export const USAGE = `Usage:
   dsql-proxy demo [--listen HOST:PORT]  try it without AWS: local DSQL-like endpoint + embedded PostgreSQL
   dsql-proxy check [--role R] [options] preflight: config, credentials, token, TLS, login, SELECT 1
   dsql-proxy hash-password [--user U]   read a password (stdin or prompt), print a SCRAM-SHA-256 verifier
+  dsql-proxy health                     container health check: /startup and /livez on the admin listener
   dsql-proxy --help | --version
 `;
 

@@ -151,6 +151,7 @@ export const VALUE_SCHEMAS = {
   'max-shutdown-delay': durationMs(0),
   'min-shutdown-delay': durationMs(0),
   'admin-listen': adminListen,
+  'admin-quitquitquit': booleanFlag,
   'max-connections': parsed((s) => {
     if (!/^\d+$/.test(s)) throw new Error('must be a whole number (0 for no limit)');
     const n = Number(s);
@@ -182,6 +183,11 @@ export const VALUE_SCHEMAS = {
   'client-tls-required': booleanFlag,
   'pool-mode': scalar.pipe(z.enum(['none', 'session'])),
   'pool-max-idle': parsed((s) => {
+    if (!/^\d+$/.test(s) || Number(s) < 1 || Number(s) > 100_000)
+      throw new Error('must be a whole number from 1 to 100000');
+    return Number(s);
+  }),
+  'pool-max-idle-total': parsed((s) => {
     if (!/^\d+$/.test(s) || Number(s) < 1 || Number(s) > 100_000)
       throw new Error('must be a whole number from 1 to 100000');
     return Number(s);

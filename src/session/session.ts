@@ -268,14 +268,15 @@ export class ClientSession {
   }
 
   private async cancel(processId: number, secretKey: Buffer): Promise<void> {
-    const route = this.deps.cancels.lookup(processId, secretKey);
-    // Unknown keys are dropped quietly, as PostgreSQL does: the sender learns nothing.
+    // Unknown keys are dropped quietly, as PostgreSQL does: the sender learns nothing. The key is looked
+    // up again right before the request is sent (see forwardCancel): a session that ended or moved
+    // meanwhile is not cancelled, nor is the next client of its pooled connection.
     const outcome = async (): Promise<string> => {
-      if (!route) return 'unknown_key';
-      if (!route.upstreamKey) return 'no_upstream_key';
       try {
-        await forwardCancel(route.target, route.upstreamKey, this.deps.connectTimeoutMs);
-        return 'forwarded';
+        return await forwardCancel(
+          () => this.deps.cancels.lookup(processId, secretKey),
+          this.deps.connectTimeoutMs,
+        );
       } catch (err) {
         this.log.warn({ event: 'cancel_request', outcome: 'failed', err: toProxyError(err).message });
         return 'failed';

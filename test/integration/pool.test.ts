@@ -129,3 +129,44 @@ describe('--pool-mode session', () => {
     assert.equal(admin, 'admin');
   });
 });
+
+describe('--pool-max-idle-total', () => {
+  test('clients that vary application_name cannot make the pool hold more than the total', async () => {
+    const small = await startProxyProcess(stack, {
+      args: ['--pool-mode', 'session', '--pool-max-idle-total', '2', '--admin-listen', '127.0.0.1:0'],
+    });
+    try {
+      const idle = async (): Promise<number> => {
+        const text = await (await fetch(`http://127.0.0.1:${small.adminPort}/metrics`)).text();
+        const line = text.split('\n').find((l) => l.startsWith('dsql_proxy_pool_idle_connections '));
+        return line ? Number(line.split(' ').at(-1)) : 0;
+      };
+      const opened = stack.endpoint.connections;
+      // Other proxies of this file may hold pooled connections of their own.
+      const socketsBefore = stack.endpoint.sockets;
+      for (let i = 0; i < 5; i++) {
+        const c = new pg.Client({
+          host: small.host,
+          port: small.port,
+          user: 'app',
+          password: '',
+          application_name: `name-${i}`,
+        });
+        await c.connect();
+        await c.query('select 1');
+        await c.end();
+        await settle();
+        assert.ok((await idle()) <= 2, `at most 2 idle after ${i + 1} clients`);
+      }
+      assert.equal(await idle(), 2);
+      assert.equal(stack.endpoint.connections - opened, 5, 'each name needed its own connection');
+      // The evicted connections were closed, not left open at the endpoint.
+      const start = Date.now();
+      const ours = () => stack.endpoint.sockets - socketsBefore;
+      while (ours() > 2 && Date.now() - start < 3000) await settle();
+      assert.ok(ours() <= 2, `endpoint sockets of this proxy: ${ours()}`);
+    } finally {
+      await small.stop();
+    }
+  });
+});

@@ -3,7 +3,8 @@
  * the shutdown phases, --max-connections, --login-timeout, SIGHUP reload and the Unix socket.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +55,27 @@ async function http(
 ): Promise<{ status: number; body: string }> {
   const res = await fetch(`http://127.0.0.1:${p.adminPort}${path}`, { method });
   return { status: res.status, body: await res.text() };
+}
+
+/** A request with exactly these headers (fetch will not set Host), the body `{}` for a POST. */
+function rawHttp(
+  port: number,
+  path: string,
+  method: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method, headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        body += c;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end(method === 'POST' ? '{}' : undefined);
+  });
 }
 
 /** Reads one sample from the Prometheus text, 0 when absent. */
@@ -111,12 +133,46 @@ describe('admin endpoints', () => {
     assert.equal((await http(p, '/livez')).status, 200, 'alive all the same');
   });
 
-  test('POST /quitquitquit runs the shutdown sequence and the process exits 0', async () => {
-    const p = await proxy([]);
+  test('POST /quitquitquit with --admin-quitquitquit runs the shutdown sequence and the process exits 0', async () => {
+    const p = await proxy(['--admin-quitquitquit']);
     const res = await http(p, '/quitquitquit', 'POST');
     assert.equal(res.status, 200);
     assert.equal(await p.exited, 0);
     assert.ok(p.logs.some((l) => l.json?.event === 'quitquitquit'));
+  });
+
+  test('POST /quitquitquit is off by default: 403, and the proxy keeps serving', async () => {
+    const p = await proxy([]);
+    const res = await http(p, '/quitquitquit', 'POST');
+    assert.equal(res.status, 403);
+    assert.match(res.body, /--admin-quitquitquit/);
+    const c = await client(p);
+    assert.deepEqual((await c.query('select 1 as one')).rows, [{ one: 1 }]);
+    await c.end();
+    assert.equal(p.child.exitCode, null, 'still running');
+  });
+
+  test('a cross-site POST (Origin, text/plain) or a rebound Host cannot stop the proxy, even with quitquitquit on', async () => {
+    const p = await proxy(['--admin-quitquitquit']);
+    const crossSite = await rawHttp(p.adminPort, '/quitquitquit', 'POST', {
+      origin: 'http://evil.example',
+      'content-type': 'text/plain',
+      'content-length': '2',
+    });
+    assert.equal(crossSite.status, 403);
+    const rebound = await rawHttp(p.adminPort, '/quitquitquit', 'POST', {
+      host: `evil.example:${p.adminPort}`,
+    });
+    assert.equal(rebound.status, 403);
+    await p.waitForLog((l) => l.event === 'admin_refused');
+    // Still running and serving a while later.
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(p.child.exitCode, null, 'the proxy did not exit');
+    assert.ok(!p.logs.some((l) => l.json?.event === 'quitquitquit'));
+    assert.equal((await http(p, '/readyz')).status, 200, 'not draining');
+    const c = await client(p);
+    assert.deepEqual((await c.query('select 1 as one')).rows, [{ one: 1 }]);
+    await c.end();
   });
 
   test('shutdown lifecycle: readiness 503 at once, clients accepted during min delay, then drain, 57P01, exit 0', async () => {
@@ -299,6 +355,61 @@ describe('SIGHUP reload and the Unix socket', () => {
     const still = await client(p, 'app', 'pw-two');
     await still.end();
     await open.end();
+  });
+
+  test('SIGHUP: a changed role-map applies to new sessions (and their token action); open ones keep theirs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-hup-roles-'));
+    const file = join(dir, 'proxy.yaml');
+    writeFileSync(file, 'role-map:\n  app: admin\n');
+    const p = await proxy(['--config', file]);
+    const asAdmin = await client(p, 'app');
+    assert.deepEqual((await asAdmin.query('select current_user as u')).rows, [{ u: 'admin' }]);
+    assert.deepEqual(
+      stack.endpoint.logins
+        .filter((l) => l.ok)
+        .map((l) => [l.user, l.action])
+        .at(-1),
+      ['admin', 'DbConnectAdmin'],
+    );
+    await asAdmin.query(
+      "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'legacy') THEN CREATE ROLE legacy LOGIN; END IF; END $$",
+    );
+
+    writeFileSync(file, 'role-map:\n  app: legacy\n  other: app\n');
+    p.child.kill('SIGHUP');
+    const reloaded = await p.waitForLog((l) => l.event === 'reloaded');
+    const loginsBefore = stack.endpoint.logins.length;
+    const asLegacy = await client(p, 'app');
+    assert.deepEqual((await asLegacy.query('select current_user as u')).rows, [{ u: 'legacy' }]);
+    const fresh = stack.endpoint.logins.slice(loginsBefore);
+    assert.deepEqual(
+      fresh.map((l) => [l.user, l.action, l.ok]),
+      [['legacy', 'DbConnect', true]],
+      'the new session logged in as the new role with a DbConnect token',
+    );
+    assert.deepEqual(
+      (await asAdmin.query('select current_user as u')).rows,
+      [{ u: 'admin' }],
+      'the open session keeps its role',
+    );
+    // The log line names what changed (user and role names only).
+    assert.deepEqual(reloaded.role_map_changes, [
+      {
+        cluster: 'default',
+        added: [{ user: 'other', role: 'app' }],
+        removed: [],
+        changed: [{ user: 'app', from: 'admin', to: 'legacy' }],
+      },
+    ]);
+
+    // A broken file keeps the reloaded map.
+    writeFileSync(file, 'role-map:\n  app: [legacy\n');
+    p.child.kill('SIGHUP');
+    await p.waitForLog((l) => l.event === 'reload_failed');
+    const still = await client(p, 'app');
+    assert.deepEqual((await still.query('select current_user as u')).rows, [{ u: 'legacy' }]);
+    await Promise.all([still.end(), asLegacy.end(), asAdmin.end()]);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   test('--unix-socket: clients connect through DIR/.s.PGSQL.<port>', async () => {

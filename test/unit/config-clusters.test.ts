@@ -3,7 +3,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ConfigError, loadConfig, type ProxyConfig, resolveRole } from '../../src/config/index.js';
+import {
+  ConfigError,
+  diffRoleMap,
+  loadConfig,
+  type ProxyConfig,
+  reloadRoleMaps,
+  resolveRole,
+} from '../../src/config/index.js';
 import { ProxyError } from '../../src/errors.js';
 import { routeByDatabase } from '../../src/proxy.js';
 import type { SessionCluster } from '../../src/session/session.js';
@@ -211,5 +218,55 @@ describe('routeByDatabase', () => {
     assert.match(err.detail ?? '', /prod, staging/);
     assert.match(err.hint ?? '', /psql -d prod/);
     assert.ok(route('Prod') instanceof ProxyError, 'names are case-sensitive, as database names');
+  });
+});
+
+describe('reloadRoleMaps (SIGHUP)', () => {
+  it('re-reads each running cluster its own role-map, else the top-level one', () => {
+    const path = write(
+      [
+        'role-map: { alice: admin }',
+        'clusters:',
+        `  prod: { endpoint: ${PROD}, role-map: { bob: reporting } }`,
+        `  staging: { endpoint: ${STAGING} }`,
+      ].join('\n'),
+    );
+    const config = loadConfig(['--config', path], {});
+    writeFileSync(
+      path,
+      [
+        'role-map: { alice: app }',
+        'clusters:',
+        `  prod: { endpoint: ${PROD}, role-map: { bob: admin } }`,
+        `  staging: { endpoint: ${STAGING} }`,
+      ].join('\n'),
+    );
+    const maps = reloadRoleMaps(config);
+    assert.deepEqual(Object.fromEntries(maps), { prod: { bob: 'admin' }, staging: { alice: 'app' } });
+  });
+
+  it('refuses a file whose clusters no longer match the running ones, naming the file', () => {
+    const path = write([`endpoint: ${PROD}`, 'role-map: { alice: admin }'].join('\n'));
+    const config = loadConfig(['--config', path], {});
+    writeFileSync(path, ['clusters:', `  prod: { endpoint: ${PROD} }`].join('\n'));
+    assert.throws(
+      () => reloadRoleMaps(config),
+      (err: unknown) => err instanceof ConfigError && /clusters was added.*restart/.test(err.message),
+    );
+    writeFileSync(path, 'role-map: { alice: [admin\n');
+    assert.throws(() => reloadRoleMaps(config), ConfigError);
+  });
+
+  it('without a config file every map is empty', () => {
+    const config = loadConfig(['--endpoint', PROD], {});
+    assert.deepEqual(Object.fromEntries(reloadRoleMaps(config)), { default: {} });
+  });
+
+  it('diffRoleMap names added, removed and changed users', () => {
+    assert.deepEqual(diffRoleMap({ a: 'admin', b: 'x', c: 'y' }, { a: 'legacy', c: 'y', d: 'z' }), {
+      added: [{ user: 'd', role: 'z' }],
+      removed: [{ user: 'b', role: 'x' }],
+      changed: [{ user: 'a', from: 'admin', to: 'legacy' }],
+    });
   });
 });

@@ -450,3 +450,25 @@ describe('token-ttl', () => {
     });
   }
 });
+
+describe('admin-quitquitquit', () => {
+  it('is off by default and turned on by the flag, the environment or the file', () => {
+    assert.equal(load(['--endpoint', EP]).adminQuitquitquit, false);
+    assert.equal(load(['--endpoint', EP, '--admin-quitquitquit']).adminQuitquitquit, true);
+    assert.equal(load(['--endpoint', EP], { DSQL_PROXY_ADMIN_QUITQUITQUIT: 'true' }).adminQuitquitquit, true);
+    assert.equal(
+      load(['--config', write(`endpoint: ${EP}\nadmin-quitquitquit: true\n`)]).adminQuitquitquit,
+      true,
+    );
+    fails(['--endpoint', EP], { DSQL_PROXY_ADMIN_QUITQUITQUIT: 'maybe' }, /must be true or false/);
+  });
+
+  it('warns when it is on beyond loopback, or has no admin listener to act on', () => {
+    const wide = load(['--endpoint', EP, '--admin-quitquitquit', '--admin-listen', '0.0.0.0:9801']);
+    assert.ok(wide.warnings.some((w) => /admin-quitquitquit on 0\.0\.0\.0:9801: anyone/.test(w)));
+    const local = load(['--endpoint', EP, '--admin-quitquitquit', '--admin-listen', '9801']);
+    assert.ok(!local.warnings.some((w) => w.includes('admin-quitquitquit')));
+    const none = load(['--endpoint', EP, '--admin-quitquitquit']);
+    assert.ok(none.warnings.some((w) => /no effect without admin-listen/.test(w)));
+  });
+});

@@ -12,6 +12,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { posix } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { parseDuration } from '../../src/config/duration.js';
 import { isLoopbackHost, parseHostPort } from '../../src/config/host-port.js';
@@ -183,17 +184,11 @@ describe('Dockerfile', () => {
     );
   });
 
-  test('HEALTHCHECK runs node (no shell, no curl) against /startup and /livez on the admin port', () => {
-    const argv = healthcheckArgv();
-    assert.equal(argv[0], '/nodejs/bin/node');
-    assert.equal(argv[1], '-e');
-    const urls = [...(argv[2] ?? '').matchAll(/'(http:\/\/[^']+)'/g)].map((m) => new URL(m[1] as string));
-    assert.equal(urls.length, 1, 'one admin address');
-    assert.equal(urls[0]?.hostname, '127.0.0.1');
-    assert.equal(Number(urls[0]?.port), imageAdminPort);
-    assert.ok(
-      argv[2]?.includes(`'${ADMIN_PATHS.startup}'`) && argv[2]?.includes(`'${ADMIN_PATHS.liveness}'`),
-    );
+  test('HEALTHCHECK runs the image entrypoint with `health` (no shell, no curl, no address of its own)', () => {
+    const entrypoint = JSON.parse(one(final, 'ENTRYPOINT')) as string[];
+    assert.deepEqual(healthcheckArgv(), [...entrypoint, 'health']);
+    // The address comes from DSQL_PROXY_ADMIN_LISTEN at run time, never from the command.
+    assert.ok(!healthcheckArgv().some((a) => /\d+\.\d+\.\d+\.\d+|:\d{2,5}\b/.test(a)));
   });
 
   test('.dockerignore lets in exactly what the build COPYs from the context', () => {
@@ -211,14 +206,16 @@ describe('Dockerfile', () => {
   });
 });
 
-describe('the HEALTHCHECK script', () => {
+describe('the HEALTHCHECK command (dsql-proxy health)', () => {
   let server: Server;
   const status: Record<string, number> = {};
+  const hosts: string[] = [];
   let port = 0;
   before(async () => {
     server = createServer((req, res) => {
+      hosts.push(req.headers.host ?? '');
       res.statusCode = status[req.url ?? ''] ?? 404;
-      res.end();
+      res.end(res.statusCode === 200 ? 'ok\n' : 'not yet\n');
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as AddressInfo).port;
@@ -226,20 +223,29 @@ describe('the HEALTHCHECK script', () => {
   after(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
   /**
-   * Runs the image's script with the admin port pointed at the test server (or at `to`). Async: the
-   * server lives in this process, so a synchronous spawn would block it from answering.
+   * Runs the image's health command from the sources (dist/cli.js is src/cli.ts), in the environment a
+   * container would give it. Async: the server lives in this process, so a synchronous spawn would
+   * block it from answering.
    */
-  function runScript(to: number): Promise<number | null> {
+  function runHealth(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
     const argv = healthcheckArgv();
-    const script = (argv[2] as string).replace(`127.0.0.1:${imageAdminPort}`, `127.0.0.1:${to}`);
-    assert.notEqual(script, argv[2], 'the script names the admin address');
+    const entry = argv.indexOf(posix.join(one(final, 'WORKDIR'), 'dist/cli.js'));
+    assert.equal(entry, 1, 'the command is node dist/cli.js ...');
+    const cli = fileURLToPath(new URL('src/cli.ts', root));
+    const clean = Object.fromEntries(
+      Object.entries(process.env).filter(([k]) => !k.startsWith('DSQL_PROXY_')),
+    );
     return new Promise((resolve) => {
-      const child = execFile(process.execPath, ['-e', script], { timeout: 10_000 });
-      child.on('exit', (code) => resolve(code));
+      const child = execFile(
+        process.execPath,
+        ['--import', 'tsx', cli, ...argv.slice(2)],
+        { timeout: 20_000, env: { ...clean, ...env } },
+        (_err, stdout) => resolve({ code: child.exitCode, out: stdout }),
+      );
     });
   }
 
-  test('exits 0 only when /startup and /livez both answer 200', async () => {
+  test('exits 0 only when /startup and /livez both answer 200, at the DSQL_PROXY_ADMIN_LISTEN address', async () => {
     const cases: [number, number, number][] = [
       [200, 200, 0],
       [503, 200, 1], // still starting: ECS/compose must not start the app yet
@@ -248,16 +254,35 @@ describe('the HEALTHCHECK script', () => {
     for (const [startup, livez, code] of cases) {
       status[ADMIN_PATHS.startup] = startup;
       status[ADMIN_PATHS.liveness] = livez;
-      assert.equal(await runScript(port), code, `startup ${startup}, livez ${livez}`);
+      const r = await runHealth({ DSQL_PROXY_ADMIN_LISTEN: `127.0.0.1:${port}` });
+      assert.equal(r.code, code, `startup ${startup}, livez ${livez}: ${r.out}`);
     }
+    // The image's own default, a wildcard bind, is asked on loopback; the Host is an IP the admin
+    // server accepts.
+    status[ADMIN_PATHS.startup] = 200;
+    status[ADMIN_PATHS.liveness] = 200;
+    assert.equal((await runHealth({ DSQL_PROXY_ADMIN_LISTEN: `0.0.0.0:${port}` })).code, 0);
+    assert.equal(hosts.at(-1), `127.0.0.1:${port}`);
   });
 
-  test('exits 1 when nothing listens on the admin port', async () => {
+  test('follows another admin port than the image default, and fails with nothing listening', async () => {
+    assert.notEqual(port, imageAdminPort);
+    status[ADMIN_PATHS.startup] = 200;
+    status[ADMIN_PATHS.liveness] = 200;
+    assert.equal((await runHealth({ DSQL_PROXY_ADMIN_LISTEN: String(port) })).code, 0, 'a bare port');
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const closedPort = (closed.address() as AddressInfo).port;
     await new Promise<void>((resolve) => closed.close(() => resolve()));
-    assert.equal(await runScript(closedPort), 1);
+    const r = await runHealth({ DSQL_PROXY_ADMIN_LISTEN: `127.0.0.1:${closedPort}` });
+    assert.equal(r.code, 1);
+    assert.match(r.out, /unhealthy: \/startup .*ECONNREFUSED/);
+  });
+
+  test('with the admin listener off it says so and fails (1: Docker reserves 2)', async () => {
+    const r = await runHealth({});
+    assert.equal(r.code, 1);
+    assert.match(r.out, /admin listener is off/);
   });
 });
 

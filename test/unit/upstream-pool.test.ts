@@ -21,10 +21,18 @@ function conn(connectedAt = 0): UpstreamConnection & { socket: FakeSocket } {
   return { socket: new FakeSocket(), connectedAt } as unknown as UpstreamConnection & { socket: FakeSocket };
 }
 
-function pool(opts: Partial<{ maxIdlePerKey: number; idleTimeoutMs: number; maxAgeMs: number }> = {}) {
+function pool(
+  opts: Partial<{
+    maxIdlePerKey: number;
+    maxIdleTotal: number;
+    idleTimeoutMs: number;
+    maxAgeMs: number;
+  }> = {},
+) {
   const sizes: number[] = [];
   const p = new UpstreamPool({
     maxIdlePerKey: opts.maxIdlePerKey ?? 4,
+    maxIdleTotal: opts.maxIdleTotal ?? 1000,
     idleTimeoutMs: opts.idleTimeoutMs ?? 60_000,
     maxAgeMs: opts.maxAgeMs ?? HOUR,
     log: silentLogger(),
@@ -80,6 +88,50 @@ describe('UpstreamPool', () => {
     }
     assert.equal(c.socket.listenerCount('close'), base.close);
     assert.equal(c.socket.listenerCount('error'), base.error);
+    p.close();
+  });
+
+  it('keys from client input cannot grow it: total idle is bounded, the oldest goes first', () => {
+    const { p } = pool({ maxIdlePerKey: 4, maxIdleTotal: 3 });
+    const conns = Array.from({ length: 1000 }, () => conn());
+    // A client that changes application_name at each connection: a new key every time.
+    for (const [i, c] of conns.entries()) {
+      assert.equal(p.put(poolKey('app', new Map([['application_name', `a${i}`]])), c, i), true);
+      assert.ok(p.size <= 3, `size ${p.size} after ${i + 1}`);
+      assert.ok(p.keys <= 3, `keys ${p.keys} after ${i + 1}`);
+    }
+    assert.equal(p.size, 3);
+    // The ones pushed out were closed (DSQL counts idle connections), the three newest are kept.
+    assert.equal(conns.filter((c) => c.socket.destroyed).length, 997);
+    assert.deepEqual(
+      conns.slice(-3).map((c) => c.socket.destroyed),
+      [false, false, false],
+    );
+    // Eviction crosses keys: a busy key's release still finds room.
+    assert.equal(p.put('busy', conn(), 2000), true);
+    assert.equal(p.size, 3);
+    assert.equal(conns[997]?.socket.destroyed, true, 'the oldest of all went');
+    p.close();
+  });
+
+  it('deletes a key once its last idle connection is taken, closes, or times out', () => {
+    const { p } = pool({ idleTimeoutMs: 1000 });
+    const a = conn();
+    p.put('taken', a, 0);
+    assert.equal(p.keys, 1);
+    assert.equal(p.take('taken', 1), a);
+    assert.equal(p.keys, 0, 'taken');
+    const b = conn();
+    p.put('closed', b, 0);
+    b.socket.destroy();
+    assert.equal(p.keys, 0, 'closed while idle');
+    // A miss does not create a key either.
+    assert.equal(p.take('never', 1), undefined);
+    assert.equal(p.keys, 0);
+    p.put('old', conn(), 0);
+    (p as unknown as { sweep(now: number): void }).sweep(5000);
+    assert.equal(p.keys, 0, 'swept');
+    assert.equal(p.size, 0);
     p.close();
   });
 

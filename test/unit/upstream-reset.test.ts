@@ -141,6 +141,7 @@ function pooling() {
   const metrics = new Metrics({ processMetrics: false });
   const pool = new UpstreamPool({
     maxIdlePerKey: 4,
+    maxIdleTotal: 100,
     idleTimeoutMs: 60_000,
     maxAgeMs: 3_600_000,
     log: silentLogger(),
