@@ -1,6 +1,7 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
 import type { Metrics } from '../admin/metrics.js';
+import { authContext } from '../auth/auth-context.js';
 import type { AuthDelay } from '../auth/auth-delay.js';
 import { createAuthenticator } from '../auth/authenticator.js';
 import type { AuthMethod, AuthUsers } from '../auth/types.js';
@@ -41,8 +42,6 @@ export interface SessionDeps {
   route: (database: string) => SessionCluster | ProxyError;
   cancels: CancelRegistry<CancelRoute>;
   logger: Logger;
-  /** Server secret for the deterministic mock SCRAM salts of unknown users. */
-  mockSecret: Buffer;
   loginTimeoutMs: number;
   connectTimeoutMs: number;
   metrics: Metrics;
@@ -243,12 +242,7 @@ export class ClientSession {
 
   private async authenticate(frames: FrameStream, user: string): Promise<void> {
     const { deps, socket } = this;
-    const auth = createAuthenticator({
-      method: deps.authMethod,
-      user,
-      secret: deps.users().get(user),
-      mockSecret: deps.mockSecret,
-    });
+    const auth = createAuthenticator({ method: deps.authMethod, user, context: authContext(deps.users()) });
     let step = auth.begin();
     for (;;) {
       // AuthenticationOk waits in the socket (corked) for the upstream login, and leaves in one write
@@ -263,7 +257,9 @@ export class ClientSession {
       }
       const frame = await frames.nextTyped(MAX_AUTH_MESSAGE_LENGTH);
       if (frame.type === FrontendMessage.Terminate) throw new ClientGone();
-      step = auth.receive(frame.type, frame.body);
+      step = await auth.receive(frame.type, frame.body);
+      // Answered meanwhile (login timeout, shutdown) while a derivation ran.
+      if (this.closed) throw new ClientGone();
     }
   }
 
