@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { md5Secret } from './md5.js';
 import { type Pbkdf2, pbkdf2Sha256 } from './pbkdf2.js';
 import {
@@ -39,13 +39,6 @@ export class AuthContext {
   private readonly derive: Pbkdf2;
   /** Plain-text secrets' SCRAM verifiers, derived on the first proof and kept. */
   private readonly plainVerifiers = new Map<string, Promise<ScramVerifier>>();
-  /**
-   * For `password` with a SCRAM secret: a keyed hash of the last password that matched, so that the
-   * next logins with it cost no derivation. The key lives only in this process.
-   */
-  private readonly accepted = new WeakMap<AuthSecret, Buffer>();
-  private readonly acceptedKey = randomBytes(32);
-
   constructor(users: AuthUsers, opts: AuthContextOptions = {}) {
     this.users = users;
     const counting = opts.derive ?? pbkdf2Sha256;
@@ -94,14 +87,13 @@ export class AuthContext {
     return v;
   }
 
-  /** Checks a cleartext password against a SCRAM secret; a password that matched before costs no derivation. */
-  async checkScramPassword(secret: AuthSecret & { kind: 'scram' }, password: Buffer): Promise<boolean> {
-    const mac = createHmac('sha256', this.acceptedKey).update(password).digest();
-    const known = this.accepted.get(secret);
-    if (known !== undefined && timingSafeEqual(known, mac)) return true;
-    const ok = await verifyScramPasswordAsync(password, secret.verifier, this.derive);
-    if (ok) this.accepted.set(secret, mac);
-    return ok;
+  /**
+   * Checks a cleartext password against a SCRAM secret: one derivation at the verifier's count per
+   * attempt, as in PostgreSQL. Nothing is remembered: a fast hash of a password that matched would be
+   * cheaper to attack from a memory dump than the verifier itself.
+   */
+  checkScramPassword(secret: AuthSecret & { kind: 'scram' }, password: Buffer): Promise<boolean> {
+    return verifyScramPasswordAsync(password, secret.verifier, this.derive);
   }
 
   /** The work a cleartext check for an unknown user costs: that of the usual secret kind. */
