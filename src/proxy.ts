@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import { AdminServer } from './admin/admin-server.js';
 import { HealthState } from './admin/health.js';
@@ -141,7 +140,6 @@ export async function startProxy(
   if (shared.length > 0) groups.push({ at: config.listen, clusters: shared });
   for (const c of clusters) if (c.config.listen) groups.push({ at: c.config.listen, clusters: [c] });
   const cancels = new CancelRegistry<CancelRoute>();
-  const mockSecret = randomBytes(32);
   const admitted = new Set<ClientSession>();
   const authDelay = new AuthDelay();
   const listeners = groups.map(
@@ -155,7 +153,6 @@ export async function startProxy(
         cancels,
         admitted,
         logger,
-        mockSecret,
         loginTimeoutMs: config.loginTimeoutMs,
         connectTimeoutMs: config.connectTimeoutMs,
         metrics,

@@ -1,5 +1,5 @@
 import { isMd5Secret } from './md5.js';
-import { parseScramVerifier } from './scram.js';
+import { parseScramVerifier, SCRAM_MAX_ITERATIONS } from './scram.js';
 import type { AuthSecret } from './types.js';
 
 /**
@@ -8,7 +8,8 @@ import type { AuthSecret } from './types.js';
  * Blank lines and lines starting with `;` or `#` are comments. Only whitespace may follow the secret.
  *
  * Secret kinds, decided by form:
- * - `SCRAM-SHA-256$...` must be a valid verifier (a typo must not silently become a plain password);
+ * - `SCRAM-SHA-256$...` must be a valid verifier (a typo must not silently become a plain password)
+ *   with at most SCRAM_MAX_ITERATIONS iterations;
  * - `md5` + 32 hex digits is an md5 secret;
  * - anything else is a plain password.
  *
@@ -51,6 +52,12 @@ function classify(secret: string, lineNo: number): AuthSecret {
   if (secret.startsWith('SCRAM-SHA-256$')) {
     const verifier = parseScramVerifier(secret);
     if (verifier === null) throw new AuthFileError(lineNo, 'invalid SCRAM-SHA-256 verifier');
+    if (verifier.iterations > SCRAM_MAX_ITERATIONS) {
+      throw new AuthFileError(
+        lineNo,
+        `SCRAM-SHA-256 verifier with ${verifier.iterations} iterations; at most ${SCRAM_MAX_ITERATIONS} are accepted (each login with --auth-method password costs one derivation at that count): hash the password again, e.g. with dsql-proxy hash-password`,
+      );
+    }
     return { kind: 'scram', verifier };
   }
   if (isMd5Secret(secret)) return { kind: 'md5', hash: secret };

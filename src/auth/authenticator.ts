@@ -1,4 +1,4 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { ProxyError } from '../errors.js';
 import {
   authenticationCleartextPassword,
@@ -14,16 +14,10 @@ import {
   decodeSASLInitialResponse,
   decodeSASLResponse,
 } from '../protocol/frontend.js';
+import type { AuthContext } from './auth-context.js';
 import { constantTimeEqual, md5Secret, verifyMd5Password, verifyMd5Response } from './md5.js';
-import {
-  deriveScramVerifier,
-  SCRAM_DEFAULT_ITERATIONS,
-  SCRAM_DEFAULT_SALT_LENGTH,
-  SCRAM_MECHANISM,
-  ScramServer,
-  verifyScramPassword,
-} from './scram.js';
-import type { AuthMethod, AuthSecret, ScramVerifier } from './types.js';
+import { type PendingScramVerifier, SCRAM_MECHANISM, ScramServer } from './scram.js';
+import type { AuthMethod, ScramVerifier } from './types.js';
 
 /**
  * What the session does after each step: write every Buffer in `send`, then, if `done` is set, stop.
@@ -35,11 +29,14 @@ export interface AuthStep {
   done?: { ok: true } | { ok: false; error: ProxyError };
 }
 
-/** A pure state machine for one client's local authentication; no I/O, no timers. */
+/**
+ * A state machine for one client's local authentication; no I/O, no timers. A step that needs a PBKDF2
+ * derivation resolves once the thread pool has done it (see pbkdf2.ts): the event loop never waits.
+ */
 export interface Authenticator {
   begin(): AuthStep;
   /** One typed frontend message (type byte and body as FrameReader returns them). */
-  receive(type: number, body: Buffer): AuthStep;
+  receive(type: number, body: Buffer): Promise<AuthStep>;
   /** True while the exchange waits for a client message. */
   expectsMessage(): boolean;
 }
@@ -47,10 +44,8 @@ export interface Authenticator {
 export interface AuthenticatorOptions {
   method: AuthMethod;
   user: string;
-  /** undefined: the user is not in the auth file. */
-  secret: AuthSecret | undefined;
-  /** Server-wide secret from which per-user fake salts are derived. */
-  mockSecret: Buffer;
+  /** The auth file's users, what an unknown user looks like, and the keys derived so far. */
+  context: AuthContext;
   random?: (n: number) => Buffer;
 }
 
@@ -67,17 +62,19 @@ type Phase =
  * Chooses the exchange the way PostgreSQL does (auth.c, CheckPWChallengeAuth):
  * - trust: AuthenticationOk at once;
  * - scram-sha-256: SASL; an md5 secret cannot answer SCRAM, so a mock exchange runs and fails;
- *   a plain secret gets a verifier derived on the fly;
+ *   a plain secret gets a verifier derived once the first proof arrives, and kept (AuthContext);
  * - md5: SCRAM if the secret is a SCRAM verifier (PostgreSQL upgrades the same way), else an MD5
  *   challenge with a random salt;
  * - password: cleartext, checked against any secret kind.
  *
- * An unknown user goes through the same messages as a known one and fails at the end with the same
- * error, so a client cannot enumerate users. With `md5`, an unknown user gets the MD5 challenge.
+ * An unknown user goes through the same messages as a user with the auth file's usual secret kind
+ * (AuthContext.mockKind), with a stable salt and the usual iterations, and fails at the end with the
+ * same error, so a client cannot enumerate users.
  */
 export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
   const random = opts.random ?? randomBytes;
-  const { user, secret } = opts;
+  const { user, context } = opts;
+  const secret = context.users.get(user);
   let phase: Phase = { name: 'new' };
 
   const authFailed = (): ProxyError =>
@@ -91,22 +88,26 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     return { send: [], done: { ok: false, error } };
   };
 
-  /** Deterministic per user, so an unknown user's salt is as stable as a real one's. */
-  const mockSalt = (): Buffer =>
-    createHmac('sha256', opts.mockSecret)
-      .update(`scram-salt:${user}`)
-      .digest()
-      .subarray(0, SCRAM_DEFAULT_SALT_LENGTH);
-
-  const scramVerifier = (): ScramVerifier | null => {
+  const scramVerifier = (): ScramVerifier | PendingScramVerifier | null => {
     if (secret?.kind === 'scram') return secret.verifier;
-    if (secret?.kind === 'plain')
-      return deriveScramVerifier(secret.password, mockSalt(), SCRAM_DEFAULT_ITERATIONS);
+    if (secret?.kind === 'plain') {
+      // Nothing is derived before a proof arrives; then once per user (AuthContext).
+      const { password } = secret;
+      return {
+        iterations: context.mockIterations,
+        salt: context.mockSalt(user),
+        derive: () => context.plainVerifier(user, password),
+      };
+    }
     return null;
   };
 
   const startScram = (): AuthStep => {
-    const server = new ScramServer(scramVerifier(), { mockSalt: mockSalt(), nonceBytes: () => random(18) });
+    const server = new ScramServer(scramVerifier(), {
+      mockSalt: context.mockSalt(user),
+      mockIterations: context.mockIterations,
+      nonceBytes: () => random(18),
+    });
     phase = { name: 'sasl-initial', server };
     return { send: [authenticationSASL([SCRAM_MECHANISM])] };
   };
@@ -120,6 +121,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
         return startScram();
       case 'md5': {
         if (secret?.kind === 'scram') return startScram();
+        if (secret === undefined && context.mockKind === 'scram') return startScram();
         const salt = random(4);
         phase = { name: 'md5', salt };
         return { send: [authenticationMD5Password(salt)] };
@@ -130,19 +132,20 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     }
   };
 
-  const checkCleartext = (body: Buffer): boolean => {
+  const checkCleartext = async (body: Buffer): Promise<boolean> => {
     const password = decodePasswordMessage(body);
     // PostgreSQL refuses an empty password outright ("empty password returned by client").
     if (password === '') return false;
+    // Raw bytes, not the decoded string: SASLprep falls back to them when they are not UTF-8.
+    const raw = body.subarray(0, body.length - 1);
     if (secret === undefined) {
-      // Same PBKDF2 cost as a SCRAM secret, so the answer time does not tell a missing user apart.
-      deriveScramVerifier(password, mockSalt(), SCRAM_DEFAULT_ITERATIONS);
+      // The cost of the usual secret kind, so the answer time does not tell a missing user apart.
+      await context.mockPasswordCheck(user, raw);
       return false;
     }
     switch (secret.kind) {
       case 'scram':
-        // Raw bytes, not the decoded string: SASLprep falls back to them when they are not UTF-8.
-        return verifyScramPassword(body.subarray(0, body.length - 1), secret.verifier);
+        return context.checkScramPassword(secret, raw);
       case 'md5':
         return verifyMd5Password(password, user, secret.hash);
       case 'plain':
@@ -157,10 +160,11 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     return verifyMd5Response(stored, salt, response);
   };
 
-  const step = (body: Buffer): AuthStep => {
+  const step = async (body: Buffer): Promise<AuthStep> => {
     switch (phase.name) {
       case 'cleartext':
-        return checkCleartext(body) ? succeed() : fail();
+        phase = { name: 'done' };
+        return (await checkCleartext(body)) ? succeed() : fail();
       case 'md5':
         return checkMd5(body, phase.salt) ? succeed() : fail();
       case 'sasl-initial': {
@@ -178,7 +182,11 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
       case 'sasl-first':
         return scramFirst(phase.server, decodeSASLResponse(body));
       case 'sasl-final': {
-        const result = phase.server.clientFinal(decodeSASLResponse(body));
+        const { server } = phase;
+        phase = { name: 'done' };
+        const data = decodeSASLResponse(body);
+        await server.ready();
+        const result = server.clientFinal(data);
         return result.ok ? succeed(authenticationSASLFinal(result.serverFinal)) : fail();
       }
       case 'new':
@@ -193,12 +201,12 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     return { send: [authenticationSASLContinue(serverFirst)] };
   };
 
-  const receive = (type: number, body: Buffer): AuthStep => {
+  const receive = async (type: number, body: Buffer): Promise<AuthStep> => {
     if (type !== FrontendMessage.Password) {
       return fail(violation(`expected password response, got message type ${type}`));
     }
     try {
-      return step(body);
+      return await step(body);
     } catch (err) {
       if (err instanceof ProxyError) return fail(err);
       throw err;

@@ -1,5 +1,6 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ProxyError } from '../errors.js';
+import { type Pbkdf2, pbkdf2Sha256 } from './pbkdf2.js';
 import { saslPrep } from './saslprep.js';
 import type { ScramVerifier } from './types.js';
 
@@ -13,6 +14,13 @@ export const SCRAM_MECHANISM = 'SCRAM-SHA-256';
 /** PostgreSQL's defaults (scram_iterations, SCRAM_DEFAULT_SALT_LEN). */
 export const SCRAM_DEFAULT_ITERATIONS = 4096;
 export const SCRAM_DEFAULT_SALT_LENGTH = 16;
+/**
+ * The most iterations an auth file's verifier may ask for. PostgreSQL accepts up to 2^31-1, but every
+ * `password`-method login costs one PBKDF2 at the verifier's count: 1,000,000 (about a second of one
+ * core here) admits OWASP's 600,000 for PBKDF2-HMAC-SHA-256 with room to spare, 244 times PostgreSQL's
+ * default, and keeps one login from costing minutes of CPU.
+ */
+export const SCRAM_MAX_ITERATIONS = 1_000_000;
 const KEY_LENGTH = 32;
 
 const B64 = '(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?';
@@ -47,7 +55,8 @@ export function formatScramVerifier(v: ScramVerifier): string {
 /**
  * Derives StoredKey and ServerKey (RFC 5802 §3):
  * SaltedPassword = PBKDF2-HMAC-SHA-256(SASLprep(password), salt, i), StoredKey = H(HMAC(SP, "Client Key")),
- * ServerKey = HMAC(SP, "Server Key"). Synchronous: 4096 iterations cost a few milliseconds.
+ * ServerKey = HMAC(SP, "Server Key"). Synchronous, for `hash-password` and tests: a session uses
+ * deriveScramVerifierAsync, so no other client waits on the event loop meanwhile.
  */
 export function deriveScramVerifier(
   password: string | Buffer,
@@ -55,6 +64,18 @@ export function deriveScramVerifier(
   iterations: number,
 ): ScramVerifier {
   const salted = pbkdf2Sync(saslPrep(password), salt, iterations, KEY_LENGTH, 'sha256');
+  const clientKey = hmac(salted, 'Client Key');
+  return { iterations, salt, storedKey: sha256(clientKey), serverKey: hmac(salted, 'Server Key') };
+}
+
+/** deriveScramVerifier off the event loop (see pbkdf2.ts); `derive` is for tests. */
+export async function deriveScramVerifierAsync(
+  password: string | Buffer,
+  salt: Buffer,
+  iterations: number,
+  derive: Pbkdf2 = pbkdf2Sha256,
+): Promise<ScramVerifier> {
+  const salted = await derive(saslPrep(password), salt, iterations);
   const clientKey = hmac(salted, 'Client Key');
   return { iterations, salt, storedKey: sha256(clientKey), serverKey: hmac(salted, 'Server Key') };
 }
@@ -75,7 +96,22 @@ export function createScramVerifier(
  * recompute with the verifier's salt and iterations and compare both keys in constant time.
  */
 export function verifyScramPassword(password: string | Buffer, verifier: ScramVerifier): boolean {
-  const candidate = deriveScramVerifier(password, verifier.salt, verifier.iterations);
+  return sameKeys(deriveScramVerifier(password, verifier.salt, verifier.iterations), verifier);
+}
+
+/** verifyScramPassword off the event loop (see pbkdf2.ts); `derive` is for tests. */
+export async function verifyScramPasswordAsync(
+  password: string | Buffer,
+  verifier: ScramVerifier,
+  derive: Pbkdf2 = pbkdf2Sha256,
+): Promise<boolean> {
+  return sameKeys(
+    await deriveScramVerifierAsync(password, verifier.salt, verifier.iterations, derive),
+    verifier,
+  );
+}
+
+function sameKeys(candidate: ScramVerifier, verifier: ScramVerifier): boolean {
   const storedOk = timingSafeEqual(candidate.storedKey, verifier.storedKey);
   const serverOk = timingSafeEqual(candidate.serverKey, verifier.serverKey);
   return storedOk && serverOk;
@@ -91,6 +127,8 @@ export interface ScramServerOptions {
    * attempts see the same salt, as they would for a real user: otherwise the salt reveals the lie.
    */
   mockSalt: Buffer;
+  /** Iterations announced by the mock exchange: those of the real users, or the exchange stands out. */
+  mockIterations?: number;
   /** Source of the server nonce's random bytes (18 by default, as PostgreSQL). */
   nonceBytes?: () => Buffer;
   /**
@@ -98,6 +136,16 @@ export interface ScramServerOptions {
    * For published test vectors such as RFC 7677 §3, whose nonce is not base64.
    */
   serverNonce?: () => string;
+}
+
+/**
+ * A verifier still to be derived (a plain-text secret): its salt and iterations are known at once, so
+ * server-first-message goes out without it; the keys are derived only once a proof arrives.
+ */
+export interface PendingScramVerifier {
+  iterations: number;
+  salt: Buffer;
+  derive: () => Promise<ScramVerifier>;
 }
 
 export type ScramFinalResult = { ok: true; serverFinal: Buffer } | { ok: false };
@@ -116,18 +164,18 @@ type State =
  * Malformed client messages throw ProxyError('PROTOCOL_VIOLATION'); a wrong proof returns { ok: false }.
  */
 export class ScramServer {
-  private readonly verifier: ScramVerifier;
+  private verifier: ScramVerifier | PendingScramVerifier;
   private readonly doomed: boolean;
   private readonly serverNonce: () => string;
   private state: State = { step: 'initial' };
 
-  constructor(verifier: ScramVerifier | null, opts: ScramServerOptions) {
+  constructor(verifier: ScramVerifier | PendingScramVerifier | null, opts: ScramServerOptions) {
     const nonceBytes = opts.nonceBytes ?? (() => randomBytes(18));
     this.serverNonce = opts.serverNonce ?? (() => nonceBytes().toString('base64'));
     if (verifier === null) {
       // Random keys: the proof check still runs (same cost) but cannot succeed.
       this.verifier = {
-        iterations: SCRAM_DEFAULT_ITERATIONS,
+        iterations: opts.mockIterations ?? SCRAM_DEFAULT_ITERATIONS,
         salt: opts.mockSalt,
         storedKey: randomBytes(KEY_LENGTH),
         serverKey: randomBytes(KEY_LENGTH),
@@ -137,6 +185,11 @@ export class ScramServer {
       this.verifier = verifier;
       this.doomed = false;
     }
+  }
+
+  /** Derives a pending verifier's keys (at most once); call before clientFinal. */
+  async ready(): Promise<void> {
+    if ('derive' in this.verifier) this.verifier = await this.verifier.derive();
   }
 
   /**
@@ -204,13 +257,15 @@ export class ScramServer {
     const proof = Buffer.from(proofB64, 'base64');
     if (proof.length !== KEY_LENGTH) malformed('invalid SCRAM proof length');
 
+    const verifier = this.verifier;
+    if ('derive' in verifier) throw new ProxyError('INTERNAL', { message: 'SCRAM keys not derived yet' });
     const authMessage = `${state.clientFirstBare},${state.serverFirst},${withoutProof}`;
-    const clientSignature = hmac(this.verifier.storedKey, authMessage);
+    const clientSignature = hmac(verifier.storedKey, authMessage);
     const clientKey = Buffer.alloc(KEY_LENGTH);
     for (let i = 0; i < KEY_LENGTH; i++) clientKey[i] = proof[i]! ^ clientSignature[i]!;
-    const matches = timingSafeEqual(sha256(clientKey), this.verifier.storedKey);
+    const matches = timingSafeEqual(sha256(clientKey), verifier.storedKey);
     if (!matches || this.doomed) return { ok: false };
-    const serverSignature = hmac(this.verifier.serverKey, authMessage);
+    const serverSignature = hmac(verifier.serverKey, authMessage);
     return { ok: true, serverFinal: Buffer.from(`v=${serverSignature.toString('base64')}`, 'utf8') };
   }
 }

@@ -1,6 +1,7 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
 import type { Metrics } from '../admin/metrics.js';
+import { authContext } from '../auth/auth-context.js';
 import type { AuthDelay } from '../auth/auth-delay.js';
 import { createAuthenticator } from '../auth/authenticator.js';
 import type { AuthMethod, AuthUsers } from '../auth/types.js';
@@ -41,8 +42,6 @@ export interface SessionDeps {
   route: (database: string) => SessionCluster | ProxyError;
   cancels: CancelRegistry<CancelRoute>;
   logger: Logger;
-  /** Server secret for the deterministic mock SCRAM salts of unknown users. */
-  mockSecret: Buffer;
   loginTimeoutMs: number;
   connectTimeoutMs: number;
   metrics: Metrics;
@@ -81,6 +80,8 @@ export class ClientSession {
   /** Mutable: a move to a fresh upstream connection updates where cancels go. */
   private cancelRoute: CancelRoute | undefined;
   private closed = false;
+  /** While a failed login's answer is delayed (AuthDelay): sends it at once (shutdown). */
+  private answerNow: (() => void) | undefined;
   private readonly startedAt = Date.now();
   /** The client's address as seen on the raw socket (TLS sockets over a wrapper do not know it). */
   private readonly clientAddress: string;
@@ -107,7 +108,7 @@ export class ClientSession {
     });
 
     let frames = new FrameStream(socket, () => new ClientGone());
-    const loginTimer = setTimeout(() => this.fail(new ProxyError('LOGIN_TIMEOUT')), deps.loginTimeoutMs);
+    const loginTimer = setTimeout(() => void this.fail(new ProxyError('LOGIN_TIMEOUT')), deps.loginTimeoutMs);
     let user: string | undefined;
     let role: string | undefined;
     try {
@@ -223,7 +224,8 @@ export class ClientSession {
         this.log.info({ event: 'closed', reason: 'client_left_during_login', user });
         socket.destroy();
       } else {
-        this.fail(toProxyError(err), user, user !== undefined && !deps.users().has(user));
+        // A delayed answer keeps the session, and so its --max-connections slot, until it is sent.
+        await this.fail(toProxyError(err), user, user !== undefined && !deps.users().has(user));
       }
     } finally {
       this.closed = true;
@@ -236,19 +238,15 @@ export class ClientSession {
 
   /** Ends the session from the proxy's side with `err` (e.g. 57P01 at shutdown). */
   terminate(err: ProxyError): void {
+    if (this.answerNow) this.answerNow();
     if (this.closed) return;
     if (this.live) this.live.terminate(err);
-    else this.fail(err);
+    else void this.fail(err);
   }
 
   private async authenticate(frames: FrameStream, user: string): Promise<void> {
     const { deps, socket } = this;
-    const auth = createAuthenticator({
-      method: deps.authMethod,
-      user,
-      secret: deps.users().get(user),
-      mockSecret: deps.mockSecret,
-    });
+    const auth = createAuthenticator({ method: deps.authMethod, user, context: authContext(deps.users()) });
     let step = auth.begin();
     for (;;) {
       // AuthenticationOk waits in the socket (corked) for the upstream login, and leaves in one write
@@ -263,7 +261,9 @@ export class ClientSession {
       }
       const frame = await frames.nextTyped(MAX_AUTH_MESSAGE_LENGTH);
       if (frame.type === FrontendMessage.Terminate) throw new ClientGone();
-      step = auth.receive(frame.type, frame.body);
+      step = await auth.receive(frame.type, frame.body);
+      // Answered meanwhile (login timeout, shutdown) while a derivation ran.
+      if (this.closed) throw new ClientGone();
     }
   }
 
@@ -288,9 +288,13 @@ export class ClientSession {
     if (result !== 'failed') this.log.info({ event: 'cancel_request', outcome: result });
   }
 
-  /** Answers a failure before the relay: ErrorResponse, close, one log line with the reason. */
-  private fail(err: ProxyError, user?: string, unknownUser = false): void {
-    if (this.closed) return;
+  /**
+   * Answers a failure before the relay: ErrorResponse, close, one log line with the reason. Resolves
+   * once the answer is sent: after the failed-login delay, during which the session keeps its
+   * admission slot, as PostgreSQL's auth_delay keeps a backend busy.
+   */
+  private fail(err: ProxyError, user?: string, unknownUser = false): Promise<void> {
+    if (this.closed) return Promise.resolve();
     this.closed = true;
     this.countFailure(err, unknownUser);
     // Wrong passwords are answered late, later with each recent failure (see AuthDelay).
@@ -318,8 +322,19 @@ export class ClientSession {
       else if (!socket.destroyed) socket.end(errorFromProxyError(err));
       setTimeout(() => socket.destroy(), 1000).unref();
     };
-    if (delayMs > 0) setTimeout(answer, delayMs).unref();
-    else answer();
+    if (delayMs <= 0) {
+      answer();
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.answerNow?.(), delayMs);
+      this.answerNow = () => {
+        this.answerNow = undefined;
+        clearTimeout(timer);
+        answer();
+        resolve();
+      };
+    });
   }
 
   private countFailure(err: ProxyError, unknownUser: boolean): void {

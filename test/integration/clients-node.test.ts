@@ -13,8 +13,13 @@ import pg from 'pg';
 import postgres from 'postgres';
 import { md5Secret } from '../../src/auth/md5.js';
 import { createScramVerifier } from '../../src/auth/scram.js';
-import { type ProxyProcess, startProxyProcess, writeAuthFile } from '../support/proxy-process.js';
-import { assertNoSecrets } from '../support/secrets.js';
+import {
+  allLogLines,
+  type ProxyProcess,
+  startProxyProcess,
+  writeAuthFile,
+} from '../support/proxy-process.js';
+import { assertNoSecrets, registerPasswords } from '../support/secrets.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
 const PASSWORDS = {
@@ -23,6 +28,15 @@ const PASSWORDS = {
   alice: 'alice-md5-pw',
   bob: 'bob-plain-pw',
 };
+/** The wrong passwords the tests send: no more allowed in a log line than the right ones. */
+const WRONG = {
+  scram: 'nope-wrong-c41f',
+  unknown: 'whatever-pw-8b2e',
+  md5: 'wrong-md5-e07a',
+  plain: 'wrong-plain-3d95',
+};
+// Every proxy's scan at stop() (md5 and password proxies too) looks for all of them.
+registerPasswords(...Object.values(PASSWORDS), ...Object.values(WRONG));
 
 let stack: TestStack;
 let scram: ProxyProcess;
@@ -78,14 +92,11 @@ before(async () => {
 after(async () => {
   await scram?.stop();
   await stack?.stop();
-  assertNoSecrets(
-    scram.logs.map((l) => l.raw),
-    {
-      credentials: stack.credentials,
-      tokens: stack.endpoint.logins.map((l) => l.token),
-      passwords: Object.values(PASSWORDS),
-    },
-  );
+  // Every line of every proxy this file started (SCRAM, md5, password, trust), with the passwords.
+  assertNoSecrets(allLogLines, {
+    credentials: stack.credentials,
+    tokens: stack.endpoint.logins.map((l) => l.token),
+  });
 });
 
 function roleMapConfig(map: Record<string, string>): string {
@@ -162,7 +173,7 @@ describe('node-postgres through the proxy with SCRAM-SHA-256', () => {
   });
 
   test('a wrong password gets 28P01 and the proxy keeps serving', async () => {
-    const err = await pgError(scram, { user: 'app', password: 'nope' });
+    const err = await pgError(scram, { user: 'app', password: WRONG.scram });
     assert.equal(err.code, '28P01');
     assert.equal(err.message, 'password authentication failed for user "app"');
     const r = await pgQuery(scram, 'app', PASSWORDS.app, 'select 1 as one');
@@ -170,7 +181,7 @@ describe('node-postgres through the proxy with SCRAM-SHA-256', () => {
   });
 
   test('an unknown user gets the same 28P01 as a wrong password', async () => {
-    const err = await pgError(scram, { user: 'mallory', password: 'whatever' });
+    const err = await pgError(scram, { user: 'mallory', password: WRONG.unknown });
     assert.equal(err.code, '28P01');
     assert.equal(err.message, 'password authentication failed for user "mallory"');
     const refused = await scram.waitForLog((l) => l.event === 'refused' && l.user === 'mallory');
@@ -334,7 +345,7 @@ describe('other local auth methods', () => {
       ]);
       assert.deepEqual((await pgQuery(proxy, 'bob', PASSWORDS.bob, 'select 2 as n')).rows, [{ n: 2 }]);
       assert.deepEqual((await pgQuery(proxy, 'app', PASSWORDS.app, 'select 3 as n')).rows, [{ n: 3 }]);
-      const err = await pgError(proxy, { user: 'alice', password: 'wrong' });
+      const err = await pgError(proxy, { user: 'alice', password: WRONG.md5 });
       assert.equal(err.code, '28P01');
     } finally {
       await proxy.stop();
@@ -357,7 +368,7 @@ describe('other local auth methods', () => {
         const r = await pgQuery(proxy, user, PASSWORDS[user], 'select 1 as one');
         assert.deepEqual(r.rows, [{ one: 1 }], user);
       }
-      assert.equal((await pgError(proxy, { user: 'bob', password: 'x' })).code, '28P01');
+      assert.equal((await pgError(proxy, { user: 'bob', password: WRONG.plain })).code, '28P01');
     } finally {
       await proxy.stop();
     }

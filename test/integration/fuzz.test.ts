@@ -1,7 +1,9 @@
 /**
  * A short run of the connection fuzzer (test/support/fuzz.ts; `npm run fuzz -- --count 100000` for a
  * long one): a few thousand random and mutated streams against the real proxy process, which must not
- * crash or log session_crashed, must keep serving a normal SCRAM client, and must give its memory back.
+ * crash or log session_crashed, must never let a stream without the password in (no AuthenticationOk,
+ * no ReadyForQuery, no upstream login), must keep serving a normal SCRAM client, and must give its
+ * memory back.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -23,4 +25,10 @@ test(`the proxy survives ${COUNT} hostile connection streams`, { timeout: 180_00
   assert.deepEqual(report.failures, [], summary);
   assert.equal(report.streams, COUNT);
   assert.ok(report.probes.ok >= 1, 'the normal client was checked at least once');
+  assert.equal(report.logins.hostileAuthenticated, 0, 'a stream without the password got in');
+  assert.ok(report.logins.proxyAuthenticated <= report.logins.allowed, summary);
+  assert.ok(report.logins.upstreamLogins <= report.logins.proxyAuthenticated, summary);
+  // The check is not vacuous: the probes and intact streams did get in, and upstream.
+  assert.ok(report.logins.proxyAuthenticated >= report.probes.ok, summary);
+  assert.ok(report.logins.upstreamLogins >= 1, summary);
 });

@@ -11,8 +11,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { parseScramVerifier, verifyScramPassword } from '../../src/auth/scram.js';
-import { CLI, type ProxyProcess, startProxyProcess } from '../support/proxy-process.js';
+import { allLogLines, CLI, type ProxyProcess, startProxyProcess } from '../support/proxy-process.js';
+import { assertNoSecrets, registerPasswords } from '../support/secrets.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
+
+registerPasswords('s3cret pass', 'pw-from-hash');
 
 let stack: TestStack;
 
@@ -22,6 +25,11 @@ before(async () => {
 
 after(async () => {
   await stack?.stop();
+  // Every line of every proxy this file started, including those that exited on their own.
+  assertNoSecrets(allLogLines, {
+    credentials: stack.credentials,
+    tokens: stack.endpoint.logins.map((l) => l.token),
+  });
 });
 
 function run(
@@ -119,58 +127,71 @@ describe('shutdown', () => {
     const p = await startProxyProcess(stack, {
       args: ['--max-shutdown-delay', '2s', '--log-level', 'trace'],
     });
-    const idle = await connected(p);
-    const idleError = new Promise<pg.DatabaseError>((resolve) =>
-      idle.on('error', (e) => resolve(e as pg.DatabaseError)),
-    );
-    const busy = await connected(p);
-    busy.on('error', () => {});
-    const busyQuery = busy.query('select pg_sleep(1) as slept');
-    await new Promise((r) => setTimeout(r, 200));
-    const t0 = Date.now();
-    p.child.kill('SIGTERM');
-    await p.waitForLog((l) => l.event === 'draining');
+    try {
+      const idle = await connected(p);
+      const idleError = new Promise<pg.DatabaseError>((resolve) =>
+        idle.on('error', (e) => resolve(e as pg.DatabaseError)),
+      );
+      const busy = await connected(p);
+      busy.on('error', () => {});
+      const busyQuery = busy.query('select pg_sleep(1) as slept');
+      await new Promise((r) => setTimeout(r, 200));
+      const t0 = Date.now();
+      p.child.kill('SIGTERM');
+      await p.waitForLog((l) => l.event === 'draining');
 
-    // New clients are no longer accepted.
-    const late = new pg.Client({ host: p.host, port: p.port, user: 'app', password: '' });
-    late.on('error', () => {});
-    await assert.rejects(late.connect(), /ECONNREFUSED|Connection terminated/);
+      // New clients are no longer accepted.
+      const late = new pg.Client({ host: p.host, port: p.port, user: 'app', password: '' });
+      late.on('error', () => {});
+      await assert.rejects(late.connect(), /ECONNREFUSED|Connection terminated/);
 
-    // Work in flight completes within the drain window.
-    assert.equal((await busyQuery).rowCount, 1);
-    await busy.end();
+      // Work in flight completes within the drain window.
+      assert.equal((await busyQuery).rowCount, 1);
+      await busy.end();
 
-    // What is left at the deadline is ended with 57P01, then the process exits 0.
-    const err = await idleError;
-    assert.equal(err.code, '57P01');
-    assert.match(err.message, /shutting down/);
-    const elapsed = Date.now() - t0;
-    assert.ok(elapsed >= 1800 && elapsed < 6000, `ended after ${elapsed} ms`);
-    assert.equal(await p.exited, 0);
-    const order = p.logs
-      .map((l) => l.json?.event)
-      .filter((e) => e === 'draining' || e === 'terminating_sessions' || e === 'stopped');
-    assert.deepEqual(order, ['draining', 'terminating_sessions', 'stopped']);
+      // What is left at the deadline is ended with 57P01, then the process exits 0.
+      const err = await idleError;
+      assert.equal(err.code, '57P01');
+      assert.match(err.message, /shutting down/);
+      const elapsed = Date.now() - t0;
+      assert.ok(elapsed >= 1800 && elapsed < 6000, `ended after ${elapsed} ms`);
+      assert.equal(await p.exited, 0);
+      const order = p.logs
+        .map((l) => l.json?.event)
+        .filter((e) => e === 'draining' || e === 'terminating_sessions' || e === 'stopped');
+      assert.deepEqual(order, ['draining', 'terminating_sessions', 'stopped']);
+    } finally {
+      // The process has exited; stop() runs the secrets scan over everything it wrote.
+      await p.stop();
+    }
   });
 
   test('SIGTERM with no sessions exits promptly', async () => {
     const p = await startProxyProcess(stack, { args: ['--max-shutdown-delay', '30s'] });
-    const t0 = Date.now();
-    p.child.kill('SIGTERM');
-    assert.equal(await p.exited, 0);
-    assert.ok(Date.now() - t0 < 3000);
+    try {
+      const t0 = Date.now();
+      p.child.kill('SIGTERM');
+      assert.equal(await p.exited, 0);
+      assert.ok(Date.now() - t0 < 3000);
+    } finally {
+      await p.stop();
+    }
   });
 
   test('a second signal exits at once', async () => {
     const p = await startProxyProcess(stack, { args: ['--max-shutdown-delay', '60s'] });
-    const client = await connected(p);
-    client.on('error', () => {});
-    p.child.kill('SIGTERM');
-    await p.waitForLog((l) => l.event === 'draining');
-    const t0 = Date.now();
-    p.child.kill('SIGINT');
-    const code = await p.exited;
-    assert.equal(code, 1);
-    assert.ok(Date.now() - t0 < 3000, 'did not wait for the drain');
+    try {
+      const client = await connected(p);
+      client.on('error', () => {});
+      p.child.kill('SIGTERM');
+      await p.waitForLog((l) => l.event === 'draining');
+      const t0 = Date.now();
+      p.child.kill('SIGINT');
+      const code = await p.exited;
+      assert.equal(code, 1);
+      assert.ok(Date.now() - t0 < 3000, 'did not wait for the drain');
+    } finally {
+      await p.stop();
+    }
   });
 });

@@ -16,6 +16,7 @@ import net from 'node:net';
 import pg from 'pg';
 import { createScramVerifier } from '../../src/auth/scram.js';
 import {
+  countFailures,
   GC_NODE_ARGS,
   HEAP_SLACK_MB,
   liveObjects,
@@ -65,6 +66,19 @@ export interface FuzzReport {
   durationMs: number;
   /** Log lines at error level and above, by event. */
   errorLogs: Record<string, number>;
+  /**
+   * Who got in, over the whole run (warm-up included). `allowed`: logins made with the password sent
+   * unchanged (normal-client probes, `session` streams, `sasl-response` streams left intact);
+   * `hostileAuthenticated`: streams without the password that saw AuthenticationOk or ReadyForQuery;
+   * `proxyAuthenticated`: the proxy's `authenticated` log lines; `upstreamLogins`: successful logins
+   * at the endpoint.
+   */
+  logins: {
+    allowed: number;
+    hostileAuthenticated: number;
+    proxyAuthenticated: number;
+    upstreamLogins: number;
+  };
   /** Every failed check; empty means the run passed. */
   failures: string[];
 }
@@ -380,6 +394,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** ReadyForQuery's type and length. */
 const READY_HEADER = Buffer.from([0x5a, 0, 0, 0, 5]);
+/** AuthenticationOk, whole. */
+const AUTH_OK = Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0]);
 
 /** A client connection that collects what the server says and reads typed messages off it. */
 class Conn {
@@ -468,6 +484,11 @@ class Conn {
     return undefined;
   }
 
+  /** Whether the server ever said AuthenticationOk or ReadyForQuery: the client got in. */
+  authenticated(): boolean {
+    return this.received.includes(AUTH_OK) || this.received.includes(READY_HEADER);
+  }
+
   async send(rng: Rng, data: Buffer): Promise<void> {
     for (const piece of pieces(rng, data)) {
       if (this.closed) return;
@@ -485,6 +506,17 @@ class Conn {
 interface StreamResult {
   category: string;
   answer: string;
+  /** The stream logged in with the password, sent unchanged: it may get in. */
+  allowed: boolean;
+  /** The server said AuthenticationOk or ReadyForQuery. */
+  authenticated: boolean;
+}
+
+/** A client-final-message with its proof decoded and encoded again (base64 has spare bits). */
+function canonicalFinal(m: Buffer): string {
+  return m
+    .toString('latin1')
+    .replace(/,p=([A-Za-z0-9+/=]*)$/, (_, p: string) => `,p=${Buffer.from(p, 'base64').toString('base64')}`);
 }
 
 /** How long a stream waits for the proxy to answer or close after its last byte. */
@@ -498,8 +530,13 @@ async function runStream(
   password: string,
 ): Promise<StreamResult> {
   const conn = new Conn(host, port);
+  let allowed = false;
+  const finish = (forced: string | undefined): StreamResult => {
+    const answer = conn.answer() ?? forced ?? (conn.closed ? 'closed' : 'left-open');
+    return { category: p.category, answer, allowed, authenticated: conn.authenticated() };
+  };
   try {
-    if (!(await conn.connected)) return { category: p.category, answer: 'connect-failed' };
+    if (!(await conn.connected)) return finish('connect-failed');
     if (p.kind === 'static') {
       await conn.send(rng, p.data);
       await conn.waitFor(() => false, QUIET_MS + p.lingerMs);
@@ -511,34 +548,32 @@ async function runStream(
           ['database', 'postgres'],
         ]),
       );
-      if (!(await conn.waitMessage('R', 5000))) return finish(conn, p.category, 'login-failed');
+      if (!(await conn.waitMessage('R', 5000))) return finish('login-failed');
       const nonce = rng.text(24, 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456789') || 'n';
       const first = clientFirstMessage(nonce);
       conn.socket.write(saslInitial('SCRAM-SHA-256', Buffer.from(first)));
       const cont = await conn.waitMessage('R', 5000);
-      if (cont?.body.readInt32BE(0) !== 11) return finish(conn, p.category, 'login-failed');
+      if (cont?.body.readInt32BE(0) !== 11) return finish('login-failed');
       const serverFirst = cont.body.subarray(4).toString('utf8');
       const final = Buffer.from(clientFinalMessage(password, first, serverFirst).message);
       if (p.kind === 'sasl-response') {
-        await conn.send(rng, typed('p', p.mutate(final)));
+        const sent = p.mutate(final);
+        allowed = canonicalFinal(sent) === canonicalFinal(final);
+        await conn.send(rng, typed('p', sent));
         await conn.waitFor(() => false, QUIET_MS);
       } else {
+        allowed = true;
         conn.socket.write(typed('p', final));
         // Login goes upstream (TLS, token, PostgreSQL): allow for a queue under load.
-        if (!(await conn.waitMessage('Z', 15_000))) return finish(conn, p.category, 'login-failed');
+        if (!(await conn.waitMessage('Z', 15_000))) return finish('login-failed');
         await conn.send(rng, p.traffic);
         await conn.waitFor(() => false, QUIET_MS * 2);
       }
     }
-    return finish(conn, p.category, undefined);
+    return finish(undefined);
   } finally {
     conn.destroy();
   }
-}
-
-function finish(conn: Conn, category: string, forced: string | undefined): StreamResult {
-  const answer = conn.answer() ?? forced ?? (conn.closed ? 'closed' : 'left-open');
-  return { category, answer };
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -552,7 +587,11 @@ const inc = (rec: Record<string, number>, key: string, n = 1): void => {
   rec[key] = (rec[key] ?? 0) + n;
 };
 
+/** Logins made with the right password (probes and intact streams), counted as they start. */
+let allowedLogins = 0;
+
 async function probe(proxy: ProxyProcess, password: string): Promise<void> {
+  allowedLogins++;
   const client = new pg.Client({
     host: proxy.host,
     port: proxy.port,
@@ -568,6 +607,25 @@ async function probe(proxy: ProxyProcess, password: string): Promise<void> {
     if (r.rows[0]?.answer !== 42) throw new Error(`unexpected result ${JSON.stringify(r.rows)}`);
   } finally {
     await client.end().catch(() => {});
+  }
+}
+
+/** With a few normal sessions open, the leak check's counts must see them (see countFailures). */
+async function openSessionsCounted(proxy: ProxyProcess, password: string): Promise<string[]> {
+  const clients = Array.from(
+    { length: 3 },
+    () =>
+      new pg.Client({ host: proxy.host, port: proxy.port, user: 'admin', password, database: 'postgres' }),
+  );
+  try {
+    for (const c of clients) {
+      c.on('error', () => {});
+      allowedLogins++;
+      await c.connect();
+    }
+    return countFailures(await liveObjects(proxy), clients.length);
+  } finally {
+    await Promise.all(clients.map((c) => c.end().catch(() => {})));
   }
 }
 
@@ -609,8 +667,10 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     liveObjects: {},
     durationMs: 0,
     errorLogs: {},
+    logins: { allowed: 0, hostileAuthenticated: 0, proxyAuthenticated: 0, upstreamLogins: 0 },
     failures,
   };
+  allowedLogins = 0;
 
   const password = 'fuzz-admin-password';
   let stack: TestStack | undefined;
@@ -640,6 +700,13 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
           if (p.child.exitCode !== null) return;
           const rng = streamRng(seed, index);
           const r = await runStream(rng, plan(rng, 'admin'), p.host, p.port, password);
+          if (r.allowed) allowedLogins++;
+          else if (r.authenticated) {
+            report.logins.hostileAuthenticated++;
+            failures.push(
+              `a ${r.category} stream without the password (seed ${seed}, stream ${index}) got in`,
+            );
+          }
           if (!record) continue;
           report.streams++;
           inc(report.byCategory, r.category);
@@ -727,9 +794,26 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       report.gc.after = { rss: settled.rss, heap: settled.heap };
       report.liveObjects = await liveObjects(p);
       failures.push(...memoryFailures('after the run', gcBaseline, report.gc.after, report.liveObjects));
+      failures.push(...(await openSessionsCounted(p, password)));
     }
     failures.push(...scanLogs(p, logFrom, report.errorLogs));
     if (report.streams < opts.count) failures.push(`only ${report.streams} of ${opts.count} streams ran`);
+    // No hostile stream got past local authentication, so none cost an upstream login: the proxy
+    // authenticated at most the logins made with the password, and logged in upstream at most once
+    // for each of those.
+    report.logins.allowed = allowedLogins;
+    report.logins.proxyAuthenticated = p.logs.filter((l) => l.json?.event === 'authenticated').length;
+    report.logins.upstreamLogins = stack.endpoint.logins.filter((l) => l.ok).length;
+    if (report.logins.proxyAuthenticated > report.logins.allowed) {
+      failures.push(
+        `the proxy authenticated ${report.logins.proxyAuthenticated} sessions but only ${report.logins.allowed} logins had the password`,
+      );
+    }
+    if (report.logins.upstreamLogins > report.logins.proxyAuthenticated) {
+      failures.push(
+        `${report.logins.upstreamLogins} upstream logins for ${report.logins.proxyAuthenticated} authenticated sessions`,
+      );
+    }
   } catch (err) {
     failures.push(`fuzz run aborted: ${(err as Error).stack ?? String(err)}`);
   } finally {
@@ -750,6 +834,7 @@ export function formatReport(r: FuzzReport): string {
     `RSS at start ${mb(r.rss.start)}, baseline after warm-up ${mb(r.rss.baseline)}, peak ${mb(r.rss.peak)}, after ${mb(r.rss.after)}`,
     `after a full GC: live heap ${r.gc.baseline.heap.toFixed(1)} MB at the baseline, ${r.gc.after.heap.toFixed(1)} MB after (slack +${HEAP_SLACK_MB} MB); live objects at the end ${JSON.stringify(r.liveObjects)}`,
     `normal client probes: ${r.probes.ok} ok, ${r.probes.failed} failed`,
+    `logins: ${r.logins.allowed} with the password, ${r.logins.proxyAuthenticated} authenticated by the proxy, ${r.logins.upstreamLogins} upstream, ${r.logins.hostileAuthenticated} hostile streams got in`,
     'streams by category (answers):',
   ];
   for (const [cat, n] of Object.entries(r.byCategory).sort()) {

@@ -5,15 +5,34 @@
 //   proxy's per-connection classes (it inflates RSS for a while, so the soak asks for it last).
 import v8 from 'node:v8';
 
-// TimersList: Node's list per timeout duration; one left per session is a timer leak (see live-session.ts).
+// The proxy's per-connection classes, taken from the modules that define them (the same module
+// instances the proxy runs): the names counted are the classes' own, read at run time, so renaming a
+// class cannot make the count silently 0; an export that is gone is reported as missing.
 const PER_CONNECTION = [
-  'ClientSession',
-  'LiveSession',
-  'Relay',
-  'FrontendScanner',
-  'BackendScanner',
-  'TimersList',
+  ['ClientSession', '../../dist/session/session.js'],
+  ['LiveSession', '../../dist/session/live-session.js'],
+  ['Relay', '../../dist/relay/relay.js'],
+  ['FrontendScanner', '../../dist/relay/frontend-scanner.js'],
+  ['BackendScanner', '../../dist/relay/backend-scanner.js'],
 ];
+// TimersList: Node's list per timeout duration; one left per session is a timer leak (see live-session.ts).
+const NODE_INTERNAL = ['TimersList'];
+
+/** export name -> the class's name in the heap (undefined: the module no longer exports it). */
+async function classNames() {
+  const out = {};
+  for (const [exported, path] of PER_CONNECTION) {
+    let cls;
+    try {
+      cls = (await import(new URL(path, import.meta.url).href))[exported];
+    } catch {
+      cls = undefined; // the module moved: reported as missing
+    }
+    out[exported] = typeof cls === 'function' && cls.name ? cls.name : undefined;
+  }
+  for (const name of NODE_INTERNAL) out[name] = name;
+  return out;
+}
 
 process.on('SIGUSR2', () => {
   globalThis.gc({ type: 'major', execution: 'sync' });
@@ -23,7 +42,14 @@ process.on('SIGUSR2', () => {
   );
 });
 
-process.on('SIGWINCH', () => {
+process.on('SIGWINCH', async () => {
+  const names = await classNames();
+  const missing = Object.keys(names).filter((k) => names[k] === undefined);
+  const byHeapName = new Map(
+    Object.entries(names)
+      .filter(([, n]) => n !== undefined)
+      .map(([k, n]) => [n, k]),
+  );
   globalThis.gc({ type: 'major', execution: 'sync' });
   const chunks = [];
   const stream = v8.getHeapSnapshot();
@@ -35,12 +61,12 @@ process.on('SIGWINCH', () => {
     const typeAt = fields.indexOf('type');
     const nameAt = fields.indexOf('name');
     const objectType = snapshot.snapshot.meta.node_types[0].indexOf('object');
-    const counts = Object.fromEntries(PER_CONNECTION.map((n) => [n, 0]));
+    const counts = Object.fromEntries([...byHeapName.values()].map((k) => [k, 0]));
     for (let i = 0; i < snapshot.nodes.length; i += stride) {
       if (snapshot.nodes[i + typeAt] !== objectType) continue;
-      const name = snapshot.strings[snapshot.nodes[i + nameAt]];
-      if (name in counts) counts[name]++;
+      const key = byHeapName.get(snapshot.strings[snapshot.nodes[i + nameAt]]);
+      if (key !== undefined) counts[key]++;
     }
-    process.stderr.write(`${JSON.stringify({ event: 'test_objects', counts })}\n`);
+    process.stderr.write(`${JSON.stringify({ event: 'test_objects', counts, missing })}\n`);
   });
 });

@@ -94,13 +94,40 @@ export async function settledMemory(
   return { ...m, settleMs: Date.now() - start };
 }
 
+/** The proxy's classes with one live object per open session (gc-on-signal.mjs counts them). */
+export const PER_SESSION_CLASSES = [
+  'ClientSession',
+  'LiveSession',
+  'Relay',
+  'FrontendScanner',
+  'BackendScanner',
+];
+
 /**
  * Live per-connection objects by class, from a heap snapshot. It inflates the proxy's RSS for a
- * while: take it after the last RSS reading.
+ * while: take it after the last RSS reading. The classes are looked up in the proxy's own modules
+ * (gc-on-signal.mjs); one that cannot be found any more throws instead of counting 0.
  */
 export async function liveObjects(proxy: ProxyProcess): Promise<Record<string, number>> {
   const j = await answer(proxy, 'SIGWINCH', 'test_objects', 60_000);
+  const missing = (j.missing ?? []) as string[];
+  if (missing.length > 0) {
+    throw new Error(
+      `the leak check cannot find the proxy's ${missing.join(', ')} (renamed or moved? update gc-on-signal.mjs)`,
+    );
+  }
   return j.counts as Record<string, number>;
+}
+
+/**
+ * The check of the check: with `open` sessions logged in and idle, each per-session class must count
+ * at least `open` live objects, or the counts the leak check relies on are counting nothing.
+ */
+export function countFailures(objects: Record<string, number>, open: number): string[] {
+  return PER_SESSION_CLASSES.filter((c) => (objects[c] ?? 0) < open).map(
+    (c) =>
+      `with ${open} sessions open the leak check counted ${objects[c] ?? 0} live ${c} objects: it counts nothing`,
+  );
 }
 
 /** The failures of a before/after pair, empty when memory came back. */

@@ -12,6 +12,22 @@ export interface KnownSecrets {
   passwords?: string[];
 }
 
+/** Every password the tests of this process use (registerPasswords): each scan looks for them all. */
+const registered = new Set<string>();
+
+/**
+ * Registers passwords (right and wrong ones) that a test sends or writes to an auth file: from then
+ * on every scan, including the one each proxy runs at stop(), fails on a line that carries one.
+ * A password must be long enough to be searched for without false alarms.
+ */
+export function registerPasswords(...passwords: string[]): void {
+  for (const pw of passwords) {
+    if (pw.length < 6)
+      throw new Error(`password "${pw}" is too short for the secrets scan (at least 6 characters)`);
+    registered.add(pw);
+  }
+}
+
 /** Substrings that must not appear in any line (each once: a cached token is seen at many logins). */
 export function secretNeedles(secrets: KnownSecrets): string[] {
   const needles = new Set<string>();
@@ -27,7 +43,7 @@ export function secretNeedles(secrets: KnownSecrets): string[] {
     const sig = /X-Amz-Signature=([0-9a-f]{64})/.exec(token)?.[1];
     if (sig) add(sig);
   }
-  for (const pw of secrets.passwords ?? []) if (pw.length >= 4) add(pw);
+  for (const pw of [...(secrets.passwords ?? []), ...registered]) if (pw.length >= 4) add(pw);
   return [...needles];
 }
 

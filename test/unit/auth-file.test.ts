@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AuthFileError, parseAuthFile } from '../../src/auth/auth-file.js';
-import { createScramVerifier } from '../../src/auth/scram.js';
+import { createScramVerifier, formatScramVerifier, SCRAM_MAX_ITERATIONS } from '../../src/auth/scram.js';
 
 const SCRAM = createScramVerifier('pw', { salt: Buffer.alloc(16, 2) });
 const MD5 = 'md54d45974e13472b5a0be3533de4666414';
@@ -88,6 +88,25 @@ describe('parseAuthFile', () => {
         for (const s of secrets) assert.ok(!err.message.includes(s), err.message);
         assert.ok(!err.message.includes('hunter2'));
       }
+    }
+  });
+
+  it(`bounds a verifier's iterations at ${SCRAM_MAX_ITERATIONS}, naming the line`, () => {
+    const verifier = (iterations: number) =>
+      formatScramVerifier({
+        iterations,
+        salt: Buffer.alloc(16, 1),
+        storedKey: Buffer.alloc(32, 2),
+        serverKey: Buffer.alloc(32, 3),
+      });
+    const ok = parseAuthFile(`"a" "${verifier(SCRAM_MAX_ITERATIONS)}"`).get('a');
+    assert.equal(ok?.kind === 'scram' && ok.verifier.iterations, SCRAM_MAX_ITERATIONS);
+    for (const n of [SCRAM_MAX_ITERATIONS + 1, 0x7fffffff]) {
+      fails(
+        `# users\n"a" "${MD5}"\n"b" "${verifier(n)}"`,
+        3,
+        new RegExp(`${n} iterations; at most ${SCRAM_MAX_ITERATIONS}`),
+      );
     }
   });
 });
