@@ -200,12 +200,20 @@ export class LiveSession {
         event: 'upstream_moved',
         reason: 'max_age',
         old_age_ms: oldAge,
-        prepared_statements: snapshot.parses.length + snapshot.sqlPrepared.length,
+        prepared_statements: snapshot.parses.length,
         settings: snapshot.settings.length,
         endpoint: next.target.hostname,
       });
     } catch (err) {
       next?.socket.destroy();
+      if (err instanceof ProxyError && err.code === 'SESSION_NOT_MOVABLE') {
+        // Retrying cannot help, and waiting for the cap would end the session anyway, perhaps in the
+        // middle of a transaction: end it now, between two requests, with the reason.
+        this.endNotMovable(err, oldAge);
+        return;
+      }
+      // simpleQuery closes a connection it leaves in the middle of an answer, so one still open here
+      // is between two messages: the client may have it back.
       if (old.destroyed) {
         lost = err as Error;
         return;
@@ -222,6 +230,21 @@ export class LiveSession {
       // The old connection died under the move: handled like any other loss, after the cleanup.
       if (lost) void this.upstreamLost(lost);
     }
+  }
+
+  /**
+   * Ends a session the move found holding state it cannot re-create (see takeSnapshot): a FATAL
+   * ErrorResponse saying what and why, sent while the session is idle, and a log line.
+   */
+  private endNotMovable(err: ProxyError, age: number): void {
+    this.ended = true;
+    this.opts.log.warn({
+      event: 'upstream_move_refused',
+      old_age_ms: age,
+      message: err.message,
+      detail: err.detail,
+    });
+    this.relay.terminate(errorFromProxyError(err));
   }
 
   private swapTo(next: UpstreamConnection): void {

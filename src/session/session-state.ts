@@ -35,6 +35,14 @@ const CHANGES_UNREPORTED =
 
 const SQL_PREPARE = /\bprepare\b/i;
 
+/**
+ * What a session may keep of named prepared statements to re-create them on a fresh connection:
+ * accepted and pending Parse bodies together. Beyond it the proxy stops tracking and the session is
+ * no longer movable (a client sending 2,000 named Parses of 1 MB grew the proxy by 2 GB before).
+ */
+export const MAX_TRACKED_STATEMENTS = 1000;
+export const MAX_TRACKED_BYTES = 16 * 1024 * 1024;
+
 const NO_SETTINGS: ReadonlyMap<string, string> = new Map();
 
 export class SessionState {
@@ -50,8 +58,9 @@ export class SessionState {
   /** True once a statement may have changed a setting the server does not report. */
   unreportedMayDiffer = false;
   /**
-   * True for good once the client may have used SQL-level PREPARE: those statements live only on the
-   * server, so every later move must read them back, and a blind reconnect cannot restore them.
+   * True once the client may have used SQL-level PREPARE: those statements live only on the server,
+   * and the proxy does not re-create them. The next move asks the server whether any exist (and ends
+   * the session if so); a blind reconnect is not possible meanwhile.
    */
   sqlPrepareUsed = false;
   /** True for good once a prepared statement was too large to keep: it cannot be re-created. */
@@ -69,6 +78,11 @@ export class SessionState {
   noteStatement(sql: string | null): void {
     if (sql === null || CHANGES_UNREPORTED.test(sql)) this.unreportedMayDiffer = true;
     if (sql === null || SQL_PREPARE.test(sql)) this.sqlPrepareUsed = true;
+  }
+
+  /** The Parse bodies of the named statements, in creation order, for a fresh connection. */
+  preparedBodies(): Buffer[] {
+    return [...this.prepared.values()];
   }
 
   /** Whether a fresh connection can be given everything this session holds without asking the old one. */
@@ -108,8 +122,12 @@ export class SessionState {
     return [...out.values()];
   }
 
-  /** Called after a snapshot from the live session has been restored elsewhere: all is known again. */
+  /**
+   * Called after a snapshot from the live session has been restored elsewhere: all is known again, and
+   * the snapshot found no SQL-level prepared statement (else the session could not move).
+   */
   markKnown(): void {
     this.unreportedMayDiffer = false;
+    this.sqlPrepareUsed = false;
   }
 }

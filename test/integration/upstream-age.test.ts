@@ -130,6 +130,65 @@ describe('--max-upstream-age moves idle sessions before the cap', () => {
   });
 });
 
+describe('a session move never runs client SQL again', () => {
+  test('PREPARE and EXECUTE in one Query: the row is inserted once, and the session ends at its move', async () => {
+    // The reproduction of issue 20: PostgreSQL keeps the whole Query string in
+    // pg_prepared_statements.statement, and the move used to run it on each new connection.
+    await stack.postgres.query(
+      'drop table if exists public.age_prepare; create table public.age_prepare (n int); grant select, insert on public.age_prepare to app',
+    );
+    const p = await proxy(['--max-upstream-age', '2s']);
+    const client = new pg.Client({ host: p.host, port: p.port, user: 'app', password: '' });
+    let ended: pg.DatabaseError | undefined;
+    client.on('error', (e) => {
+      ended ??= e as pg.DatabaseError;
+    });
+    await client.connect();
+    await client.query('PREPARE ins AS INSERT INTO public.age_prepare VALUES (1); EXECUTE ins');
+    const until = Date.now() + CAP_MS * 3;
+    while (Date.now() < until && !ended) {
+      await client.query('select 1').catch((e: pg.DatabaseError) => {
+        ended ??= e;
+      });
+      await sleep(1500);
+    }
+    await client.end().catch(() => {});
+    const [row] = await stack.postgres.query<{ n: string }>('select count(*) as n from public.age_prepare');
+    assert.equal(Number(row?.n), 1, 'the INSERT ran exactly once, when the client sent it');
+    assert.ok(ended, 'the session ends instead of moving without its SQL-level prepared statement');
+    assert.equal(ended.code, '08006');
+    assert.match(ended.message, /cannot move this session to a fresh DSQL connection/);
+    assert.match(ended.detail ?? '', /holds 1 prepared statement\(s\) made with SQL PREPARE/);
+    assert.match(ended.hint ?? '', /DEALLOCATE/);
+    const refused = await p.waitForLog((l) => l.event === 'upstream_move_refused');
+    assert.match(String(refused.detail), /SQL PREPARE/);
+    assert.equal(p.logs.filter((l) => l.json?.event === 'upstream_moved').length, 0);
+    assert.doesNotMatch(p.logs.map((l) => l.raw).join('\n'), /INSERT INTO/i, 'no client SQL in the logs');
+  });
+
+  test('a session whose SQL PREPARE is gone again (DEALLOCATE) still moves', async () => {
+    const p = await proxy(['--max-upstream-age', '1500ms']);
+    const client = new pg.Client({ host: p.host, port: p.port, user: 'app', password: '' });
+    await client.connect();
+    try {
+      await client.query('PREPARE two AS select 2 as n');
+      assert.equal((await client.query('EXECUTE two')).rows[0].n, 2);
+      await client.query('DEALLOCATE two');
+      const pids = new Set<number>();
+      const until = Date.now() + CAP_MS * 2;
+      while (Date.now() < until) {
+        pids.add((await client.query('select pg_backend_pid() as pid')).rows[0].pid);
+        await sleep(250);
+      }
+      assert.ok(pids.size >= 2, `the session ran on ${pids.size} upstream connections`);
+    } finally {
+      await client.end();
+    }
+    assert.ok(p.logs.filter((l) => l.json?.event === 'upstream_moved').length >= 1);
+    assert.equal(p.logs.filter((l) => l.json?.event === 'upstream_move_refused').length, 0);
+  });
+});
+
 describe('an unexpected upstream close', () => {
   test('idle with reported settings only: reconnected transparently, settings kept', async () => {
     const p = await proxy(['--max-upstream-age', '1h']);
