@@ -12,6 +12,7 @@ import { decodeBackendFrame } from '../upstream/decode.js';
 import { restoreSnapshot, takeSnapshot, trackedSnapshot } from './restore.js';
 import type { CancelRoute } from './session.js';
 import { SessionState } from './session-state.js';
+import { answersTo, statementEvents } from './statement-tracker.js';
 
 /** DSQL ends every connection after 60 minutes (CHAP_quotas.html), with a bare close. */
 const DSQL_CONNECTION_LIMIT_MS = 60 * 60_000;
@@ -65,12 +66,8 @@ export class LiveSession {
     this.relay = new Relay(opts.client, opts.first.socket, {
       counters: { toServer: opts.metrics.bytesToServer, toClient: opts.metrics.bytesToClient },
       frontend: {
-        onNamedParse: (name, body) => state.noteParse(name, body),
-        onCloseStatement: (name) => state.noteClose(name),
+        ...statementEvents(state.statements, () => this.relay.frontend.requests),
         onStatementText: (sql) => state.noteStatement(sql),
-        onUnkeptParse: () => {
-          state.unkeptStatement = true;
-        },
       },
       onIdle: () => {
         if (this.due && !this.busy) void this.move();
@@ -80,6 +77,7 @@ export class LiveSession {
     });
     this.relay.scanner.onParameterStatus = (body) => state.noteParameterStatus(body);
     this.relay.scanner.onError = (body) => countConflict(body, metrics);
+    answersTo(state.statements, this.relay.scanner);
     state.setBaseline(opts.first.session.parameters);
   }
 

@@ -8,13 +8,8 @@ import { ProxyError } from '../errors.js';
 import { FrameStream } from '../io/frame-stream.js';
 import { typedMessage } from '../protocol/message-writer.js';
 import { simpleQuery } from '../upstream/simple-query.js';
-import {
-  MAX_TRACKED_BYTES,
-  MAX_TRACKED_STATEMENTS,
-  RESTORED_SETTING_PREFIX,
-  RESTORED_SETTINGS,
-  type SessionState,
-} from './session-state.js';
+import { RESTORED_SETTING_PREFIX, RESTORED_SETTINGS, type SessionState } from './session-state.js';
+import { MAX_TRACKED_BYTES, MAX_TRACKED_STATEMENTS } from './statement-tracker.js';
 
 export interface SessionSnapshot {
   /** name -> value, as SHOWn by the old session. */

@@ -3,7 +3,8 @@
  * as the proxy can follow it from the byte stream:
  * - settings the server reports with ParameterStatus (application_name, client_encoding, DateStyle,
  *   IntervalStyle, TimeZone...), kept current from the relay's scanner;
- * - named prepared statements created with the extended protocol (the Parse bodies, to replay them);
+ * - named prepared statements created with the extended protocol and accepted by the server (the
+ *   Parse bodies, to replay them: statement-tracker.ts);
  * - whether a statement may have changed state the server does not report (search_path,
  *   extra_float_digits, enable_*, SQL-level PREPARE, RESET/DISCARD). Once that is possible, only a
  *   snapshot taken from the live session can say what to restore.
@@ -11,6 +12,8 @@
  * DSQL has no temporary tables, advisory locks, LISTEN or savepoints (dsql-facts.md), so nothing
  * else survives between transactions on a session.
  */
+
+import { StatementTracker } from './statement-tracker.js';
 
 /** Settings DSQL lets a session change and the proxy restores (AWS's pg_dump proxy keeps this list). */
 export const RESTORED_SETTINGS = [
@@ -35,19 +38,11 @@ const CHANGES_UNREPORTED =
 
 const SQL_PREPARE = /\bprepare\b/i;
 
-/**
- * What a session may keep of named prepared statements to re-create them on a fresh connection:
- * accepted and pending Parse bodies together. Beyond it the proxy stops tracking and the session is
- * no longer movable (a client sending 2,000 named Parses of 1 MB grew the proxy by 2 GB before).
- */
-export const MAX_TRACKED_STATEMENTS = 1000;
-export const MAX_TRACKED_BYTES = 16 * 1024 * 1024;
-
 const NO_SETTINGS: ReadonlyMap<string, string> = new Map();
 
 export class SessionState {
-  /** name -> Parse body, in creation order. */
-  readonly prepared = new Map<string, Buffer>();
+  /** The named prepared statements the server accepted (extended protocol), to replay their Parse. */
+  readonly statements = new StatementTracker();
   /**
    * The settings the login reported, by reference: a session copies nothing at its start, and most
    * sessions never change a setting. `changed` holds what the server reported since.
@@ -63,16 +58,13 @@ export class SessionState {
    * the session if so); a blind reconnect is not possible meanwhile.
    */
   sqlPrepareUsed = false;
-  /** True for good once a prepared statement was too large to keep: it cannot be re-created. */
-  unkeptStatement = false;
 
-  noteParse(name: string, body: Buffer): void {
-    this.prepared.delete(name);
-    this.prepared.set(name, body);
-  }
-
-  noteClose(name: string): void {
-    this.prepared.delete(name);
+  /**
+   * True for good once a named prepared statement could not be kept (too large, past the bounds, or
+   * not followed): it cannot be re-created, so the session cannot move.
+   */
+  get unkeptStatement(): boolean {
+    return this.statements.untracked;
   }
 
   noteStatement(sql: string | null): void {
@@ -82,7 +74,7 @@ export class SessionState {
 
   /** The Parse bodies of the named statements, in creation order, for a fresh connection. */
   preparedBodies(): Buffer[] {
-    return [...this.prepared.values()];
+    return this.statements.bodies();
   }
 
   /** Whether a fresh connection can be given everything this session holds without asking the old one. */
