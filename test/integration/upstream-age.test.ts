@@ -4,8 +4,11 @@
  * connection before that (--max-upstream-age), carrying settings and prepared statements over.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
+import { parse, serialize } from 'pg-protocol';
+import type { BackendMessage, DataRowMessage } from 'pg-protocol/dist/messages.js';
 import postgres from 'postgres';
 import { type ProxyProcess, startProxyProcess } from '../support/proxy-process.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
@@ -186,6 +189,79 @@ describe('a session move never runs client SQL again', () => {
     }
     assert.ok(p.logs.filter((l) => l.json?.event === 'upstream_moved').length >= 1);
     assert.equal(p.logs.filter((l) => l.json?.event === 'upstream_move_refused').length, 0);
+  });
+});
+
+/** A bare protocol client, to send what drivers refuse to send (a second Parse of a name). */
+async function rawClient(host: string, port: number) {
+  const socket = net.connect(port, host);
+  socket.on('error', () => {});
+  const inbox: BackendMessage[] = [];
+  let wake: (() => void) | undefined;
+  void parse(socket, (m) => {
+    inbox.push(m);
+    wake?.();
+  });
+  /** The messages up to and including the next ReadyForQuery. */
+  const untilReady = async (): Promise<BackendMessage[]> => {
+    const got: BackendMessage[] = [];
+    for (;;) {
+      const m = inbox.shift();
+      if (m === undefined) {
+        await new Promise<void>((r) => {
+          wake = r;
+        });
+        continue;
+      }
+      got.push(m);
+      if (m.name === 'authenticationCleartextPassword') socket.write(serialize.password(''));
+      if (m.name === 'readyForQuery') return got;
+    }
+  };
+  await new Promise<void>((r) => socket.once('connect', () => r()));
+  socket.write(serialize.startup({ user: 'app', database: 'postgres' }));
+  await untilReady();
+  return {
+    send: (...parts: Buffer[]) => {
+      socket.write(Buffer.concat(parts));
+      return untilReady();
+    },
+    close: () => socket.end(serialize.end()),
+  };
+}
+
+describe('a move re-creates the prepared statements the server accepted, not what the client sent', () => {
+  test('a refused second Parse of a name does not replace the statement carried to the next connection', async () => {
+    const p = await proxy(['--max-upstream-age', '1500ms']);
+    const c = await rawClient(p.host, p.port);
+    try {
+      const first = await c.send(serialize.parse({ name: 'n1', text: 'select 1 as v' }), serialize.sync());
+      assert.ok(first.some((m) => m.name === 'parseComplete'));
+      const second = await c.send(serialize.parse({ name: 'n1', text: 'select 2 as v' }), serialize.sync());
+      const refused = second.find((m) => m.name === 'error') as { code?: string } | undefined;
+      assert.equal(refused?.code, '42P05', 'the server refuses a second Parse of an existing name');
+      const runN1 = async (): Promise<string> => {
+        const answer = await c.send(
+          serialize.bind({ statement: 'n1' }),
+          serialize.execute({}),
+          serialize.sync(),
+        );
+        const row = answer.find((m): m is DataRowMessage => m.name === 'dataRow');
+        assert.ok(row, `n1 answered: ${answer.map((m) => m.name).join(',')}`);
+        return String(row.fields[0]);
+      };
+      const until = Date.now() + CAP_MS * 3;
+      const values = new Set<string>();
+      while (Date.now() < until && p.logs.filter((l) => l.json?.event === 'upstream_moved').length < 2) {
+        values.add(await runN1());
+        await sleep(250);
+      }
+      values.add(await runN1());
+      assert.ok(p.logs.filter((l) => l.json?.event === 'upstream_moved').length >= 2, 'the session moved');
+      assert.deepEqual([...values], ['1'], 'n1 is the statement the server accepted, before and after moves');
+    } finally {
+      c.close();
+    }
   });
 });
 
