@@ -8,7 +8,13 @@ import { ProxyError } from '../errors.js';
 import { FrameStream } from '../io/frame-stream.js';
 import { typedMessage } from '../protocol/message-writer.js';
 import { simpleQuery } from '../upstream/simple-query.js';
-import { RESTORED_SETTING_PREFIX, RESTORED_SETTINGS, type SessionState } from './session-state.js';
+import {
+  RESTORED_IF_PRESENT,
+  RESTORED_SETTING_PREFIX,
+  RESTORED_SETTINGS,
+  type SessionState,
+} from './session-state.js';
+import { isDsqlSessionParam } from './startup-params.js';
 import { MAX_TRACKED_BYTES, MAX_TRACKED_STATEMENTS } from './statement-tracker.js';
 
 export interface SessionSnapshot {
@@ -23,6 +29,9 @@ const FIXED_SETTINGS_SQL = `SELECT ${RESTORED_SETTINGS.map((n) => `pg_catalog.cu
 
 /** The planner switches: best effort, a catalog view DSQL may not expose in full. */
 const ENABLE_SETTINGS_SQL = `SELECT name, setting FROM pg_catalog.pg_settings WHERE name LIKE '${RESTORED_SETTING_PREFIX.replace('_', '\\_')}%' ORDER BY name`;
+
+/** The settings DSQL accepts but plain PostgreSQL may lack: NULL where the server has none. */
+const IF_PRESENT_SQL = `SELECT ${RESTORED_IF_PRESENT.map((n) => `pg_catalog.current_setting('${n}', true)`).join(', ')}`;
 
 /**
  * Whether the session holds statements made with SQL-level PREPARE. Only the number is read, never
@@ -64,6 +73,20 @@ export async function takeSnapshot(
   const enable = await optional(simpleQuery(old, ENABLE_SETTINGS_SQL, timeoutMs));
   for (const [name, value] of enable?.rows ?? [])
     if (name && value !== null && value !== undefined) settings.push([name, value]);
+  const present = await optional(simpleQuery(old, IF_PRESENT_SQL, timeoutMs));
+  if (present === undefined && state.roleMayDiffer) {
+    throw notMovable(
+      'the session may have changed its role (SET ROLE), and the server did not say to which',
+      'Reconnect, and SET ROLE again on the new session.',
+    );
+  }
+  RESTORED_IF_PRESENT.forEach((name, i) => {
+    const value = present?.rows[0]?.[i];
+    // 'none' is a fresh session's role already: nothing to send.
+    if (value !== null && value !== undefined && !(name === 'role' && value === 'none')) {
+      settings.push([name, value]);
+    }
+  });
   return { settings, parses: state.preparedBodies() };
 }
 
@@ -117,6 +140,15 @@ export async function restoreSnapshot(
   snap: SessionSnapshot,
   timeoutMs: number,
 ): Promise<void> {
+  // DSQL refuses set_config() of any other name ("setting configuration parameter ... not
+  // supported"): a setting it would refuse cannot be carried, and the session ends instead.
+  const refused = snap.settings.filter(([name]) => !isDsqlSessionParam(name)).map(([name]) => name);
+  if (refused.length > 0) {
+    throw notMovable(
+      `the session changed settings DSQL does not let a session set: ${refused.join(', ')}`,
+      'Reconnect, and keep to the settings DSQL accepts.',
+    );
+  }
   if (snap.settings.length > 0) {
     // set_config rather than SET: it takes the value as SHOWn (search_path lists included) verbatim.
     const calls = snap.settings.map(

@@ -29,12 +29,22 @@ export const RESTORED_SETTINGS = [
 /** Plus every `enable_*` planner setting. */
 export const RESTORED_SETTING_PREFIX = 'enable_';
 
+/**
+ * Settings DSQL accepts in SET but that plain PostgreSQL lacks (disable_sync_create_index) or whose
+ * reading on DSQL is not documented (role): read apart, with current_setting(name, true), so a
+ * server without one answers NULL rather than failing the whole snapshot.
+ */
+export const RESTORED_IF_PRESENT = ['role', 'disable_sync_create_index'] as const;
+
 /** Reported (ParameterStatus) settings among RESTORED_SETTINGS; the rest need a snapshot. */
 const REPORTED = new Set(['application_name', 'client_encoding', 'datestyle', 'intervalstyle', 'timezone']);
 
 /** Statement text that may change unreported state. Over-matching only costs a transparent reconnect. */
 const CHANGES_UNREPORTED =
-  /search_path|extra_float_digits|enable_|set_config|\breset\b|\bdiscard\b|\bprepare\b|\bdeallocate\b/i;
+  /search_path|extra_float_digits|enable_|disable_sync_create_index|\brole\b|set_config|\breset\b|\bdiscard\b|\bprepare\b|\bdeallocate\b/i;
+
+/** Statement text that may change the session's role (SET ROLE, RESET ROLE, set_config('role'...)). */
+const CHANGES_ROLE = /\brole\b|set_config|\breset\b|\bdiscard\b/i;
 
 const SQL_PREPARE = /\bprepare\b/i;
 
@@ -67,8 +77,15 @@ export class SessionState {
     return this.statements.untracked;
   }
 
+  /**
+   * True once a statement may have changed the role (SET ROLE): a move must then read it back, and
+   * ends the session if the server cannot say (see takeSnapshot).
+   */
+  roleMayDiffer = false;
+
   noteStatement(sql: string | null): void {
     if (sql === null || CHANGES_UNREPORTED.test(sql)) this.unreportedMayDiffer = true;
+    if (sql === null || CHANGES_ROLE.test(sql)) this.roleMayDiffer = true;
     if (sql === null || SQL_PREPARE.test(sql)) this.sqlPrepareUsed = true;
   }
 
@@ -120,6 +137,7 @@ export class SessionState {
    */
   markKnown(): void {
     this.unreportedMayDiffer = false;
+    this.roleMayDiffer = false;
     this.sqlPrepareUsed = false;
   }
 }

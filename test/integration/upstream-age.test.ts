@@ -92,6 +92,33 @@ describe('--max-upstream-age moves idle sessions before the cap', () => {
     assert.equal(p.logs.filter((l) => l.json?.event === 'upstream_lost').length, 0, 'no session hit the cap');
   });
 
+  test('SET ROLE (a setting DSQL accepts, never reported by the server) survives moves', async () => {
+    await stack.postgres.query(
+      "do $$ begin if not exists (select from pg_roles where rolname = 'age_reader') then create role age_reader; end if; end $$; grant age_reader to app",
+    );
+    const p = await proxy(['--max-upstream-age', '1500ms']);
+    const client = new pg.Client({ host: p.host, port: p.port, user: 'app', password: '' });
+    await client.connect();
+    try {
+      await client.query('SET ROLE age_reader');
+      const users = new Set<string>();
+      const until = Date.now() + CAP_MS * 3;
+      while (Date.now() < until && p.logs.filter((l) => l.json?.event === 'upstream_moved').length < 2) {
+        users.add((await client.query('select current_user as u')).rows[0].u);
+        await sleep(250);
+      }
+      users.add((await client.query('select current_user as u')).rows[0].u);
+      assert.ok(p.logs.filter((l) => l.json?.event === 'upstream_moved').length >= 2, 'the session moved');
+      assert.deepEqual(
+        [...users],
+        ['age_reader'],
+        'the role is the one the client set, before and after moves',
+      );
+    } finally {
+      await client.end();
+    }
+  });
+
   test('postgres.js (extended protocol, prepared statements) keeps working across caps', async () => {
     const p = await proxy(['--max-upstream-age', '1500ms']);
     const sql = postgres({ host: p.host, port: p.port, user: 'app', password: '', max: 1, prepare: true });
