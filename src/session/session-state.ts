@@ -41,10 +41,13 @@ const REPORTED = new Set(['application_name', 'client_encoding', 'datestyle', 'i
 
 /** Statement text that may change unreported state. Over-matching only costs a transparent reconnect. */
 const CHANGES_UNREPORTED =
-  /search_path|extra_float_digits|enable_|disable_sync_create_index|\brole\b|set_config|\breset\b|\bdiscard\b|\bprepare\b|\bdeallocate\b/i;
+  /search_path|extra_float_digits|enable_|disable_sync_create_index|\b(?:set|reset)\s+(?:session\s+|local\s+)?role\b|set_config|\breset\b|\bdiscard\b|\bprepare\b|\bdeallocate\b/i;
 
-/** Statement text that may change the session's role (SET ROLE, RESET ROLE, set_config('role'...)). */
-const CHANGES_ROLE = /\brole\b|set_config|\breset\b|\bdiscard\b/i;
+/**
+ * Statement text that may change the session's role: SET ROLE, RESET (ROLE or ALL), DISCARD ALL,
+ * set_config('role', ...). Not a bare `role`, a common column name.
+ */
+const CHANGES_ROLE = /\bset\s+(?:session\s+|local\s+)?role\b|set_config|\breset\b|\bdiscard\b/i;
 
 const SQL_PREPARE = /\bprepare\b/i;
 
