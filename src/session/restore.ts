@@ -39,6 +39,9 @@ const IF_PRESENT_SQL = `SELECT ${RESTORED_IF_PRESENT.map((n) => `pg_catalog.curr
  * PREPARE arrived in (`PREPARE ins AS INSERT ...; EXECUTE ins` keeps both), so running that text on
  * the new connection ran client SQL the client did not send then (an INSERT once per move). The
  * proxy does not re-create them; DSQL refuses SQL PREPARE anyway ("unsupported statement: Prepare").
+ * AWS notes that on DSQL the view "might provide an inconsistent view" (more than the connection's
+ * own, https://awslabs.github.io/aurora-dsql-starter-kit/considerations.html): it is read only after
+ * a statement that may have been a PREPARE, and only its `from_sql` rows, which DSQL cannot have.
  */
 const SQL_PREPARED_COUNT_SQL = 'SELECT count(*) FROM pg_catalog.pg_prepared_statements WHERE from_sql';
 
@@ -59,7 +62,7 @@ export async function takeSnapshot(
 ): Promise<SessionSnapshot> {
   if (state.unkeptStatement) {
     throw notMovable(
-      `the session created more named prepared statements than dsql-proxy keeps to re-create them (at most ${MAX_TRACKED_STATEMENTS} statements and ${MAX_TRACKED_BYTES / (1024 * 1024)} MiB of them per session)`,
+      `the session holds named prepared statements dsql-proxy did not keep copies of (it keeps at most ${MAX_TRACKED_STATEMENTS} statements and ${MAX_TRACKED_BYTES / (1024 * 1024)} MiB of them per session)`,
       'Close the named prepared statements the application no longer uses, and reconnect.',
     );
   }

@@ -270,7 +270,7 @@ describe('bounded by count and bytes', () => {
       assert.ok(e instanceof ProxyError);
       assert.equal(e.code, 'SESSION_NOT_MOVABLE');
       assert.equal(e.sqlstate, '08006');
-      assert.match(e.detail ?? '', /more named prepared statements than dsql-proxy keeps/);
+      assert.match(e.detail ?? '', /named prepared statements dsql-proxy did not keep copies of/);
       return true;
     });
     assert.equal(written.length, 0);
