@@ -23,8 +23,18 @@ before(async () => {
 
 after(async () => {
   await proxy?.stop();
+  await plainProxy?.stop();
+  await plainStack?.stop();
   await stack?.stop();
 });
+
+/**
+ * For the SQL PREPARE test only: a second endpoint on the same PostgreSQL with the local endpoint's
+ * DSQL rules off (issue 21's `rules: 'postgres'`; an endpoint without rules ignores it), since DSQL
+ * refuses PREPARE and only a plain PostgreSQL shows what a move does with such a statement.
+ */
+let plainStack: TestStack | undefined;
+let plainProxy: ProxyProcess | undefined;
 
 test('psql: SET survives several caps', async () => {
   const env = pgEnv({ host: proxy.host, port: proxy.port }, { user: 'app' });
@@ -61,7 +71,13 @@ test('psql: SET survives several caps', async () => {
 });
 
 test('psql: a session holding a SQL PREPARE statement is ended at its move, with the reason', async () => {
-  const env = pgEnv({ host: proxy.host, port: proxy.port }, { user: 'app' });
+  plainStack = await startTestStack(
+    Object.assign({ maxConnectionMs: CAP_MS, postgres: stack.postgres }, { rules: 'postgres' as const }),
+  );
+  plainProxy = await startProxyProcess(plainStack, {
+    args: ['--max-upstream-age', '1500ms', '--log-level', 'trace'],
+  });
+  const env = pgEnv({ host: plainProxy.host, port: plainProxy.port }, { user: 'app' });
   const psql = spawnTool('psql', ['-X', '-w', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1'], env, {
     interactive: true,
     timeoutMs: 60_000,
@@ -79,5 +95,5 @@ test('psql: a session holding a SQL PREPARE statement is ended at its move, with
   assert.equal(r.stdout.trim().split('\n')[0], '2', 'EXECUTE ran before the move');
   assert.match(r.stderr, /cannot move this session to a fresh DSQL connection/);
   assert.match(r.stderr, /SQL PREPARE/);
-  assert.ok(proxy.logs.some((l) => l.json?.event === 'upstream_move_refused'));
+  assert.ok(plainProxy.logs.some((l) => l.json?.event === 'upstream_move_refused'));
 });

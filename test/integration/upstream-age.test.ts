@@ -23,13 +23,28 @@ before(async () => {
 
 after(async () => {
   await Promise.all(procs.map((p) => p.stop()));
+  await plainStack?.stop();
   await stack?.stop();
 });
 
-async function proxy(args: string[]): Promise<ProxyProcess> {
-  const p = await startProxyProcess(stack, { args: ['--log-level', 'trace', ...args] });
+async function proxy(args: string[], on: TestStack = stack): Promise<ProxyProcess> {
+  const p = await startProxyProcess(on, { args: ['--log-level', 'trace', ...args] });
   procs.push(p);
   return p;
+}
+
+/**
+ * A second endpoint on the same PostgreSQL with the local endpoint's DSQL rules off (issue 21's
+ * `rules: 'postgres'`), for the tests of SQL-level PREPARE only: DSQL refuses PREPARE, so only a
+ * plain PostgreSQL behind the door shows what a move does with such statements. (An endpoint without
+ * rules ignores the option; Object.assign keeps it compiling on either side of that change.)
+ */
+let plainStack: TestStack | undefined;
+async function plainPostgresStack(): Promise<TestStack> {
+  plainStack ??= await startTestStack(
+    Object.assign({ maxConnectionMs: CAP_MS, postgres: stack.postgres }, { rules: 'postgres' as const }),
+  );
+  return plainStack;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -167,7 +182,7 @@ describe('a session move never runs client SQL again', () => {
     await stack.postgres.query(
       'drop table if exists public.age_prepare; create table public.age_prepare (n int); grant select, insert on public.age_prepare to app',
     );
-    const p = await proxy(['--max-upstream-age', '2s']);
+    const p = await proxy(['--max-upstream-age', '2s'], await plainPostgresStack());
     const client = new pg.Client({ host: p.host, port: p.port, user: 'app', password: '' });
     let ended: pg.DatabaseError | undefined;
     client.on('error', (e) => {
@@ -197,7 +212,7 @@ describe('a session move never runs client SQL again', () => {
   });
 
   test('a session whose SQL PREPARE is gone again (DEALLOCATE) still moves', async () => {
-    const p = await proxy(['--max-upstream-age', '1500ms']);
+    const p = await proxy(['--max-upstream-age', '1500ms'], await plainPostgresStack());
     const client = new pg.Client({ host: p.host, port: p.port, user: 'app', password: '' });
     await client.connect();
     try {
