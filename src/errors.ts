@@ -102,6 +102,12 @@ export const CATALOGUE = {
     severity: 'FATAL',
     message: 'the DSQL endpoint closed the connection',
   },
+  SESSION_NOT_MOVABLE: {
+    sqlstate: '08006',
+    severity: 'FATAL',
+    message: 'dsql-proxy cannot move this session to a fresh DSQL connection',
+    hint: 'DSQL closes every connection after 60 minutes, and this session holds state dsql-proxy cannot re-create on a new one. Reconnect.',
+  },
   // lifecycle
   ADMIN_SHUTDOWN: {
     sqlstate: '57P01',

@@ -3,7 +3,9 @@
  * bodies, so it costs a few operations per message whatever the row sizes. It knows:
  * - whether the bytes seen so far end exactly on a message boundary (a proxy may only inject its own
  *   message, e.g. a 57P01 ErrorResponse, between two messages);
- * - the transaction status of the last ReadyForQuery (`I` idle, `T` in a transaction, `E` failed).
+ * - the transaction status of the last ReadyForQuery (`I` idle, `T` in a transaction, `E` failed);
+ * - through optional hooks, ParseComplete, CloseComplete and ReadyForQuery as they pass, and the
+ *   bodies of the rare ErrorResponse and ParameterStatus.
  *
  * Pure over bytes: chunks may split a header or a body anywhere.
  */
@@ -28,6 +30,14 @@ export class BackendScanner {
   onError: ((body: Buffer) => void) | undefined;
   /** Called with the body of each ParameterStatus (the server reports a setting's new value). */
   onParameterStatus: ((body: Buffer) => void) | undefined;
+  /**
+   * Called at each ParseComplete ('1') and CloseComplete ('3') header (both have empty bodies), and
+   * after each ReadyForQuery's status byte (readyCount already counts it): how the session learns which
+   * of the client's Parse and Close messages the server accepted.
+   */
+  onParseComplete: (() => void) | undefined;
+  onCloseComplete: (() => void) | undefined;
+  onReady: (() => void) | undefined;
   private capture: Buffer | undefined;
   private captured = 0;
   private captureType = 0;
@@ -46,6 +56,7 @@ export class BackendScanner {
           this.status = String.fromCharCode(chunk[pos]!);
           this.wantStatus = false;
           this.readyCount++;
+          this.onReady?.();
         }
         const n = Math.min(this.skip, end - pos);
         if (this.capture) {
@@ -82,6 +93,8 @@ export class BackendScanner {
     // A length below 4 cannot come from a sane server; treat the body as empty rather than loop.
     this.skip = length > 4 ? length - 4 : 0;
     this.wantStatus = type === 0x5a /* Z */ && this.skip > 0;
+    if (type === 0x31 /* 1: ParseComplete */) this.onParseComplete?.();
+    else if (type === 0x33 /* 3: CloseComplete */) this.onCloseComplete?.();
     const wanted =
       (type === 0x45 /* E */ && this.onError) ||
       (type === 0x53 /* S: ParameterStatus */ && this.onParameterStatus);

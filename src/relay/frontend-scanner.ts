@@ -3,7 +3,8 @@
  * server's, to know when a session may be moved to another upstream connection:
  * - how many requests that end in ReadyForQuery were sent (Query, Sync, FunctionCall);
  * - whether an extended-protocol batch is open (Parse/Bind/Execute... without its Sync yet);
- * - the named prepared statements the client created with Parse, and those it closed.
+ * - every Parse and Close, with the names of prepared statements (the session pairs them with the
+ *   server's answers to keep only what the server accepted).
  * Bodies are only looked at for the few messages that need it (named Parse, Close, Query); the
  * rest are skipped unread.
  *
@@ -14,15 +15,22 @@
 export interface FrontendEvents {
   /** A Parse ('P') that names its statement: the whole body, to replay it on a new connection. */
   onNamedParse?: (name: string, body: Buffer) => void;
-  /** A Close ('C') of a prepared statement ('S'). */
+  /** A Parse of the unnamed statement (answered like any Parse, kept by nobody). */
+  onUnnamedParse?: () => void;
+  /** A Close ('C') of a prepared statement ('S'); the name is '' for the unnamed statement. */
   onCloseStatement?: (name: string) => void;
+  /** A Close ('C') of a portal ('P'). */
+  onClosePortal?: () => void;
   /**
    * The text of a Query or a Parse, to notice statements that change session state; null when the
    * text was too large to look at (the receiver should assume the worst).
    */
   onStatementText?: (sql: string | null) => void;
-  /** A Parse too large to keep: its statement (if named) cannot be re-created elsewhere. */
-  onUnkeptParse?: () => void;
+  /**
+   * A Parse or Close that could not be read (too large to keep, or malformed): the statements the
+   * session holds can no longer be followed, so they cannot be re-created elsewhere.
+   */
+  onUntracked?: () => void;
 }
 
 /** Query bodies larger than this are not looked into; the session assumes the worst. */
@@ -131,15 +139,18 @@ export class FrontendScanner {
         // Parse, Bind, Describe, Execute, Close, Flush: part of an extended-protocol batch.
         this.batchOpen = true;
     }
-    const wanted = type === Msg.Query || type === Msg.Parse || type === Msg.Close;
-    if (wanted && this.skip > 0) {
-      const limit = type === Msg.Parse ? MAX_KEPT_PARSE : MAX_INSPECTED;
-      if (this.skip <= limit) {
-        this.capture = [];
-      } else {
-        this.events.onStatementText?.(null);
-        if (type === Msg.Parse) this.events.onUnkeptParse?.();
-      }
+    if (type !== Msg.Query && type !== Msg.Parse && type !== Msg.Close) return;
+    if (this.skip === 0) {
+      // An empty Parse or Close body is malformed: what the server makes of it is not followed.
+      if (type !== Msg.Query) this.events.onUntracked?.();
+      return;
+    }
+    const limit = type === Msg.Parse ? MAX_KEPT_PARSE : MAX_INSPECTED;
+    if (this.skip <= limit) {
+      this.capture = [];
+    } else {
+      if (type !== Msg.Close) this.events.onStatementText?.(null);
+      if (type !== Msg.Query) this.events.onUntracked?.();
     }
   }
 
@@ -160,10 +171,15 @@ export class FrontendScanner {
       return;
     }
     const nameEnd = buf.indexOf(0, this.type === Msg.Close ? start + 1 : start);
-    if (nameEnd < 0 || nameEnd >= end) return;
+    if (nameEnd < 0 || nameEnd >= end) {
+      this.events.onUntracked?.();
+      return;
+    }
     if (this.type === Msg.Close) {
       if (buf[start] === 0x53 /* S */)
         this.events.onCloseStatement?.(buf.toString('utf8', start + 1, nameEnd));
+      else if (buf[start] === 0x50 /* P */) this.events.onClosePortal?.();
+      else this.events.onUntracked?.();
       return;
     }
     // Parse: statement name, then the query text. Unnamed statements do not outlive their batch,
@@ -171,6 +187,8 @@ export class FrontendScanner {
     if (nameEnd > start) {
       const whole = owned ? buf : Buffer.from(buf.subarray(start, end));
       this.events.onNamedParse?.(buf.toString('utf8', start, nameEnd), whole);
+    } else {
+      this.events.onUnnamedParse?.();
     }
     const textEnd = buf.indexOf(0, nameEnd + 1);
     if (textEnd > nameEnd && textEnd < end)

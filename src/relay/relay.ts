@@ -292,5 +292,8 @@ export class Relay {
     this.frontend.forgetEvents();
     this.scanner.onParameterStatus = undefined;
     this.scanner.onError = undefined;
+    this.scanner.onParseComplete = undefined;
+    this.scanner.onCloseComplete = undefined;
+    this.scanner.onReady = undefined;
   }
 }

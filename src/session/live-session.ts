@@ -12,6 +12,7 @@ import { decodeBackendFrame } from '../upstream/decode.js';
 import { restoreSnapshot, takeSnapshot, trackedSnapshot } from './restore.js';
 import type { CancelRoute } from './session.js';
 import { SessionState } from './session-state.js';
+import { answersTo, statementEvents } from './statement-tracker.js';
 
 /** DSQL ends every connection after 60 minutes (CHAP_quotas.html), with a bare close. */
 const DSQL_CONNECTION_LIMIT_MS = 60 * 60_000;
@@ -65,12 +66,8 @@ export class LiveSession {
     this.relay = new Relay(opts.client, opts.first.socket, {
       counters: { toServer: opts.metrics.bytesToServer, toClient: opts.metrics.bytesToClient },
       frontend: {
-        onNamedParse: (name, body) => state.noteParse(name, body),
-        onCloseStatement: (name) => state.noteClose(name),
+        ...statementEvents(state.statements, () => this.relay.frontend.requests),
         onStatementText: (sql) => state.noteStatement(sql),
-        onUnkeptParse: () => {
-          state.unkeptStatement = true;
-        },
       },
       onIdle: () => {
         if (this.due && !this.busy) void this.move();
@@ -80,6 +77,7 @@ export class LiveSession {
     });
     this.relay.scanner.onParameterStatus = (body) => state.noteParameterStatus(body);
     this.relay.scanner.onError = (body) => countConflict(body, metrics);
+    answersTo(state.statements, this.relay.scanner);
     state.setBaseline(opts.first.session.parameters);
   }
 
@@ -200,12 +198,20 @@ export class LiveSession {
         event: 'upstream_moved',
         reason: 'max_age',
         old_age_ms: oldAge,
-        prepared_statements: snapshot.parses.length + snapshot.sqlPrepared.length,
+        prepared_statements: snapshot.parses.length,
         settings: snapshot.settings.length,
         endpoint: next.target.hostname,
       });
     } catch (err) {
       next?.socket.destroy();
+      if (err instanceof ProxyError && err.code === 'SESSION_NOT_MOVABLE') {
+        // Retrying cannot help, and waiting for the cap would end the session anyway, perhaps in the
+        // middle of a transaction: end it now, between two requests, with the reason.
+        this.endNotMovable(err, oldAge);
+        return;
+      }
+      // simpleQuery closes a connection it leaves in the middle of an answer, so one still open here
+      // is between two messages: the client may have it back.
       if (old.destroyed) {
         lost = err as Error;
         return;
@@ -222,6 +228,21 @@ export class LiveSession {
       // The old connection died under the move: handled like any other loss, after the cleanup.
       if (lost) void this.upstreamLost(lost);
     }
+  }
+
+  /**
+   * Ends a session the move found holding state it cannot re-create (see takeSnapshot): a FATAL
+   * ErrorResponse saying what and why, sent while the session is idle, and a log line.
+   */
+  private endNotMovable(err: ProxyError, age: number): void {
+    this.ended = true;
+    this.opts.log.warn({
+      event: 'upstream_move_refused',
+      old_age_ms: age,
+      message: err.message,
+      detail: err.detail,
+    });
+    this.relay.terminate(errorFromProxyError(err));
   }
 
   private swapTo(next: UpstreamConnection): void {

@@ -3,7 +3,8 @@
  * as the proxy can follow it from the byte stream:
  * - settings the server reports with ParameterStatus (application_name, client_encoding, DateStyle,
  *   IntervalStyle, TimeZone...), kept current from the relay's scanner;
- * - named prepared statements created with the extended protocol (the Parse bodies, to replay them);
+ * - named prepared statements created with the extended protocol and accepted by the server (the
+ *   Parse bodies, to replay them: statement-tracker.ts);
  * - whether a statement may have changed state the server does not report (search_path,
  *   extra_float_digits, enable_*, SQL-level PREPARE, RESET/DISCARD). Once that is possible, only a
  *   snapshot taken from the live session can say what to restore.
@@ -11,6 +12,8 @@
  * DSQL has no temporary tables, advisory locks, LISTEN or savepoints (dsql-facts.md), so nothing
  * else survives between transactions on a session.
  */
+
+import { StatementTracker } from './statement-tracker.js';
 
 /** Settings DSQL lets a session change and the proxy restores (AWS's pg_dump proxy keeps this list). */
 export const RESTORED_SETTINGS = [
@@ -26,20 +29,33 @@ export const RESTORED_SETTINGS = [
 /** Plus every `enable_*` planner setting. */
 export const RESTORED_SETTING_PREFIX = 'enable_';
 
+/**
+ * Settings DSQL accepts in SET but that plain PostgreSQL lacks (disable_sync_create_index) or whose
+ * reading on DSQL is not documented (role): read apart, with current_setting(name, true), so a
+ * server without one answers NULL rather than failing the whole snapshot.
+ */
+export const RESTORED_IF_PRESENT = ['role', 'disable_sync_create_index'] as const;
+
 /** Reported (ParameterStatus) settings among RESTORED_SETTINGS; the rest need a snapshot. */
 const REPORTED = new Set(['application_name', 'client_encoding', 'datestyle', 'intervalstyle', 'timezone']);
 
 /** Statement text that may change unreported state. Over-matching only costs a transparent reconnect. */
 const CHANGES_UNREPORTED =
-  /search_path|extra_float_digits|enable_|set_config|\breset\b|\bdiscard\b|\bprepare\b|\bdeallocate\b/i;
+  /search_path|extra_float_digits|enable_|disable_sync_create_index|\b(?:set|reset)\s+(?:session\s+|local\s+)?role\b|set_config|\breset\b|\bdiscard\b|\bprepare\b|\bdeallocate\b/i;
+
+/**
+ * Statement text that may change the session's role: SET ROLE, RESET (ROLE or ALL), DISCARD ALL,
+ * set_config('role', ...). Not a bare `role`, a common column name.
+ */
+const CHANGES_ROLE = /\bset\s+(?:session\s+|local\s+)?role\b|set_config|\breset\b|\bdiscard\b/i;
 
 const SQL_PREPARE = /\bprepare\b/i;
 
 const NO_SETTINGS: ReadonlyMap<string, string> = new Map();
 
 export class SessionState {
-  /** name -> Parse body, in creation order. */
-  readonly prepared = new Map<string, Buffer>();
+  /** The named prepared statements the server accepted (extended protocol), to replay their Parse. */
+  readonly statements = new StatementTracker();
   /**
    * The settings the login reported, by reference: a session copies nothing at its start, and most
    * sessions never change a setting. `changed` holds what the server reported since.
@@ -50,25 +66,35 @@ export class SessionState {
   /** True once a statement may have changed a setting the server does not report. */
   unreportedMayDiffer = false;
   /**
-   * True for good once the client may have used SQL-level PREPARE: those statements live only on the
-   * server, so every later move must read them back, and a blind reconnect cannot restore them.
+   * True once the client may have used SQL-level PREPARE: those statements live only on the server,
+   * and the proxy does not re-create them. The next move asks the server whether any exist (and ends
+   * the session if so); a blind reconnect is not possible meanwhile.
    */
   sqlPrepareUsed = false;
-  /** True for good once a prepared statement was too large to keep: it cannot be re-created. */
-  unkeptStatement = false;
 
-  noteParse(name: string, body: Buffer): void {
-    this.prepared.delete(name);
-    this.prepared.set(name, body);
+  /**
+   * True for good once a named prepared statement could not be kept (too large, past the bounds, or
+   * not followed): it cannot be re-created, so the session cannot move.
+   */
+  get unkeptStatement(): boolean {
+    return this.statements.untracked;
   }
 
-  noteClose(name: string): void {
-    this.prepared.delete(name);
-  }
+  /**
+   * True once a statement may have changed the role (SET ROLE): a move must then read it back, and
+   * ends the session if the server cannot say (see takeSnapshot).
+   */
+  roleMayDiffer = false;
 
   noteStatement(sql: string | null): void {
     if (sql === null || CHANGES_UNREPORTED.test(sql)) this.unreportedMayDiffer = true;
+    if (sql === null || CHANGES_ROLE.test(sql)) this.roleMayDiffer = true;
     if (sql === null || SQL_PREPARE.test(sql)) this.sqlPrepareUsed = true;
+  }
+
+  /** The Parse bodies of the named statements, in creation order, for a fresh connection. */
+  preparedBodies(): Buffer[] {
+    return this.statements.bodies();
   }
 
   /** Whether a fresh connection can be given everything this session holds without asking the old one. */
@@ -108,8 +134,13 @@ export class SessionState {
     return [...out.values()];
   }
 
-  /** Called after a snapshot from the live session has been restored elsewhere: all is known again. */
+  /**
+   * Called after a snapshot from the live session has been restored elsewhere: all is known again, and
+   * the snapshot found no SQL-level prepared statement (else the session could not move).
+   */
   markKnown(): void {
     this.unreportedMayDiffer = false;
+    this.roleMayDiffer = false;
+    this.sqlPrepareUsed = false;
   }
 }

@@ -44,6 +44,17 @@ export function isDsqlSettableParam(name: string): boolean {
   return DSQL_SETTABLE_PARAMS.has(lower) || lower.startsWith(DSQL_SETTABLE_PREFIX);
 }
 
+/**
+ * The two names DSQL accepts in `SET` (and set_config) but that are left out of the startup list
+ * above: `role` and `disable_sync_create_index` (AWS's pg_dump proxy lets both through).
+ */
+export const DSQL_SET_ONLY_PARAMS: ReadonlySet<string> = new Set(['role', 'disable_sync_create_index']);
+
+/** Whether DSQL accepts `SET name` or `set_config('name', ...)` in a session (any case). */
+export function isDsqlSessionParam(name: string): boolean {
+  return isDsqlSettableParam(name) || DSQL_SET_ONLY_PARAMS.has(name.toLowerCase());
+}
+
 export interface StartupParamsResult {
   /** What goes to DSQL, in the client's order. */
   forward: Map<string, string>;

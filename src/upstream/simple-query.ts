@@ -35,7 +35,12 @@ export function frontendQuery(sql: string): Buffer {
  * reset). Resolves with the rows, or
  * rejects with a ProxyError: the server's own SQLSTATE, message, detail and hint for an ErrorResponse
  * (read through to ReadyForQuery, so the connection stays usable), UPSTREAM_CLOSED when the server goes
- * away, UPSTREAM_TIMEOUT after `timeoutMs` (the socket is then destroyed).
+ * away, UPSTREAM_TIMEOUT after `timeoutMs`.
+ *
+ * Only after such a server ErrorResponse (code UPSTREAM_REJECTED) is the connection still usable. Any
+ * other failure (a message over MAX_MESSAGE, an unexpected message, a timeout) leaves the rest of the
+ * answer unread, so the socket is destroyed before the promise rejects: a caller can never hand a
+ * connection that is stopped in the middle of an answer back to a client, who would receive its tail.
  *
  * `leftover` is whatever the login read past its last frame (normally nothing); it is read first.
  */
@@ -63,6 +68,8 @@ export async function simpleQuery(
 
   const result: SimpleQueryResult = { columns: [], rows: [], command: '' };
   let serverError: ProxyError | undefined;
+  /** Set once the answer was read through its ReadyForQuery: the stream is between two answers. */
+  let atRest = false;
   try {
     socket.write(typeof sql === 'string' ? frontendQuery(sql) : sql);
     for (;;) {
@@ -91,6 +98,7 @@ export async function simpleQuery(
           serverError ??= queryError(decodeBackendFrame(frame) as DatabaseError);
           break;
         case 0x5a /* Z */:
+          atRest = true;
           if (serverError) throw serverError;
           return result;
         default:
@@ -102,6 +110,7 @@ export async function simpleQuery(
   } finally {
     clearTimeout(timer);
     frames.detach();
+    if (!atRest) socket.destroy();
   }
 }
 

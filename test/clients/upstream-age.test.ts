@@ -1,7 +1,9 @@
 /**
- * A psql session with SQL-level state (SET, PREPARE) keeps working across several of DSQL's
- * connection caps (shortened to 3 s in the test endpoint): the proxy moves it to fresh upstream
- * connections at idle moments (--max-upstream-age 1500ms) and carries the state over.
+ * A psql session with settings (SET) keeps working across several of DSQL's connection caps
+ * (shortened to 3 s in the test endpoint): the proxy moves it to fresh upstream connections at idle
+ * moments (--max-upstream-age 1500ms) and carries the settings over. One with SQL-level PREPARE
+ * statements is ended at its move with the reason: the proxy does not re-create them (DSQL refuses
+ * SQL PREPARE, and re-running the text PostgreSQL keeps re-ran the client's whole query).
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -21,10 +23,20 @@ before(async () => {
 
 after(async () => {
   await proxy?.stop();
+  await plainProxy?.stop();
+  await plainStack?.stop();
   await stack?.stop();
 });
 
-test('psql: SET and PREPARE survive several caps', async () => {
+/**
+ * For the SQL PREPARE test only: a second endpoint on the same PostgreSQL with the local endpoint's
+ * DSQL rules off (issue 21's `rules: 'postgres'`; an endpoint without rules ignores it), since DSQL
+ * refuses PREPARE and only a plain PostgreSQL shows what a move does with such a statement.
+ */
+let plainStack: TestStack | undefined;
+let plainProxy: ProxyProcess | undefined;
+
+test('psql: SET survives several caps', async () => {
   const env = pgEnv({ host: proxy.host, port: proxy.port }, { user: 'app' });
   const psql = spawnTool('psql', ['-X', '-w', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1'], env, {
     interactive: true,
@@ -32,11 +44,10 @@ test('psql: SET and PREPARE survive several caps', async () => {
   });
   const stdin = psql.child.stdin!;
   stdin.write("SET search_path TO pg_catalog, public;\nSET TimeZone TO 'Europe/Lisbon';\n");
-  stdin.write('PREPARE add_one(int) AS SELECT $1 + 1;\n');
   const rounds = 8;
   for (let i = 0; i < rounds; i++) {
     stdin.write(
-      `EXECUTE add_one(${i});\nSELECT current_setting('search_path') || '|' || current_setting('TimeZone') || '|' || pg_backend_pid();\n`,
+      `SELECT ${i} + 1;\nSELECT current_setting('search_path') || '|' || current_setting('TimeZone') || '|' || pg_backend_pid();\n`,
     );
     await new Promise((r) => setTimeout(r, 1000));
   }
@@ -47,7 +58,7 @@ test('psql: SET and PREPARE survive several caps', async () => {
   assert.equal(lines.length, rounds * 2, r.stdout);
   const pids = new Set<string>();
   for (let i = 0; i < rounds; i++) {
-    assert.equal(lines[i * 2], String(i + 1), `EXECUTE in round ${i}`);
+    assert.equal(lines[i * 2], String(i + 1), `round ${i}`);
     const [sp, tz, pid] = (lines[i * 2 + 1] ?? '').split('|');
     assert.equal(sp, 'pg_catalog, public');
     assert.equal(tz, 'Europe/Lisbon');
@@ -55,6 +66,34 @@ test('psql: SET and PREPARE survive several caps', async () => {
   }
   assert.ok(pids.size >= 3, `ran on ${pids.size} upstream connections`);
   const moves = proxy.logs.filter((l) => l.json?.event === 'upstream_moved');
-  assert.ok(moves.length >= 2 && moves.every((m) => Number(m.json?.prepared_statements) === 1));
+  assert.ok(moves.length >= 2 && moves.every((m) => Number(m.json?.settings) >= 7));
   assert.equal(proxy.logs.filter((l) => l.json?.event === 'upstream_lost').length, 0);
+});
+
+test('psql: a session holding a SQL PREPARE statement is ended at its move, with the reason', async () => {
+  plainStack = await startTestStack(
+    Object.assign({ maxConnectionMs: CAP_MS, postgres: stack.postgres }, { rules: 'postgres' as const }),
+  );
+  plainProxy = await startProxyProcess(plainStack, {
+    args: ['--max-upstream-age', '1500ms', '--log-level', 'trace'],
+  });
+  const env = pgEnv({ host: plainProxy.host, port: plainProxy.port }, { user: 'app' });
+  const psql = spawnTool('psql', ['-X', '-w', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1'], env, {
+    interactive: true,
+    timeoutMs: 60_000,
+  });
+  psql.child.stdin!.on('error', () => {}); // psql exits when the session ends; later writes may fail
+  const stdin = psql.child.stdin!;
+  stdin.write('PREPARE add_one(int) AS SELECT $1 + 1;\nEXECUTE add_one(1);\n');
+  for (let i = 0; i < 6 && psql.child.exitCode === null; i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    if (psql.child.exitCode === null && !stdin.destroyed) stdin.write(`SELECT ${i};\n`);
+  }
+  if (!stdin.destroyed) stdin.end('\\q\n');
+  const r = await psql.result;
+  assert.notEqual(r.code, 0, describeResult(r));
+  assert.equal(r.stdout.trim().split('\n')[0], '2', 'EXECUTE ran before the move');
+  assert.match(r.stderr, /cannot move this session to a fresh DSQL connection/);
+  assert.match(r.stderr, /SQL PREPARE/);
+  assert.ok(plainProxy.logs.some((l) => l.json?.event === 'upstream_move_refused'));
 });

@@ -4,8 +4,11 @@
  * connection before that (--max-upstream-age), carrying settings and prepared statements over.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
+import { parse, serialize } from 'pg-protocol';
+import type { BackendMessage, DataRowMessage } from 'pg-protocol/dist/messages.js';
 import postgres from 'postgres';
 import { type ProxyProcess, startProxyProcess } from '../support/proxy-process.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
@@ -20,13 +23,28 @@ before(async () => {
 
 after(async () => {
   await Promise.all(procs.map((p) => p.stop()));
+  await plainStack?.stop();
   await stack?.stop();
 });
 
-async function proxy(args: string[]): Promise<ProxyProcess> {
-  const p = await startProxyProcess(stack, { args: ['--log-level', 'trace', ...args] });
+async function proxy(args: string[], on: TestStack = stack): Promise<ProxyProcess> {
+  const p = await startProxyProcess(on, { args: ['--log-level', 'trace', ...args] });
   procs.push(p);
   return p;
+}
+
+/**
+ * A second endpoint on the same PostgreSQL with the local endpoint's DSQL rules off (issue 21's
+ * `rules: 'postgres'`), for the tests of SQL-level PREPARE only: DSQL refuses PREPARE, so only a
+ * plain PostgreSQL behind the door shows what a move does with such statements. (An endpoint without
+ * rules ignores the option; Object.assign keeps it compiling on either side of that change.)
+ */
+let plainStack: TestStack | undefined;
+async function plainPostgresStack(): Promise<TestStack> {
+  plainStack ??= await startTestStack(
+    Object.assign({ maxConnectionMs: CAP_MS, postgres: stack.postgres }, { rules: 'postgres' as const }),
+  );
+  return plainStack;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -89,6 +107,33 @@ describe('--max-upstream-age moves idle sessions before the cap', () => {
     assert.equal(p.logs.filter((l) => l.json?.event === 'upstream_lost').length, 0, 'no session hit the cap');
   });
 
+  test('SET ROLE (a setting DSQL accepts, never reported by the server) survives moves', async () => {
+    await stack.postgres.query(
+      "do $$ begin if not exists (select from pg_roles where rolname = 'age_reader') then create role age_reader; end if; end $$; grant age_reader to app",
+    );
+    const p = await proxy(['--max-upstream-age', '1500ms']);
+    const client = new pg.Client({ host: p.host, port: p.port, user: 'app', password: '' });
+    await client.connect();
+    try {
+      await client.query('SET ROLE age_reader');
+      const users = new Set<string>();
+      const until = Date.now() + CAP_MS * 3;
+      while (Date.now() < until && p.logs.filter((l) => l.json?.event === 'upstream_moved').length < 2) {
+        users.add((await client.query('select current_user as u')).rows[0].u);
+        await sleep(250);
+      }
+      users.add((await client.query('select current_user as u')).rows[0].u);
+      assert.ok(p.logs.filter((l) => l.json?.event === 'upstream_moved').length >= 2, 'the session moved');
+      assert.deepEqual(
+        [...users],
+        ['age_reader'],
+        'the role is the one the client set, before and after moves',
+      );
+    } finally {
+      await client.end();
+    }
+  });
+
   test('postgres.js (extended protocol, prepared statements) keeps working across caps', async () => {
     const p = await proxy(['--max-upstream-age', '1500ms']);
     const sql = postgres({ host: p.host, port: p.port, user: 'app', password: '', max: 1, prepare: true });
@@ -127,6 +172,138 @@ describe('--max-upstream-age moves idle sessions before the cap', () => {
     const lost = await p.waitForLog((l) => l.event === 'upstream_lost');
     assert.equal(lost.context, 'inside a transaction');
     await client.end().catch(() => {});
+  });
+});
+
+describe('a session move never runs client SQL again', () => {
+  test('PREPARE and EXECUTE in one Query: the row is inserted once, and the session ends at its move', async () => {
+    // The reproduction of issue 20: PostgreSQL keeps the whole Query string in
+    // pg_prepared_statements.statement, and the move used to run it on each new connection.
+    await stack.postgres.query(
+      'drop table if exists public.age_prepare; create table public.age_prepare (n int); grant select, insert on public.age_prepare to app',
+    );
+    const p = await proxy(['--max-upstream-age', '2s'], await plainPostgresStack());
+    const client = new pg.Client({ host: p.host, port: p.port, user: 'app', password: '' });
+    let ended: pg.DatabaseError | undefined;
+    client.on('error', (e) => {
+      ended ??= e as pg.DatabaseError;
+    });
+    await client.connect();
+    await client.query('PREPARE ins AS INSERT INTO public.age_prepare VALUES (1); EXECUTE ins');
+    const until = Date.now() + CAP_MS * 3;
+    while (Date.now() < until && !ended) {
+      await client.query('select 1').catch((e: pg.DatabaseError) => {
+        ended ??= e;
+      });
+      await sleep(1500);
+    }
+    await client.end().catch(() => {});
+    const [row] = await stack.postgres.query<{ n: string }>('select count(*) as n from public.age_prepare');
+    assert.equal(Number(row?.n), 1, 'the INSERT ran exactly once, when the client sent it');
+    assert.ok(ended, 'the session ends instead of moving without its SQL-level prepared statement');
+    assert.equal(ended.code, '08006');
+    assert.match(ended.message, /cannot move this session to a fresh DSQL connection/);
+    assert.match(ended.detail ?? '', /holds 1 prepared statement\(s\) made with SQL PREPARE/);
+    assert.match(ended.hint ?? '', /DEALLOCATE/);
+    const refused = await p.waitForLog((l) => l.event === 'upstream_move_refused');
+    assert.match(String(refused.detail), /SQL PREPARE/);
+    assert.equal(p.logs.filter((l) => l.json?.event === 'upstream_moved').length, 0);
+    assert.doesNotMatch(p.logs.map((l) => l.raw).join('\n'), /INSERT INTO/i, 'no client SQL in the logs');
+  });
+
+  test('a session whose SQL PREPARE is gone again (DEALLOCATE) still moves', async () => {
+    const p = await proxy(['--max-upstream-age', '1500ms'], await plainPostgresStack());
+    const client = new pg.Client({ host: p.host, port: p.port, user: 'app', password: '' });
+    await client.connect();
+    try {
+      await client.query('PREPARE two AS select 2 as n');
+      assert.equal((await client.query('EXECUTE two')).rows[0].n, 2);
+      await client.query('DEALLOCATE two');
+      const pids = new Set<number>();
+      const until = Date.now() + CAP_MS * 2;
+      while (Date.now() < until) {
+        pids.add((await client.query('select pg_backend_pid() as pid')).rows[0].pid);
+        await sleep(250);
+      }
+      assert.ok(pids.size >= 2, `the session ran on ${pids.size} upstream connections`);
+    } finally {
+      await client.end();
+    }
+    assert.ok(p.logs.filter((l) => l.json?.event === 'upstream_moved').length >= 1);
+    assert.equal(p.logs.filter((l) => l.json?.event === 'upstream_move_refused').length, 0);
+  });
+});
+
+/** A bare protocol client, to send what drivers refuse to send (a second Parse of a name). */
+async function rawClient(host: string, port: number) {
+  const socket = net.connect(port, host);
+  socket.on('error', () => {});
+  const inbox: BackendMessage[] = [];
+  let wake: (() => void) | undefined;
+  void parse(socket, (m) => {
+    inbox.push(m);
+    wake?.();
+  });
+  /** The messages up to and including the next ReadyForQuery. */
+  const untilReady = async (): Promise<BackendMessage[]> => {
+    const got: BackendMessage[] = [];
+    for (;;) {
+      const m = inbox.shift();
+      if (m === undefined) {
+        await new Promise<void>((r) => {
+          wake = r;
+        });
+        continue;
+      }
+      got.push(m);
+      if (m.name === 'authenticationCleartextPassword') socket.write(serialize.password(''));
+      if (m.name === 'readyForQuery') return got;
+    }
+  };
+  await new Promise<void>((r) => socket.once('connect', () => r()));
+  socket.write(serialize.startup({ user: 'app', database: 'postgres' }));
+  await untilReady();
+  return {
+    send: (...parts: Buffer[]) => {
+      socket.write(Buffer.concat(parts));
+      return untilReady();
+    },
+    close: () => socket.end(serialize.end()),
+  };
+}
+
+describe('a move re-creates the prepared statements the server accepted, not what the client sent', () => {
+  test('a refused second Parse of a name does not replace the statement carried to the next connection', async () => {
+    const p = await proxy(['--max-upstream-age', '1500ms']);
+    const c = await rawClient(p.host, p.port);
+    try {
+      const first = await c.send(serialize.parse({ name: 'n1', text: 'select 1 as v' }), serialize.sync());
+      assert.ok(first.some((m) => m.name === 'parseComplete'));
+      const second = await c.send(serialize.parse({ name: 'n1', text: 'select 2 as v' }), serialize.sync());
+      const refused = second.find((m) => m.name === 'error') as { code?: string } | undefined;
+      assert.equal(refused?.code, '42P05', 'the server refuses a second Parse of an existing name');
+      const runN1 = async (): Promise<string> => {
+        const answer = await c.send(
+          serialize.bind({ statement: 'n1' }),
+          serialize.execute({}),
+          serialize.sync(),
+        );
+        const row = answer.find((m): m is DataRowMessage => m.name === 'dataRow');
+        assert.ok(row, `n1 answered: ${answer.map((m) => m.name).join(',')}`);
+        return String(row.fields[0]);
+      };
+      const until = Date.now() + CAP_MS * 3;
+      const values = new Set<string>();
+      while (Date.now() < until && p.logs.filter((l) => l.json?.event === 'upstream_moved').length < 2) {
+        values.add(await runN1());
+        await sleep(250);
+      }
+      values.add(await runN1());
+      assert.ok(p.logs.filter((l) => l.json?.event === 'upstream_moved').length >= 2, 'the session moved');
+      assert.deepEqual([...values], ['1'], 'n1 is the statement the server accepted, before and after moves');
+    } finally {
+      c.close();
+    }
   });
 });
 

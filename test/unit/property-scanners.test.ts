@@ -149,8 +149,11 @@ describe('FrontendScanner properties', () => {
         const events: string[] = [];
         const s = new FrontendScanner({
           onNamedParse: (n, body) => events.push(`parse:${n}:${body.toString('hex')}`),
+          onUnnamedParse: () => events.push('parse'),
           onCloseStatement: (n) => events.push(`close:${n}`),
+          onClosePortal: () => events.push('close-portal'),
           onStatementText: (sql) => events.push(`text:${sql}`),
+          onUntracked: () => events.push('untracked'),
         });
         let offset = 0;
         for (const chunk of split(data, points)) {
@@ -166,15 +169,24 @@ describe('FrontendScanner properties', () => {
           if (type === 0x51 || type === 0x46 || type === 0x53) requests++;
           if (type === 0x53) batchOpen = false;
           else if (![0x51, 0x46, 0x58, 0x64, 0x63, 0x66].includes(type)) batchOpen = true;
-          if (body.length === 0) continue;
+          if (body.length === 0) {
+            // An empty Parse or Close is malformed: the statements can no longer be followed.
+            if (type === 0x50 || type === 0x43) expected.push('untracked');
+            continue;
+          }
           if (type === 0x51) expected.push(`text:${body.toString('utf8', 0, body.length - 1)}`);
           if (type === 0x43) {
             const end = body.indexOf(0, 1);
-            if (end >= 0 && body[0] === 0x53) expected.push(`close:${body.toString('utf8', 1, end)}`);
+            if (end < 0) expected.push('untracked');
+            else if (body[0] === 0x53) expected.push(`close:${body.toString('utf8', 1, end)}`);
+            else if (body[0] === 0x50) expected.push('close-portal');
+            else expected.push('untracked');
           }
           if (type === 0x50) {
             const end = body.indexOf(0);
-            if (end > 0) expected.push(`parse:${body.toString('utf8', 0, end)}:${body.toString('hex')}`);
+            if (end < 0) expected.push('untracked');
+            else if (end > 0) expected.push(`parse:${body.toString('utf8', 0, end)}:${body.toString('hex')}`);
+            else expected.push('parse');
             const textEnd = end < 0 ? -1 : body.indexOf(0, end + 1);
             if (end >= 0 && textEnd > end) expected.push(`text:${body.toString('utf8', end + 1, textEnd)}`);
           }
@@ -192,7 +204,7 @@ describe('FrontendScanner memory bounds', () => {
   it('a Parse header claiming 2 GiB reserves nothing and marks the statement as not kept', () => {
     let unkept = 0;
     let parsed = 0;
-    const s = new FrontendScanner({ onNamedParse: () => parsed++, onUnkeptParse: () => unkept++ });
+    const s = new FrontendScanner({ onNamedParse: () => parsed++, onUntracked: () => unkept++ });
     const header = Buffer.alloc(5);
     header[0] = 0x50;
     header.writeInt32BE(0x7fffffff, 1);

@@ -51,3 +51,21 @@ test('a new baseline forgets the changes noted on the old one', () => {
   state.setBaseline(new Map([['application_name', 'fresh']]));
   assert.deepEqual(state.reportedSettings(), [['application_name', 'fresh']]);
 });
+
+test('SET ROLE marks the role and the unreported settings as changed; a column named role does not', () => {
+  for (const sql of [
+    'SET ROLE reader',
+    'set session role reader',
+    'RESET ROLE',
+    "select set_config('role', 'x', false)",
+  ]) {
+    const state = new SessionState();
+    state.noteStatement(sql);
+    assert.equal(state.roleMayDiffer, true, sql);
+    assert.equal(state.rebuildable, false, `${sql}: no blind reconnect`);
+  }
+  const state = new SessionState();
+  state.noteStatement('select role, name from members where role = $1');
+  assert.equal(state.roleMayDiffer, false);
+  assert.equal(state.rebuildable, true);
+});

@@ -225,3 +225,51 @@ test('an unexpected message type is a protocol error', async () => {
   });
   s.client.destroy();
 });
+
+test('a row over 1 MiB fails the query and closes the connection: its tail never reaches anyone', async () => {
+  // The snapshot of a moving session reads settings; a value this large (a hostile search_path)
+  // stops the read in the middle of the answer. Handed back to the relay, the connection would
+  // have given the client the rest of the proxy's own query.
+  const s = await connect((_chunk, server) =>
+    server.write(
+      Buffer.concat([
+        rowDescription(['search_path']),
+        dataRow(['x'.repeat(1024 * 1024 + 1)]),
+        commandComplete('SELECT 1'),
+        readyForQuery('I'),
+      ]),
+    ),
+  );
+  let late = 0;
+  try {
+    await assert.rejects(simpleQuery(s.client, 'SELECT 1', 2000), (e: unknown) => {
+      assert.ok(e instanceof ProxyError);
+      assert.notEqual(e.code, 'UPSTREAM_REJECTED');
+      return true;
+    });
+    assert.ok(s.client.destroyed, 'a connection stopped mid-answer is closed, not left for reuse');
+    s.client.on('data', (chunk: Buffer) => {
+      late += chunk.length;
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(late, 0, 'no byte of the unread answer comes out of the socket');
+  } finally {
+    s.client.destroy();
+    s.server.destroy();
+  }
+});
+
+test('an unexpected message closes the connection too (the rest of the answer is unknown)', async () => {
+  const s = await connect((_chunk, server) =>
+    server.write(
+      Buffer.concat([typedMessage(0x47 /* G: CopyInResponse */, int16(0), int16(0)), readyForQuery('I')]),
+    ),
+  );
+  try {
+    await assert.rejects(simpleQuery(s.client, 'COPY t FROM STDIN', 2000), ProxyError);
+    assert.ok(s.client.destroyed);
+  } finally {
+    s.client.destroy();
+    s.server.destroy();
+  }
+});
