@@ -1,14 +1,14 @@
 /**
  * Throws random and mutated connection byte streams at the real proxy process and checks that it
  * survives them: no crash or session_crashed log, a normal client keeps working, memory returns near
- * its baseline. See test/support/fuzz.ts for what is sent and checked.
+ * its baseline. See scripts/lib/fuzz.ts for what is sent and checked.
  *
  *   npm run build && node --import tsx scripts/fuzz.ts --count 100000 [--seed N] [--concurrency 50]
  *
  * Exits 1 when any check failed, 2 on bad arguments.
  */
 import { parseArgs } from 'node:util';
-import { formatReport, runFuzz } from '../test/support/fuzz.js';
+import { formatReport, runFuzz } from './lib/fuzz.js';
 
 function intArg(value: string | undefined, name: string, fallback: number): number {
   if (value === undefined) return fallback;

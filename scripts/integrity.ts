@@ -1,10 +1,10 @@
 /**
  * `npm run integrity`: a 1 GB COPY round trip and two 100 MB values through the real proxy, with
- * pipelined extended-protocol batches in flight on another connection (test/support/integrity.ts).
+ * pipelined extended-protocol batches in flight on another connection (scripts/lib/integrity.ts).
  * Prints throughput and checksums; exit 1 when anything differs. INTEGRITY_COPY_MB,
  * INTEGRITY_VALUE_MB and INTEGRITY_VALUES override the sizes.
  */
-import { formatIntegrity, integrityFailures, runIntegrity } from '../test/support/integrity.js';
+import { formatIntegrity, integrityFailures, runIntegrity } from './lib/integrity.js';
 
 const MB = 1024 * 1024;
 const report = await runIntegrity({

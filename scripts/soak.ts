@@ -1,10 +1,10 @@
 /**
- * `npm run soak`: 500 concurrent clients for 60 s through the real proxy (test/support/soak.ts);
+ * `npm run soak`: 500 concurrent clients for 60 s through the real proxy (scripts/lib/soak.ts);
  * zero errors, the proxy's file descriptors back to baseline and its live heap (after a full GC) back
  * to baseline after each round. Exit 1 on failure. SOAK_CLIENTS, SOAK_SECONDS and SOAK_ROUNDS
  * (default 2) override the size.
  */
-import { formatSoak, runSoak, soakFailures } from '../test/support/soak.js';
+import { formatSoak, runSoak, soakFailures } from './lib/soak.js';
 
 const clients = Number(process.env.SOAK_CLIENTS ?? 500);
 const seconds = Number(process.env.SOAK_SECONDS ?? 60);

@@ -283,6 +283,540 @@ function writeDocs(report: BenchReport): void {
   log('wrote docs/benchmarks.md and docs/benchmarks.svg');
 }
 
+/** What the machine and the build offer: PgBouncer or not, the proxy's --pool-mode or not. */
+interface Preflight {
+  pgbouncerBin: string | undefined;
+  hasPoolMode: boolean;
+  /** Lines for the report about rows that are skipped. */
+  notes: string[];
+}
+
+async function preflight(o: Options): Promise<Preflight> {
+  for (const tool of ['pgbench', 'psql']) {
+    if (!which(tool)) throw new Error(`${tool} not found: apt-get install -y postgresql-client`);
+  }
+  statSync(o.cli); // fails clearly when the build is missing
+  const pgbouncerBin = which('pgbouncer');
+  const notes: string[] = [];
+  if (!pgbouncerBin)
+    notes.push('PgBouncer is not installed (apt-get install -y pgbouncer): its rows are skipped.');
+  const helpText = (await run(process.execPath, [o.cli, '--help'])).stdout;
+  const hasPoolMode = helpText.includes('--pool-mode');
+  if (!hasPoolMode)
+    notes.push('The proxy has no --pool-mode flag yet: the "proxy --pool-mode session" row is skipped.');
+  return { pgbouncerBin, hasPoolMode, notes };
+}
+
+/** One run's state: what cleanup() stops and removes. */
+interface BenchRun {
+  o: Options;
+  /** A directory the `postgres` OS user can reach when we are root (PostgreSQL and PgBouncer run as it). */
+  work: string;
+  /** The middle processes started so far, stopped in reverse order. */
+  servers: Server[];
+  postgres?: LocalPostgres;
+}
+
+async function cleanup(r: BenchRun): Promise<void> {
+  for (const s of r.servers.reverse()) await s.stop().catch(() => {});
+  await r.postgres?.stop().catch(() => {});
+  rmSync(r.work, { recursive: true, force: true });
+}
+
+/** PostgreSQL as the bench set it up: TLS under the DSQL-like name, pgbench's tables loaded. */
+interface Upstream {
+  postgres: LocalPostgres;
+  pgPort: number;
+  caFile: string;
+  pgInfo: { version: string; ssl: string; max: string };
+  direct: Target;
+}
+
+async function setupPostgres(r: BenchRun): Promise<Upstream> {
+  const { o, work } = r;
+  // --- PKI: a CA and a certificate for the DSQL-like hostname (and 127.0.0.1 for direct clients).
+  const ca = await createCa('dsql-proxy bench CA');
+  const cert = await issueCert(ca, { hostnames: [ENDPOINT], ips: ['127.0.0.1'] });
+  const caFile = join(work, 'ca.pem');
+  writeFileSync(caFile, ca.certPem, { mode: 0o644 });
+
+  // --- PostgreSQL: init, then ssl=on + room for 1,000+ backends, restart.
+  const dataDir = join(work, 'pgdata');
+  log('starting PostgreSQL (initdb)');
+  r.postgres = await startPostgres({ dataDir });
+  const owner = statSync(dataDir);
+  for (const [name, body] of [
+    ['server.crt', cert.certPem],
+    ['server.key', cert.keyPem],
+  ] as const) {
+    const p = join(dataDir, name);
+    writeFileSync(p, body, { mode: 0o600 });
+    chownSync(p, owner.uid, owner.gid);
+  }
+  const settings: Record<string, string> = {
+    ssl: 'on',
+    ssl_cert_file: 'server.crt',
+    ssl_key_file: 'server.key',
+    // Room for N idle proxy clients while PgBouncer still holds idle server connections from earlier runs.
+    max_connections: String(Math.max(1200, o.idleClients + 500)),
+    shared_buffers: '512MB',
+    max_wal_size: '4GB',
+  };
+  for (const [k, v] of Object.entries(settings)) await r.postgres.query(`ALTER SYSTEM SET ${k} = '${v}'`);
+  await r.postgres.query(`CREATE ROLE ${USER} WITH LOGIN SUPERUSER PASSWORD '${PASSWORD}'`);
+  await r.postgres.stop();
+  const postgres = await startPostgres({ dataDir });
+  r.postgres = postgres;
+  const pgPort = postgres.port;
+  const [pgInfo] = await postgres.query<{ version: string; ssl: string; max: string }>(
+    "SELECT version() AS version, current_setting('ssl') AS ssl, current_setting('max_connections') AS max",
+  );
+  if (pgInfo?.ssl !== 'on') throw new Error('PostgreSQL did not come up with ssl=on');
+  log(`PostgreSQL on 127.0.0.1:${pgPort}, ssl=${pgInfo.ssl}, max_connections=${pgInfo.max}`);
+
+  const direct: Target = { name: 'direct', port: pgPort, sslmode: 'require' };
+  log(`pgbench -i -s ${o.scale}`);
+  await mustRun('pgbench', ['-i', '-q', '-s', String(o.scale)], { env: libpqEnv(direct), cwd: work });
+  await postgres.query('VACUUM ANALYZE');
+  return { postgres, pgPort, caFile, pgInfo, direct };
+}
+
+/** Starts the proxy (real CLI, TLS straight to PostgreSQL under the DSQL-like name, token signing on). */
+type StartProxy = (name: string, extra: string[], nodeFlags?: string[]) => Promise<Target>;
+
+function proxyStarter(r: BenchRun, up: Upstream): StartProxy {
+  const proxyEnv = benchProxyEnv();
+  const proxyArgs = (port: number, extra: string[]): string[] =>
+    benchProxyArgs({
+      endpoint: ENDPOINT,
+      connectTo: `127.0.0.1:${up.pgPort}`,
+      caFile: up.caFile,
+      port,
+      // The default, named so that the report can say how the proxy's upstream TLS starts.
+      negotiation: PROXY_UPSTREAM_TLS,
+      extra,
+    });
+  return async (name, extra, nodeFlags = []) => {
+    const port = await freePort();
+    const server = startServer(
+      name,
+      process.execPath,
+      [...nodeFlags, r.o.cli, ...proxyArgs(port, extra)],
+      proxyEnv,
+    );
+    r.servers.push(server);
+    const t: Target = { name, port, sslmode: 'disable', server };
+    await waitReady(
+      { host: '127.0.0.1', port, user: USER, database: 'postgres', password: PASSWORD },
+      server,
+    );
+    return t;
+  };
+}
+
+/** PgBouncer in session mode, TLS to the server. */
+async function startPgbouncer(
+  r: BenchRun,
+  up: Upstream,
+  pgbouncerBin: string,
+): Promise<{ bouncer: Target; version: string | undefined }> {
+  const { o, work } = r;
+  const version = (await run(pgbouncerBin, ['--version'])).stdout.split('\n')[0]?.trim();
+  const port = await freePort();
+  const ini = join(work, 'pgbouncer.ini');
+  const userlist = join(work, 'userlist.txt');
+  writeFileSync(userlist, `"${USER}" "${PASSWORD}"\n`, { mode: 0o644 });
+  writeFileSync(
+    ini,
+    [
+      '[databases]',
+      `postgres = host=127.0.0.1 port=${up.pgPort} dbname=postgres`,
+      '[pgbouncer]',
+      'listen_addr = 127.0.0.1',
+      `listen_port = ${port}`,
+      'unix_socket_dir =',
+      'auth_type = trust',
+      `auth_file = ${userlist}`,
+      'pool_mode = session',
+      `max_client_conn = ${o.idleClients + 500}`,
+      `default_pool_size = ${o.idleClients + 100}`,
+      'server_tls_sslmode = require',
+      `server_tls_ca_file = ${up.caFile}`,
+      'ignore_startup_parameters = extra_float_digits',
+      'log_connections = 0',
+      'log_disconnections = 0',
+      'log_pooler_errors = 1',
+      '',
+    ].join('\n'),
+    { mode: 0o644 },
+  );
+  const args = process.getuid?.() === 0 ? ['-u', 'postgres', ini] : [ini];
+  const server = startServer('pgbouncer', pgbouncerBin, args, process.env);
+  r.servers.push(server);
+  const bouncer: Target = { name: 'pgbouncer', port, sslmode: 'disable', server };
+  await waitReady({ host: '127.0.0.1', port, user: USER, database: 'postgres' }, server);
+  log(`pgbouncer pid ${server.pid} on ${port}`);
+  return { bouncer, version };
+}
+
+/**
+ * The Node.js floor: the least a Node.js session pooler can do (scripts/bench/node-floor.ts), and with
+ * --no-reuse the same without reuse (a new upstream login per client, like the proxy's default mode).
+ */
+async function startFloor(r: BenchRun, up: Upstream, name: string, extra: string[]): Promise<Target> {
+  const port = await freePort();
+  const server = startServer(
+    name,
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(ROOT, 'scripts/bench/node-floor.ts'),
+      String(port),
+      String(up.pgPort),
+      up.caFile,
+      ENDPOINT,
+      ...extra,
+    ],
+    { ...process.env, NODE_OPTIONS: '' },
+  );
+  r.servers.push(server);
+  await waitReady({ host: '127.0.0.1', port, user: USER, database: 'postgres' }, server);
+  log(`${name} pid ${server.pid} on ${port}`);
+  return { name, port, sslmode: 'disable', server };
+}
+
+/** Everything the workloads are pointed at, and which of them each workload runs through. */
+interface Targets {
+  direct: Target;
+  proxy: Target;
+  bouncer: Target | undefined;
+  pgbouncerVersion: string | undefined;
+  /** Targets of pgbench -S and COPY. */
+  relayTargets: Target[];
+  /** Targets that keep their server connections between pgbench runs. */
+  pooling: Target[];
+  /** Targets of pgbench -C. */
+  connTargets: Target[];
+}
+
+async function startTargets(
+  r: BenchRun,
+  up: Upstream,
+  pre: Preflight,
+  startProxy: StartProxy,
+): Promise<Targets> {
+  const { direct } = up;
+  const proxy = await startProxy('proxy', ['--auth-method', 'trust']);
+  const verifier = await mustRun(process.execPath, [r.o.cli, 'hash-password', '--user', USER], {
+    input: `${PASSWORD}\n`,
+  });
+  const authFile = join(r.work, 'auth.txt');
+  writeFileSync(authFile, verifier.stdout);
+  const proxyScram = {
+    ...(await startProxy('proxy-scram', ['--auth-file', authFile, '--auth-method', 'scram-sha-256'])),
+    password: PASSWORD,
+  };
+  const proxyPool = pre.hasPoolMode
+    ? await startProxy('proxy-pool', ['--auth-method', 'trust', '--pool-mode', 'session'])
+    : undefined;
+  log(`proxy pid ${proxy.server?.pid} on ${proxy.port}; scram proxy on ${proxyScram.port}`);
+
+  const started = pre.pgbouncerBin ? await startPgbouncer(r, up, pre.pgbouncerBin) : undefined;
+  const bouncer = started?.bouncer;
+
+  const floor = await startFloor(r, up, 'node-floor', []);
+  const floorFresh = await startFloor(r, up, 'node-floor-no-reuse', ['--no-reuse']);
+
+  const mainTargets = [direct, proxy, ...(bouncer ? [bouncer] : [])];
+  // -S and COPY run the proxy twice: as it runs by default (one server connection per client, like
+  // direct) and with --pool-mode session, which keeps server connections like PgBouncer and the
+  // floor do. And through the floor: it tells the proxy's own cost from Node's.
+  const relayTargets = [...mainTargets, ...(proxyPool ? [proxyPool] : []), floor];
+  // Targets that keep their server connections between pgbench runs: warmed up before each client
+  // count, so that their first measured repetition does not pay for opening connections (and for the
+  // new backends' first touches of shared memory) that the later repetitions reuse.
+  const pooling = [...(proxyPool ? [proxyPool] : []), ...(bouncer ? [bouncer] : []), floor];
+  const connTargets = [
+    direct,
+    proxy,
+    proxyScram,
+    ...(proxyPool ? [proxyPool] : []),
+    ...(bouncer ? [bouncer] : []),
+    floor,
+    floorFresh,
+  ];
+  return {
+    direct,
+    proxy,
+    bouncer,
+    pgbouncerVersion: started?.version,
+    relayTargets,
+    pooling,
+    connTargets,
+  };
+}
+
+async function newReport(o: Options, up: Upstream, t: Targets, pre: Preflight): Promise<BenchReport> {
+  return {
+    date: new Date().toISOString(),
+    quick: o.quick,
+    options: {
+      reps: o.reps,
+      seconds: o.seconds,
+      clients: o.clients,
+      idle: o.idleClients,
+      bulkMb: o.bulkMb,
+      scale: o.scale,
+    },
+    machine: machine(),
+    versions: {
+      postgres: up.pgInfo.version,
+      pgbouncer: t.pgbouncerVersion,
+      pgbench: (await run('pgbench', ['--version'])).stdout.trim(),
+    },
+    loadBefore: loadavg(),
+    proxyUpstreamTls: PROXY_UPSTREAM_TLS,
+    ...emptyMeasurements(),
+    copyOutWarm: {},
+    copyInWarm: {},
+    notes: pre.notes,
+  };
+}
+
+function push(rec: Record<string, number[]>, key: string, v: number): void {
+  const list = rec[key] ?? [];
+  list.push(v);
+  rec[key] = list;
+}
+
+/** 1. pgbench -S throughput (and latency at 1 client), interleaved per repetition. */
+async function measureThroughput(r: BenchRun, t: Targets, report: BenchReport): Promise<void> {
+  const { o } = r;
+  const logDir = join(r.work, 'txlogs');
+  mkdirSync(logDir);
+  for (const c of o.clients) {
+    const tps: Record<string, number[]> = {};
+    const cpu: Record<string, number[]> = {};
+    report.tps[c] = tps;
+    report.cpuPerTxnUs[c] = cpu;
+    const mainCpu: Record<string, number[]> = {};
+    report.mainCpuPerTxnUs = report.mainCpuPerTxnUs ?? {};
+    report.mainCpuPerTxnUs[c] = mainCpu;
+    const sArgs = ['-S', '-M', 'simple', '-c', String(c), '-j', String(Math.min(2, c))];
+    for (const target of t.pooling) {
+      await pgbench(target, sArgs, 2 + Math.ceil(c / 10));
+      log(`-S c=${c} warm-up ${target.name}`);
+    }
+    for (let rep = 0; rep < o.reps; rep++) {
+      const paired: Record<string, number> = {};
+      for (const target of t.relayTargets) {
+        // pgbench's -T clock includes connecting the clients (slow on a loaded machine): add time for it;
+        // the tps it reports exclude the initial connection time.
+        const dur = o.seconds + (c >= 16 ? Math.ceil(c / 10) : 0);
+        const res = await pgbench(target, sArgs, dur, c === 1 ? { logDir } : {});
+        push(tps, target.name, res.tps);
+        if (res.cpuSec !== undefined && res.txns > 0) push(cpu, target.name, (res.cpuSec / res.txns) * 1e6);
+        if (res.mainCpuSec !== undefined && res.txns > 0)
+          push(mainCpu, target.name, (res.mainCpuSec / res.txns) * 1e6);
+        if (res.latenciesUs?.length) {
+          const avg = res.latenciesUs.reduce((a, b) => a + b, 0) / res.latenciesUs.length;
+          push(report.lat1.avgUs, target.name, avg);
+          push(report.lat1.p99Us, target.name, percentile(res.latenciesUs, 99));
+          paired[target.name] = avg;
+        }
+        log(`-S c=${c} rep ${rep + 1}/${o.reps} ${target.name}: ${res.tps.toFixed(0)} tps`);
+      }
+      const d = paired.direct;
+      if (d !== undefined) {
+        for (const [name, avg] of Object.entries(paired))
+          if (name !== 'direct') push(report.lat1.addedUs, name, avg - d);
+      }
+    }
+  }
+}
+
+/** 2. New connections per second: pgbench -C -S (a new connection for every transaction). */
+async function measureConnRate(r: BenchRun, t: Targets, report: BenchReport): Promise<void> {
+  const { o } = r;
+  const cpuPerConn: Record<string, number[]> = {};
+  report.cpuPerConnUs = cpuPerConn;
+  for (let rep = 0; rep < o.reps; rep++) {
+    for (const target of t.connTargets) {
+      const res = await pgbench(target, ['-C', '-S', '-c', '4', '-j', '2'], o.seconds);
+      push(report.connRate, target.name, res.tps);
+      // -C: one connection per transaction, so CPU per transaction is CPU per new connection.
+      if (res.cpuSec !== undefined && res.txns > 0)
+        push(cpuPerConn, target.name, (res.cpuSec / res.txns) * 1e6);
+      log(`-C rep ${rep + 1}/${o.reps} ${target.name}: ${res.tps.toFixed(0)} conn/s`);
+    }
+  }
+}
+
+/** 3. Bulk transfer with psql: COPY TO STDOUT (to /dev/null) and COPY FROM STDIN (from a file). */
+async function measureCopy(r: BenchRun, up: Upstream, t: Targets, report: BenchReport): Promise<void> {
+  const { o, work } = r;
+  const { postgres } = up;
+  // newReport() made both (the same objects the report holds).
+  const copyOutWarm = report.copyOutWarm ?? {};
+  const copyInWarm = report.copyInWarm ?? {};
+  report.copyOutWarm = copyOutWarm;
+  report.copyInWarm = copyInWarm;
+  const rowBytes = 256; // approximate text size of one generated row
+  const rows = Math.ceil((o.bulkMb * 1e6) / rowBytes);
+  log(`generating ${o.bulkMb} MB for COPY (${rows} rows)`);
+  await postgres.query(
+    `CREATE UNLOGGED TABLE bulk AS SELECT g AS id, md5(g::text) AS h, repeat('x', ${rowBytes - 45}) AS pad FROM generate_series(1, ${rows}) g`,
+  );
+  await postgres.query('CREATE UNLOGGED TABLE bulk_in (LIKE bulk)');
+  const bulkFile = join(work, 'bulk.txt');
+  await mustRun('psql', psqlSteps([{ command: `\\copy bulk to '${bulkFile}'` }]), {
+    env: libpqEnv(t.direct),
+  });
+  const bulkMB = statSync(bulkFile).size / 1e6;
+  // Every repetition, not three: one COPY takes about a second, and with three the median of a
+  // transfer that shares two cores with PostgreSQL and psql moved between 0.71x and 0.90x direct
+  // from one run to the next.
+  // Each psql session copies twice each way, timed by psql itself (\timing: the COPY, not the
+  // login). Where the server connection is new (direct, the proxy's default mode) the first COPY
+  // runs in a new PostgreSQL backend, whose first pass over the table's shared buffers is slow on
+  // this kind of VM (lab: about 1,000 ms, then 500-800 ms for the next COPY in the same session).
+  // The second COPY measures the transfer; the poolers' server connections are warm for both.
+  const copyTo = `\\copy bulk to '/dev/null'`;
+  const copyFrom = `\\copy bulk_in from '${bulkFile}'`;
+  for (let rep = 0; rep < Math.max(2, o.reps); rep++) {
+    for (const target of t.relayTargets) {
+      const copy = async (steps: { command: string; timed?: boolean }[]): Promise<number[]> => {
+        const res = await mustRun('psql', psqlSteps(steps), { env: libpqEnv(target), timeoutMs: 600_000 });
+        const ms = psqlTimingsMs(res.stdout);
+        if (ms.length !== 2)
+          throw new Error(`psql printed ${ms.length} timings, not 2: ${res.stdout.slice(-500)}`);
+        return ms.map((m) => bulkMB / (m / 1000));
+      };
+      const [outFirst = Number.NaN, outWarm = Number.NaN] = await copy([
+        { command: copyTo, timed: true },
+        { command: copyTo, timed: true },
+      ]);
+      const [inFirst = Number.NaN, inWarm = Number.NaN] = await copy([
+        { command: 'TRUNCATE bulk_in' },
+        { command: copyFrom, timed: true },
+        { command: 'TRUNCATE bulk_in' },
+        { command: copyFrom, timed: true },
+      ]);
+      push(report.copyOut, target.name, outFirst);
+      push(copyOutWarm, target.name, outWarm);
+      push(report.copyIn, target.name, inFirst);
+      push(copyInWarm, target.name, inWarm);
+      log(
+        `COPY rep ${rep + 1} ${target.name}: out ${outFirst.toFixed(0)} then ${outWarm.toFixed(0)} MB/s, in ${inFirst.toFixed(0)} then ${inWarm.toFixed(0)} MB/s`,
+      );
+    }
+  }
+  report.bulkMB = bulkMB;
+  rmSync(bulkFile);
+  await postgres.query('DROP TABLE bulk, bulk_in');
+}
+
+/** The resident memory of one middle process, before and with `o.idleClients` idle clients. */
+async function idleMemory(o: Options, t: Target, report: BenchReport): Promise<void> {
+  const server = t.server;
+  if (!server) return;
+  const clients: InstanceType<typeof pg.Client>[] = [];
+  await sleep(1000);
+  const before = rssBytes(server.pid);
+  let opened = 0;
+  let error: string | undefined;
+  try {
+    while (opened < o.idleClients) {
+      const batch: Promise<void>[] = [];
+      for (let i = 0; i < 50 && opened < o.idleClients; i++, opened++) {
+        const c = new pg.Client({
+          host: '127.0.0.1',
+          port: t.port,
+          user: USER,
+          database: 'postgres',
+          ssl: false,
+        });
+        c.on('error', () => {});
+        clients.push(c);
+        batch.push(c.connect().then(() => c.query('select 1').then(() => undefined)));
+      }
+      await Promise.all(batch);
+    }
+  } catch (err) {
+    error = (err as Error).message;
+    opened = clients.length;
+  }
+  await sleep(2000);
+  const withN = rssBytes(server.pid);
+  const connected = error ? opened - 1 : opened;
+  report.rss.push({
+    target: t.name,
+    n: connected,
+    beforeBytes: before,
+    withBytes: withN,
+    ...(error ? { error } : {}),
+  });
+  log(
+    `RSS ${t.name}: ${(before / 2 ** 20).toFixed(1)} MiB -> ${(withN / 2 ** 20).toFixed(1)} MiB with ${connected} idle clients${error ? ` (stopped: ${error})` : ''}`,
+  );
+  await Promise.all(clients.map((c) => c.end().catch(() => {})));
+  await sleep(1000);
+}
+
+/**
+ * 4. Resident memory with N idle clients (each ran one query, so PgBouncer holds a server too).
+ * The proxy twice: the process that ran every phase above (what a sidecar that has been busy
+ * holds), and a fresh one started for this (its "before" is the process at rest after startup,
+ * so its per-client figure is not blurred by what the earlier phases left in the heap).
+ */
+async function measureIdleMemory(
+  r: BenchRun,
+  t: Targets,
+  startProxy: StartProxy,
+  report: BenchReport,
+): Promise<void> {
+  const proxyFresh = await startProxy(PROXY_FRESH, ['--auth-method', 'trust']);
+  for (const target of [t.proxy, proxyFresh, ...(t.bouncer ? [t.bouncer] : [])]) {
+    await idleMemory(r.o, target, report);
+  }
+  await proxyFresh.server?.stop('SIGTERM');
+}
+
+/** 5. CPU profile of the proxy under pgbench -S -c 16. */
+async function measureProfile(r: BenchRun, startProxy: StartProxy): Promise<ProfileResult | undefined> {
+  if (!r.o.profile) return undefined;
+  const profDir = join(r.work, 'cpuprof');
+  mkdirSync(profDir);
+  const prof = await startProxy(
+    'proxy-cpuprof',
+    ['--auth-method', 'trust'],
+    ['--cpu-prof', '--cpu-prof-dir', profDir],
+  );
+  log('profiling the proxy under pgbench -S -c 16');
+  const res = await pgbench(prof, ['-S', '-M', 'simple', '-c', '16', '-j', '2'], Math.max(r.o.seconds, 10));
+  await prof.server?.stop('SIGTERM');
+  const profile = runProfile(profDir, res.tps, ROOT);
+  if (process.env.BENCH_KEEP_PROFILE) {
+    const keep = resolve(process.env.BENCH_KEEP_PROFILE);
+    for (const f of readdirSync(profDir)) writeFileSync(keep, readFileSync(join(profDir, f)));
+    log(`profile kept at ${keep}`);
+  }
+  return profile;
+}
+
+/** Prints the table, writes docs/ when asked, and saves the raw results. */
+function finish(o: Options, report: BenchReport): void {
+  console.log(renderTable(report));
+  if (o.write) {
+    writeDocs(report);
+  }
+  writeFileSync(join(tmpdir(), 'dsql-proxy-bench-last.json'), JSON.stringify(report, null, 2));
+  log(
+    `raw results: ${join(tmpdir(), 'dsql-proxy-bench-last.json')}; ${report.elapsedSec?.toFixed(0)} s in all`,
+  );
+}
+
 async function main(): Promise<void> {
   const renderAt = process.argv.indexOf('--render');
   if (renderAt >= 0) {
@@ -296,435 +830,30 @@ async function main(): Promise<void> {
   }
   const o = parseArgs(process.argv.slice(2));
   const started = Date.now();
-  for (const tool of ['pgbench', 'psql']) {
-    if (!which(tool)) throw new Error(`${tool} not found: apt-get install -y postgresql-client`);
-  }
-  statSync(o.cli); // fails clearly when the build is missing
-  const pgbouncerBin = which('pgbouncer');
-  const notes: string[] = [];
-  if (!pgbouncerBin)
-    notes.push('PgBouncer is not installed (apt-get install -y pgbouncer): its rows are skipped.');
-  const helpText = (await run(process.execPath, [o.cli, '--help'])).stdout;
-  const hasPoolMode = helpText.includes('--pool-mode');
-  if (!hasPoolMode)
-    notes.push('The proxy has no --pool-mode flag yet: the "proxy --pool-mode session" row is skipped.');
+  const pre = await preflight(o);
 
-  // A directory the `postgres` OS user can reach when we are root (PostgreSQL and PgBouncer run as it).
   const work = mkdtempSync(join('/tmp', 'dsql-proxy-bench-'));
   chmodSync(work, 0o755);
-  const servers: Server[] = [];
-  let postgres: LocalPostgres | undefined;
-  const cleanup = async (): Promise<void> => {
-    for (const s of servers.reverse()) await s.stop().catch(() => {});
-    await postgres?.stop().catch(() => {});
-    rmSync(work, { recursive: true, force: true });
-  };
+  const r: BenchRun = { o, work, servers: [] };
   process.once('SIGINT', () => {
-    void cleanup().then(() => process.exit(130));
+    void cleanup(r).then(() => process.exit(130));
   });
 
   try {
-    // --- PKI: a CA and a certificate for the DSQL-like hostname (and 127.0.0.1 for direct clients).
-    const ca = await createCa('dsql-proxy bench CA');
-    const cert = await issueCert(ca, { hostnames: [ENDPOINT], ips: ['127.0.0.1'] });
-    const caFile = join(work, 'ca.pem');
-    writeFileSync(caFile, ca.certPem, { mode: 0o644 });
-
-    // --- PostgreSQL: init, then ssl=on + room for 1,000+ backends, restart.
-    const dataDir = join(work, 'pgdata');
-    log('starting PostgreSQL (initdb)');
-    postgres = await startPostgres({ dataDir });
-    const owner = statSync(dataDir);
-    for (const [name, body] of [
-      ['server.crt', cert.certPem],
-      ['server.key', cert.keyPem],
-    ] as const) {
-      const p = join(dataDir, name);
-      writeFileSync(p, body, { mode: 0o600 });
-      chownSync(p, owner.uid, owner.gid);
-    }
-    const settings: Record<string, string> = {
-      ssl: 'on',
-      ssl_cert_file: 'server.crt',
-      ssl_key_file: 'server.key',
-      // Room for N idle proxy clients while PgBouncer still holds idle server connections from earlier runs.
-      max_connections: String(Math.max(1200, o.idleClients + 500)),
-      shared_buffers: '512MB',
-      max_wal_size: '4GB',
-    };
-    for (const [k, v] of Object.entries(settings)) await postgres.query(`ALTER SYSTEM SET ${k} = '${v}'`);
-    await postgres.query(`CREATE ROLE ${USER} WITH LOGIN SUPERUSER PASSWORD '${PASSWORD}'`);
-    await postgres.stop();
-    postgres = await startPostgres({ dataDir });
-    const pgPort = postgres.port;
-    const [pgInfo] = await postgres.query<{ version: string; ssl: string; max: string }>(
-      "SELECT version() AS version, current_setting('ssl') AS ssl, current_setting('max_connections') AS max",
-    );
-    if (pgInfo?.ssl !== 'on') throw new Error('PostgreSQL did not come up with ssl=on');
-    log(`PostgreSQL on 127.0.0.1:${pgPort}, ssl=${pgInfo.ssl}, max_connections=${pgInfo.max}`);
-
-    const direct: Target = { name: 'direct', port: pgPort, sslmode: 'require' };
-    log(`pgbench -i -s ${o.scale}`);
-    await mustRun('pgbench', ['-i', '-q', '-s', String(o.scale)], { env: libpqEnv(direct), cwd: work });
-    await postgres.query('VACUUM ANALYZE');
-
-    // --- The proxy: real CLI, TLS straight to PostgreSQL under the DSQL-like name, token signing on.
-    const proxyEnv = benchProxyEnv();
-    const proxyArgs = (port: number, extra: string[]): string[] =>
-      benchProxyArgs({
-        endpoint: ENDPOINT,
-        connectTo: `127.0.0.1:${pgPort}`,
-        caFile,
-        port,
-        // The default, named so that the report can say how the proxy's upstream TLS starts.
-        negotiation: PROXY_UPSTREAM_TLS,
-        extra,
-      });
-    const startProxy = async (name: string, extra: string[], nodeFlags: string[] = []): Promise<Target> => {
-      const port = await freePort();
-      const server = startServer(
-        name,
-        process.execPath,
-        [...nodeFlags, o.cli, ...proxyArgs(port, extra)],
-        proxyEnv,
-      );
-      servers.push(server);
-      const t: Target = { name, port, sslmode: 'disable', server };
-      await waitReady(
-        { host: '127.0.0.1', port, user: USER, database: 'postgres', password: PASSWORD },
-        server,
-      );
-      return t;
-    };
-    const proxy = await startProxy('proxy', ['--auth-method', 'trust']);
-    const verifier = await mustRun(process.execPath, [o.cli, 'hash-password', '--user', USER], {
-      input: `${PASSWORD}\n`,
-    });
-    const authFile = join(work, 'auth.txt');
-    writeFileSync(authFile, verifier.stdout);
-    const proxyScram = {
-      ...(await startProxy('proxy-scram', ['--auth-file', authFile, '--auth-method', 'scram-sha-256'])),
-      password: PASSWORD,
-    };
-    const proxyPool = hasPoolMode
-      ? await startProxy('proxy-pool', ['--auth-method', 'trust', '--pool-mode', 'session'])
-      : undefined;
-    log(`proxy pid ${proxy.server?.pid} on ${proxy.port}; scram proxy on ${proxyScram.port}`);
-
-    // --- PgBouncer: session mode, TLS to the server.
-    let bouncer: Target | undefined;
-    let pgbouncerVersion: string | undefined;
-    if (pgbouncerBin) {
-      pgbouncerVersion = (await run(pgbouncerBin, ['--version'])).stdout.split('\n')[0]?.trim();
-      const port = await freePort();
-      const ini = join(work, 'pgbouncer.ini');
-      const userlist = join(work, 'userlist.txt');
-      writeFileSync(userlist, `"${USER}" "${PASSWORD}"\n`, { mode: 0o644 });
-      writeFileSync(
-        ini,
-        [
-          '[databases]',
-          `postgres = host=127.0.0.1 port=${pgPort} dbname=postgres`,
-          '[pgbouncer]',
-          'listen_addr = 127.0.0.1',
-          `listen_port = ${port}`,
-          'unix_socket_dir =',
-          'auth_type = trust',
-          `auth_file = ${userlist}`,
-          'pool_mode = session',
-          `max_client_conn = ${o.idleClients + 500}`,
-          `default_pool_size = ${o.idleClients + 100}`,
-          'server_tls_sslmode = require',
-          `server_tls_ca_file = ${caFile}`,
-          'ignore_startup_parameters = extra_float_digits',
-          'log_connections = 0',
-          'log_disconnections = 0',
-          'log_pooler_errors = 1',
-          '',
-        ].join('\n'),
-        { mode: 0o644 },
-      );
-      const args = process.getuid?.() === 0 ? ['-u', 'postgres', ini] : [ini];
-      const server = startServer('pgbouncer', pgbouncerBin, args, process.env);
-      servers.push(server);
-      bouncer = { name: 'pgbouncer', port, sslmode: 'disable', server };
-      await waitReady({ host: '127.0.0.1', port, user: USER, database: 'postgres' }, server);
-      log(`pgbouncer pid ${server.pid} on ${port}`);
-    }
-
-    // --- The Node.js floor: the least a Node.js session pooler can do (scripts/bench/node-floor.ts),
-    // and the same without reuse (a new upstream login per client, like the proxy's default mode).
-    const startFloor = async (name: string, extra: string[]): Promise<Target> => {
-      const port = await freePort();
-      const server = startServer(
-        name,
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          join(ROOT, 'scripts/bench/node-floor.ts'),
-          String(port),
-          String(pgPort),
-          caFile,
-          ENDPOINT,
-          ...extra,
-        ],
-        { ...process.env, NODE_OPTIONS: '' },
-      );
-      servers.push(server);
-      await waitReady({ host: '127.0.0.1', port, user: USER, database: 'postgres' }, server);
-      log(`${name} pid ${server.pid} on ${port}`);
-      return { name, port, sslmode: 'disable', server };
-    };
-    const floor = await startFloor('node-floor', []);
-    const floorFresh = await startFloor('node-floor-no-reuse', ['--no-reuse']);
-
-    const mainTargets = [direct, proxy, ...(bouncer ? [bouncer] : [])];
-    // -S and COPY run the proxy twice: as it runs by default (one server connection per client, like
-    // direct) and with --pool-mode session, which keeps server connections like PgBouncer and the
-    // floor do. And through the floor: it tells the proxy's own cost from Node's.
-    const relayTargets = [...mainTargets, ...(proxyPool ? [proxyPool] : []), floor];
-    // Targets that keep their server connections between pgbench runs: warmed up before each client
-    // count, so that their first measured repetition does not pay for opening connections (and for the
-    // new backends' first touches of shared memory) that the later repetitions reuse.
-    const pooling = [...(proxyPool ? [proxyPool] : []), ...(bouncer ? [bouncer] : []), floor];
-    const copyOutWarm: Record<string, number[]> = {};
-    const copyInWarm: Record<string, number[]> = {};
-    const report: BenchReport = {
-      date: new Date().toISOString(),
-      quick: o.quick,
-      options: {
-        reps: o.reps,
-        seconds: o.seconds,
-        clients: o.clients,
-        idle: o.idleClients,
-        bulkMb: o.bulkMb,
-        scale: o.scale,
-      },
-      machine: machine(),
-      versions: {
-        postgres: pgInfo.version,
-        pgbouncer: pgbouncerVersion,
-        pgbench: (await run('pgbench', ['--version'])).stdout.trim(),
-      },
-      loadBefore: loadavg(),
-      proxyUpstreamTls: PROXY_UPSTREAM_TLS,
-      ...emptyMeasurements(),
-      copyOutWarm,
-      copyInWarm,
-      notes,
-    };
-    const push = (rec: Record<string, number[]>, key: string, v: number): void => {
-      const list = rec[key] ?? [];
-      list.push(v);
-      rec[key] = list;
-    };
-
-    // --- 1. pgbench -S throughput (and latency at 1 client), interleaved per repetition.
-    const logDir = join(work, 'txlogs');
-    mkdirSync(logDir);
-    for (const c of o.clients) {
-      const tps: Record<string, number[]> = {};
-      const cpu: Record<string, number[]> = {};
-      report.tps[c] = tps;
-      report.cpuPerTxnUs[c] = cpu;
-      const mainCpu: Record<string, number[]> = {};
-      report.mainCpuPerTxnUs = report.mainCpuPerTxnUs ?? {};
-      report.mainCpuPerTxnUs[c] = mainCpu;
-      const sArgs = ['-S', '-M', 'simple', '-c', String(c), '-j', String(Math.min(2, c))];
-      for (const t of pooling) {
-        await pgbench(t, sArgs, 2 + Math.ceil(c / 10));
-        log(`-S c=${c} warm-up ${t.name}`);
-      }
-      for (let rep = 0; rep < o.reps; rep++) {
-        const paired: Record<string, number> = {};
-        for (const t of relayTargets) {
-          // pgbench's -T clock includes connecting the clients (slow on a loaded machine): add time for it;
-          // the tps it reports exclude the initial connection time.
-          const dur = o.seconds + (c >= 16 ? Math.ceil(c / 10) : 0);
-          const r = await pgbench(t, sArgs, dur, c === 1 ? { logDir } : {});
-          push(tps, t.name, r.tps);
-          if (r.cpuSec !== undefined && r.txns > 0) push(cpu, t.name, (r.cpuSec / r.txns) * 1e6);
-          if (r.mainCpuSec !== undefined && r.txns > 0) push(mainCpu, t.name, (r.mainCpuSec / r.txns) * 1e6);
-          if (r.latenciesUs?.length) {
-            const avg = r.latenciesUs.reduce((a, b) => a + b, 0) / r.latenciesUs.length;
-            push(report.lat1.avgUs, t.name, avg);
-            push(report.lat1.p99Us, t.name, percentile(r.latenciesUs, 99));
-            paired[t.name] = avg;
-          }
-          log(`-S c=${c} rep ${rep + 1}/${o.reps} ${t.name}: ${r.tps.toFixed(0)} tps`);
-        }
-        const d = paired.direct;
-        if (d !== undefined) {
-          for (const [name, avg] of Object.entries(paired))
-            if (name !== 'direct') push(report.lat1.addedUs, name, avg - d);
-        }
-      }
-    }
-
-    // --- 2. New connections per second: pgbench -C -S (a new connection for every transaction).
-    const connTargets = [
-      direct,
-      proxy,
-      proxyScram,
-      ...(proxyPool ? [proxyPool] : []),
-      ...(bouncer ? [bouncer] : []),
-      floor,
-      floorFresh,
-    ];
-    const cpuPerConn: Record<string, number[]> = {};
-    report.cpuPerConnUs = cpuPerConn;
-    for (let rep = 0; rep < o.reps; rep++) {
-      for (const t of connTargets) {
-        const r = await pgbench(t, ['-C', '-S', '-c', '4', '-j', '2'], o.seconds);
-        push(report.connRate, t.name, r.tps);
-        // -C: one connection per transaction, so CPU per transaction is CPU per new connection.
-        if (r.cpuSec !== undefined && r.txns > 0) push(cpuPerConn, t.name, (r.cpuSec / r.txns) * 1e6);
-        log(`-C rep ${rep + 1}/${o.reps} ${t.name}: ${r.tps.toFixed(0)} conn/s`);
-      }
-    }
-
-    // --- 3. Bulk transfer with psql: COPY TO STDOUT (to /dev/null) and COPY FROM STDIN (from a file).
-    const rowBytes = 256; // approximate text size of one generated row
-    const rows = Math.ceil((o.bulkMb * 1e6) / rowBytes);
-    log(`generating ${o.bulkMb} MB for COPY (${rows} rows)`);
-    await postgres.query(
-      `CREATE UNLOGGED TABLE bulk AS SELECT g AS id, md5(g::text) AS h, repeat('x', ${rowBytes - 45}) AS pad FROM generate_series(1, ${rows}) g`,
-    );
-    await postgres.query('CREATE UNLOGGED TABLE bulk_in (LIKE bulk)');
-    const bulkFile = join(work, 'bulk.txt');
-    await mustRun('psql', psqlSteps([{ command: `\\copy bulk to '${bulkFile}'` }]), {
-      env: libpqEnv(direct),
-    });
-    const bulkMB = statSync(bulkFile).size / 1e6;
-    // Every repetition, not three: one COPY takes about a second, and with three the median of a
-    // transfer that shares two cores with PostgreSQL and psql moved between 0.71x and 0.90x direct
-    // from one run to the next.
-    // Each psql session copies twice each way, timed by psql itself (\timing: the COPY, not the
-    // login). Where the server connection is new (direct, the proxy's default mode) the first COPY
-    // runs in a new PostgreSQL backend, whose first pass over the table's shared buffers is slow on
-    // this kind of VM (lab: about 1,000 ms, then 500-800 ms for the next COPY in the same session).
-    // The second COPY measures the transfer; the poolers' server connections are warm for both.
-    const copyTo = `\\copy bulk to '/dev/null'`;
-    const copyFrom = `\\copy bulk_in from '${bulkFile}'`;
-    for (let rep = 0; rep < Math.max(2, o.reps); rep++) {
-      for (const t of relayTargets) {
-        const copy = async (steps: { command: string; timed?: boolean }[]): Promise<number[]> => {
-          const r = await mustRun('psql', psqlSteps(steps), { env: libpqEnv(t), timeoutMs: 600_000 });
-          const ms = psqlTimingsMs(r.stdout);
-          if (ms.length !== 2)
-            throw new Error(`psql printed ${ms.length} timings, not 2: ${r.stdout.slice(-500)}`);
-          return ms.map((m) => bulkMB / (m / 1000));
-        };
-        const [outFirst = Number.NaN, outWarm = Number.NaN] = await copy([
-          { command: copyTo, timed: true },
-          { command: copyTo, timed: true },
-        ]);
-        const [inFirst = Number.NaN, inWarm = Number.NaN] = await copy([
-          { command: 'TRUNCATE bulk_in' },
-          { command: copyFrom, timed: true },
-          { command: 'TRUNCATE bulk_in' },
-          { command: copyFrom, timed: true },
-        ]);
-        push(report.copyOut, t.name, outFirst);
-        push(copyOutWarm, t.name, outWarm);
-        push(report.copyIn, t.name, inFirst);
-        push(copyInWarm, t.name, inWarm);
-        log(
-          `COPY rep ${rep + 1} ${t.name}: out ${outFirst.toFixed(0)} then ${outWarm.toFixed(0)} MB/s, in ${inFirst.toFixed(0)} then ${inWarm.toFixed(0)} MB/s`,
-        );
-      }
-    }
-    report.bulkMB = bulkMB;
-    rmSync(bulkFile);
-    await postgres.query('DROP TABLE bulk, bulk_in');
-
-    // --- 4. Resident memory with N idle clients (each ran one query, so PgBouncer holds a server too).
-    // The proxy twice: the process that ran every phase above (what a sidecar that has been busy
-    // holds), and a fresh one started for this (its "before" is the process at rest after startup,
-    // so its per-client figure is not blurred by what the earlier phases left in the heap).
-    const proxyFresh = await startProxy(PROXY_FRESH, ['--auth-method', 'trust']);
-    for (const t of [proxy, proxyFresh, ...(bouncer ? [bouncer] : [])]) {
-      const server = t.server;
-      if (!server) continue;
-      const clients: InstanceType<typeof pg.Client>[] = [];
-      await sleep(1000);
-      const before = rssBytes(server.pid);
-      let opened = 0;
-      let error: string | undefined;
-      try {
-        while (opened < o.idleClients) {
-          const batch: Promise<void>[] = [];
-          for (let i = 0; i < 50 && opened < o.idleClients; i++, opened++) {
-            const c = new pg.Client({
-              host: '127.0.0.1',
-              port: t.port,
-              user: USER,
-              database: 'postgres',
-              ssl: false,
-            });
-            c.on('error', () => {});
-            clients.push(c);
-            batch.push(c.connect().then(() => c.query('select 1').then(() => undefined)));
-          }
-          await Promise.all(batch);
-        }
-      } catch (err) {
-        error = (err as Error).message;
-        opened = clients.length;
-      }
-      await sleep(2000);
-      const withN = rssBytes(server.pid);
-      const connected = error ? opened - 1 : opened;
-      report.rss.push({
-        target: t.name,
-        n: connected,
-        beforeBytes: before,
-        withBytes: withN,
-        ...(error ? { error } : {}),
-      });
-      log(
-        `RSS ${t.name}: ${(before / 2 ** 20).toFixed(1)} MiB -> ${(withN / 2 ** 20).toFixed(1)} MiB with ${connected} idle clients${error ? ` (stopped: ${error})` : ''}`,
-      );
-      await Promise.all(clients.map((c) => c.end().catch(() => {})));
-      await sleep(1000);
-    }
-    await proxyFresh.server?.stop('SIGTERM');
-
-    // --- 5. CPU profile of the proxy under pgbench -S -c 16.
-    let profile: ProfileResult | undefined;
-    if (o.profile) {
-      const profDir = join(work, 'cpuprof');
-      mkdirSync(profDir);
-      const prof = await startProxy(
-        'proxy-cpuprof',
-        ['--auth-method', 'trust'],
-        ['--cpu-prof', '--cpu-prof-dir', profDir],
-      );
-      log('profiling the proxy under pgbench -S -c 16');
-      const r = await pgbench(prof, ['-S', '-M', 'simple', '-c', '16', '-j', '2'], Math.max(o.seconds, 10));
-      await prof.server?.stop('SIGTERM');
-      profile = runProfile(profDir, r.tps, ROOT);
-      if (process.env.BENCH_KEEP_PROFILE) {
-        const keep = resolve(process.env.BENCH_KEEP_PROFILE);
-        for (const f of readdirSync(profDir)) writeFileSync(keep, readFileSync(join(profDir, f)));
-        log(`profile kept at ${keep}`);
-      }
-    }
-    report.profile = profile;
+    const up = await setupPostgres(r);
+    const startProxy = proxyStarter(r, up);
+    const targets = await startTargets(r, up, pre, startProxy);
+    const report = await newReport(o, up, targets, pre);
+    await measureThroughput(r, targets, report);
+    await measureConnRate(r, targets, report);
+    await measureCopy(r, up, targets, report);
+    await measureIdleMemory(r, targets, startProxy, report);
+    report.profile = await measureProfile(r, startProxy);
     report.loadAfter = loadavg();
     report.elapsedSec = (Date.now() - started) / 1000;
-
-    console.log(renderTable(report));
-    if (o.write) {
-      writeDocs(report);
-    }
-    writeFileSync(join(tmpdir(), 'dsql-proxy-bench-last.json'), JSON.stringify(report, null, 2));
-    log(
-      `raw results: ${join(tmpdir(), 'dsql-proxy-bench-last.json')}; ${report.elapsedSec.toFixed(0)} s in all`,
-    );
+    finish(o, report);
   } finally {
-    await cleanup();
+    await cleanup(r);
   }
 }
 

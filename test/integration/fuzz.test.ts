@@ -1,5 +1,5 @@
 /**
- * A short run of the connection fuzzer (test/support/fuzz.ts; `npm run fuzz -- --count 100000` for a
+ * A short run of the connection fuzzer (scripts/lib/fuzz.ts; `npm run fuzz -- --count 100000` for a
  * long one): a few thousand random and mutated streams against the real proxy process, which must not
  * crash or log session_crashed, must never let a stream without the password in (no AuthenticationOk,
  * no ReadyForQuery, no upstream login), must keep serving a normal SCRAM client, and must give its
@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatReport, runFuzz } from '../support/fuzz.js';
+import { formatReport, runFuzz } from '../../scripts/lib/fuzz.js';
 
 const COUNT = Number(process.env.FUZZ_COUNT ?? 3000);
 /** Fixed so a failure in CI can be replayed: `node --import tsx scripts/fuzz.ts --count 3000 --seed 7007`. */

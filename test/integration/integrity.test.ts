@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatIntegrity, integrityFailures, runIntegrity } from '../support/integrity.js';
+import { formatIntegrity, integrityFailures, runIntegrity } from '../../scripts/lib/integrity.js';
 
 test('COPY round trip and a large value arrive byte-identical with pipelined queries in flight', async () => {
   const MB = 1024 * 1024;

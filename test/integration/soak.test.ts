@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatSoak, runSoak, soakFailures } from '../support/soak.js';
+import { formatSoak, runSoak, soakFailures } from '../../scripts/lib/soak.js';
 
 test('100 clients, 2 rounds of 5 s: no errors; descriptors, live heap and session objects back to baseline', async () => {
   const report = await runSoak({ clients: 100, durationMs: 5_000, rounds: 2 });

@@ -3,16 +3,11 @@
  * are refused before any path is served, and POST /quitquitquit works only when it was turned on.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { AdminServer } from '../../src/admin/admin-server.js';
 import { HealthState } from '../../src/admin/health.js';
-import { adminAddress, dialable } from '../../src/admin/health-check.js';
 import { Metrics } from '../../src/admin/metrics.js';
-import { adminRequestProblem, hostName } from '../../src/admin/request-guard.js';
 import { createLogger } from '../../src/log.js';
 
 const servers: AdminServer[] = [];
@@ -153,60 +148,5 @@ describe('admin server: /quitquitquit is opt-in', () => {
     const res = await request(s.port, '/quitquitquit', { method: 'POST' });
     assert.equal(res.status, 200);
     assert.equal(s.quits(), 1);
-  });
-});
-
-describe('request guard', () => {
-  test('hostName: ports, brackets and malformed values', () => {
-    assert.equal(hostName('127.0.0.1:9801'), '127.0.0.1');
-    assert.equal(hostName('[::1]:9801'), '::1');
-    assert.equal(hostName('[::1]'), '::1');
-    assert.equal(hostName('LocalHost'), 'localhost');
-    assert.equal(hostName('[::1'), undefined);
-    assert.equal(hostName('[evil.example]:80'), undefined);
-    assert.equal(hostName('a b'), undefined);
-    assert.equal(hostName('host:port:9'), undefined);
-  });
-
-  test('a request without Host (HTTP/1.0) names no other site and is served', () => {
-    assert.equal(adminRequestProblem({}, '127.0.0.1'), undefined);
-    assert.notEqual(adminRequestProblem({ origin: 'http://x' }, '127.0.0.1'), undefined);
-  });
-
-  test('a bind on a host name accepts that name', () => {
-    assert.equal(adminRequestProblem({ host: 'proxy.internal:9801' }, 'proxy.internal'), undefined);
-    assert.notEqual(adminRequestProblem({ host: 'other.internal:9801' }, 'proxy.internal'), undefined);
-  });
-});
-
-describe('dsql-proxy health: the admin address', () => {
-  test('flag > environment > config file, as for the proxy; a bare port is loopback', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-health-'));
-    try {
-      const file = join(dir, 'proxy.yaml');
-      writeFileSync(file, 'admin-listen: 127.0.0.2:7000\n');
-      const env = { DSQL_PROXY_ADMIN_LISTEN: '0.0.0.0:9900', DSQL_PROXY_CONFIG: file };
-      assert.deepEqual(await adminAddress(['--admin-listen', '9000'], env), {
-        host: '127.0.0.1',
-        port: 9000,
-      });
-      assert.deepEqual(await adminAddress(['--admin-listen=[::1]:9001'], env), { host: '::1', port: 9001 });
-      assert.deepEqual(await adminAddress([], env), { host: '0.0.0.0', port: 9900 });
-      assert.deepEqual(await adminAddress([], { DSQL_PROXY_CONFIG: file }), {
-        host: '127.0.0.2',
-        port: 7000,
-      });
-      assert.deepEqual(await adminAddress(['--config', file], {}), { host: '127.0.0.2', port: 7000 });
-      await assert.rejects(adminAddress([], {}), /admin listener is off/);
-      await assert.rejects(adminAddress(['--bogus'], {}), /unexpected argument/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  test('a wildcard bind is asked on loopback of its family', () => {
-    assert.deepEqual(dialable({ host: '0.0.0.0', port: 1 }), { host: '127.0.0.1', port: 1 });
-    assert.deepEqual(dialable({ host: '::', port: 1 }), { host: '::1', port: 1 });
-    assert.deepEqual(dialable({ host: '10.0.0.1', port: 1 }), { host: '10.0.0.1', port: 1 });
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Shared pieces of the property-based tests (test/unit/property-*.test.ts): run parameters, byte
+ * Shared pieces of the property-based tests (test/unit/*.property.test.ts): run parameters, byte
  * mutations, chunkings, and an assertion that a parser fails only with its documented error type.
  */
 import assert from 'node:assert/strict';

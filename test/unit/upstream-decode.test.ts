@@ -126,7 +126,7 @@ describe('decodeBackendFrame', () => {
     assert.throws(() => decodeBackendFrame({ type: 0x52, body: Buffer.from([0, 0, 0, 7]) }));
   });
 
-  // Regression (found by test/unit/property-protocol.test.ts): pg-protocol's field loop never ended
+  // Regression (found by upstream-decode.property.test.ts): pg-protocol's field loop never ended
   // on an ErrorResponse/NoticeResponse without its final NUL, freezing the whole process.
   it('an ErrorResponse or NoticeResponse whose fields are not terminated throws instead of hanging', () => {
     for (const type of [0x45, 0x4e]) {

@@ -18,9 +18,9 @@ import {
   rssBytes,
   settledMemory,
   TIMER_LISTS_SLACK,
-} from './proxy-memory.js';
-import { type ProxyProcess, startProxyProcess } from './proxy-process.js';
-import { startTestStack, type TestStack } from './stack.js';
+} from '../../test/support/proxy-memory.js';
+import { type ProxyProcess, startProxyProcess } from '../../test/support/proxy-process.js';
+import { startTestStack, type TestStack } from '../../test/support/stack.js';
 
 export interface SoakOptions {
   clients: number;

@@ -1,6 +1,6 @@
 /**
- * Properties of startup-parameter filtering beyond those in startup-params.test.ts: any parameters
- * and any `options` text never throw, never change the input, the only error is the documented
+ * Properties of startup-parameter filtering beyond those in session-startup-params.test.ts: any
+ * parameters and any `options` text never throw, never change the input, the only error is the documented
  * STARTUP_PARAM_UNSUPPORTED ProxyError (reject mode), and nothing DSQL refuses is forwarded.
  */
 import assert from 'node:assert/strict';

@@ -1,8 +1,8 @@
 /**
  * Properties of configuration loading over hostile input: any argv, environment, YAML config file,
  * auth file and CA file (written to a temp dir) give a configuration or a ConfigError, never another
- * error; parseDuration and parseHostPort fail only with their documented errors and round-trip
- * through their formatters.
+ * error. (parseDuration's and parseHostPort's properties are in config-duration.property.test.ts and
+ * config-host-port.property.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,15 +11,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { createScramVerifier } from '../../src/auth/scram.js';
-import {
-  ConfigError,
-  formatDuration,
-  formatHostPort,
-  loadConfig,
-  OPTION_DOCS,
-  parseDuration,
-  parseHostPort,
-} from '../../src/config/index.js';
+import { ConfigError, loadConfig, OPTION_DOCS } from '../../src/config/index.js';
 import { mutateAll, mutation, onlyThrows, runs } from './property-helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-property-config-'));
@@ -186,58 +178,5 @@ describe('loadConfig properties', () => {
     }
     writeFileSync(CONFIG_FILE, lines.join('\n'));
     assert.throws(() => loadConfig(['--endpoint', ENDPOINT, '--config', CONFIG_FILE], {}), ConfigError);
-  });
-});
-
-describe('parseDuration and parseHostPort properties', () => {
-  it('parseDuration: a safe non-negative integer or only RangeError; formatDuration round-trips', () => {
-    const near = fc
-      .tuple(
-        fc.constantFrom('', ' ', '-', '+', '0x', '.'),
-        fc.oneof(fc.nat().map(String), fc.stringMatching(/^\d{1,30}$/)),
-        fc.constantFrom('', 'ms', 's', 'm', 'h', 'd', 'S', ' s', '.5', 'e3'),
-      )
-      .map((parts) => parts.join(''));
-    fc.assert(
-      fc.property(fc.oneof(fc.string({ maxLength: 20 }), near), (text) => {
-        const ms = onlyThrows(() => parseDuration(text), RangeError);
-        if (ms === undefined) return;
-        assert.ok(Number.isSafeInteger(ms) && ms >= 0, `${text} -> ${ms}`);
-        assert.equal(parseDuration(formatDuration(ms)), ms);
-      }),
-      runs(2000),
-    );
-    fc.assert(
-      fc.property(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), (ms) => {
-        assert.equal(parseDuration(formatDuration(ms)), ms);
-      }),
-      runs(500),
-    );
-  });
-
-  it('parseHostPort: a host and port or only ConfigError naming the key; formatHostPort round-trips', () => {
-    const host = fc.oneof(
-      fc.ipV4(),
-      fc.ipV6().map((h) => `[${h}]`),
-      fc.ipV6(),
-      fc.domain(),
-      fc.string({ maxLength: 12 }),
-      fc.constantFrom('', '[', ']', '[]', 'localhost', '::1', '[::1', '1.2.3.4.5'),
-    );
-    const port = fc.oneof(fc.integer({ min: -1, max: 70000 }).map(String), fc.string({ maxLength: 6 }));
-    fc.assert(
-      fc.property(host, fc.constantFrom(':', '::', ''), port, fc.boolean(), (h, sep, p, zero) => {
-        const text = `${h}${sep}${p}`;
-        const hp = onlyThrows(
-          () => parseHostPort(text, 'listen', { allowPortZero: zero }),
-          ConfigError,
-          (e) => assert.equal(e.key, 'listen'),
-        );
-        if (hp === undefined) return;
-        assert.ok(Number.isInteger(hp.port) && hp.port >= (zero ? 0 : 1) && hp.port <= 65535);
-        assert.deepEqual(parseHostPort(formatHostPort(hp), 'listen', { allowPortZero: zero }), hp);
-      }),
-      runs(2000),
-    );
   });
 });

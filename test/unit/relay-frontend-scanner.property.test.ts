@@ -1,127 +1,15 @@
 /**
- * Properties of the relay's header scanners (src/relay/backend-scanner.ts, frontend-scanner.ts) over
- * arbitrary byte streams and arbitrary chunkings: they never throw and always return, and on valid
- * streams their boundaries, counts and events agree with a simple model that reads whole messages.
+ * Properties of the relay's frontend scanner (src/relay/frontend-scanner.ts) over arbitrary byte
+ * streams and arbitrary chunkings: it never throws and always returns, and on valid streams its
+ * boundaries, counts and events agree with a simple model that reads whole messages
+ * (scanner-model.ts; the backend scanner's properties are in relay-backend-scanner.property.test.ts).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { BackendScanner } from '../../src/relay/backend-scanner.js';
 import { FrontendScanner } from '../../src/relay/frontend-scanner.js';
-import { bytes, cuts, hostileInt32, runs, split } from './property-helpers.js';
-
-interface Message {
-  type: number;
-  body: Buffer;
-}
-
-function wire(messages: readonly Message[]): Buffer {
-  return Buffer.concat(
-    messages.flatMap(({ type, body }) => {
-      const header = Buffer.alloc(5);
-      header[0] = type;
-      header.writeInt32BE(body.length + 4, 1);
-      return [header, body];
-    }),
-  );
-}
-
-/** Offsets at which a message ends (0 included): where atBoundary() must be true. */
-function boundaries(messages: readonly Message[]): Set<number> {
-  const out = new Set([0]);
-  let at = 0;
-  for (const m of messages) {
-    at += 5 + m.body.length;
-    out.add(at);
-  }
-  return out;
-}
-
-const cstr = (s: string): Buffer => Buffer.from(`${s}\0`);
-const name = fc.stringMatching(/^[a-z0-9_]{0,8}$/);
-
-/** Backend messages the scanner treats specially, and any other. */
-const backendMessage: fc.Arbitrary<Message> = fc.oneof(
-  fc.constantFrom('I', 'T', 'E').map((s) => ({ type: 0x5a, body: Buffer.from(s) })),
-  bytes(30).map((body) => ({ type: 0x45, body })),
-  bytes(30).map((body) => ({ type: 0x53, body })),
-  fc.record({ type: fc.integer({ min: 0, max: 255 }), body: bytes(30) }),
-);
-
-/** Frontend messages: simple and extended protocol, with named and unnamed statements. */
-const frontendMessage: fc.Arbitrary<Message> = fc.oneof(
-  name.map((sql) => ({ type: 0x51, body: cstr(sql) })),
-  fc
-    .tuple(name, name)
-    .map(([n, sql]) => ({ type: 0x50, body: Buffer.concat([cstr(n), cstr(sql), Buffer.alloc(2)]) })),
-  fc.tuple(fc.constantFrom('S', 'P'), name).map(([k, n]) => ({ type: 0x43, body: cstr(k + n) })),
-  fc
-    .constantFrom(0x53, 0x48, 0x42, 0x44, 0x45, 0x46, 0x58, 0x64, 0x63)
-    .map((type) => ({ type, body: Buffer.alloc(0) })),
-  fc.record({ type: fc.integer({ min: 0, max: 255 }), body: bytes(20) }),
-);
-
-/** A stream of arbitrary bytes, or headers with hostile lengths among them. */
-const hostileStream = fc.oneof(
-  bytes(300),
-  fc
-    .array(fc.tuple(fc.integer({ min: 0, max: 255 }), hostileInt32, bytes(10)), { maxLength: 10 })
-    .map((parts) =>
-      Buffer.concat(
-        parts.map(([type, length, rest]) => {
-          const h = Buffer.alloc(5);
-          h[0] = type;
-          h.writeInt32BE(length, 1);
-          return Buffer.concat([h, rest]);
-        }),
-      ),
-    ),
-);
-
-describe('BackendScanner properties', () => {
-  it('arbitrary streams and chunkings: never throws, returns, chunks untouched', () => {
-    fc.assert(
-      fc.property(hostileStream, cuts, (data, points) => {
-        const s = new BackendScanner();
-        s.onError = () => {};
-        s.onParameterStatus = () => {};
-        const copy = Buffer.from(data);
-        for (const chunk of split(data, points)) s.scan(chunk);
-        assert.deepEqual(data, copy);
-        assert.equal(typeof s.atBoundary(), 'boolean');
-      }),
-      runs(800),
-    );
-  });
-
-  it('valid streams split anywhere agree with the whole-message model', () => {
-    fc.assert(
-      fc.property(fc.array(backendMessage, { maxLength: 12 }), cuts, (messages, points) => {
-        const data = wire(messages);
-        const ends = boundaries(messages);
-        const s = new BackendScanner();
-        const errors: Buffer[] = [];
-        const params: Buffer[] = [];
-        s.onError = (b) => errors.push(Buffer.from(b));
-        s.onParameterStatus = (b) => params.push(Buffer.from(b));
-        let offset = 0;
-        for (const chunk of split(data, points)) {
-          s.scan(chunk);
-          offset += chunk.length;
-          assert.equal(s.atBoundary(), ends.has(offset), `offset ${offset}`);
-        }
-        const ready = messages.filter((m) => m.type === 0x5a && m.body.length > 0);
-        assert.equal(s.readyCount, ready.length);
-        assert.equal(s.status, ready.length === 0 ? 'I' : String.fromCharCode(ready.at(-1)!.body[0]!));
-        const bodies = (type: number) =>
-          messages.filter((m) => m.type === type && m.body.length > 0).map((m) => m.body);
-        assert.deepEqual(errors, bodies(0x45));
-        assert.deepEqual(params, bodies(0x53));
-      }),
-      runs(800),
-    );
-  });
-});
+import { cuts, runs, split } from './property-helpers.js';
+import { boundaries, frontendMessage, hostileStream, wire } from './scanner-model.js';
 
 describe('FrontendScanner properties', () => {
   it('arbitrary streams and chunkings: never throws, returns, chunks untouched', () => {

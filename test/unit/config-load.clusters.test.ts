@@ -11,10 +11,6 @@ import {
   reloadRoleMaps,
   resolveRole,
 } from '../../src/config/index.js';
-import { ProxyError } from '../../src/errors.js';
-import { routeByDatabase } from '../../src/proxy.js';
-import type { SessionCluster } from '../../src/session/session.js';
-import type { Connector } from '../../src/upstream/connector.js';
 
 const PROD = 'aaaaaaaaaaaaaaaaaaaaaaaaaa.dsql.us-east-1.on.aws';
 const STAGING = 'bbbbbbbbbbbbbbbbbbbbbbbbbb.dsql.eu-west-1.on.aws';
@@ -191,33 +187,6 @@ describe('clusters: in the config file', () => {
       err.message,
       /refusing to run with trust authentication on 0\.0\.0\.0:6432 \(clusters\.prod\.listen\)/,
     );
-  });
-});
-
-describe('routeByDatabase', () => {
-  const cluster = (name: string): SessionCluster => ({
-    name,
-    resolveRole: (u) => u,
-    connector: {} as Connector,
-  });
-
-  it('one cluster takes any database name', () => {
-    const route = routeByDatabase([cluster('default')]);
-    assert.equal((route('postgres') as SessionCluster).name, 'default');
-    assert.equal((route('anything') as SessionCluster).name, 'default');
-  });
-
-  it('several: by name; an unknown name is 3D000 listing the known ones', () => {
-    const route = routeByDatabase([cluster('prod'), cluster('staging')]);
-    assert.equal((route('prod') as SessionCluster).name, 'prod');
-    assert.equal((route('staging') as SessionCluster).name, 'staging');
-    const err = route('nope');
-    assert.ok(err instanceof ProxyError);
-    assert.equal(err.sqlstate, '3D000');
-    assert.equal(err.message, 'database "nope" does not exist');
-    assert.match(err.detail ?? '', /prod, staging/);
-    assert.match(err.hint ?? '', /psql -d prod/);
-    assert.ok(route('Prod') instanceof ProxyError, 'names are case-sensitive, as database names');
   });
 });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { parse, serialize } from 'pg-protocol';
+import { parse } from 'pg-protocol';
 import { ProxyError } from '../../src/errors.js';
 import {
   authenticationCleartextPassword,
@@ -13,11 +13,6 @@ import {
   backendKeyData,
   errorFromProxyError,
   errorResponse,
-  frontendCancelRequest,
-  frontendPassword,
-  frontendSSLRequest,
-  frontendStartup,
-  frontendTerminate,
   loginAnswer,
   negotiateProtocolVersion,
   noticeResponse,
@@ -25,9 +20,6 @@ import {
   readyForQuery,
   SSL_NO,
 } from '../../src/protocol/backend.js';
-import { MAX_AUTH_MESSAGE_LENGTH, MAX_STARTUP_PACKET_LENGTH } from '../../src/protocol/constants.js';
-import { FrameReader } from '../../src/protocol/frame-reader.js';
-import { decodePasswordMessage, decodeStartupPacket } from '../../src/protocol/frontend.js';
 
 /** Parses backend bytes with node-postgres's client-side parser: an independent reader. */
 async function pgParse(buf: Buffer): Promise<Record<string, unknown>[]> {
@@ -149,46 +141,5 @@ describe('backend encoders read by pg-protocol', () => {
     const withHint = await pgParse(errorFromProxyError(new ProxyError('SSL_BYTES_AFTER_REQUEST')));
     assert.equal(withHint[0]?.code, '08P01');
     assert.match(String(withHint[0]?.hint), /man-in-the-middle/);
-  });
-});
-
-describe('frontend encoders (upstream side)', () => {
-  it('writes a StartupMessage with exactly the given parameters (no forced client_encoding)', () => {
-    const msg = frontendStartup({ user: 'admin', database: 'postgres', client_encoding: 'LATIN1' });
-    const r = new FrameReader();
-    r.push(msg);
-    const body = r.nextUntyped(MAX_STARTUP_PACKET_LENGTH);
-    assert.ok(body);
-    const decoded = decodeStartupPacket(body);
-    assert.equal(decoded.kind, 'startup');
-    if (decoded.kind !== 'startup') return;
-    assert.deepEqual(Object.fromEntries(decoded.params), {
-      user: 'admin',
-      database: 'postgres',
-      client_encoding: 'LATIN1',
-    });
-    assert.equal(r.buffered(), 0);
-  });
-
-  it('matches pg-protocol for password, SSLRequest, CancelRequest and Terminate', () => {
-    assert.deepEqual(frontendPassword('tok&en=1'), serialize.password('tok&en=1'));
-    assert.deepEqual(frontendSSLRequest(), serialize.requestSsl());
-    assert.deepEqual(frontendCancelRequest(77, Buffer.from([0, 0, 1, 2])), serialize.cancel(77, 258));
-    assert.deepEqual(frontendTerminate(), serialize.end());
-  });
-
-  it('round-trips a password and a 3.2-size cancel key through the decoders', () => {
-    const r = new FrameReader();
-    r.push(frontendPassword('IAM token ✓'));
-    const frame = r.nextTyped(MAX_AUTH_MESSAGE_LENGTH);
-    assert.equal(frame?.type, 0x70);
-    assert.equal(decodePasswordMessage(frame!.body), 'IAM token ✓');
-    const key = Buffer.alloc(32, 0xab);
-    const cancel = frontendCancelRequest(-1, key);
-    assert.deepEqual(decodeStartupPacket(cancel.subarray(4)), {
-      kind: 'cancel',
-      processId: -1,
-      secretKey: key,
-    });
   });
 });

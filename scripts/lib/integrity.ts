@@ -13,8 +13,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import postgres from 'postgres';
-import { type ProxyProcess, startProxyProcess } from './proxy-process.js';
-import { startTestStack, type TestStack } from './stack.js';
+import { type ProxyProcess, startProxyProcess } from '../../test/support/proxy-process.js';
+import { startTestStack, type TestStack } from '../../test/support/stack.js';
 
 export interface IntegrityOptions {
   copyBytes: number;

@@ -25,10 +25,10 @@ import {
   memoryFailures,
   rssBytes,
   settledMemory,
-} from './proxy-memory.js';
-import { type ProxyProcess, startProxyProcess, writeAuthFile } from './proxy-process.js';
-import { clientFinalMessage, clientFirstMessage } from './scram-client.js';
-import { startTestStack, type TestStack } from './stack.js';
+} from '../../test/support/proxy-memory.js';
+import { type ProxyProcess, startProxyProcess, writeAuthFile } from '../../test/support/proxy-process.js';
+import { clientFinalMessage, clientFirstMessage } from '../../test/support/scram-client.js';
+import { startTestStack, type TestStack } from '../../test/support/stack.js';
 
 export interface FuzzOptions {
   count: number;

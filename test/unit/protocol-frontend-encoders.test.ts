@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { serialize } from 'pg-protocol';
+import { MAX_AUTH_MESSAGE_LENGTH, MAX_STARTUP_PACKET_LENGTH } from '../../src/protocol/constants.js';
+import { FrameReader } from '../../src/protocol/frame-reader.js';
+import { decodePasswordMessage, decodeStartupPacket } from '../../src/protocol/frontend.js';
+import {
+  frontendCancelRequest,
+  frontendPassword,
+  frontendSSLRequest,
+  frontendStartup,
+  frontendTerminate,
+} from '../../src/protocol/frontend-encoders.js';
+
+describe('frontend encoders (upstream side)', () => {
+  it('writes a StartupMessage with exactly the given parameters (no forced client_encoding)', () => {
+    const msg = frontendStartup({ user: 'admin', database: 'postgres', client_encoding: 'LATIN1' });
+    const r = new FrameReader();
+    r.push(msg);
+    const body = r.nextUntyped(MAX_STARTUP_PACKET_LENGTH);
+    assert.ok(body);
+    const decoded = decodeStartupPacket(body);
+    assert.equal(decoded.kind, 'startup');
+    if (decoded.kind !== 'startup') return;
+    assert.deepEqual(Object.fromEntries(decoded.params), {
+      user: 'admin',
+      database: 'postgres',
+      client_encoding: 'LATIN1',
+    });
+    assert.equal(r.buffered(), 0);
+  });
+
+  it('matches pg-protocol for password, SSLRequest, CancelRequest and Terminate', () => {
+    assert.deepEqual(frontendPassword('tok&en=1'), serialize.password('tok&en=1'));
+    assert.deepEqual(frontendSSLRequest(), serialize.requestSsl());
+    assert.deepEqual(frontendCancelRequest(77, Buffer.from([0, 0, 1, 2])), serialize.cancel(77, 258));
+    assert.deepEqual(frontendTerminate(), serialize.end());
+  });
+
+  it('round-trips a password and a 3.2-size cancel key through the decoders', () => {
+    const r = new FrameReader();
+    r.push(frontendPassword('IAM token ✓'));
+    const frame = r.nextTyped(MAX_AUTH_MESSAGE_LENGTH);
+    assert.equal(frame?.type, 0x70);
+    assert.equal(decodePasswordMessage(frame!.body), 'IAM token ✓');
+    const key = Buffer.alloc(32, 0xab);
+    const cancel = frontendCancelRequest(-1, key);
+    assert.deepEqual(decodeStartupPacket(cancel.subarray(4)), {
+      kind: 'cancel',
+      processId: -1,
+      secretKey: key,
+    });
+  });
+});
