@@ -1,7 +1,6 @@
 import type net from 'node:net';
 import { AdminServer } from './admin/admin-server.js';
 import { HealthState } from './admin/health.js';
-import { Metrics } from './admin/metrics.js';
 import { AuthDelay } from './auth/auth-delay.js';
 import type { AuthUsers } from './auth/types.js';
 import {
@@ -13,6 +12,7 @@ import {
   type RoleMapChanges,
   resolveRole,
 } from './config/index.js';
+import { Metrics } from './core/metrics.js';
 import { ProxyError } from './errors.js';
 import { createClientTls } from './frontend/client-tls.js';
 import { Listener } from './listener/listener.js';

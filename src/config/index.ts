@@ -1,4 +1,4 @@
-export { formatDuration, parseDuration } from './duration.js';
+export { formatDuration, parseDuration } from '../core/duration.js';
 export { formatHostPort, isLoopbackHost } from './host-port.js';
 export {
   type ClusterConfig,

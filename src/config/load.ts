@@ -1,9 +1,9 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { AuthMethod, AuthUsers } from '../auth/types.js';
+import { formatDuration } from '../core/duration.js';
 import { DEFAULT_SSL_NEGOTIATION, type SslNegotiation } from '../upstream/target.js';
 import { ConfigError } from './config-error.js';
-import { formatDuration } from './duration.js';
 import { type EndpointConfig, resolveEndpoints } from './endpoints.js';
 import { readAuthUsers, readCaPem, readText } from './files.js';
 import { formatHostPort, type HostPort, isLoopbackHost } from './host-port.js';

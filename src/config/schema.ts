@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { AUTH_METHODS } from '../auth/types.js';
+import { parseDuration } from '../core/duration.js';
 import { SSL_NEGOTIATIONS } from '../upstream/target.js';
-import { parseDuration } from './duration.js';
 import { checkEndpointHost, type HostPort, hostPortProblem } from './host-port.js';
 import { checkRegion } from './region.js';
 

@@ -1,7 +1,7 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
-import type { Metrics } from '../admin/metrics.js';
-import { formatDuration } from '../config/duration.js';
+import { formatDuration } from '../core/duration.js';
+import type { Metrics } from '../core/metrics.js';
 import { ProxyError, toProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { errorFromProxyError } from '../protocol/backend.js';

@@ -1,11 +1,11 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
-import type { Metrics } from '../admin/metrics.js';
 import { authContext } from '../auth/auth-context.js';
 import type { AuthDelay } from '../auth/auth-delay.js';
 import { createAuthenticator } from '../auth/authenticator.js';
 import type { AuthMethod, AuthUsers } from '../auth/types.js';
 import { isLoopbackHost } from '../config/host-port.js';
+import type { Metrics } from '../core/metrics.js';
 import { ProxyError, toProxyError } from '../errors.js';
 import type { ClientTls } from '../frontend/client-tls.js';
 import { readClientHello } from '../frontend/handshake.js';

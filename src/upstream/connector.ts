@@ -1,9 +1,9 @@
 import type tls from 'node:tls';
-import type { Metrics } from '../admin/metrics.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import type { Metrics } from '../core/metrics.js';
 import { ProxyError, toProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { actionForRole, type TokenAction } from '../token/signer.js';
-import { type Clock, systemClock } from '../token/token-cache.js';
 import { dialUpstream } from './dial.js';
 import type { EndpointPool, PoolEndpoint } from './endpoint-pool.js';
 import { loginUpstream, type UpstreamSession } from './login.js';

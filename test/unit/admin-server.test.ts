@@ -11,8 +11,8 @@ import { after, describe, test } from 'node:test';
 import { AdminServer } from '../../src/admin/admin-server.js';
 import { HealthState } from '../../src/admin/health.js';
 import { adminAddress, dialable } from '../../src/admin/health-check.js';
-import { Metrics } from '../../src/admin/metrics.js';
 import { adminRequestProblem, hostName } from '../../src/admin/request-guard.js';
+import { Metrics } from '../../src/core/metrics.js';
 import { createLogger } from '../../src/log.js';
 
 const servers: AdminServer[] = [];
