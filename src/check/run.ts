@@ -11,15 +11,9 @@
 import dns from 'node:dns';
 import { isIP } from 'node:net';
 import type tls from 'node:tls';
-import {
-  type ClusterConfig,
-  ConfigError,
-  formatDuration,
-  loadConfig,
-  type ProxyConfig,
-  wantsHelp,
-} from '../config/index.js';
+import { type ClusterConfig, ConfigError, loadConfig, type ProxyConfig, wantsHelp } from '../config/index.js';
 import { regionFromEndpoint } from '../config/region.js';
+import { formatDuration } from '../core/duration.js';
 import { ProxyError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { frontendTerminate } from '../protocol/frontend-encoders.js';

@@ -2,7 +2,12 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { AuthMethod, AuthUsers } from '../auth/types.js';
 import { formatDuration } from '../core/duration.js';
-import { DEFAULT_SSL_NEGOTIATION, type SslNegotiation } from '../upstream/target.js';
+import {
+  DEFAULT_SSL_NEGOTIATION,
+  DSQL_MAX_CONNECTION_MS,
+  type SslNegotiation,
+  type StartupParamsMode,
+} from '../dsql/limits.js';
 import { ConfigError } from './config-error.js';
 import { type EndpointConfig, resolveEndpoints } from './endpoints.js';
 import { readAuthUsers, readCaPem, readText } from './files.js';
@@ -12,7 +17,6 @@ import {
   CLUSTER_NAME,
   type ClusterFileValues,
   issueProblem,
-  type StartupParamsMode,
   VALUE_SCHEMAS,
   type ValueKey,
   type ValueOf,
@@ -111,9 +115,6 @@ export interface ClientTlsConfig {
   /** Where the generated CA is written (only without certPem/keyPem). */
   caOut?: string;
 }
-
-/** DSQL closes every connection after 60 minutes (docs/dsql-facts.md, Limits). */
-const DSQL_MAX_CONNECTION_MS = 60 * 60_000;
 
 /** A resolved option value and where it came from. */
 interface Picked<T> {

@@ -13,13 +13,12 @@ import fc from 'fast-check';
 import { createScramVerifier } from '../../src/auth/scram.js';
 import {
   ConfigError,
-  formatDuration,
   formatHostPort,
   loadConfig,
   OPTION_DOCS,
-  parseDuration,
   parseHostPort,
 } from '../../src/config/index.js';
+import { formatDuration, parseDuration } from '../../src/core/duration.js';
 import { mutateAll, mutation, onlyThrows, runs } from './property-helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-property-config-'));
