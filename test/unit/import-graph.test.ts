@@ -23,7 +23,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['io', 'token'],
   ['auth', 'frontend', 'relay', 'upstream'],
   ['config'],
-  ['session'],
+  ['session', 'wiring'],
   ['listener', 'admin', 'check', 'local-endpoint'],
   ['proxy'],
   ['demo'],
