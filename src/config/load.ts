@@ -52,24 +52,13 @@ export const DEFAULT_CLUSTER = 'default';
 export interface ProxyConfig {
   /**
    * Every cluster, in file order; never empty. Without `clusters` in the file, one cluster named
-   * `default` built from the top-level options. The top-level endpoint, region, connectTo, CA, token
-   * TTL, profile and role map below are the first cluster's.
+   * `default` built from the top-level options (endpoint, region, CA, token TTL, profile, role map).
    */
   clusters: ClusterConfig[];
-  /** The first cluster's endpoints in order of preference; never empty. */
-  endpoints: EndpointConfig[];
-  /** The first endpoint's hostname, region and dial address (endpoints[0]). */
-  endpoint: string;
-  region: string;
-  connectTo: HostPort;
   listen: HostPort;
-  caPem?: string;
-  caFile?: string;
-  tokenTtlSeconds: number;
   authFile?: string;
   authMethod: AuthMethod;
   users: AuthUsers;
-  profile?: string;
   logLevel: string;
   connectTimeoutMs: number;
   /** How long an endpoint's looked-up address is reused; 0: a lookup per connection. */
@@ -99,7 +88,6 @@ export interface ProxyConfig {
   poolIdleTimeoutMs: number;
   /** Directory for the Unix-domain socket `.s.PGSQL.<port>`. */
   unixSocketDir?: string;
-  roleMap: Record<string, string>;
   /** The YAML file given by --config (resolved), re-read for role maps on SIGHUP. */
   configFile?: string;
   /** Things the operator should know (trust authentication, ignored variables...), for the caller to log. */
@@ -372,15 +360,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
   const authMethod = resolveAuthMethod(src.get('auth-method'), authFile, exposed.at, exposed.label, warnings);
   if (authFile) checkUsers(users, authFile, authMethod, warnings);
 
-  const firstEndpoint = first.endpoints[0] as EndpointConfig;
   const config: ProxyConfig = {
     clusters,
-    endpoints: first.endpoints,
-    endpoint: firstEndpoint.hostname,
-    region: firstEndpoint.region,
-    connectTo: firstEndpoint.connectTo,
     listen,
-    tokenTtlSeconds: first.tokenTtlSeconds,
     authMethod,
     users,
     logLevel: src.get('log-level')?.value ?? 'info',
@@ -404,12 +386,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
     poolMaxIdle: src.get('pool-max-idle')?.value ?? 100,
     poolMaxIdleTotal: src.get('pool-max-idle-total')?.value ?? 100,
     poolIdleTimeoutMs: src.get('pool-idle-timeout')?.value ?? 10 * 60_000,
-    roleMap: first.roleMap,
     warnings,
   };
-  if (first.profile !== undefined) config.profile = first.profile;
-  if (first.caFile !== undefined) config.caFile = first.caFile;
-  if (first.caPem !== undefined) config.caPem = first.caPem;
   if (authFile !== undefined) config.authFile = authFile;
   if (configFile !== undefined) config.configFile = configFile;
   const adminListen = src.get('admin-listen')?.value;

@@ -165,7 +165,7 @@ describe('loadConfig properties', () => {
             },
           );
           if (config === undefined) return;
-          assert.ok(config.endpoint.length > 0);
+          assert.ok(config.clusters[0]!.endpoints[0]!.hostname.length > 0);
           assert.ok(config.listen.port >= 0 && config.listen.port <= 65535);
           for (const ms of [config.connectTimeoutMs, config.loginTimeoutMs, config.maxShutdownDelayMs]) {
             assert.ok(Number.isSafeInteger(ms) && ms >= 0, String(ms));
