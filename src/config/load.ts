@@ -329,7 +329,6 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
   const clusters = file?.values.clusters
     ? resolveClusters(src, file, listen, listenPick?.label)
     : [resolveSingleCluster(src)];
-  const first = clusters[0] as ClusterConfig;
   const allEndpoints = clusters.flatMap((c) => c.endpoints);
   const awsRegion = env.AWS_REGION?.toLowerCase();
   if (awsRegion && !allEndpoints.some((e) => e.region === awsRegion)) {
