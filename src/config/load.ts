@@ -329,15 +329,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
   const clusters = file?.values.clusters
     ? resolveClusters(src, file, listen, listenPick?.label)
     : [resolveSingleCluster(src)];
-  const allEndpoints = clusters.flatMap((c) => c.endpoints);
-  const awsRegion = env.AWS_REGION?.toLowerCase();
-  if (awsRegion && !allEndpoints.some((e) => e.region === awsRegion)) {
-    const regions = [...new Set(allEndpoints.map((e) => e.region))].join(', ');
-    const many = allEndpoints.length > 1;
-    warnings.push(
-      `AWS_REGION is ${env.AWS_REGION} but tokens are signed for ${regions}, the endpoint${many ? 's' : ''}' region${many ? 's' : ''}`,
-    );
-  }
+  warnAboutAwsRegion(clusters, env, warnings);
   const maxUpstreamAgePick = src.get('max-upstream-age');
   if (maxUpstreamAgePick && maxUpstreamAgePick.value >= DSQL_MAX_CONNECTION_MS) {
     warnings.push(
@@ -346,18 +338,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
   }
   const connectRate = src.get('connect-rate')?.value ?? 100;
 
-  const authPick = src.get('auth-file');
-  const authFile = authPick ? resolve(authPick.base, authPick.value) : undefined;
-  const users: AuthUsers = authFile && authPick ? readAuthUsers(authFile, authPick.label) : new Map();
-  // Trust authentication is refused if any listener the clusters use is reachable from elsewhere.
-  const used: Array<{ at: HostPort; label: string | undefined }> = [];
-  if (clusters.some((c) => c.listen === undefined)) used.push({ at: listen, label: listenPick?.label });
-  for (const c of clusters) {
-    if (c.listen) used.push({ at: c.listen, label: `clusters.${c.name}.listen` });
-  }
-  const exposed = used.find((u) => !isLoopbackHost(u.at.host)) ?? used[0] ?? { at: listen, label: undefined };
-  const authMethod = resolveAuthMethod(src.get('auth-method'), authFile, exposed.at, exposed.label, warnings);
-  if (authFile) checkUsers(users, authFile, authMethod, warnings);
+  const { authFile, users, authMethod } = resolveAuth(src, clusters, listen, listenPick?.label, warnings);
 
   const config: ProxyConfig = {
     clusters,
@@ -391,18 +372,61 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
   if (configFile !== undefined) config.configFile = configFile;
   const adminListen = src.get('admin-listen')?.value;
   if (adminListen !== undefined) config.adminListen = adminListen;
-  if (config.adminQuitquitquit) {
-    if (adminListen === undefined) {
-      warnings.push('admin-quitquitquit has no effect without admin-listen');
-    } else if (!isLoopbackHost(adminListen.host)) {
-      warnings.push(
-        `admin-quitquitquit on ${formatHostPort(adminListen)}: anyone who can reach the admin port can stop the proxy; keep it closed to others (a NetworkPolicy in Kubernetes)`,
-      );
-    }
-  }
+  if (config.adminQuitquitquit) warnAboutQuit(adminListen, warnings);
   const unixPick = src.get('unix-socket');
   if (unixPick !== undefined) config.unixSocketDir = resolve(unixPick.base, unixPick.value);
   return config;
+}
+
+/** Tokens are signed for the endpoints' Regions: an AWS_REGION that is none of them is likely a mistake. */
+function warnAboutAwsRegion(
+  clusters: readonly ClusterConfig[],
+  env: NodeJS.ProcessEnv,
+  warnings: string[],
+): void {
+  const allEndpoints = clusters.flatMap((c) => c.endpoints);
+  const awsRegion = env.AWS_REGION?.toLowerCase();
+  if (awsRegion && !allEndpoints.some((e) => e.region === awsRegion)) {
+    const regions = [...new Set(allEndpoints.map((e) => e.region))].join(', ');
+    const many = allEndpoints.length > 1;
+    warnings.push(
+      `AWS_REGION is ${env.AWS_REGION} but tokens are signed for ${regions}, the endpoint${many ? 's' : ''}' region${many ? 's' : ''}`,
+    );
+  }
+}
+
+/** The auth file, its users and the auth method, checked against the listeners the clusters use. */
+function resolveAuth(
+  src: Sources,
+  clusters: readonly ClusterConfig[],
+  listen: HostPort,
+  listenLabel: string | undefined,
+  warnings: string[],
+): { authFile: string | undefined; users: AuthUsers; authMethod: AuthMethod } {
+  const authPick = src.get('auth-file');
+  const authFile = authPick ? resolve(authPick.base, authPick.value) : undefined;
+  const users: AuthUsers = authFile && authPick ? readAuthUsers(authFile, authPick.label) : new Map();
+  // Trust authentication is refused if any listener the clusters use is reachable from elsewhere.
+  const used: Array<{ at: HostPort; label: string | undefined }> = [];
+  if (clusters.some((c) => c.listen === undefined)) used.push({ at: listen, label: listenLabel });
+  for (const c of clusters) {
+    if (c.listen) used.push({ at: c.listen, label: `clusters.${c.name}.listen` });
+  }
+  const exposed = used.find((u) => !isLoopbackHost(u.at.host)) ?? used[0] ?? { at: listen, label: undefined };
+  const authMethod = resolveAuthMethod(src.get('auth-method'), authFile, exposed.at, exposed.label, warnings);
+  if (authFile) checkUsers(users, authFile, authMethod, warnings);
+  return { authFile, users, authMethod };
+}
+
+/** admin-quitquitquit is on: say when it does nothing, or when others can reach it. */
+function warnAboutQuit(adminListen: HostPort | undefined, warnings: string[]): void {
+  if (adminListen === undefined) {
+    warnings.push('admin-quitquitquit has no effect without admin-listen');
+  } else if (!isLoopbackHost(adminListen.host)) {
+    warnings.push(
+      `admin-quitquitquit on ${formatHostPort(adminListen)}: anyone who can reach the admin port can stop the proxy; keep it closed to others (a NetworkPolicy in Kubernetes)`,
+    );
+  }
 }
 
 /** The one cluster of a configuration without `clusters`: the top-level options, exactly as before. */
