@@ -1,35 +1,33 @@
 import type net from 'node:net';
 import { AdminServer } from './admin/admin-server.js';
 import { HealthState } from './admin/health.js';
-import { Metrics } from './admin/metrics.js';
 import { AuthDelay } from './auth/auth-delay.js';
 import type { AuthUsers } from './auth/types.js';
 import {
   type ClusterConfig,
   diffRoleMap,
-  type EndpointConfig,
   formatHostPort,
+  type HostPort,
   type ProxyConfig,
   type RoleMapChanges,
   resolveRole,
 } from './config/index.js';
+import { Metrics } from './core/metrics.js';
 import { ProxyError } from './errors.js';
 import { createClientTls } from './frontend/client-tls.js';
 import { Listener } from './listener/listener.js';
 import type { Logger } from './log.js';
 import { CancelRegistry } from './session/cancel-registry.js';
 import type { CancelRoute, ClientSession, SessionCluster } from './session/session.js';
-import { type AwsCredentialIdentityProvider, createCredentialProvider } from './token/credentials.js';
-import { createTokenSigner, type TokenAction } from './token/signer.js';
-import { TokenCache } from './token/token-cache.js';
+import type { AwsCredentialIdentityProvider } from './token/credentials.js';
+import type { TokenAction } from './token/signer.js';
 import { type Connector, createConnector } from './upstream/connector.js';
 import { DnsCache } from './upstream/dns-cache.js';
-import { EndpointPool, type PoolEndpoint } from './upstream/endpoint-pool.js';
+import { EndpointPool } from './upstream/endpoint-pool.js';
 import { UpstreamPool } from './upstream/pool.js';
 import { poolingConnector } from './upstream/pooled-connector.js';
-import { ConnectRateLimiter } from './upstream/rate-limiter.js';
 import { ConnectionResetter } from './upstream/reset.js';
-import { createTarget } from './upstream/target.js';
+import { type ClusterContext, createEndpoint, sharedCredentials } from './wiring/endpoint.js';
 
 /** One cluster at run time: its endpoints (token caches, limiters), connector, session pool and role map. */
 export interface ClusterRuntime extends SessionCluster {
@@ -43,20 +41,6 @@ export interface ClusterRuntime extends SessionCluster {
 export interface RunningProxy {
   /** The first listener's address (the shared `listen` when a cluster uses it). */
   address: net.AddressInfo;
-  /** Every TCP listener with the clusters it serves, the shared one first. */
-  addresses: Array<{ address: net.AddressInfo; clusters: string[] }>;
-  adminAddress: net.AddressInfo | undefined;
-  unixSocketPath: string | undefined;
-  /** The first cluster's first endpoint's token cache. */
-  tokens: TokenCache;
-  /** The first cluster's endpoints. */
-  endpoints: EndpointPool;
-  clusters: ClusterRuntime[];
-  /** The first listener. */
-  listener: Listener;
-  listeners: Listener[];
-  metrics: Metrics;
-  health: HealthState;
   /** The local users new logins are checked against. */
   users(): AuthUsers;
   /** Replaces the local users (SIGHUP reload) without touching open sessions. */
@@ -83,6 +67,12 @@ export interface StartOptions {
 
 const ACTIONS: TokenAction[] = ['DbConnect', 'DbConnectAdmin'];
 
+/** The clusters one listener serves, and where it listens. */
+interface ListenerGroup {
+  at: HostPort;
+  clusters: ClusterRuntime[];
+}
+
 /** Wires the connection path together and starts listening. */
 export async function startProxy(
   config: ProxyConfig,
@@ -90,55 +80,11 @@ export async function startProxy(
   opts: StartOptions = {},
 ): Promise<RunningProxy> {
   const metrics = new Metrics();
-  const providers = new Map<string, AwsCredentialIdentityProvider>();
-  const credentialsFor = (c: ClusterConfig): AwsCredentialIdentityProvider => {
-    if (opts.credentials) return opts.credentials;
-    const stsRegion = c.assumeRole === undefined ? undefined : c.endpoints[0]?.region;
-    // Clusters with the same profile and role share one provider (and its cached credentials).
-    const key = JSON.stringify([c.profile ?? null, c.assumeRole ?? null, stsRegion ?? null]);
-    let provider = providers.get(key);
-    if (!provider) {
-      provider = createCredentialProvider({
-        logger,
-        ...(c.profile === undefined ? {} : { profile: c.profile }),
-        ...(c.assumeRole === undefined ? {} : { assumeRole: c.assumeRole }),
-        ...(stsRegion === undefined ? {} : { stsRegion }),
-      });
-      providers.set(key, provider);
-    }
-    return provider;
-  };
-  const dns = createDnsCache(config, metrics, logger);
-  const several = config.clusters.length > 1;
-  // The idle-connections gauge counts every cluster's session pool.
-  const idle = new Map<string, number>();
-  const onIdle = (name: string, n: number): void => {
-    idle.set(name, n);
-    metrics.poolIdle.set([...idle.values()].reduce((a, b) => a + b, 0));
-  };
-  const clusters = config.clusters.map((c) =>
-    createCluster(
-      config,
-      c,
-      credentialsFor(c),
-      dns,
-      metrics,
-      several ? logger.child({ cluster: c.name }) : logger,
-      (n) => onIdle(c.name, n),
-    ),
-  );
-  const first = clusters[0] as ClusterRuntime;
-  const tokens = (first.pool.endpoints[0] as PoolEndpoint).tokens;
+  const clusters = createClusters(config, metrics, logger, opts.credentials);
   const health = new HealthState(clusters.map((c) => ({ name: c.name, pool: c.pool })));
   let users = config.users;
   const clientTls = await createClientTls(config.clientTls, { logger });
-
-  // The shared listener serves the clusters without their own `listen` (by database name when there
-  // are several); a cluster with its own `listen` gets a listener of its own.
-  const groups: Array<{ at: { host: string; port: number }; clusters: ClusterRuntime[] }> = [];
-  const shared = clusters.filter((c) => c.config.listen === undefined);
-  if (shared.length > 0) groups.push({ at: config.listen, clusters: shared });
-  for (const c of clusters) if (c.config.listen) groups.push({ at: c.config.listen, clusters: [c] });
+  const groups = listenerGroups(config, clusters);
   const cancels = new CancelRegistry<CancelRoute>();
   const admitted = new Set<ClientSession>();
   const authDelay = new AuthDelay();
@@ -163,6 +109,7 @@ export async function startProxy(
   );
   const allEndpoints = clusters.flatMap((c) => c.pool.endpoints);
 
+  let admin: AdminServer | undefined;
   let shuttingDown: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
     shuttingDown ??= (async () => {
@@ -185,41 +132,113 @@ export async function startProxy(
   };
 
   // The admin listener comes first, so /startup can say 503 while the rest starts.
-  let admin: AdminServer | undefined;
-  let adminAddress: net.AddressInfo | undefined;
   if (config.adminListen) {
-    admin = new AdminServer({
-      health,
-      metrics,
-      logger,
-      beforeScrape: () => refreshGauges(clusters, metrics),
-      quit: opts.onQuit ?? (() => void shutdown()),
-      allowQuit: config.adminQuitquitquit,
-    });
-    adminAddress = await admin.listen(config.adminListen.host, config.adminListen.port);
-    logger.info({
-      event: 'admin_listening',
-      address: adminAddress.address,
-      port: adminAddress.port,
-      quitquitquit: config.adminQuitquitquit,
-    });
+    admin = await startAdmin(config, config.adminListen, { health, metrics, logger, clusters }, () =>
+      opts.onQuit ? opts.onQuit() : void shutdown(),
+    );
   }
-
   // Sign both kinds up front: signing is local and cheap, and a first client must not wait on it.
   // Failures are logged by the cache and retried in the background; clients are told why meanwhile.
   await Promise.all(allEndpoints.map((ep) => ep.tokens.start(ACTIONS)));
-  const addresses: RunningProxy['addresses'] = [];
+  const address = await listenAll(config, groups, listeners, logger);
+  health.markListening();
+
+  return {
+    address,
+    users: () => users,
+    setUsers(next) {
+      users = next;
+    },
+    setRoleMaps: (maps) => setRoleMaps(clusters, maps),
+    shutdown,
+  };
+}
+
+/** Every cluster's runtime, with credentials shared between clusters that use the same ones. */
+function createClusters(
+  config: ProxyConfig,
+  metrics: Metrics,
+  logger: Logger,
+  override: AwsCredentialIdentityProvider | undefined,
+): ClusterRuntime[] {
+  const credentialsFor = sharedCredentials(logger, override);
+  const dns = createDnsCache(config, metrics, logger);
+  const several = config.clusters.length > 1;
+  // The idle-connections gauge counts every cluster's session pool.
+  const idle = new Map<string, number>();
+  return config.clusters.map((cluster) =>
+    createCluster({
+      config,
+      cluster,
+      credentials: credentialsFor(cluster),
+      dns,
+      metrics,
+      logger: several ? logger.child({ cluster: cluster.name }) : logger,
+      onIdle: (n) => {
+        idle.set(cluster.name, n);
+        metrics.poolIdle.set([...idle.values()].reduce((a, b) => a + b, 0));
+      },
+    }),
+  );
+}
+
+/**
+ * The shared listener serves the clusters without their own `listen` (by database name when there
+ * are several), first; a cluster with its own `listen` gets a listener of its own.
+ */
+function listenerGroups(config: ProxyConfig, clusters: ClusterRuntime[]): ListenerGroup[] {
+  const groups: ListenerGroup[] = [];
+  const shared = clusters.filter((c) => c.config.listen === undefined);
+  if (shared.length > 0) groups.push({ at: config.listen, clusters: shared });
+  for (const c of clusters) if (c.config.listen) groups.push({ at: c.config.listen, clusters: [c] });
+  return groups;
+}
+
+/** Starts the admin HTTP server (health, metrics, /quitquitquit). */
+async function startAdmin(
+  config: ProxyConfig,
+  at: HostPort,
+  deps: { health: HealthState; metrics: Metrics; logger: Logger; clusters: readonly ClusterRuntime[] },
+  quit: () => void,
+): Promise<AdminServer> {
+  const { metrics, logger, clusters } = deps;
+  const admin = new AdminServer({
+    health: deps.health,
+    metrics,
+    logger,
+    beforeScrape: () => refreshGauges(clusters, metrics),
+    quit,
+    allowQuit: config.adminQuitquitquit,
+  });
+  const address = await admin.listen(at.host, at.port);
+  logger.info({
+    event: 'admin_listening',
+    address: address.address,
+    port: address.port,
+    quitquitquit: config.adminQuitquitquit,
+  });
+  return admin;
+}
+
+/**
+ * Opens every listener, then the Unix socket (it belongs to the first listener, the shared one when a
+ * cluster uses it), logs where; returns the first listener's address.
+ */
+async function listenAll(
+  config: ProxyConfig,
+  groups: readonly ListenerGroup[],
+  listeners: readonly Listener[],
+  logger: Logger,
+): Promise<net.AddressInfo> {
+  const addresses: Array<{ address: net.AddressInfo; clusters: string[] }> = [];
   for (const [i, g] of groups.entries()) {
     const address = await (listeners[i] as Listener).listen(g.at);
     addresses.push({ address, clusters: g.clusters.map((c) => c.name) });
   }
-  const listener = listeners[0] as Listener;
-  const address = (addresses[0] as RunningProxy['addresses'][number]).address;
-  // The Unix socket belongs to the first listener (the shared one when a cluster uses it).
+  const address = (addresses[0] as (typeof addresses)[number]).address;
   const unixSocketPath = config.unixSocketDir
-    ? await listener.listenUnix(config.unixSocketDir, address.port)
+    ? await (listeners[0] as Listener).listenUnix(config.unixSocketDir, address.port)
     : undefined;
-  health.markListening();
   logger.info({
     event: 'listening',
     address: address.address,
@@ -230,6 +249,25 @@ export async function startProxy(
       port: a.address.port,
       clusters: a.clusters,
     })),
+    ...describeClusters(config),
+    connect_rate: config.connectRate,
+    connect_burst: config.connectBurst,
+    auth_method: config.authMethod,
+    max_connections: config.maxConnections,
+    client_tls: config.clientTls.enabled ? (config.clientTls.required ? 'required' : 'on') : 'off',
+    pool_mode: config.poolMode,
+  });
+  return address;
+}
+
+/** The clusters and endpoints for the `listening` log line (no secrets: names, regions, addresses). */
+function describeClusters(config: ProxyConfig): {
+  clusters: object[];
+  endpoints: object[];
+  token_ttl_s: number;
+} {
+  const several = config.clusters.length > 1;
+  return {
     clusters: config.clusters.map((c) => ({
       name: c.name,
       token_ttl_s: c.tokenTtlSeconds,
@@ -246,46 +284,27 @@ export async function startProxy(
         ssl_negotiation: config.upstreamSslNegotiation,
       })),
     ),
-    connect_rate: config.connectRate,
-    connect_burst: config.connectBurst,
-    auth_method: config.authMethod,
-    token_ttl_s: config.tokenTtlSeconds,
-    max_connections: config.maxConnections,
-    client_tls: config.clientTls.enabled ? (config.clientTls.required ? 'required' : 'on') : 'off',
-    pool_mode: config.poolMode,
-  });
-
-  return {
-    address,
-    addresses,
-    adminAddress,
-    unixSocketPath,
-    tokens,
-    endpoints: first.pool,
-    clusters,
-    listener,
-    listeners,
-    metrics,
-    health,
-    users: () => users,
-    setUsers(next) {
-      users = next;
-    },
-    setRoleMaps(maps) {
-      const changes: Array<{ cluster: string } & RoleMapChanges> = [];
-      for (const c of clusters) {
-        const next = maps.get(c.name);
-        if (next === undefined) continue;
-        const diff = diffRoleMap(c.roleMap, next);
-        c.roleMap = next;
-        if (diff.added.length + diff.removed.length + diff.changed.length > 0) {
-          changes.push({ cluster: c.name, ...diff });
-        }
-      }
-      return changes;
-    },
-    shutdown,
+    // The first cluster's, as before there were several.
+    token_ttl_s: (config.clusters[0] as ClusterConfig).tokenTtlSeconds,
   };
+}
+
+/** Applies reloaded role maps to new sessions; returns what changed per cluster, names only. */
+function setRoleMaps(
+  clusters: readonly ClusterRuntime[],
+  maps: ReadonlyMap<string, Record<string, string>>,
+): Array<{ cluster: string } & RoleMapChanges> {
+  const changes: Array<{ cluster: string } & RoleMapChanges> = [];
+  for (const c of clusters) {
+    const next = maps.get(c.name);
+    if (next === undefined) continue;
+    const diff = diffRoleMap(c.roleMap, next);
+    c.roleMap = next;
+    if (diff.added.length + diff.removed.length + diff.changed.length > 0) {
+      changes.push({ cluster: c.name, ...diff });
+    }
+  }
+  return changes;
 }
 
 /**
@@ -309,17 +328,10 @@ export function routeByDatabase(
 }
 
 /** One cluster: its endpoint pool, connector (pooling with --pool-mode session) and role map. */
-function createCluster(
-  config: ProxyConfig,
-  cluster: ClusterConfig,
-  credentials: AwsCredentialIdentityProvider,
-  dns: DnsCache | undefined,
-  metrics: Metrics,
-  logger: Logger,
-  onIdle: (idle: number) => void,
-): ClusterRuntime {
+function createCluster(ctx: ClusterContext & { onIdle: (idle: number) => void }): ClusterRuntime {
+  const { config, cluster, metrics, logger } = ctx;
   const pool = new EndpointPool(
-    cluster.endpoints.map((e) => createEndpoint(config, cluster, e, credentials, dns, metrics, logger)),
+    cluster.endpoints.map((e) => createEndpoint(ctx, e)),
     {
       onStateChange: (ep, up, d) => {
         const endpoint = ep.target.hostname;
@@ -342,7 +354,7 @@ function createCluster(
           idleTimeoutMs: config.poolIdleTimeoutMs,
           maxAgeMs: config.maxUpstreamAgeMs,
           log: logger,
-          onChange: onIdle,
+          onChange: ctx.onIdle,
         })
       : undefined;
   const connector: Connector = sessionPool
@@ -383,52 +395,6 @@ function createDnsCache(config: ProxyConfig, metrics: Metrics, logger: Logger): 
       }
     },
   });
-}
-
-/** One endpoint: its own target (SNI, dial address), token cache (region) and rate limiter. */
-function createEndpoint(
-  config: ProxyConfig,
-  cluster: ClusterConfig,
-  e: EndpointConfig,
-  credentials: AwsCredentialIdentityProvider,
-  dns: DnsCache | undefined,
-  metrics: Metrics,
-  logger: Logger,
-): PoolEndpoint {
-  const endpoint = e.hostname;
-  const target = createTarget({
-    hostname: e.hostname,
-    region: e.region,
-    connectHost: e.connectTo.host,
-    connectPort: e.connectTo.port,
-    caPem: cluster.caPem,
-    sslNegotiation: config.upstreamSslNegotiation,
-    dns,
-  });
-  const tokens = new TokenCache({
-    sign: createTokenSigner({
-      hostname: e.hostname,
-      region: e.region,
-      credentials,
-      ttlSeconds: cluster.tokenTtlSeconds,
-    }),
-    logger: cluster.endpoints.length > 1 ? logger.child({ endpoint }) : logger,
-    onEvent: (ev) => {
-      if (ev.type === 'signed') metrics.tokenSignings.inc({ endpoint, action: ev.action });
-      else metrics.tokenFailures.inc({ endpoint, action: ev.action });
-    },
-    ...(cluster.profile === undefined ? {} : { profile: cluster.profile }),
-  });
-  const limiter =
-    config.connectRate > 0
-      ? new ConnectRateLimiter({
-          ratePerSecond: config.connectRate,
-          burst: config.connectBurst,
-          onQueueLength: (n) => metrics.connectQueueLength.set({ endpoint }, n),
-        })
-      : undefined;
-  metrics.connectQueueLength.set({ endpoint }, 0);
-  return { target, tokens, limiter };
 }
 
 /** Gauges that are computed at scrape time rather than kept up to date. */

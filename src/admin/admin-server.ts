@@ -1,8 +1,8 @@
 import http from 'node:http';
 import type net from 'node:net';
+import type { Metrics } from '../core/metrics.js';
 import type { Logger } from '../log.js';
 import type { Check, HealthState } from './health.js';
-import type { Metrics } from './metrics.js';
 import { adminRequestProblem } from './request-guard.js';
 
 export interface AdminServerDeps {

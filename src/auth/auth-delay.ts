@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Clock, systemClock } from '../token/token-cache.js';
+import { type Clock, systemClock } from '../core/clock.js';
 
 /** The default schedule: 250 ms after a first failure, doubling up to 5 s, forgotten after a minute. */
 export const AUTH_DELAY_DEFAULTS = { baseMs: 250, maxMs: 5000, windowMs: 60_000, maxKeys: 10_000 } as const;

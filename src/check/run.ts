@@ -14,19 +14,19 @@ import type tls from 'node:tls';
 import {
   type ClusterConfig,
   ConfigError,
-  formatDuration,
+  type EndpointConfig,
   loadConfig,
   type ProxyConfig,
   wantsHelp,
 } from '../config/index.js';
 import { regionFromEndpoint } from '../config/region.js';
+import { formatDuration } from '../core/duration.js';
 import { ProxyError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { frontendTerminate } from '../protocol/frontend-encoders.js';
 import {
   type AwsCredentialIdentity,
   type AwsCredentialIdentityProvider,
-  createCredentialProvider,
   describeCredentialError,
   scrubSecrets,
 } from '../token/credentials.js';
@@ -42,7 +42,7 @@ import { dialUpstream } from '../upstream/dial.js';
 import { DnsCache, type Resolve } from '../upstream/dns-cache.js';
 import { loginUpstream, type UpstreamSession } from '../upstream/login.js';
 import { simpleQuery } from '../upstream/simple-query.js';
-import { createTarget } from '../upstream/target.js';
+import { clusterCredentials, endpointTarget, signerOptions } from '../wiring/endpoint.js';
 import {
   certName,
   describeCredentialSource,
@@ -150,9 +150,10 @@ export async function runCheck(
     throw err;
   }
   if (config.clusters.length === 1) {
-    report.ok('config', describeConfig(config));
+    const cluster = config.clusters[0] as ClusterConfig;
+    report.ok('config', describeConfig(config, cluster));
     for (const warning of config.warnings) report.line(`note: ${warning}`);
-    return checkCluster(config, role, report, deps, now);
+    return checkCluster({ config, cluster, endpoint: firstEndpoint(cluster), role, report, deps, now });
   }
   for (const warning of config.warnings) report.line(`note: ${warning}`);
   // Every cluster (or --cluster), each with its own credentials, token and endpoint; a failure in
@@ -160,49 +161,35 @@ export async function runCheck(
   let code = 0;
   for (const cluster of clusters) {
     out.write(`cluster ${cluster.name}:\n`);
-    const view = clusterView(config, cluster);
-    report.ok('config', describeConfig(view));
-    code = Math.max(code, await checkCluster(view, role, report, deps, now));
+    report.ok('config', describeConfig(config, cluster));
+    const ctx = { config, cluster, endpoint: firstEndpoint(cluster), role, report, deps, now };
+    code = Math.max(code, await checkCluster(ctx));
   }
   return code;
 }
 
-/** The configuration as seen by one cluster: its endpoints, CA, TTL, profile and role in the top-level fields. */
-function clusterView(config: ProxyConfig, c: ClusterConfig): ProxyConfig {
-  const first = c.endpoints[0] as (typeof c.endpoints)[number];
-  const view: ProxyConfig = {
-    ...config,
-    clusters: [c],
-    endpoints: c.endpoints,
-    endpoint: first.hostname,
-    region: first.region,
-    connectTo: first.connectTo,
-    tokenTtlSeconds: c.tokenTtlSeconds,
-    roleMap: c.roleMap,
-  };
-  delete view.profile;
-  delete view.caFile;
-  delete view.caPem;
-  if (c.profile !== undefined) view.profile = c.profile;
-  if (c.caFile !== undefined) view.caFile = c.caFile;
-  if (c.caPem !== undefined) view.caPem = c.caPem;
-  return view;
+/** Only the first endpoint is checked: the others share credentials and role. */
+function firstEndpoint(cluster: ClusterConfig): EndpointConfig {
+  return cluster.endpoints[0] as EndpointConfig;
 }
 
-/** Steps 2-6 for one cluster (its first endpoint): 0 when all passed, 1 at the first failure. */
-async function checkCluster(
-  config: ProxyConfig,
-  role: string,
-  report: Report,
-  deps: CheckDeps,
-  now: () => number,
-): Promise<number> {
-  const timeoutMs = config.connectTimeoutMs;
-  const cluster = config.clusters[0];
+/** One cluster's check: what it runs against, and where it reports. */
+interface ClusterCheck {
+  config: ProxyConfig;
+  cluster: ClusterConfig;
+  endpoint: EndpointConfig;
+  role: string;
+  report: Report;
+  deps: CheckDeps;
+  now: () => number;
+}
 
-  let socket: tls.TLSSocket | undefined;
-  const step = async <T>(name: string, run: () => Promise<T>, detail: (value: T) => string): Promise<T> => {
-    let value: T;
+/** Runs one step: reports ✓ with its detail, or ✗ with the reason and stops the check. */
+type Step = <T>(name: string, run: () => Promise<T>, detail: (value: T) => string) => Promise<T>;
+
+function stepper(report: Report): Step {
+  return async (name, run, detail) => {
+    let value: Awaited<ReturnType<typeof run>>;
     try {
       value = await run();
     } catch (err) {
@@ -212,109 +199,22 @@ async function checkCluster(
     report.ok(name, detail(value));
     return value;
   };
+}
 
+/** Steps 2-7 for one cluster (its first endpoint): 0 when all passed, 1 at the first failure. */
+async function checkCluster(ctx: ClusterCheck): Promise<number> {
+  const { config, report } = ctx;
+  const step = stepper(report);
+  let socket: tls.TLSSocket | undefined;
   try {
-    // 2. credentials
-    const provider =
-      deps.credentials ??
-      createCredentialProvider({
-        ...(config.profile === undefined ? {} : { profile: config.profile }),
-        ...(cluster?.assumeRole === undefined
-          ? {}
-          : { assumeRole: cluster.assumeRole, stsRegion: config.region }),
-        logger: createLogger({ level: config.logLevel }),
-      });
-    const profileCtx = config.profile === undefined ? {} : { profile: config.profile };
-    const credentials = await step(
-      'credentials',
-      () => resolveCredentials(provider, timeoutMs, now, profileCtx),
-      (c) => describeCredentials(c, config.profile, now()),
-    );
-
-    // 3. token
-    const action = actionForRole(role);
-    const signed = await step(
-      'token',
-      async () => {
-        try {
-          const sign = (deps.createSigner ?? createTokenSigner)({
-            hostname: config.endpoint,
-            region: config.region,
-            credentials: async () => credentials,
-            ttlSeconds: config.tokenTtlSeconds,
-            now,
-          });
-          return await withTimeout(sign(action), timeoutMs, 'signing the token');
-        } catch (err) {
-          throw signFailure(err, profileCtx);
-        }
-      },
-      (t) => describeToken(t, action, role, config.region, now()),
-    );
-
-    // 4. dns: the dial host's addresses, looked up as the proxy does (no step for an IP address).
-    // The tls step dials the addresses found here.
-    const addresses = new DnsCache({
-      ttlMs: DNS_STEP_TTL_MS,
-      ...(deps.resolve ? { resolve: deps.resolve } : {}),
-    });
-    const dialHost = config.connectTo.host;
-    if (isIP(dialHost) === 0) {
-      const dnsStart = now();
-      await step(
-        'dns',
-        () => lookUpDialHost(addresses, dialHost, timeoutMs),
-        (found) => `${dialHost} → ${found.map((a) => a.address).join(', ')} (${now() - dnsStart} ms)`,
-      );
-    }
-
-    // 5. tls
-    const target = createTarget({
-      hostname: config.endpoint,
-      region: config.region,
-      connectHost: dialHost,
-      connectPort: config.connectTo.port,
-      caPem: config.caPem,
-      sslNegotiation: config.upstreamSslNegotiation,
-      dns: addresses,
-    });
-    const tlsStart = now();
-    socket = await step(
-      'tls',
-      () => dialUpstream(target, timeoutMs),
-      (s) => describeTls(s, config, now() - tlsStart),
-    );
+    const token = await credentialsAndToken(ctx, step);
+    const addresses = await dnsStep(ctx, step);
+    socket = await tlsStep(ctx, step, addresses);
     const tlsSocket = socket;
     // Late errors (a reset after Terminate) must not crash the check; reads report their own errors.
     tlsSocket.on('error', () => {});
-
-    // 6. login
-    const loginStart = now();
-    const session = await step(
-      'login',
-      () =>
-        loginUpstream(
-          tlsSocket,
-          { user: role, params: new Map([['application_name', 'dsql-proxy check']]), token: signed.token },
-          timeoutMs,
-        ),
-      (s) => describeLogin(s, role, now() - loginStart),
-    );
-
-    // 7. query
-    const queryStart = now();
-    await step(
-      'query',
-      async () => {
-        const result = await simpleQuery(tlsSocket, 'SELECT 1', timeoutMs, session.leftover);
-        if (result.rows.length !== 1 || result.rows[0]?.[0] !== '1') {
-          throw new StepFailure(`SELECT 1 returned ${JSON.stringify(result.rows)} instead of one row with 1`);
-        }
-        return result;
-      },
-      () => `SELECT 1 returned 1 (${now() - queryStart} ms)`,
-    );
-    report.line(`- iam identity: ${await iamIdentity(tlsSocket, timeoutMs)}`);
+    await loginAndQuery(ctx, step, tlsSocket, token);
+    report.line(`- iam identity: ${await iamIdentity(tlsSocket, config.connectTimeoutMs)}`);
     return 0;
   } catch (err) {
     if (err === stop) return 1;
@@ -327,6 +227,104 @@ async function checkCluster(
       setTimeout(() => s.destroy(), 200).unref();
     }
   }
+}
+
+/** Steps 2 and 3: the cluster's AWS credentials, as the proxy builds them, then a signed token. */
+async function credentialsAndToken(ctx: ClusterCheck, step: Step): Promise<string> {
+  const { config, cluster, endpoint, role, deps, now } = ctx;
+  const timeoutMs = config.connectTimeoutMs;
+  const provider = deps.credentials ?? clusterCredentials(cluster, createLogger({ level: config.logLevel }));
+  const profileCtx = cluster.profile === undefined ? {} : { profile: cluster.profile };
+  const credentials = await step(
+    'credentials',
+    () => resolveCredentials(provider, timeoutMs, now, profileCtx),
+    (c) => describeCredentials(c, cluster.profile, now()),
+  );
+  const action = actionForRole(role);
+  const signed = await step(
+    'token',
+    async () => {
+      try {
+        const sign = (deps.createSigner ?? createTokenSigner)({
+          ...signerOptions(endpoint, cluster, async () => credentials),
+          now,
+        });
+        return await withTimeout(sign(action), timeoutMs, 'signing the token');
+      } catch (err) {
+        throw signFailure(err, profileCtx);
+      }
+    },
+    (t) => describeToken(t, action, role, endpoint.region, now()),
+  );
+  return signed.token;
+}
+
+/**
+ * Step 4: the dial host's addresses, looked up as the proxy does (no step for an IP address). The
+ * tls step dials the addresses found here.
+ */
+async function dnsStep(ctx: ClusterCheck, step: Step): Promise<DnsCache> {
+  const { deps, now } = ctx;
+  const addresses = new DnsCache({
+    ttlMs: DNS_STEP_TTL_MS,
+    ...(deps.resolve ? { resolve: deps.resolve } : {}),
+  });
+  const dialHost = ctx.endpoint.connectTo.host;
+  if (isIP(dialHost) === 0) {
+    const dnsStart = now();
+    await step(
+      'dns',
+      () => lookUpDialHost(addresses, dialHost, ctx.config.connectTimeoutMs),
+      (found) => `${dialHost} → ${found.map((a) => a.address).join(', ')} (${now() - dnsStart} ms)`,
+    );
+  }
+  return addresses;
+}
+
+/** Step 5: the TLS handshake with the endpoint's target, built as the proxy builds it. */
+function tlsStep(ctx: ClusterCheck, step: Step, addresses: DnsCache): Promise<tls.TLSSocket> {
+  const { config, endpoint, now } = ctx;
+  const target = endpointTarget(endpoint, ctx.cluster, config.upstreamSslNegotiation, addresses);
+  const tlsStart = now();
+  return step(
+    'tls',
+    () => dialUpstream(target, config.connectTimeoutMs),
+    (s) => describeTls(s, config, endpoint, now() - tlsStart),
+  );
+}
+
+/** Steps 6 and 7: a login with the token, then SELECT 1. */
+async function loginAndQuery(
+  ctx: ClusterCheck,
+  step: Step,
+  socket: tls.TLSSocket,
+  token: string,
+): Promise<void> {
+  const { role, now } = ctx;
+  const timeoutMs = ctx.config.connectTimeoutMs;
+  const loginStart = now();
+  const session = await step(
+    'login',
+    () =>
+      loginUpstream(
+        socket,
+        { user: role, params: new Map([['application_name', 'dsql-proxy check']]), token },
+        timeoutMs,
+      ),
+    (s) => describeLogin(s, role, now() - loginStart),
+  );
+  const queryStart = now();
+  await step(
+    'query',
+    async () => {
+      const result = await simpleQuery(socket, 'SELECT 1', timeoutMs, session.leftover);
+      if (result.rows.length !== 1 || result.rows[0]?.[0] !== '1') {
+        throw new StepFailure(`SELECT 1 returned ${JSON.stringify(result.rows)} instead of one row with 1`);
+      }
+      return result;
+    },
+    () => `SELECT 1 returned 1 (${now() - queryStart} ms)`,
+  );
 }
 
 /** Marks "a step already reported its failure". */
@@ -366,20 +364,21 @@ export function takeRole(argv: readonly string[]): { role: string; cluster?: str
   return { role, rest, ...(cluster === undefined ? {} : { cluster }) };
 }
 
-function describeConfig(config: ProxyConfig): string {
-  const fromHost = regionFromEndpoint(config.endpoint) === config.region;
-  const dial = `${formatHost(config.connectTo.host)}:${config.connectTo.port}`;
+function describeConfig(config: ProxyConfig, cluster: ClusterConfig): string {
+  const e = firstEndpoint(cluster);
+  const fromHost = regionFromEndpoint(e.hostname) === e.region;
+  const dial = `${formatHost(e.connectTo.host)}:${e.connectTo.port}`;
   const parts = [
-    `endpoint ${config.endpoint}`,
-    `region ${config.region} (${fromHost ? 'from the hostname' : 'given explicitly'})`,
-    `dial ${dial}${config.connectTo.host === config.endpoint ? '' : ' (connect-to)'}`,
-    `token TTL ${formatDuration(config.tokenTtlSeconds * 1000)}`,
+    `endpoint ${e.hostname}`,
+    `region ${e.region} (${fromHost ? 'from the hostname' : 'given explicitly'})`,
+    `dial ${dial}${e.connectTo.host === e.hostname ? '' : ' (connect-to)'}`,
+    `token TTL ${formatDuration(cluster.tokenTtlSeconds * 1000)}`,
     `connect timeout ${formatDuration(config.connectTimeoutMs)}`,
   ];
-  if (config.caFile) parts.push(`extra CAs from ${config.caFile}`);
+  if (cluster.caFile) parts.push(`extra CAs from ${cluster.caFile}`);
   // Only the first endpoint is checked: the others share credentials and role, and `check
   // --endpoint <other> --connect-to …` checks one of them on its own.
-  const others = config.endpoints.slice(1).map((e) => e.hostname);
+  const others = cluster.endpoints.slice(1).map((x) => x.hostname);
   if (others.length > 0) parts.push(`checking the first endpoint only (not ${others.join(', ')})`);
   return parts.join(', ');
 }
@@ -454,7 +453,7 @@ function describeToken(t: SignedToken, action: string, role: string, region: str
   );
 }
 
-function describeTls(socket: tls.TLSSocket, config: ProxyConfig, ms: number): string {
+function describeTls(socket: tls.TLSSocket, config: ProxyConfig, e: EndpointConfig, ms: number): string {
   const cert = socket.getPeerCertificate();
   const parts = [`${socket.getProtocol() ?? 'unknown protocol'} ${socket.getCipher()?.name ?? ''}`.trim()];
   parts.push(
@@ -467,10 +466,8 @@ function describeTls(socket: tls.TLSSocket, config: ProxyConfig, ms: number): st
   parts.push(`issuer ${certName(cert.issuer)}`);
   if (cert.valid_to) parts.push(`valid to ${cert.valid_to}`);
   const via =
-    config.connectTo.host === config.endpoint
-      ? ''
-      : ` (TCP to ${formatHost(config.connectTo.host)}:${config.connectTo.port})`;
-  parts.push(`SNI and certificate check used ${config.endpoint}${via}`);
+    e.connectTo.host === e.hostname ? '' : ` (TCP to ${formatHost(e.connectTo.host)}:${e.connectTo.port})`;
+  parts.push(`SNI and certificate check used ${e.hostname}${via}`);
   parts.push(`${ms} ms`);
   return parts.join(', ');
 }

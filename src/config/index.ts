@@ -1,4 +1,3 @@
-export { formatDuration, parseDuration } from './duration.js';
 export { formatHostPort, isLoopbackHost } from './host-port.js';
 export {
   type ClusterConfig,
@@ -20,4 +19,3 @@ export {
 } from './load.js';
 export { envName, type OptionDoc, USAGE } from './options.js';
 export { regionFromEndpoint } from './region.js';
-export type { StartupParamsMode } from './schema.js';

@@ -1,9 +1,14 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { AuthMethod, AuthUsers } from '../auth/types.js';
-import { DEFAULT_SSL_NEGOTIATION, type SslNegotiation } from '../upstream/target.js';
+import { formatDuration } from '../core/duration.js';
+import {
+  DEFAULT_SSL_NEGOTIATION,
+  DSQL_MAX_CONNECTION_MS,
+  type SslNegotiation,
+  type StartupParamsMode,
+} from '../dsql/limits.js';
 import { ConfigError } from './config-error.js';
-import { formatDuration } from './duration.js';
 import { type EndpointConfig, resolveEndpoints } from './endpoints.js';
 import { readAuthUsers, readCaPem, readText } from './files.js';
 import { formatHostPort, type HostPort, isLoopbackHost } from './host-port.js';
@@ -12,7 +17,6 @@ import {
   CLUSTER_NAME,
   type ClusterFileValues,
   issueProblem,
-  type StartupParamsMode,
   VALUE_SCHEMAS,
   type ValueKey,
   type ValueOf,
@@ -48,24 +52,13 @@ export const DEFAULT_CLUSTER = 'default';
 export interface ProxyConfig {
   /**
    * Every cluster, in file order; never empty. Without `clusters` in the file, one cluster named
-   * `default` built from the top-level options. The top-level endpoint, region, connectTo, CA, token
-   * TTL, profile and role map below are the first cluster's.
+   * `default` built from the top-level options (endpoint, region, CA, token TTL, profile, role map).
    */
   clusters: ClusterConfig[];
-  /** The first cluster's endpoints in order of preference; never empty. */
-  endpoints: EndpointConfig[];
-  /** The first endpoint's hostname, region and dial address (endpoints[0]). */
-  endpoint: string;
-  region: string;
-  connectTo: HostPort;
   listen: HostPort;
-  caPem?: string;
-  caFile?: string;
-  tokenTtlSeconds: number;
   authFile?: string;
   authMethod: AuthMethod;
   users: AuthUsers;
-  profile?: string;
   logLevel: string;
   connectTimeoutMs: number;
   /** How long an endpoint's looked-up address is reused; 0: a lookup per connection. */
@@ -95,7 +88,6 @@ export interface ProxyConfig {
   poolIdleTimeoutMs: number;
   /** Directory for the Unix-domain socket `.s.PGSQL.<port>`. */
   unixSocketDir?: string;
-  roleMap: Record<string, string>;
   /** The YAML file given by --config (resolved), re-read for role maps on SIGHUP. */
   configFile?: string;
   /** Things the operator should know (trust authentication, ignored variables...), for the caller to log. */
@@ -111,9 +103,6 @@ export interface ClientTlsConfig {
   /** Where the generated CA is written (only without certPem/keyPem). */
   caOut?: string;
 }
-
-/** DSQL closes every connection after 60 minutes (docs/dsql-facts.md, Limits). */
-const DSQL_MAX_CONNECTION_MS = 60 * 60_000;
 
 /** A resolved option value and where it came from. */
 interface Picked<T> {
@@ -340,16 +329,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
   const clusters = file?.values.clusters
     ? resolveClusters(src, file, listen, listenPick?.label)
     : [resolveSingleCluster(src)];
-  const first = clusters[0] as ClusterConfig;
-  const allEndpoints = clusters.flatMap((c) => c.endpoints);
-  const awsRegion = env.AWS_REGION?.toLowerCase();
-  if (awsRegion && !allEndpoints.some((e) => e.region === awsRegion)) {
-    const regions = [...new Set(allEndpoints.map((e) => e.region))].join(', ');
-    const many = allEndpoints.length > 1;
-    warnings.push(
-      `AWS_REGION is ${env.AWS_REGION} but tokens are signed for ${regions}, the endpoint${many ? 's' : ''}' region${many ? 's' : ''}`,
-    );
-  }
+  warnAboutAwsRegion(clusters, env, warnings);
   const maxUpstreamAgePick = src.get('max-upstream-age');
   if (maxUpstreamAgePick && maxUpstreamAgePick.value >= DSQL_MAX_CONNECTION_MS) {
     warnings.push(
@@ -358,28 +338,11 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
   }
   const connectRate = src.get('connect-rate')?.value ?? 100;
 
-  const authPick = src.get('auth-file');
-  const authFile = authPick ? resolve(authPick.base, authPick.value) : undefined;
-  const users: AuthUsers = authFile && authPick ? readAuthUsers(authFile, authPick.label) : new Map();
-  // Trust authentication is refused if any listener the clusters use is reachable from elsewhere.
-  const used: Array<{ at: HostPort; label: string | undefined }> = [];
-  if (clusters.some((c) => c.listen === undefined)) used.push({ at: listen, label: listenPick?.label });
-  for (const c of clusters) {
-    if (c.listen) used.push({ at: c.listen, label: `clusters.${c.name}.listen` });
-  }
-  const exposed = used.find((u) => !isLoopbackHost(u.at.host)) ?? used[0] ?? { at: listen, label: undefined };
-  const authMethod = resolveAuthMethod(src.get('auth-method'), authFile, exposed.at, exposed.label, warnings);
-  if (authFile) checkUsers(users, authFile, authMethod, warnings);
+  const { authFile, users, authMethod } = resolveAuth(src, clusters, listen, listenPick?.label, warnings);
 
-  const firstEndpoint = first.endpoints[0] as EndpointConfig;
   const config: ProxyConfig = {
     clusters,
-    endpoints: first.endpoints,
-    endpoint: firstEndpoint.hostname,
-    region: firstEndpoint.region,
-    connectTo: firstEndpoint.connectTo,
     listen,
-    tokenTtlSeconds: first.tokenTtlSeconds,
     authMethod,
     users,
     logLevel: src.get('log-level')?.value ?? 'info',
@@ -403,28 +366,67 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
     poolMaxIdle: src.get('pool-max-idle')?.value ?? 100,
     poolMaxIdleTotal: src.get('pool-max-idle-total')?.value ?? 100,
     poolIdleTimeoutMs: src.get('pool-idle-timeout')?.value ?? 10 * 60_000,
-    roleMap: first.roleMap,
     warnings,
   };
-  if (first.profile !== undefined) config.profile = first.profile;
-  if (first.caFile !== undefined) config.caFile = first.caFile;
-  if (first.caPem !== undefined) config.caPem = first.caPem;
   if (authFile !== undefined) config.authFile = authFile;
   if (configFile !== undefined) config.configFile = configFile;
   const adminListen = src.get('admin-listen')?.value;
   if (adminListen !== undefined) config.adminListen = adminListen;
-  if (config.adminQuitquitquit) {
-    if (adminListen === undefined) {
-      warnings.push('admin-quitquitquit has no effect without admin-listen');
-    } else if (!isLoopbackHost(adminListen.host)) {
-      warnings.push(
-        `admin-quitquitquit on ${formatHostPort(adminListen)}: anyone who can reach the admin port can stop the proxy; keep it closed to others (a NetworkPolicy in Kubernetes)`,
-      );
-    }
-  }
+  if (config.adminQuitquitquit) warnAboutQuit(adminListen, warnings);
   const unixPick = src.get('unix-socket');
   if (unixPick !== undefined) config.unixSocketDir = resolve(unixPick.base, unixPick.value);
   return config;
+}
+
+/** Tokens are signed for the endpoints' Regions: an AWS_REGION that is none of them is likely a mistake. */
+function warnAboutAwsRegion(
+  clusters: readonly ClusterConfig[],
+  env: NodeJS.ProcessEnv,
+  warnings: string[],
+): void {
+  const allEndpoints = clusters.flatMap((c) => c.endpoints);
+  const awsRegion = env.AWS_REGION?.toLowerCase();
+  if (awsRegion && !allEndpoints.some((e) => e.region === awsRegion)) {
+    const regions = [...new Set(allEndpoints.map((e) => e.region))].join(', ');
+    const many = allEndpoints.length > 1;
+    warnings.push(
+      `AWS_REGION is ${env.AWS_REGION} but tokens are signed for ${regions}, the endpoint${many ? 's' : ''}' region${many ? 's' : ''}`,
+    );
+  }
+}
+
+/** The auth file, its users and the auth method, checked against the listeners the clusters use. */
+function resolveAuth(
+  src: Sources,
+  clusters: readonly ClusterConfig[],
+  listen: HostPort,
+  listenLabel: string | undefined,
+  warnings: string[],
+): { authFile: string | undefined; users: AuthUsers; authMethod: AuthMethod } {
+  const authPick = src.get('auth-file');
+  const authFile = authPick ? resolve(authPick.base, authPick.value) : undefined;
+  const users: AuthUsers = authFile && authPick ? readAuthUsers(authFile, authPick.label) : new Map();
+  // Trust authentication is refused if any listener the clusters use is reachable from elsewhere.
+  const used: Array<{ at: HostPort; label: string | undefined }> = [];
+  if (clusters.some((c) => c.listen === undefined)) used.push({ at: listen, label: listenLabel });
+  for (const c of clusters) {
+    if (c.listen) used.push({ at: c.listen, label: `clusters.${c.name}.listen` });
+  }
+  const exposed = used.find((u) => !isLoopbackHost(u.at.host)) ?? used[0] ?? { at: listen, label: undefined };
+  const authMethod = resolveAuthMethod(src.get('auth-method'), authFile, exposed.at, exposed.label, warnings);
+  if (authFile) checkUsers(users, authFile, authMethod, warnings);
+  return { authFile, users, authMethod };
+}
+
+/** admin-quitquitquit is on: say when it does nothing, or when others can reach it. */
+function warnAboutQuit(adminListen: HostPort | undefined, warnings: string[]): void {
+  if (adminListen === undefined) {
+    warnings.push('admin-quitquitquit has no effect without admin-listen');
+  } else if (!isLoopbackHost(adminListen.host)) {
+    warnings.push(
+      `admin-quitquitquit on ${formatHostPort(adminListen)}: anyone who can reach the admin port can stop the proxy; keep it closed to others (a NetworkPolicy in Kubernetes)`,
+    );
+  }
 }
 
 /** The one cluster of a configuration without `clusters`: the top-level options, exactly as before. */

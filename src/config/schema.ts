@@ -1,14 +1,11 @@
 import { z } from 'zod';
 import { AUTH_METHODS } from '../auth/types.js';
-import { SSL_NEGOTIATIONS } from '../upstream/target.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../core/duration.js';
+import { SSL_NEGOTIATIONS, STARTUP_PARAMS_MODES } from '../dsql/limits.js';
 import { checkEndpointHost, type HostPort, hostPortProblem } from './host-port.js';
 import { checkRegion } from './region.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-/** What happens to startup parameters DSQL would refuse (the session applies it). */
-export const STARTUP_PARAMS_MODES = ['drop', 'reject', 'pass'] as const;
-export type StartupParamsMode = (typeof STARTUP_PARAMS_MODES)[number];
 
 /** Largest timer Node accepts (setTimeout clamps anything above to 1 ms). */
 const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import tls from 'node:tls';
+import { type Clock, systemClock } from '../core/clock.js';
 import type { Logger } from '../log.js';
-import { type Clock, systemClock } from '../token/token-cache.js';
 
 /** Local TLS towards clients (--client-tls). Off by default: on loopback, TLS only costs CPU. */
 export interface ClientTls {

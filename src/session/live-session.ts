@@ -1,7 +1,8 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
-import type { Metrics } from '../admin/metrics.js';
-import { formatDuration } from '../config/duration.js';
+import { formatDuration } from '../core/duration.js';
+import type { Metrics } from '../core/metrics.js';
+import { DSQL_MAX_CONNECTION_MS } from '../dsql/limits.js';
 import { ProxyError, toProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { errorFromProxyError } from '../protocol/backend.js';
@@ -13,9 +14,6 @@ import { restoreSnapshot, takeSnapshot, trackedSnapshot } from './restore.js';
 import type { CancelRoute } from './session.js';
 import { SessionState } from './session-state.js';
 import { answersTo, statementEvents } from './statement-tracker.js';
-
-/** DSQL ends every connection after 60 minutes (CHAP_quotas.html), with a bare close. */
-const DSQL_CONNECTION_LIMIT_MS = 60 * 60_000;
 
 export interface LiveSessionOptions {
   client: net.Socket;
@@ -290,7 +288,7 @@ export class LiveSession {
 
   private endWithError(age: number, cause: Error | undefined, context: string, reconnectErr?: unknown): void {
     this.ended = true;
-    const atLimit = age >= DSQL_CONNECTION_LIMIT_MS - 60_000;
+    const atLimit = age >= DSQL_MAX_CONNECTION_MS - 60_000;
     const message = atLimit
       ? `DSQL closed the session at its 60-minute connection limit (${context})`
       : `the DSQL endpoint closed the connection after ${formatDuration(age)} (${context})`;

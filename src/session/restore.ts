@@ -4,17 +4,17 @@
  * client's input is held, so the proxy's own queries never interleave with the client's.
  */
 import type { Duplex } from 'node:stream';
+import {
+  DSQL_SET_ONLY_SETTINGS,
+  DSQL_SETTING_PREFIX,
+  DSQL_SETTINGS,
+  isDsqlSessionParam,
+} from '../dsql/limits.js';
 import { ProxyError } from '../errors.js';
 import { FrameStream } from '../io/frame-stream.js';
 import { typedMessage } from '../protocol/message-writer.js';
 import { simpleQuery } from '../upstream/simple-query.js';
-import {
-  RESTORED_IF_PRESENT,
-  RESTORED_SETTING_PREFIX,
-  RESTORED_SETTINGS,
-  type SessionState,
-} from './session-state.js';
-import { isDsqlSessionParam } from './startup-params.js';
+import type { SessionState } from './session-state.js';
 import { MAX_TRACKED_BYTES, MAX_TRACKED_STATEMENTS } from './statement-tracker.js';
 
 export interface SessionSnapshot {
@@ -25,13 +25,13 @@ export interface SessionSnapshot {
 }
 
 /** The fixed settings, read with current_setting() (the most basic way, and what DSQL documents). */
-const FIXED_SETTINGS_SQL = `SELECT ${RESTORED_SETTINGS.map((n) => `pg_catalog.current_setting('${n}')`).join(', ')}`;
+const FIXED_SETTINGS_SQL = `SELECT ${DSQL_SETTINGS.map((n) => `pg_catalog.current_setting('${n}')`).join(', ')}`;
 
 /** The planner switches: best effort, a catalog view DSQL may not expose in full. */
-const ENABLE_SETTINGS_SQL = `SELECT name, setting FROM pg_catalog.pg_settings WHERE name LIKE '${RESTORED_SETTING_PREFIX.replace('_', '\\_')}%' ORDER BY name`;
+const ENABLE_SETTINGS_SQL = `SELECT name, setting FROM pg_catalog.pg_settings WHERE name LIKE '${DSQL_SETTING_PREFIX.replace('_', '\\_')}%' ORDER BY name`;
 
 /** The settings DSQL accepts but plain PostgreSQL may lack: NULL where the server has none. */
-const IF_PRESENT_SQL = `SELECT ${RESTORED_IF_PRESENT.map((n) => `pg_catalog.current_setting('${n}', true)`).join(', ')}`;
+const IF_PRESENT_SQL = `SELECT ${DSQL_SET_ONLY_SETTINGS.map((n) => `pg_catalog.current_setting('${n}', true)`).join(', ')}`;
 
 /**
  * Whether the session holds statements made with SQL-level PREPARE. Only the number is read, never
@@ -69,7 +69,7 @@ export async function takeSnapshot(
   if (state.sqlPrepareUsed) await refuseSqlPrepared(old, timeoutMs);
   const fixed = await simpleQuery(old, FIXED_SETTINGS_SQL, timeoutMs);
   const settings: Array<[string, string]> = [];
-  RESTORED_SETTINGS.forEach((name, i) => {
+  DSQL_SETTINGS.forEach((name, i) => {
     const value = fixed.rows[0]?.[i];
     if (value !== null && value !== undefined) settings.push([name, value]);
   });
@@ -83,7 +83,7 @@ export async function takeSnapshot(
       'Reconnect, and SET ROLE again on the new session.',
     );
   }
-  RESTORED_IF_PRESENT.forEach((name, i) => {
+  DSQL_SET_ONLY_SETTINGS.forEach((name, i) => {
     const value = present?.rows[0]?.[i];
     // 'none' is a fresh session's role already: nothing to send.
     if (value !== null && value !== undefined && !(name === 'role' && value === 'none')) {

@@ -15,28 +15,7 @@
 
 import { StatementTracker } from './statement-tracker.js';
 
-/** Settings DSQL lets a session change and the proxy restores (AWS's pg_dump proxy keeps this list). */
-export const RESTORED_SETTINGS = [
-  'application_name',
-  'client_encoding',
-  'DateStyle',
-  'IntervalStyle',
-  'TimeZone',
-  'search_path',
-  'extra_float_digits',
-] as const;
-
-/** Plus every `enable_*` planner setting. */
-export const RESTORED_SETTING_PREFIX = 'enable_';
-
-/**
- * Settings DSQL accepts in SET but that plain PostgreSQL lacks (disable_sync_create_index) or whose
- * reading on DSQL is not documented (role): read apart, with current_setting(name, true), so a
- * server without one answers NULL rather than failing the whole snapshot.
- */
-export const RESTORED_IF_PRESENT = ['role', 'disable_sync_create_index'] as const;
-
-/** Reported (ParameterStatus) settings among RESTORED_SETTINGS; the rest need a snapshot. */
+/** Reported (ParameterStatus) settings among DSQL_SETTINGS; the rest need a snapshot. */
 const REPORTED = new Set(['application_name', 'client_encoding', 'datestyle', 'intervalstyle', 'timezone']);
 
 /** Statement text that may change unreported state. Over-matching only costs a transparent reconnect. */

@@ -1,11 +1,12 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
-import type { Metrics } from '../admin/metrics.js';
 import { authContext } from '../auth/auth-context.js';
 import type { AuthDelay } from '../auth/auth-delay.js';
 import { createAuthenticator } from '../auth/authenticator.js';
 import type { AuthMethod, AuthUsers } from '../auth/types.js';
 import { isLoopbackHost } from '../config/host-port.js';
+import type { Metrics } from '../core/metrics.js';
+import type { StartupParamsMode } from '../dsql/limits.js';
 import { ProxyError, toProxyError } from '../errors.js';
 import type { ClientTls } from '../frontend/client-tls.js';
 import { readClientHello } from '../frontend/handshake.js';
@@ -20,7 +21,7 @@ import type { UpstreamTarget } from '../upstream/target.js';
 import type { CancelKey, CancelRegistry } from './cancel-registry.js';
 import { ClientConnectRequest } from './connect-request.js';
 import { LiveSession } from './live-session.js';
-import { droppedNotice, filterStartupParams, type StartupParamsMode } from './startup-params.js';
+import { droppedNotice, filterStartupParams } from './startup-params.js';
 
 /** What a live session registers so a CancelRequest can reach its upstream. */
 export interface CancelRoute {
@@ -58,8 +59,6 @@ export interface SessionDeps {
   /** What to do with startup parameters DSQL does not accept (--startup-params). */
   startupParamsMode: StartupParamsMode;
 }
-
-export type { StartupParamsMode } from './startup-params.js';
 
 /** The client went away during the handshake: nothing to answer, nobody to tell. */
 class ClientGone extends Error {}

@@ -7,53 +7,13 @@
  * `client_min_messages`, node-postgres `statement_timeout` when configured). See docs/dsql-facts.md,
  * "Session behaviour".
  *
- * Modes: `drop` (default) forwards the accepted parameters and names the others in a NOTICE, `reject`
- * refuses the login with 0A000 naming them, `pass` forwards everything unchanged.
+ * The list of accepted parameters and the modes are DSQL facts: src/dsql/limits.ts.
  */
+import { isDsqlSettableParam, type StartupParamsMode } from '../dsql/limits.js';
 import { ProxyError } from '../errors.js';
 
-export type StartupParamsMode = 'drop' | 'reject' | 'pass';
-
-/**
- * The configuration parameters DSQL accepts, lower case (PostgreSQL parameter names are
- * case-insensitive, so `TimeZone` and `DateStyle` match), plus every `enable_*` planner switch.
- *
- * Source: the "Supported session parameters" table in the Aurora DSQL user guide
- * (https://docs.aws.amazon.com/aurora-dsql/latest/userguide/accessing.html) and the allowlist of
- * AWS's pg_dump proxy for DSQL (awslabs/aurora-dsql-tools, pgdump-proxy/dsql_pgdump_proxy.py,
- * `ALLOWED_SET_PARAMS`). That proxy also lets `SET role` and `disable_sync_create_index` through;
- * neither is known to work as a startup parameter (role is contradictory in docs/dsql-facts.md),
- * so they are left out here. This is the one list: the local test endpoint's strict mode uses it too.
- */
-export const DSQL_SETTABLE_PARAMS: ReadonlySet<string> = new Set([
-  'application_name',
-  'client_encoding',
-  'datestyle',
-  'extra_float_digits',
-  'intervalstyle',
-  'timezone',
-  'search_path',
-]);
-
-/** The prefix of the planner switches DSQL accepts (`enable_seqscan`, `enable_hashjoin`...). */
-export const DSQL_SETTABLE_PREFIX = 'enable_';
-
-/** Whether DSQL accepts setting `name` (a configuration parameter name, any case). */
-export function isDsqlSettableParam(name: string): boolean {
-  const lower = name.toLowerCase();
-  return DSQL_SETTABLE_PARAMS.has(lower) || lower.startsWith(DSQL_SETTABLE_PREFIX);
-}
-
-/**
- * The two names DSQL accepts in `SET` (and set_config) but that are left out of the startup list
- * above: `role` and `disable_sync_create_index` (AWS's pg_dump proxy lets both through).
- */
-export const DSQL_SET_ONLY_PARAMS: ReadonlySet<string> = new Set(['role', 'disable_sync_create_index']);
-
-/** Whether DSQL accepts `SET name` or `set_config('name', ...)` in a session (any case). */
-export function isDsqlSessionParam(name: string): boolean {
-  return isDsqlSettableParam(name) || DSQL_SET_ONLY_PARAMS.has(name.toLowerCase());
-}
+// The local test endpoint imports these two from here; until it imports src/dsql/limits.ts itself.
+export { isDsqlSessionParam, isDsqlSettableParam } from '../dsql/limits.js';
 
 export interface StartupParamsResult {
   /** What goes to DSQL, in the client's order. */

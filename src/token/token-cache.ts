@@ -21,22 +21,12 @@
  * The token and the credentials are never logged; failures are logged once per attempt with the text
  * from describeCredentialError.
  */
+
+import { type Clock, systemClock } from '../core/clock.js';
 import { ProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { describeCredentialError } from './credentials.js';
 import type { SignedToken, TokenAction } from './signer.js';
-
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(h: unknown): void;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-};
 
 export type TokenEvent =
   | { type: 'signed'; action: TokenAction; durationMs: number; expiresAt: number }

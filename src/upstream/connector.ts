@@ -1,12 +1,13 @@
 import type tls from 'node:tls';
-import type { Metrics } from '../admin/metrics.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import type { Metrics } from '../core/metrics.js';
 import { ProxyError, toProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { actionForRole, type TokenAction } from '../token/signer.js';
-import { type Clock, systemClock } from '../token/token-cache.js';
 import { dialUpstream } from './dial.js';
 import type { EndpointPool, PoolEndpoint } from './endpoint-pool.js';
 import { loginUpstream, type UpstreamSession } from './login.js';
+import type { ConnectRateLimiter } from './rate-limiter.js';
 import type { UpstreamTarget } from './target.js';
 
 export interface ConnectRequest {
@@ -93,16 +94,82 @@ function failsOver(err: ProxyError): boolean {
  *    refusal if there was one); with several endpoints the detail lists what each one said.
  */
 export function createConnector(opts: ConnectorOptions): Connector {
-  const clock = opts.clock ?? systemClock;
-  const random = opts.random ?? Math.random;
-  const retryInitialMs = opts.retry?.initialMs ?? 100;
-  const retryMaxMs = opts.retry?.maxMs ?? 2_000;
-  const { pool, metrics } = opts;
-  const multi = pool.endpoints.length > 1;
+  const settings: ConnectSettings = {
+    pool: opts.pool,
+    metrics: opts.metrics,
+    connectTimeoutMs: opts.connectTimeoutMs,
+    queueTimeoutMs: opts.queueTimeoutMs,
+    clock: opts.clock ?? systemClock,
+    random: opts.random ?? Math.random,
+    retryInitialMs: opts.retry?.initialMs ?? 100,
+    retryMaxMs: opts.retry?.maxMs ?? 2_000,
+  };
+  return { connect: (req) => new ConnectRun(settings, req).run() };
+}
 
-  const final = (err: ProxyError, failures: Map<string, string>): ProxyError => {
-    if (!multi) return err;
-    const tried = [...failures].map(([host, why]) => `${host}: ${why}`).join('; ');
+/** ConnectorOptions with the defaults applied. */
+interface ConnectSettings {
+  pool: EndpointPool;
+  metrics: Metrics;
+  connectTimeoutMs: number;
+  queueTimeoutMs: number;
+  clock: Clock;
+  random: () => number;
+  retryInitialMs: number;
+  retryMaxMs: number;
+}
+
+/** One client's connect, through the rounds over the endpoints (the algorithm above). */
+class ConnectRun {
+  private readonly action: TokenAction;
+  private readonly started: number;
+  private noticed = false;
+  /** Counted from the first dial; until then, remaining() is the whole budget. */
+  private deadline: number | undefined;
+  /** Endpoint -> what it said, for the detail of the final error with several endpoints. */
+  private readonly failures = new Map<string, string>();
+  private lastErr: ProxyError | undefined;
+  private lastCapacity: ProxyError | undefined;
+  private first: PoolEndpoint | undefined;
+
+  constructor(
+    private readonly s: ConnectSettings,
+    private readonly req: ConnectRequest,
+  ) {
+    this.action = actionForRole(req.role);
+    this.started = s.clock.now();
+  }
+
+  async run(): Promise<UpstreamConnection> {
+    const { pool } = this.s;
+    for (let round = 0; ; round++) {
+      const tried = new Set<PoolEndpoint>();
+      for (let ep = pool.pick(tried); ep !== undefined; ep = pool.pick(tried)) {
+        tried.add(ep);
+        this.first ??= ep;
+        if (ep.limiter) await this.waitForSlot(ep, ep.limiter, round);
+        const connection = await this.tryEndpoint(ep, round);
+        if (connection) return connection;
+      }
+      await this.backOff(round);
+    }
+  }
+
+  private remaining(): number {
+    return this.deadline === undefined ? this.s.connectTimeoutMs : this.deadline - this.s.clock.now();
+  }
+
+  /** The client hears once that it waits for a slot (after 1 s in the queue). */
+  private readonly onSlow = (): void => {
+    if (this.noticed) return;
+    this.noticed = true;
+    this.req.notice?.(slowNotice(this.s.pool));
+  };
+
+  /** The error the client gets: with several endpoints, the detail lists what each one said. */
+  private final(err: ProxyError): ProxyError {
+    if (this.s.pool.endpoints.length <= 1) return err;
+    const tried = [...this.failures].map(([host, why]) => `${host}: ${why}`).join('; ');
     return new ProxyError(err.code, {
       message: err.message,
       sqlstate: err.sqlstate,
@@ -110,114 +177,101 @@ export function createConnector(opts: ConnectorOptions): Connector {
       detail: `every endpoint failed: ${tried}`,
       cause: err,
     });
-  };
+  }
 
-  return {
-    async connect(req) {
-      const action = actionForRole(req.role);
-      const started = clock.now();
-      let noticed = false;
-      const onSlow = req.notice
-        ? () => {
-            if (noticed) return;
-            noticed = true;
-            req.notice?.(slowNotice(pool));
-          }
-        : undefined;
-      let deadline: number | undefined;
-      const remaining = (): number =>
-        deadline === undefined ? opts.connectTimeoutMs : deadline - clock.now();
-      const failures = new Map<string, string>();
-      let lastErr: ProxyError | undefined;
-      let lastCapacity: ProxyError | undefined;
-      let first: PoolEndpoint | undefined;
-
-      for (let round = 0; ; round++) {
-        const tried = new Set<PoolEndpoint>();
-        for (let ep = pool.pick(tried); ep !== undefined; ep = pool.pick(tried)) {
-          tried.add(ep);
-          first ??= ep;
-          const host = ep.target.hostname;
-          if (ep.limiter) {
-            const timeoutMs =
-              deadline === undefined ? opts.queueTimeoutMs : Math.min(opts.queueTimeoutMs, remaining());
-            try {
-              const waited = await ep.limiter.acquire({
-                timeoutMs: Math.max(1, timeoutMs),
-                ...(onSlow ? { onSlow } : {}),
-                ...(req.signal ? { signal: req.signal } : {}),
-              });
-              metrics.connectQueueWaitSeconds.observe(waited / 1000);
-            } catch (err) {
-              pool.released(ep);
-              if (err instanceof ProxyError && err.code === 'CONNECT_QUEUE_TIMEOUT') {
-                metrics.connectQueueTimeouts.inc({ endpoint: host });
-                // A retry that cannot get a slot within the budget ends with what the upstream said.
-                const upstream = lastCapacity ?? lastErr;
-                if (round > 0 && upstream) throw final(upstream, failures);
-                req.log.warn({ event: 'connect_queue_timeout', endpoint: host, wait_ms: timeoutMs });
-              }
-              throw err;
-            }
-          }
-          deadline ??= clock.now() + opts.connectTimeoutMs;
-          const attemptTimeout = round === 0 ? opts.connectTimeoutMs : Math.max(1, remaining());
-          const t0 = performance.now();
-          try {
-            const { socket, session } = await attempt(ep, req, action, attemptTimeout);
-            const connectMs = performance.now() - t0;
-            pool.succeeded(ep);
-            metrics.upstreamConnectSeconds.observe(connectMs / 1000);
-            if (ep !== first) metrics.endpointFailovers.inc({ from: first.target.hostname, to: host });
-            return {
-              socket,
-              session,
-              target: ep.target,
-              action,
-              connectMs,
-              waitMs: clock.now() - started - connectMs,
-              connectedAt: Date.now(),
-            };
-          } catch (e) {
-            const err = toProxyError(e);
-            if (!failsOver(err)) {
-              // The endpoint answered (28000...) or we never reached it (no token): not its fault.
-              if (err.code === 'TOKEN_UNAVAILABLE') pool.released(ep);
-              else pool.succeeded(ep);
-              throw err;
-            }
-            pool.failed(ep, err.message);
-            failures.set(host, `${err.sqlstate} ${err.message}`);
-            lastErr = err;
-            if (isCapacity(err)) lastCapacity = err;
-            req.log.warn({
-              event: 'upstream_attempt_failed',
-              endpoint: host,
-              sqlstate: err.sqlstate,
-              error: err.message,
-              attempt: round + 1,
-            });
-          }
-        }
-        const err = lastErr as ProxyError;
-        if (!isCapacity(err)) throw final(err, failures);
-        // Full jitter, shortened so that one more attempt still fits in the budget.
-        const jittered = Math.round(
-          random() * Math.min(retryMaxMs, retryInitialMs * 2 ** Math.min(20, round)),
-        );
-        const delay = Math.min(jittered, remaining() - MIN_ATTEMPT_MS);
-        if (delay < 0) throw final(lastCapacity ?? err, failures);
-        metrics.upstreamLoginRetries.inc({ sqlstate: err.sqlstate });
-        req.log.info({
-          event: 'upstream_login_retry',
-          sqlstate: err.sqlstate,
-          delay_ms: delay,
-          retry: round + 1,
-        });
-        await sleep(clock, delay, req.signal);
+  /** Waits for the endpoint's connect-rate token, within the queue timeout and the budget. */
+  private async waitForSlot(ep: PoolEndpoint, limiter: ConnectRateLimiter, round: number): Promise<void> {
+    const { req, s } = this;
+    const host = ep.target.hostname;
+    const timeoutMs =
+      this.deadline === undefined ? s.queueTimeoutMs : Math.min(s.queueTimeoutMs, this.remaining());
+    try {
+      const waited = await limiter.acquire({
+        timeoutMs: Math.max(1, timeoutMs),
+        ...(req.notice ? { onSlow: this.onSlow } : {}),
+        ...(req.signal ? { signal: req.signal } : {}),
+      });
+      s.metrics.connectQueueWaitSeconds.observe(waited / 1000);
+    } catch (err) {
+      s.pool.released(ep);
+      if (err instanceof ProxyError && err.code === 'CONNECT_QUEUE_TIMEOUT') {
+        s.metrics.connectQueueTimeouts.inc({ endpoint: host });
+        // A retry that cannot get a slot within the budget ends with what the upstream said.
+        const upstream = this.lastCapacity ?? this.lastErr;
+        if (round > 0 && upstream) throw this.final(upstream);
+        req.log.warn({ event: 'connect_queue_timeout', endpoint: host, wait_ms: timeoutMs });
       }
-    },
-  };
+      throw err;
+    }
+  }
+
+  /** Token, dial and login on one endpoint; undefined when it failed in a way that fails over. */
+  private async tryEndpoint(ep: PoolEndpoint, round: number): Promise<UpstreamConnection | undefined> {
+    const { s, req } = this;
+    const host = ep.target.hostname;
+    this.deadline ??= s.clock.now() + s.connectTimeoutMs;
+    const attemptTimeout = round === 0 ? s.connectTimeoutMs : Math.max(1, this.remaining());
+    const t0 = performance.now();
+    try {
+      const { socket, session } = await attempt(ep, req, this.action, attemptTimeout);
+      const connectMs = performance.now() - t0;
+      s.pool.succeeded(ep);
+      s.metrics.upstreamConnectSeconds.observe(connectMs / 1000);
+      const first = this.first as PoolEndpoint;
+      if (ep !== first) s.metrics.endpointFailovers.inc({ from: first.target.hostname, to: host });
+      const waitMs = s.clock.now() - this.started - connectMs;
+      return {
+        socket,
+        session,
+        target: ep.target,
+        action: this.action,
+        connectMs,
+        waitMs,
+        connectedAt: Date.now(),
+      };
+    } catch (e) {
+      const err = toProxyError(e);
+      if (!failsOver(err)) {
+        // The endpoint answered (28000...) or we never reached it (no token): not its fault.
+        if (err.code === 'TOKEN_UNAVAILABLE') s.pool.released(ep);
+        else s.pool.succeeded(ep);
+        throw err;
+      }
+      s.pool.failed(ep, err.message);
+      this.failures.set(host, `${err.sqlstate} ${err.message}`);
+      this.lastErr = err;
+      if (isCapacity(err)) this.lastCapacity = err;
+      req.log.warn({
+        event: 'upstream_attempt_failed',
+        endpoint: host,
+        sqlstate: err.sqlstate,
+        error: err.message,
+        attempt: round + 1,
+      });
+      return undefined;
+    }
+  }
+
+  /** After a round: back off and go again on a quota refusal while the budget allows, else fail. */
+  private async backOff(round: number): Promise<void> {
+    const { s, req } = this;
+    const err = this.lastErr as ProxyError;
+    if (!isCapacity(err)) throw this.final(err);
+    // Full jitter, shortened so that one more attempt still fits in the budget.
+    const jittered = Math.round(
+      s.random() * Math.min(s.retryMaxMs, s.retryInitialMs * 2 ** Math.min(20, round)),
+    );
+    const delay = Math.min(jittered, this.remaining() - MIN_ATTEMPT_MS);
+    if (delay < 0) throw this.final(this.lastCapacity ?? err);
+    s.metrics.upstreamLoginRetries.inc({ sqlstate: err.sqlstate });
+    req.log.info({
+      event: 'upstream_login_retry',
+      sqlstate: err.sqlstate,
+      delay_ms: delay,
+      retry: round + 1,
+    });
+    await sleep(s.clock, delay, req.signal);
+  }
 }
 
 async function attempt(

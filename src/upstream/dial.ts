@@ -19,96 +19,71 @@ const ALPN_POSTGRESQL = 'postgresql';
  * 08001 and a reason a person can act on.
  */
 export function dialUpstream(target: UpstreamTarget, timeoutMs: number): Promise<tls.TLSSocket> {
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    let tlsSocket: tls.TLSSocket | undefined;
-    const direct = target.sslNegotiation === 'direct';
+  return new Promise((resolve, reject) => new Dial(target, timeoutMs, resolve, reject).start());
+}
 
-    const fail = (err: ProxyError): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      // The address may be the problem (moved, gone): the next dial asks the resolver again.
-      if (err.code === 'UPSTREAM_UNREACHABLE' || err.code === 'UPSTREAM_TIMEOUT')
-        target.dns?.forget(target.connectHost);
-      tlsSocket?.destroy();
-      tcp.destroy();
-      reject(err);
-    };
-    const timer = setTimeout(() => {
-      fail(
+/** One dial: TCP, then TLS at once (direct) or after the SSLRequest's `S`; settles exactly once. */
+class Dial {
+  private settled = false;
+  private tlsSocket: tls.TLSSocket | undefined;
+  private readonly direct: boolean;
+  private readonly timer: NodeJS.Timeout;
+  private readonly tcp: net.Socket;
+
+  constructor(
+    private readonly target: UpstreamTarget,
+    timeoutMs: number,
+    private readonly resolve: (socket: tls.TLSSocket) => void,
+    private readonly reject: (err: ProxyError) => void,
+  ) {
+    this.direct = target.sslNegotiation === 'direct';
+    this.timer = setTimeout(() => {
+      this.fail(
         new ProxyError('UPSTREAM_TIMEOUT', {
           message: `timed out after ${timeoutMs} ms connecting to ${describe(target)}`,
           hint: 'Check that the endpoint is reachable from here (security groups, VPC endpoint, DNS) or raise --connect-timeout.',
         }),
       );
     }, timeoutMs);
-
-    const tcp = net.connect({
+    this.tcp = net.connect({
       host: target.connectHost,
       port: target.connectPort,
       autoSelectFamily: true,
       noDelay: true,
       ...(target.dns ? { lookup: target.dns.lookup } : {}),
     });
-    tcp.once('error', (err: NodeJS.ErrnoException) => fail(unreachable(target, err, direct)));
+  }
+
+  start(): void {
+    const { tcp } = this;
+    tcp.once('error', (err: NodeJS.ErrnoException) => this.fail(unreachable(this.target, err, this.direct)));
     tcp.once('connect', () => tcp.setKeepAlive(true, 60_000));
-
-    /** TLS over the TCP connection; with `direct`, ALPN `postgresql` is offered and required. */
-    const startTls = (): void => {
-      // The leaf's names checked by OpenSSL, without Node's JavaScript copy of the chain.
-      const up = connectCheckingLeaf(
-        {
-          socket: tcp,
-          servername: target.hostname,
-          // `host` names the certificate identity when TLS runs over an existing socket.
-          host: target.hostname,
-          secureContext: target.secureContext,
-          minVersion: 'TLSv1.2',
-          session: target.sessions.get(),
-          ...(direct ? { ALPNProtocols: [ALPN_POSTGRESQL] } : {}),
-        },
-        target.hostname,
-      );
-      tlsSocket = up;
-      up.on('session', (session: Buffer) => target.sessions.set(session));
-      up.once('error', (err: NodeJS.ErrnoException) =>
-        // Nothing at all came back: the server hung up on the ClientHello (or reset the connection).
-        fail(
-          direct && tcp.bytesRead === 0 ? unreachable(target, err, direct) : tlsFailure(target, err, direct),
-        ),
-      );
-      up.once('secureConnect', () => {
-        if (settled) return;
-        // ALPN guards against a TLS server of another protocol on that address; libpq checks it too.
-        if (direct && up.alpnProtocol !== ALPN_POSTGRESQL) {
-          fail(
-            new ProxyError('UPSTREAM_TLS', {
-              message: `${describe(target)} did not select the ALPN protocol "${ALPN_POSTGRESQL}" in the TLS handshake`,
-              hint: DIRECT_HINT,
-            }),
-          );
-          return;
-        }
-        settled = true;
-        clearTimeout(timer);
-        tcp.removeAllListeners('error');
-        up.removeAllListeners('error');
-        // One listener for the connection's whole life, so an error between owners (login, relay,
-        // pool, reset) never crashes the process. Each owner watches 'error'/'close' itself while it
-        // holds the socket and removes its own listeners when it lets go.
-        up.on('error', ignoreError);
-        resolve(up);
-      });
-    };
-
-    if (direct) {
+    if (this.direct) {
       // The ClientHello leaves as soon as the TCP connection is up.
-      startTls();
-      return;
+      this.startTls();
+    } else {
+      this.askForTls();
     }
+  }
+
+  private fail(err: ProxyError): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.timer);
+    // The address may be the problem (moved, gone): the next dial asks the resolver again.
+    if (err.code === 'UPSTREAM_UNREACHABLE' || err.code === 'UPSTREAM_TIMEOUT') {
+      this.target.dns?.forget(this.target.connectHost);
+    }
+    this.tlsSocket?.destroy();
+    this.tcp.destroy();
+    this.reject(err);
+  }
+
+  /** `postgres` negotiation: an SSLRequest, then TLS after the server's single `S`. */
+  private askForTls(): void {
+    const { tcp, target } = this;
     tcp.once('close', () =>
-      fail(
+      this.fail(
         new ProxyError('UPSTREAM_UNREACHABLE', {
           message: `${describe(target)} closed the connection before TLS`,
         }),
@@ -120,7 +95,7 @@ export function dialUpstream(target: UpstreamTarget, timeoutMs: number): Promise
       tcp.removeAllListeners('close');
       // CVE-2021-23222: anything after the single-byte answer arrived before TLS and cannot be trusted.
       if (chunk.length !== 1) {
-        fail(
+        this.fail(
           new ProxyError('UPSTREAM_PROTOCOL', {
             message: `${describe(target)} sent unexpected data in answer to the SSL request`,
           }),
@@ -128,7 +103,7 @@ export function dialUpstream(target: UpstreamTarget, timeoutMs: number): Promise
         return;
       }
       if (chunk[0] !== 0x53 /* 'S' */) {
-        fail(
+        this.fail(
           new ProxyError('UPSTREAM_TLS', {
             message: `${describe(target)} does not accept TLS (answered the SSL request with '${String.fromCharCode(chunk[0] ?? 0)}')`,
             hint: 'Is --connect-to pointing at a DSQL endpoint?',
@@ -136,9 +111,60 @@ export function dialUpstream(target: UpstreamTarget, timeoutMs: number): Promise
         );
         return;
       }
-      startTls();
+      this.startTls();
     });
-  });
+  }
+
+  /** TLS over the TCP connection; with `direct`, ALPN `postgresql` is offered and required. */
+  private startTls(): void {
+    const { tcp, target, direct } = this;
+    // The leaf's names checked by OpenSSL, without Node's JavaScript copy of the chain.
+    const up = connectCheckingLeaf(
+      {
+        socket: tcp,
+        servername: target.hostname,
+        // `host` names the certificate identity when TLS runs over an existing socket.
+        host: target.hostname,
+        secureContext: target.secureContext,
+        minVersion: 'TLSv1.2',
+        session: target.sessions.get(),
+        ...(direct ? { ALPNProtocols: [ALPN_POSTGRESQL] } : {}),
+      },
+      target.hostname,
+    );
+    this.tlsSocket = up;
+    up.on('session', (session: Buffer) => target.sessions.set(session));
+    up.once('error', (err: NodeJS.ErrnoException) =>
+      // Nothing at all came back: the server hung up on the ClientHello (or reset the connection).
+      this.fail(
+        direct && tcp.bytesRead === 0 ? unreachable(target, err, direct) : tlsFailure(target, err, direct),
+      ),
+    );
+    up.once('secureConnect', () => this.secured(up));
+  }
+
+  private secured(up: tls.TLSSocket): void {
+    if (this.settled) return;
+    // ALPN guards against a TLS server of another protocol on that address; libpq checks it too.
+    if (this.direct && up.alpnProtocol !== ALPN_POSTGRESQL) {
+      this.fail(
+        new ProxyError('UPSTREAM_TLS', {
+          message: `${describe(this.target)} did not select the ALPN protocol "${ALPN_POSTGRESQL}" in the TLS handshake`,
+          hint: DIRECT_HINT,
+        }),
+      );
+      return;
+    }
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.tcp.removeAllListeners('error');
+    up.removeAllListeners('error');
+    // One listener for the connection's whole life, so an error between owners (login, relay,
+    // pool, reset) never crashes the process. Each owner watches 'error'/'close' itself while it
+    // holds the socket and removes its own listeners when it lets go.
+    up.on('error', ignoreError);
+    this.resolve(up);
+  }
 }
 
 const DIRECT_HINT =

@@ -10,8 +10,9 @@
  * Region costs at most one client's connect timeout per backoff. When nothing preferred is left, the
  * remaining endpoints are tried anyway in order: refusing a client without trying is never better.
  */
+
+import { type Clock, systemClock } from '../core/clock.js';
 import type { TokenCache } from '../token/token-cache.js';
-import { type Clock, systemClock } from '../token/token-cache.js';
 import type { ConnectRateLimiter } from './rate-limiter.js';
 import type { UpstreamTarget } from './target.js';
 

@@ -4,6 +4,7 @@ import type { ParameterStatusMessage, ReadyForQueryMessage } from 'pg-protocol/d
 import { ProxyError } from '../errors.js';
 import { FrameStream } from '../io/frame-stream.js';
 import { frontendPassword, frontendStartup } from '../protocol/backend.js';
+import type { TypedFrame } from '../protocol/frame-reader.js';
 import { decodeBackendFrame, encodeFrame } from './decode.js';
 
 /** Backend messages are bounded during login; a ParameterStatus or ErrorResponse is far smaller. */
@@ -63,83 +64,101 @@ export async function loginUpstream(
     startup.user = req.user;
     startup.database = 'postgres';
     socket.write(frontendStartup(startup));
-
-    const session: UpstreamSession = {
-      parameterMessages: [],
-      noticeMessages: [],
-      parameters: new Map(),
-      backendKey: undefined,
-      transactionStatus: 'I',
-      leftover: Buffer.alloc(0),
-    };
-    let authenticated = false;
-    for (;;) {
-      const frame = await frames.nextTyped(MAX_LOGIN_MESSAGE);
-      switch (frame.type) {
-        case 0x52 /* R */:
-          {
-            let msg: ReturnType<typeof decodeBackendFrame>;
-            try {
-              msg = decodeBackendFrame(frame);
-            } catch (err) {
-              // pg-protocol throws a plain Error for request codes it does not know (GSS 7, SSPI 9...):
-              // that is an unsupported method, not an internal error.
-              const code = frame.body.length >= 4 ? String(frame.body.readInt32BE(0)) : '(truncated)';
-              throw new ProxyError('UPSTREAM_AUTH_UNSUPPORTED', {
-                detail: `the endpoint sent authentication request ${code}`,
-                cause: err,
-              });
-            }
-            if (msg.name === 'authenticationCleartextPassword' && !authenticated) {
-              socket.write(frontendPassword(req.token));
-            } else if (msg.name === 'authenticationOk') {
-              authenticated = true;
-            } else {
-              throw new ProxyError('UPSTREAM_AUTH_UNSUPPORTED', { detail: `the endpoint sent ${msg.name}` });
-            }
-            break;
-          }
-        case 0x45 /* E */:
-          throw upstreamError(decodeBackendFrame(frame) as DatabaseError, req.user);
-        case 0x53 /* S */:
-          {
-            const msg = decodeBackendFrame(frame) as ParameterStatusMessage;
-            session.parameters.set(msg.parameterName, msg.parameterValue);
-            session.parameterMessages.push(encodeFrame(frame));
-            break;
-          }
-        case 0x4b /* K */:
-          // Raw key bytes: protocol 3.2 allows keys longer than pg-protocol's int32.
-          if (frame.body.length >= 8) {
-            session.backendKey = {
-              processId: frame.body.readInt32BE(0),
-              secretKey: Buffer.from(frame.body.subarray(4)),
-            };
-          }
-          break;
-        case 0x4e /* N */:
-          session.noticeMessages.push(encodeFrame(frame));
-          break;
-        case 0x76 /* v: NegotiateProtocolVersion, harmless: we asked for 3.0 */:
-          break;
-        case 0x5a /* Z */:
-          {
-            if (!authenticated)
-              throw new ProxyError('UPSTREAM_PROTOCOL', { detail: 'ReadyForQuery before authentication' });
-            session.transactionStatus = (decodeBackendFrame(frame) as ReadyForQueryMessage).status;
-            session.leftover = frames.detach();
-            return session;
-          }
-        default:
-          throw new ProxyError('UPSTREAM_PROTOCOL', {
-            detail: `unexpected message '${String.fromCharCode(frame.type)}' during login`,
-          });
-      }
-    }
+    return await readUntilReady(frames, socket, req);
   } finally {
     clearTimeout(timer);
     frames.detach();
   }
+}
+
+/** The login's answers, up to ReadyForQuery: authentication, then settings, key and notices. */
+async function readUntilReady(
+  frames: FrameStream,
+  socket: tls.TLSSocket,
+  req: UpstreamLoginRequest,
+): Promise<UpstreamSession> {
+  const session: UpstreamSession = {
+    parameterMessages: [],
+    noticeMessages: [],
+    parameters: new Map(),
+    backendKey: undefined,
+    transactionStatus: 'I',
+    leftover: Buffer.alloc(0),
+  };
+  let authenticated = false;
+  for (;;) {
+    const frame = await frames.nextTyped(MAX_LOGIN_MESSAGE);
+    switch (frame.type) {
+      case 0x52 /* R */:
+        authenticated = authenticate(frame, socket, req.token, authenticated);
+        break;
+      case 0x45 /* E */:
+        throw upstreamError(decodeBackendFrame(frame) as DatabaseError, req.user);
+      case 0x53 /* S */:
+        {
+          const msg = decodeBackendFrame(frame) as ParameterStatusMessage;
+          session.parameters.set(msg.parameterName, msg.parameterValue);
+          session.parameterMessages.push(encodeFrame(frame));
+          break;
+        }
+      case 0x4b /* K */:
+        // Raw key bytes: protocol 3.2 allows keys longer than pg-protocol's int32.
+        if (frame.body.length >= 8) {
+          session.backendKey = {
+            processId: frame.body.readInt32BE(0),
+            secretKey: Buffer.from(frame.body.subarray(4)),
+          };
+        }
+        break;
+      case 0x4e /* N */:
+        session.noticeMessages.push(encodeFrame(frame));
+        break;
+      case 0x76 /* v: NegotiateProtocolVersion, harmless: we asked for 3.0 */:
+        break;
+      case 0x5a /* Z */:
+        if (!authenticated) {
+          throw new ProxyError('UPSTREAM_PROTOCOL', { detail: 'ReadyForQuery before authentication' });
+        }
+        session.transactionStatus = (decodeBackendFrame(frame) as ReadyForQueryMessage).status;
+        session.leftover = frames.detach();
+        return session;
+      default:
+        throw new ProxyError('UPSTREAM_PROTOCOL', {
+          detail: `unexpected message '${String.fromCharCode(frame.type)}' during login`,
+        });
+    }
+  }
+}
+
+/**
+ * One authentication request: the token answers the one cleartext-password request; anything but
+ * that and AuthenticationOk is a method the proxy does not speak. Returns whether the login is
+ * authenticated now.
+ */
+function authenticate(
+  frame: TypedFrame,
+  socket: tls.TLSSocket,
+  token: string,
+  authenticated: boolean,
+): boolean {
+  let msg: ReturnType<typeof decodeBackendFrame>;
+  try {
+    msg = decodeBackendFrame(frame);
+  } catch (err) {
+    // pg-protocol throws a plain Error for request codes it does not know (GSS 7, SSPI 9...):
+    // that is an unsupported method, not an internal error.
+    const code = frame.body.length >= 4 ? String(frame.body.readInt32BE(0)) : '(truncated)';
+    throw new ProxyError('UPSTREAM_AUTH_UNSUPPORTED', {
+      detail: `the endpoint sent authentication request ${code}`,
+      cause: err,
+    });
+  }
+  if (msg.name === 'authenticationCleartextPassword' && !authenticated) {
+    socket.write(frontendPassword(token));
+    return false;
+  }
+  if (msg.name === 'authenticationOk') return true;
+  throw new ProxyError('UPSTREAM_AUTH_UNSUPPORTED', { detail: `the endpoint sent ${msg.name}` });
 }
 
 /** Known DSQL login failures and what a person should check. */

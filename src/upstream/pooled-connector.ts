@@ -1,4 +1,4 @@
-import type { Metrics } from '../admin/metrics.js';
+import type { Metrics } from '../core/metrics.js';
 import { toProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Connector, ConnectRequest, UpstreamConnection } from './connector.js';

@@ -12,9 +12,10 @@
  * - One timer serves the whole queue: it fires when the head's token will be there.
  * - A waiter leaves the queue on its own timeout (ProxyError CONNECT_QUEUE_TIMEOUT) or abort signal.
  */
-import { formatDuration } from '../config/duration.js';
+
+import { type Clock, systemClock } from '../core/clock.js';
+import { formatDuration } from '../core/duration.js';
 import { ProxyError } from '../errors.js';
-import { type Clock, systemClock } from '../token/token-cache.js';
 
 export interface RateLimiterOptions {
   /** Tokens added per second; must be > 0. */

@@ -1,4 +1,5 @@
 import tls from 'node:tls';
+import { DEFAULT_SSL_NEGOTIATION, type SslNegotiation } from '../dsql/limits.js';
 import type { DnsCache } from './dns-cache.js';
 
 /**
@@ -19,16 +20,6 @@ export interface UpstreamTarget {
   /** Addresses of connectHost kept between connections (--dns-cache-ttl); without it every dial looks up. */
   readonly dns: DnsCache | undefined;
 }
-
-/**
- * How the upstream TLS connection starts, as libpq's `sslnegotiation`:
- * - `direct`: the TLS handshake right away, with ALPN `postgresql` (PostgreSQL 17+, and DSQL: AWS's
- *   own DSQL connectors use it), one round trip less per new connection;
- * - `postgres`: an SSLRequest first, then TLS after the server's `S` (every PostgreSQL version).
- */
-export const SSL_NEGOTIATIONS = ['direct', 'postgres'] as const;
-export type SslNegotiation = (typeof SSL_NEGOTIATIONS)[number];
-export const DEFAULT_SSL_NEGOTIATION: SslNegotiation = 'direct';
 
 /** Keeps the most recent TLS session ticket so reconnects skip the expensive half of the handshake. */
 export class TlsSessionCache {

@@ -7,7 +7,7 @@ import http from 'node:http';
 import { after, describe, test } from 'node:test';
 import { AdminServer } from '../../src/admin/admin-server.js';
 import { HealthState } from '../../src/admin/health.js';
-import { Metrics } from '../../src/admin/metrics.js';
+import { Metrics } from '../../src/core/metrics.js';
 import { createLogger } from '../../src/log.js';
 
 const servers: AdminServer[] = [];

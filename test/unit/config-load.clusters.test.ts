@@ -78,9 +78,9 @@ describe('clusters: in the config file', () => {
     assert.deepEqual(staging.listen, { host: '127.0.0.1', port: 6433 });
     assert.equal(resolveRole(prod, 'alice'), 'admin');
     assert.equal(resolveRole(staging, 'alice'), 'alice');
-    // The top-level fields are the first cluster's.
-    assert.equal(c.endpoint, PROD);
-    assert.equal(c.profile, 'prod-profile');
+    // The first cluster is the file's first.
+    assert.equal(c.clusters[0]!.endpoints[0]!.hostname, PROD);
+    assert.equal(c.clusters[0]!.profile, 'prod-profile');
   });
 
   it('a per-cluster ca-file is read relative to the config file', () => {
@@ -106,11 +106,14 @@ describe('clusters: in the config file', () => {
     const only = c.clusters[0];
     assert.ok(only);
     assert.equal(only.name, 'default');
-    assert.deepEqual(only.endpoints, c.endpoints);
-    assert.equal(only.tokenTtlSeconds, c.tokenTtlSeconds);
-    assert.equal(only.profile, c.profile);
-    assert.equal(only.caPem, c.caPem);
-    assert.deepEqual(only.roleMap, c.roleMap);
+    assert.deepEqual(
+      only.endpoints.map((e) => [e.hostname, e.region, e.connectTo]),
+      [[PROD, 'us-east-1', { host: '10.0.0.5', port: 5432 }]],
+    );
+    assert.equal(only.tokenTtlSeconds, 60);
+    assert.equal(only.profile, 'p1');
+    assert.equal(only.caPem, CERT);
+    assert.deepEqual(only.roleMap, { alice: 'admin' });
     assert.equal(only.listen, undefined);
     assert.equal(only.assumeRole, undefined);
     // Flags alone, as always.

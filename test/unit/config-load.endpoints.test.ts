@@ -25,25 +25,25 @@ function fails(argv: string[], env: NodeJS.ProcessEnv, ...patterns: RegExp[]): C
 describe('several endpoints', () => {
   it('a repeated --endpoint keeps the order; each region comes from its hostname', () => {
     const c = loadConfig(['--endpoint', A, '--endpoint', B], {});
-    assert.deepEqual(c.endpoints, [
+    assert.deepEqual(c.clusters[0]!.endpoints, [
       { hostname: A, region: 'us-east-1', connectTo: { host: A, port: 5432 } },
       { hostname: B, region: 'us-west-2', connectTo: { host: B, port: 5432 } },
     ]);
-    assert.equal(c.endpoint, A, 'endpoint/region/connectTo are the first one');
-    assert.equal(c.region, 'us-east-1');
+    assert.equal(c.clusters[0]!.endpoints[0]!.hostname, A, 'endpoint/region/connectTo are the first one');
+    assert.equal(c.clusters[0]!.endpoints[0]!.region, 'us-east-1');
   });
 
   it('the environment takes a comma-separated list, the file a YAML list', () => {
     const env = loadConfig([], { DSQL_PROXY_ENDPOINT: `${A}, ${B}` });
     assert.deepEqual(
-      env.endpoints.map((e) => e.hostname),
+      env.clusters[0]!.endpoints.map((e) => e.hostname),
       [A, B],
     );
     const file = join(dir, 'multi.yaml');
     writeFileSync(file, `endpoint:\n  - ${A}\n  - ${B}\nconnect-to:\n  - ${B}=10.0.0.2:5432\n`);
     const c = loadConfig(['--config', file], {});
     assert.deepEqual(
-      c.endpoints.map((e) => [e.hostname, e.connectTo.host]),
+      c.clusters[0]!.endpoints.map((e) => [e.hostname, e.connectTo.host]),
       [
         [A, A],
         [B, '10.0.0.2'],
@@ -66,21 +66,25 @@ describe('several endpoints', () => {
       {},
     );
     assert.deepEqual(
-      c.endpoints.map((e) => e.connectTo),
+      c.clusters[0]!.endpoints.map((e) => e.connectTo),
       [
         { host: '127.0.0.1', port: 1001 },
         { host: '127.0.0.1', port: 1002 },
       ],
     );
-    assert.deepEqual(loadConfig(['--endpoint', A, '--connect-to', `${A}=10.0.0.1:6000`], {}).connectTo, {
-      host: '10.0.0.1',
-      port: 6000,
-    });
+    assert.deepEqual(
+      loadConfig(['--endpoint', A, '--connect-to', `${A}=10.0.0.1:6000`], {}).clusters[0]!.endpoints[0]!
+        .connectTo,
+      {
+        host: '10.0.0.1',
+        port: 6000,
+      },
+    );
     fails(['--endpoint', A, '--endpoint', B, '--connect-to', '127.0.0.1:1'], {}, /ENDPOINT=HOST:PORT/, /2/);
     fails(['--endpoint', A, '--connect-to', `${B}=127.0.0.1:1`], {}, /not one of the endpoints/);
     assert.deepEqual(
       loadConfig(['--endpoint', A, '--connect-to', `${A}=127.0.0.1:1`, '--connect-to', '127.0.0.1:2'], {})
-        .connectTo,
+        .clusters[0]!.endpoints[0]!.connectTo,
       { host: '127.0.0.1', port: 2 },
       'a later entry for the same endpoint wins, as for any repeated flag',
     );
@@ -99,7 +103,7 @@ describe('several endpoints', () => {
       {},
     );
     assert.deepEqual(
-      c.endpoints.map((e) => e.region),
+      c.clusters[0]!.endpoints.map((e) => e.region),
       ['us-east-1', 'us-east-1'],
     );
   });

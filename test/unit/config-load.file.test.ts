@@ -72,22 +72,22 @@ describe('YAML config file', () => {
       'all/dsql-proxy.yaml',
     );
     const c = loadConfig(['--config', path], {});
-    assert.equal(c.endpoint, EP);
-    assert.equal(c.region, 'us-east-1');
+    assert.equal(c.clusters[0]!.endpoints[0]!.hostname, EP);
+    assert.equal(c.clusters[0]!.endpoints[0]!.region, 'us-east-1');
     assert.deepEqual(c.listen, { host: '::1', port: 6432 });
-    assert.deepEqual(c.connectTo, { host: '10.0.0.5', port: 5432 });
-    assert.equal(c.caFile, join(dir, 'all/ca.pem'));
-    assert.equal(c.caPem, CERT);
-    assert.equal(c.tokenTtlSeconds, 900);
+    assert.deepEqual(c.clusters[0]!.endpoints[0]!.connectTo, { host: '10.0.0.5', port: 5432 });
+    assert.equal(c.clusters[0]!.caFile, join(dir, 'all/ca.pem'));
+    assert.equal(c.clusters[0]!.caPem, CERT);
+    assert.equal(c.clusters[0]!.tokenTtlSeconds, 900);
     assert.equal(c.authFile, join(dir, 'all/users.txt'));
     assert.equal(c.authMethod, 'password');
     assert.deepEqual([...c.users.keys()], ['alice', 'bob']);
-    assert.equal(c.profile, 'prod');
+    assert.equal(c.clusters[0]!.profile, 'prod');
     assert.equal(c.logLevel, 'warn');
     assert.equal(c.connectTimeoutMs, 5000);
     assert.equal(c.loginTimeoutMs, 30_000);
     assert.equal(c.maxShutdownDelayMs, 60_000);
-    assert.deepEqual(c.roleMap, { alice: 'admin', 'bob smith': 'reporting' });
+    assert.deepEqual(c.clusters[0]!.roleMap, { alice: 'admin', 'bob smith': 'reporting' });
     assert.match(c.warnings.join('\n'), /plain-text passwords \(alice\)/);
   });
 
@@ -104,8 +104,8 @@ describe('YAML config file', () => {
   });
 
   it('accepts an empty file and comments only', () => {
-    assert.equal(fromFile('', ['--endpoint', EP]).tokenTtlSeconds, 900);
-    assert.equal(fromFile('# nothing yet\n', ['--endpoint', EP]).tokenTtlSeconds, 900);
+    assert.equal(fromFile('', ['--endpoint', EP]).clusters[0]!.tokenTtlSeconds, 900);
+    assert.equal(fromFile('# nothing yet\n', ['--endpoint', EP]).clusters[0]!.tokenTtlSeconds, 900);
   });
 
   it('rejects an unknown key with a suggestion and its line', () => {
@@ -268,8 +268,8 @@ describe('auth file', () => {
 describe('resolveRole', () => {
   it('maps listed users and passes others through', () => {
     const c = fromFile(`endpoint: ${EP}\nrole-map:\n  alice: admin\n`);
-    assert.equal(resolveRole(c, 'alice'), 'admin');
-    assert.equal(resolveRole(c, 'bob'), 'bob');
+    assert.equal(resolveRole(c.clusters[0]!, 'alice'), 'admin');
+    assert.equal(resolveRole(c.clusters[0]!, 'bob'), 'bob');
   });
 
   it('is not fooled by object prototype names', () => {
@@ -282,11 +282,11 @@ describe('resolveRole', () => {
 describe('example files', () => {
   it('config/dsql-proxy.example.yaml loads as shipped', () => {
     const c = loadConfig(['--config', join(ROOT, 'config/dsql-proxy.example.yaml')], {});
-    assert.equal(c.region, 'us-east-1');
+    assert.equal(c.clusters[0]!.endpoints[0]!.region, 'us-east-1');
     assert.equal(c.authMethod, 'scram-sha-256');
     assert.equal(c.authFile, join(ROOT, 'config/auth.example.txt'));
     assert.deepEqual([...c.users.keys()], ['alice', 'bob', 'dev']);
-    assert.equal(resolveRole(c, 'alice'), 'admin');
+    assert.equal(resolveRole(c.clusters[0]!, 'alice'), 'admin');
     assert.equal(c.dnsCacheTtlMs, 15_000);
   });
 

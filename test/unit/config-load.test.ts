@@ -39,20 +39,20 @@ function fails(argv: string[], env: NodeJS.ProcessEnv, ...patterns: RegExp[]): C
 describe('loadConfig defaults', () => {
   it('needs only the endpoint on loopback, and defaults everything else', () => {
     const c = load(['--endpoint', EP]);
-    assert.equal(c.endpoint, EP);
-    assert.equal(c.region, 'us-east-1');
+    assert.equal(c.clusters[0]!.endpoints[0]!.hostname, EP);
+    assert.equal(c.clusters[0]!.endpoints[0]!.region, 'us-east-1');
     assert.deepEqual(c.listen, { host: '127.0.0.1', port: 5432 });
-    assert.deepEqual(c.connectTo, { host: EP, port: 5432 });
-    assert.equal(c.tokenTtlSeconds, 900);
+    assert.deepEqual(c.clusters[0]!.endpoints[0]!.connectTo, { host: EP, port: 5432 });
+    assert.equal(c.clusters[0]!.tokenTtlSeconds, 900);
     assert.equal(c.authMethod, 'trust');
     assert.equal(c.users.size, 0);
     assert.equal(c.logLevel, 'info');
     assert.equal(c.connectTimeoutMs, 10_000);
     assert.equal(c.loginTimeoutMs, 60_000);
     assert.equal(c.maxShutdownDelayMs, 30_000);
-    assert.deepEqual(c.roleMap, {});
-    assert.equal(c.caPem, undefined);
-    assert.equal(c.profile, undefined);
+    assert.deepEqual(c.clusters[0]!.roleMap, {});
+    assert.equal(c.clusters[0]!.caPem, undefined);
+    assert.equal(c.clusters[0]!.profile, undefined);
     assert.deepEqual(c.warnings, ['trust authentication: any local process can connect as any user']);
   });
 
@@ -63,7 +63,7 @@ describe('loadConfig defaults', () => {
 
   it('accepts --key=value and lower-cases the endpoint', () => {
     const c = load([`--endpoint=${EP.toUpperCase()}`, '--listen=127.0.0.1:6432']);
-    assert.equal(c.endpoint, EP);
+    assert.equal(c.clusters[0]!.endpoints[0]!.hostname, EP);
     assert.equal(c.listen.port, 6432);
   });
 });
@@ -99,44 +99,49 @@ describe('precedence flag > env > file > default', () => {
 
   it('flag wins over env and file', () => {
     const c = load(['--config', file, ...flags, '--profile', 'from-flag'], env);
-    assert.equal(c.tokenTtlSeconds, 300);
+    assert.equal(c.clusters[0]!.tokenTtlSeconds, 300);
     assert.equal(c.listen.port, 1003);
     assert.equal(c.logLevel, 'error');
     assert.equal(c.connectTimeoutMs, 3000);
-    assert.equal(c.profile, 'from-flag');
+    assert.equal(c.clusters[0]!.profile, 'from-flag');
   });
 
   it('env wins over file', () => {
     const c = load(['--config', file], env);
-    assert.equal(c.tokenTtlSeconds, 200);
+    assert.equal(c.clusters[0]!.tokenTtlSeconds, 200);
     assert.equal(c.listen.port, 1002);
     assert.equal(c.logLevel, 'warn');
     assert.equal(c.connectTimeoutMs, 2000);
-    assert.equal(c.profile, 'from-env');
+    assert.equal(c.clusters[0]!.profile, 'from-env');
   });
 
   it('file wins over default', () => {
     const c = load(['--config', file, '--endpoint', EP]);
-    assert.equal(c.tokenTtlSeconds, 100);
+    assert.equal(c.clusters[0]!.tokenTtlSeconds, 100);
     assert.equal(c.listen.port, 1001);
     assert.equal(c.logLevel, 'debug');
     assert.equal(c.connectTimeoutMs, 1000);
-    assert.equal(c.profile, 'from-file');
+    assert.equal(c.clusters[0]!.profile, 'from-file');
     assert.equal(c.loginTimeoutMs, 60_000);
   });
 
   it('the config file itself can come from DSQL_PROXY_CONFIG, and --config wins over it', () => {
     const other = write('token-ttl: 42\n');
-    assert.equal(load([], { DSQL_PROXY_ENDPOINT: EP, DSQL_PROXY_CONFIG: file }).tokenTtlSeconds, 100);
     assert.equal(
-      load(['--config', other], { DSQL_PROXY_ENDPOINT: EP, DSQL_PROXY_CONFIG: file }).tokenTtlSeconds,
+      load([], { DSQL_PROXY_ENDPOINT: EP, DSQL_PROXY_CONFIG: file }).clusters[0]!.tokenTtlSeconds,
+      100,
+    );
+    assert.equal(
+      load(['--config', other], { DSQL_PROXY_ENDPOINT: EP, DSQL_PROXY_CONFIG: file }).clusters[0]!
+        .tokenTtlSeconds,
       42,
     );
   });
 
   it('an empty environment variable counts as unset', () => {
     assert.equal(
-      load(['--config', file], { DSQL_PROXY_ENDPOINT: EP, DSQL_PROXY_TOKEN_TTL: '' }).tokenTtlSeconds,
+      load(['--config', file], { DSQL_PROXY_ENDPOINT: EP, DSQL_PROXY_TOKEN_TTL: '' }).clusters[0]!
+        .tokenTtlSeconds,
       100,
     );
   });
@@ -148,16 +153,22 @@ describe('precedence flag > env > file > default', () => {
 
 describe('region', () => {
   it('comes from a normal endpoint', () => {
-    assert.equal(load(['--endpoint', 'xyz.dsql.eu-central-1.on.aws']).region, 'eu-central-1');
+    assert.equal(
+      load(['--endpoint', 'xyz.dsql.eu-central-1.on.aws']).clusters[0]!.endpoints[0]!.region,
+      'eu-central-1',
+    );
   });
 
   it('comes from a PrivateLink endpoint', () => {
     const c = load(['--endpoint', 'abcdefghijklmnopqrstuvwxyz.dsql-fnh4.ap-southeast-2.on.aws']);
-    assert.equal(c.region, 'ap-southeast-2');
+    assert.equal(c.clusters[0]!.endpoints[0]!.region, 'ap-southeast-2');
   });
 
   it('may repeat the endpoint region', () => {
-    assert.equal(load(['--endpoint', EP, '--region', 'us-east-1']).region, 'us-east-1');
+    assert.equal(
+      load(['--endpoint', EP, '--region', 'us-east-1']).clusters[0]!.endpoints[0]!.region,
+      'us-east-1',
+    );
   });
 
   it('refuses a --region that contradicts the endpoint', () => {
@@ -173,14 +184,15 @@ describe('region', () => {
     const err = fails(['--endpoint', 'db.internal.example.com'], {}, /region/, /--region/);
     assert.equal(err.key, 'region');
     assert.equal(
-      load(['--endpoint', 'db.internal.example.com', '--region', 'us-east-2']).region,
+      load(['--endpoint', 'db.internal.example.com', '--region', 'us-east-2']).clusters[0]!.endpoints[0]!
+        .region,
       'us-east-2',
     );
   });
 
   it('never comes from AWS_REGION', () => {
     const c = load(['--endpoint', EP], { AWS_REGION: 'eu-west-1', AWS_DEFAULT_REGION: 'eu-west-1' });
-    assert.equal(c.region, 'us-east-1');
+    assert.equal(c.clusters[0]!.endpoints[0]!.region, 'us-east-1');
     assert.ok(c.warnings.some((w) => /AWS_REGION is eu-west-1.*us-east-1/.test(w)));
     fails(['--endpoint', 'db.internal.example.com'], { AWS_REGION: 'eu-west-1' }, /--region/);
   });
@@ -209,8 +221,11 @@ describe('listen and connect-to', () => {
 
   it('dials connect-to but keeps the endpoint for TLS and token', () => {
     const c = load(['--endpoint', EP, '--connect-to', 'vpce-1.example.internal:15432']);
-    assert.deepEqual(c.connectTo, { host: 'vpce-1.example.internal', port: 15432 });
-    assert.equal(c.endpoint, EP);
+    assert.deepEqual(c.clusters[0]!.endpoints[0]!.connectTo, {
+      host: 'vpce-1.example.internal',
+      port: 15432,
+    });
+    assert.equal(c.clusters[0]!.endpoints[0]!.hostname, EP);
   });
 
   const bad: Array<[string, RegExp]> = [
@@ -386,7 +401,7 @@ describe('flags', () => {
   });
 
   it('accepts --help (the caller shows help before loading)', () => {
-    assert.equal(load(['--endpoint', EP, '--help']).endpoint, EP);
+    assert.equal(load(['--endpoint', EP, '--help']).clusters[0]!.endpoints[0]!.hostname, EP);
   });
 });
 
@@ -406,17 +421,17 @@ describe('environment', () => {
       DSQL_PROXY_MAX_SHUTDOWN_DELAY: '0',
       AWS_PROFILE: 'dev',
     });
-    assert.equal(c.region, 'eu-west-1');
+    assert.equal(c.clusters[0]!.endpoints[0]!.region, 'eu-west-1');
     assert.deepEqual(c.listen, { host: '::1', port: 7000 });
-    assert.deepEqual(c.connectTo, { host: '127.0.0.1', port: 7001 });
-    assert.equal(c.tokenTtlSeconds, 3600);
+    assert.deepEqual(c.clusters[0]!.endpoints[0]!.connectTo, { host: '127.0.0.1', port: 7001 });
+    assert.equal(c.clusters[0]!.tokenTtlSeconds, 3600);
     assert.equal(c.authFile, AUTH);
     assert.equal(c.authMethod, 'md5');
     assert.equal(c.logLevel, 'trace');
     assert.equal(c.connectTimeoutMs, 500);
     assert.equal(c.loginTimeoutMs, 300_000);
     assert.equal(c.maxShutdownDelayMs, 0);
-    assert.equal(c.profile, 'dev');
+    assert.equal(c.clusters[0]!.profile, 'dev');
   });
 
   it('warns about unknown DSQL_PROXY_ variables, with a suggestion', () => {
@@ -431,7 +446,7 @@ describe('environment', () => {
     assert.match(w, /DSQL_PROXY_PROFILE.*AWS_PROFILE/);
     assert.match(w, /DSQL_PROXY_ROLE_MAP.*config file/);
     assert.match(w, /ignoring unknown environment variable DSQL_PROXY_WHATEVER/);
-    assert.equal(c.tokenTtlSeconds, 900);
+    assert.equal(c.clusters[0]!.tokenTtlSeconds, 900);
   });
 });
 
@@ -446,7 +461,7 @@ describe('token-ttl', () => {
   ];
   for (const [value, seconds] of good) {
     it(`${value} -> ${seconds}s`, () => {
-      assert.equal(load(['--endpoint', EP, '--token-ttl', value]).tokenTtlSeconds, seconds);
+      assert.equal(load(['--endpoint', EP, '--token-ttl', value]).clusters[0]!.tokenTtlSeconds, seconds);
     });
   }
 });

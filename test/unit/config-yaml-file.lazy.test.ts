@@ -20,12 +20,12 @@ const yamlLoaded = (): boolean => Object.keys(cache).some((k) => k.includes('/no
 
 test('flags and environment alone do not load the YAML parser; a config file does', () => {
   const flags = loadConfig(['--endpoint', EP, '--auth-method', 'trust'], {});
-  assert.equal(flags.endpoints[0]?.hostname, EP);
+  assert.equal(flags.clusters[0]!.endpoints[0]?.hostname, EP);
   assert.equal(yamlLoaded(), false, 'yaml loaded without a config file');
 
   const path = join(dir, 'proxy.yaml');
   writeFileSync(path, `endpoint: ${EP}\nauth-method: trust\n`);
   const fromFile = loadConfig(['--config', path], {});
-  assert.equal(fromFile.endpoints[0]?.hostname, EP);
+  assert.equal(fromFile.clusters[0]!.endpoints[0]?.hostname, EP);
   assert.equal(yamlLoaded(), true, 'yaml not loaded for a config file');
 });

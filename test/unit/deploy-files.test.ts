@@ -14,9 +14,9 @@ import { posix } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
-import { parseDuration } from '../../src/config/duration.js';
 import { isLoopbackHost, parseHostPort } from '../../src/config/host-port.js';
 import { OPTION_DOCS } from '../../src/config/options.js';
+import { parseDuration } from '../../src/core/duration.js';
 
 const root = new URL('../../', import.meta.url);
 const read = (path: string) => readFileSync(new URL(path, root), 'utf8');

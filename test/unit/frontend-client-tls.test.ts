@@ -13,9 +13,9 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
+import type { Clock } from '../../src/core/clock.js';
 import { type ClientTls, createClientTls } from '../../src/frontend/client-tls.js';
 import { createLogger } from '../../src/log.js';
-import type { Clock } from '../../src/token/token-cache.js';
 
 const DAY = 24 * 60 * 60_000;
 const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-client-tls-'));

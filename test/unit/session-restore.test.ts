@@ -7,9 +7,10 @@
 import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
 import { describe, test } from 'node:test';
+import { DSQL_SETTINGS } from '../../src/dsql/limits.js';
 import { ProxyError } from '../../src/errors.js';
 import { restoreSnapshot, type SessionSnapshot, takeSnapshot } from '../../src/session/restore.js';
-import { RESTORED_SETTINGS, SessionState } from '../../src/session/session-state.js';
+import { SessionState } from '../../src/session/session-state.js';
 import { isDsqlSessionParam } from '../../src/session/startup-params.js';
 
 function msg(type: string, ...parts: Buffer[]): Buffer {
@@ -131,7 +132,7 @@ describe('a move sends only what DSQL accepts', () => {
     const queries = fresh.sent.filter((m) => m.type === 'Q').map((m) => m.text);
     assert.equal(queries.length, 1, 'one SELECT of set_config() calls');
     const names = setConfigNames(queries[0]!);
-    assert.deepEqual(names, [...RESTORED_SETTINGS, 'enable_seqscan', 'role']);
+    assert.deepEqual(names, [...DSQL_SETTINGS, 'enable_seqscan', 'role']);
     for (const name of names) assert.ok(isDsqlSessionParam(name), `${name} is on DSQL's list`);
     assert.match(queries[0]!, /set_config\('role', 'reader', false\)/, 'SET ROLE is carried');
     assert.doesNotMatch(queries.join('\n'), /\b(prepare|execute|discard|reset|deallocate)\b/i);
@@ -147,7 +148,7 @@ describe('a move sends only what DSQL accepts', () => {
     const snap = await takeSnapshot(old.socket, new SessionState(), 1000);
     assert.deepEqual(
       snap.settings.map(([n]) => n),
-      [...RESTORED_SETTINGS, 'enable_seqscan'],
+      [...DSQL_SETTINGS, 'enable_seqscan'],
     );
   });
 

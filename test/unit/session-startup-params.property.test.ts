@@ -6,8 +6,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { isDsqlSettableParam } from '../../src/dsql/limits.js';
 import { ProxyError } from '../../src/errors.js';
-import { filterStartupParams, isDsqlSettableParam, parseOptions } from '../../src/session/startup-params.js';
+import { filterStartupParams, parseOptions } from '../../src/session/startup-params.js';
 import { runs } from './property-helpers.js';
 
 /** `options` text built from the pieces PostgreSQL's splitter cares about. */

@@ -1,13 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { isDsqlSessionParam, isDsqlSettableParam } from '../../src/dsql/limits.js';
 import { ProxyError } from '../../src/errors.js';
-import {
-  droppedNotice,
-  filterStartupParams,
-  isDsqlSettableParam,
-  parseOptions,
-} from '../../src/session/startup-params.js';
+import { droppedNotice, filterStartupParams, parseOptions } from '../../src/session/startup-params.js';
 
 const entries = (m: ReadonlyMap<string, string>): Array<[string, string]> => [...m];
 
@@ -30,6 +26,20 @@ describe('isDsqlSettableParam', () => {
       'replication',
     ]) {
       assert.equal(isDsqlSettableParam(name), false, name);
+    }
+  });
+});
+
+describe('isDsqlSessionParam', () => {
+  it('accepts the startup list and the two SET-only names, in any case', () => {
+    for (const name of ['TimeZone', 'enable_seqscan', 'role', 'Disable_Sync_Create_Index']) {
+      assert.equal(isDsqlSessionParam(name), true, name);
+    }
+    assert.equal(isDsqlSettableParam('role'), false);
+  });
+  it('refuses the others', () => {
+    for (const name of ['statement_timeout', 'work_mem', 'session_authorization']) {
+      assert.equal(isDsqlSessionParam(name), false, name);
     }
   });
 });

@@ -1,17 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
+import { type Clock, systemClock } from '../../src/core/clock.js';
 import { ProxyError } from '../../src/errors.js';
 import { type Logger, silentLogger } from '../../src/log.js';
 import type { SignedToken, TokenAction } from '../../src/token/signer.js';
-import {
-  type Clock,
-  isUsable,
-  marginFor,
-  systemClock,
-  TokenCache,
-  type TokenEvent,
-} from '../../src/token/token-cache.js';
+import { isUsable, marginFor, TokenCache, type TokenEvent } from '../../src/token/token-cache.js';
 
 // ---------------------------------------------------------------------------------------------------
 // A manual clock: timers fire only from advance(), in due order, each followed by a microtask flush.

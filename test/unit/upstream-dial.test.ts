@@ -2,10 +2,11 @@ import assert from 'node:assert/strict';
 import dns from 'node:dns';
 import { after, before, describe, it } from 'node:test';
 import type tls from 'node:tls';
+import type { SslNegotiation } from '../../src/dsql/limits.js';
 import { ProxyError } from '../../src/errors.js';
 import { dialUpstream } from '../../src/upstream/dial.js';
 import { DnsCache, type Resolve } from '../../src/upstream/dns-cache.js';
-import { createTarget, type SslNegotiation, type UpstreamTarget } from '../../src/upstream/target.js';
+import { createTarget, type UpstreamTarget } from '../../src/upstream/target.js';
 import { createCa, issueCert, type TestCa } from '../support/certs.js';
 import {
   closeAll,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { Clock } from '../../src/core/clock.js';
 import { ProxyError } from '../../src/errors.js';
-import type { Clock } from '../../src/token/token-cache.js';
 import { ConnectRateLimiter } from '../../src/upstream/rate-limiter.js';
 
 /** Manual time: timers fire only inside advance(), in due order. */

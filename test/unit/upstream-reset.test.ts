@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import type net from 'node:net';
 import { Writable } from 'node:stream';
 import { after, test } from 'node:test';
-import { Metrics } from '../../src/admin/metrics.js';
+import { Metrics } from '../../src/core/metrics.js';
 import { ProxyError } from '../../src/errors.js';
 import { createLogger, silentLogger } from '../../src/log.js';
 import { errorResponse, readyForQuery } from '../../src/protocol/backend.js';

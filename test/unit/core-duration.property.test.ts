@@ -1,8 +1,8 @@
-/** Properties of parseDuration and formatDuration (src/config/duration.ts). */
+/** Properties of parseDuration and formatDuration (src/core/duration.ts). */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { formatDuration, parseDuration } from '../../src/config/index.js';
+import { formatDuration, parseDuration } from '../../src/core/duration.js';
 import { onlyThrows, runs } from './property-helpers.js';
 
 describe('parseDuration properties', () => {
