@@ -130,6 +130,11 @@ describe('endpoint rules: session parameters', () => {
       message("SELECT set_config('statement_timeout', '0', false)"),
       'setting configuration parameter "statement_timeout" not supported',
     );
+    // A name this classifier cannot read is quoted as written.
+    assert.equal(
+      message("SELECT set_config(U&'statement\\005ftimeout', '0', false)"),
+      'setting configuration parameter "U&\'statement\\005ftimeout\'" not supported',
+    );
     assert.equal(
       message(
         "SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'",
@@ -487,6 +492,8 @@ describe('endpoint rules: writes', () => {
       'SELECT 1 INTO x',
       'CREATE TABLE x AS SELECT 1',
       'CREATE TABLE x (a) AS VALUES (1)',
+      'CREATE UNLOGGED TABLE x AS SELECT 1',
+      'CREATE MATERIALIZED VIEW m AS SELECT 1',
       'WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d',
       'WITH s AS (SELECT 1) INSERT INTO t SELECT * FROM s',
       'WITH s AS (SELECT 1) SELECT * INTO x FROM s',
@@ -501,6 +508,9 @@ describe('endpoint rules: writes', () => {
       'CREATE VIEW v AS SELECT 1',
       'WITH s AS (SELECT 1) SELECT * FROM s',
       'EXPLAIN UPDATE t SET a = 1',
+      // RETURNS TABLE ... AS is a function, not CREATE TABLE ... AS.
+      'CREATE FUNCTION f() RETURNS TABLE (a int) LANGUAGE sql AS $$ SELECT 1 $$',
+      'CREATE OR REPLACE VIEW v AS SELECT 1',
       "SELECT 'INSERT INTO t VALUES (1)'",
       'SET search_path = public',
       'BEGIN',
@@ -578,3 +588,25 @@ function applyEdits(sql: string, v: StatementVerdict): string {
   }
   return out + sql.slice(at);
 }
+
+describe('endpoint rules: hostile sizes', () => {
+  it('stays linear on long texts (many statements, long quotes, many dollar signs)', () => {
+    const texts = [
+      'SELECT 1;'.repeat(50_000),
+      `SELECT '${'x'.repeat(500_000)}`,
+      '$a'.repeat(200_000),
+      '$$'.repeat(200_000),
+      '/*'.repeat(200_000),
+      'set_config('.repeat(50_000),
+      `${'('.repeat(100_000)}LOCK t`,
+      'CREATE FUNCTION f() BEGIN '.repeat(20_000),
+    ];
+    for (const sql of texts) {
+      const t0 = performance.now();
+      classify(sql);
+      const ms = performance.now() - t0;
+      // Generous for a loaded 2-core machine; a quadratic pass takes minutes here.
+      assert.ok(ms < 5_000, `${ms.toFixed(0)} ms for ${JSON.stringify(sql.slice(0, 20))}...`);
+    }
+  });
+});

@@ -85,7 +85,7 @@ const MAX_NAME = 63;
 export function classify(sql: string): StatementVerdict[] {
   try {
     return splitStatements(sql, lex(sql)).map((s) => {
-      const v = classifyStatement(s.tokens);
+      const v = classifyStatement(sql, s.tokens);
       const verdict: StatementVerdict = {
         start: s.start,
         end: s.end,
@@ -115,7 +115,10 @@ interface Verdict {
 
 /** A cursor over one statement's tokens. */
 class Tokens {
-  constructor(readonly t: readonly Token[]) {}
+  constructor(
+    readonly sql: string,
+    readonly t: readonly Token[],
+  ) {}
 
   /** The lower-case word at `i`, or undefined when the token there is not an unquoted word. */
   word(i: number): string | undefined {
@@ -165,8 +168,8 @@ function paramRefusal(name: string): Refusal {
   return refuse('set-parameter', { name: name.slice(0, MAX_NAME) });
 }
 
-function classifyStatement(tokens: readonly Token[]): Verdict {
-  const t = new Tokens(tokens);
+function classifyStatement(sql: string, tokens: readonly Token[]): Verdict {
+  const t = new Tokens(sql, tokens);
   const keyword = t.word(0) ?? '';
   const edits: TextEdit[] = [];
   const asyncIndex = { value: false };
@@ -528,7 +531,7 @@ function computedName(t: Tokens): string | undefined {
   return undefined;
 }
 
-/** The first argument's tokens as written (up to its `,` or `)` at its own depth), for a message. */
+/** The first argument's text as written (up to its `,` or `)` at its own depth), for a message. */
 function argumentText(t: Tokens, arg: number): string {
   let depth = 0;
   let end = arg;
@@ -538,11 +541,10 @@ function argumentText(t: Tokens, arg: number): string {
     else if (o === ')' && depth-- === 0) break;
     else if (o === ',' && depth === 0) break;
   }
-  return t.t
-    .slice(arg, end)
-    .map((x) => x.lower ?? '')
-    .join(' ')
-    .slice(0, MAX_NAME);
+  const first = t.t[arg];
+  const last = t.t[end - 1];
+  if (first === undefined || last === undefined || end <= arg) return '';
+  return t.sql.slice(first.start, last.end).slice(0, MAX_NAME);
 }
 
 /**
@@ -614,17 +616,29 @@ function explainWrites(t: Tokens): boolean {
     .slice(1, at)
     .some((x) => x.kind === 'word' && (x.lower === 'analyze' || x.lower === 'analyse'));
   if (!analyze) return false;
-  const inner = new Tokens(t.t.slice(at));
+  const inner = new Tokens(t.sql, t.t.slice(at));
   return writes(inner, inner.word(0) ?? '');
 }
 
-/** CREATE [TEMP] TABLE ... AS, CREATE MATERIALIZED VIEW ... AS, CREATE TABLE ... AS EXECUTE. */
+/**
+ * `CREATE [GLOBAL | LOCAL] [TEMP | TEMPORARY | UNLOGGED] TABLE ... AS query` (also `AS EXECUTE`) and
+ * `CREATE MATERIALIZED VIEW ... AS query`: the object word comes right after CREATE's modifiers.
+ */
 function createWrites(t: Tokens): boolean {
-  const table = t.findTop(1, new Set(['table', 'view']));
-  if (table < 0) return false;
-  if (t.word(table) === 'view' && t.word(table - 1) !== 'materialized') return false;
-  return t.findTop(table + 1, new Set(['as'])) >= 0;
+  let k = 1;
+  while (CREATE_TABLE_MODIFIERS.has(t.word(k) ?? '')) k++;
+  if (t.word(k) === 'materialized' && t.word(k + 1) === 'view') k++;
+  else if (t.word(k) !== 'table') return false;
+  return t.findTop(k + 1, new Set(['as'])) >= 0;
 }
+
+const CREATE_TABLE_MODIFIERS: ReadonlySet<string> = new Set([
+  'global',
+  'local',
+  'temp',
+  'temporary',
+  'unlogged',
+]);
 
 /**
  * A WITH query writes when one of its parts is INSERT/UPDATE/DELETE/MERGE: such a word right after
