@@ -165,8 +165,10 @@ export async function startDsqlEndpoint(opts: DsqlEndpointOptions): Promise<Dsql
     openSessions: () => live.size,
     takeConnectToken: () => {
       // DSQL's token bucket for new connections: refills at perSecond, holds at most burst.
+      // A clock moved backwards (tests move it) refills nothing and takes nothing away.
       const t = now();
-      bucket.tokens = Math.min(rate.burst, bucket.tokens + ((t - bucket.at) / 1000) * rate.perSecond);
+      const elapsed = Math.max(0, t - bucket.at);
+      bucket.tokens = Math.min(rate.burst, bucket.tokens + (elapsed / 1000) * rate.perSecond);
       bucket.at = t;
       if (bucket.tokens < 1) return false;
       bucket.tokens -= 1;
