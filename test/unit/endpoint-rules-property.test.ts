@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { classify, type StatementVerdict } from '../../src/local-endpoint/rules/classify.js';
-import { lex } from '../../src/local-endpoint/rules/lexer.js';
+import { lex, splitStatements } from '../../src/local-endpoint/rules/lexer.js';
 import { runs } from './property-helpers.js';
 
 /** Statements covering every rule, refused and accepted forms, and lexically tricky ones. */
@@ -160,6 +160,7 @@ describe('endpoint rules: properties', () => {
           }),
         ),
         (sql) => {
+          splitStatements(sql); // the lexer itself, without classify()'s safety net
           assertWellFormed(sql, classify(sql));
         },
       ),
@@ -170,10 +171,21 @@ describe('endpoint rules: properties', () => {
   it('never throws, and ranges are well formed, on SQL-ish text', () => {
     fc.assert(
       fc.property(sqlish, (sql) => {
+        splitStatements(sql); // the lexer itself, without classify()'s safety net
         assertWellFormed(sql, classify(sql));
       }),
       runs(3000),
     );
+  });
+
+  it('every prefix of a statement (a text cut anywhere) classifies without throwing, well formed', () => {
+    for (const stmt of STATEMENTS) {
+      for (let cut = 0; cut <= stmt.length; cut++) {
+        const sql = stmt.slice(0, cut);
+        splitStatements(sql); // the lexer itself, without classify()'s safety net
+        assertWellFormed(sql, classify(sql));
+      }
+    }
   });
 
   it('a comment inserted between any two tokens changes no verdict', () => {

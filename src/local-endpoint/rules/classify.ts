@@ -403,7 +403,8 @@ function indexRule(
   if (t.word(at) !== 'index') return undefined;
   const next = t.t[at + 1];
   // `ASYNC` is DSQL's keyword here, before the optional name (`CREATE INDEX ASYNC ON t ...` is
-  // unnamed); an index really named "async" has to be quoted on DSQL.
+  // unnamed); an index really named "async" has to be quoted on DSQL. DSQL's syntax has no
+  // CONCURRENTLY, so `CREATE INDEX CONCURRENTLY` is an index without ASYNC, refused like the rest.
   if (next?.kind === 'word' && next.lower === 'async') {
     edits.push({ start: next.start, end: next.end, text: '', kind: 'replace' });
     asyncIndex.value = true;
