@@ -125,6 +125,8 @@ export async function runDemo(argv: string[]): Promise<number> {
       credentials: { accessKeyId, secretAccessKey },
       cert,
       caPem: ca.certPem,
+      // Behind the door too: an application pointed at the demo meets what DSQL will refuse.
+      rules: 'dsql',
       postgresOptions: opts.dataDir === undefined ? {} : { dataDir: opts.dataDir },
     });
 
@@ -187,6 +189,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       `  database  embedded PostgreSQL, data in ${dataDir}${kept ? ' (kept)' : ' (removed at exit)'}`,
       `  endpoint  DSQL-like at 127.0.0.1:${stack.endpoint.port}: TLS with SNI ${DEMO_HOSTNAME},`,
       `            IAM tokens checked against demo credentials ${accessKeyId}, admin needs DbConnectAdmin`,
+      '            The local endpoint refuses what DSQL refuses (docs/dsql.md)',
       `  proxy     ${formatHostPort({ host, port })}, users ${DEMO_USERS.join(' and ')} (SCRAM), password ${password}`,
       '',
       'Connect with:',
