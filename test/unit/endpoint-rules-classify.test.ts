@@ -130,10 +130,24 @@ describe('endpoint rules: session parameters', () => {
       message("SELECT set_config('statement_timeout', '0', false)"),
       'setting configuration parameter "statement_timeout" not supported',
     );
-    // A name this classifier cannot read is quoted as written.
+    // U&'' literals are read, with their UESCAPE character too.
+    refused(
+      'set-parameter',
+      "SELECT set_config(U&'statement\\005ftimeout', '0', false)",
+      "SELECT set_config(U&'statement!005ftimeout' UESCAPE '!', '0', false)",
+    );
+    accepted(
+      "SELECT set_config(U&'search\\005Fpath', 'x', false)",
+      "SELECT set_config(U&'search!+00005Fpath' UESCAPE '!', 'x', false)",
+    );
     assert.equal(
       message("SELECT set_config(U&'statement\\005ftimeout', '0', false)"),
-      'setting configuration parameter "U&\'statement\\005ftimeout\'" not supported',
+      'setting configuration parameter "statement_timeout" not supported',
+    );
+    // A computed name is never quoted (it is SQL text, which may hold secrets).
+    assert.equal(
+      message("SELECT set_config('x' || current_setting('my.secret_key'), '0', false)"),
+      'setting configuration parameter "(computed name)" not supported',
     );
     assert.equal(
       message(

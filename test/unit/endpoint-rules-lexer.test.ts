@@ -4,7 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { lex, splitStatements, type Token } from '../../src/local-endpoint/rules/lexer.js';
+import {
+  decodeUnicodeEscapes,
+  lex,
+  splitStatements,
+  type Token,
+} from '../../src/local-endpoint/rules/lexer.js';
 
 /** Tokens as `kind:text` for compact assertions. */
 function shape(sql: string): string[] {
@@ -78,6 +83,23 @@ describe('endpoint rules lexer: tokens', () => {
       'op:,',
       "string:N'n'",
     ]);
+  });
+
+  it("U&'' values: \\XXXX, \\+XXXXXX and a doubled escape; an invalid escape leaves the value unknown", () => {
+    const values = lex(`U&'d\\0061t\\+000061''s\\\\' U&'\\00zz' U&"\\0041b" U&'x'`).tokens.map((t) => [
+      t.kind,
+      t.lower,
+      t.unicode,
+    ]);
+    assert.deepEqual(values, [
+      ['string', "data's\\", true],
+      ['string', undefined, true],
+      ['qident', 'Ab', true],
+      ['string', 'x', true],
+    ]);
+    assert.equal(decodeUnicodeEscapes('a!0062!!', '!'), 'ab!');
+    assert.equal(decodeUnicodeEscapes('\\+110000', '\\'), undefined);
+    assert.equal(decodeUnicodeEscapes('\\+01F600', '\\'), '\u{1F600}');
   });
 
   it('a word ending in e, b, x, n or u is not a string prefix', () => {

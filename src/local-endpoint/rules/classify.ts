@@ -33,7 +33,7 @@
  */
 import { isDsqlSettableParam } from '../../session/startup-params.js';
 import { type RuleName, ruleInfo, ruleMessage } from './catalogue.js';
-import { lex, splitStatements, type Token } from './lexer.js';
+import { decodeUnicodeEscapes, lex, splitStatements, type Token } from './lexer.js';
 
 export { RULES, type RuleInfo, type RuleName } from './catalogue.js';
 
@@ -509,16 +509,40 @@ function anywhereRules(t: Tokens): Refusal | undefined {
  * `set_config(name, value, is_local)` with `arg` on its first argument: accepted only when that is a
  * string literal (optionally cast, `'x'::text`) naming a settable parameter. A computed name is
  * refused, as DSQL refuses pg_dump's `SELECT set_config(name, ...) FROM pg_settings WHERE name =
- * '...'`; the message then names the parameter of such a `name = '...'` test when there is one.
+ * '...'`; the message then names the parameter of such a `name = '...'` test when there is one, and
+ * otherwise says the name is computed: it never quotes the expression, which is SQL text (the
+ * endpoint records refusals, and SQL text may hold secrets).
  */
 function setConfigRule(t: Tokens, arg: number): Refusal | undefined {
-  const tok = t.t[arg];
-  let end = arg + 1;
-  if (t.op(end) === ':' && t.op(end + 1) === ':' && t.name(end + 2) !== undefined) end += 3;
-  if (tok?.kind === 'string' && tok.lower !== undefined && (t.op(end) === ',' || t.op(end) === ')')) {
-    return isSettable(tok.lower) ? undefined : paramRefusal(tok.lower.toLowerCase());
+  const literal = literalName(t, arg);
+  if (literal !== undefined) {
+    return isSettable(literal) ? undefined : paramRefusal(literal.toLowerCase());
   }
-  return paramRefusal(computedName(t) ?? argumentText(t, arg));
+  return paramRefusal(computedName(t) ?? COMPUTED_NAME);
+}
+
+/** What a set_config() refusal names when the parameter's name is computed at run time. */
+export const COMPUTED_NAME = '(computed name)';
+
+/**
+ * The value of the string literal argument at `arg` when the argument is just that literal (with an
+ * optional `::type` cast), else undefined. `U&'...' UESCAPE 'c'` is decoded with its escape.
+ */
+function literalName(t: Tokens, arg: number): string | undefined {
+  const tok = t.t[arg];
+  if (tok?.kind !== 'string') return undefined;
+  let value = tok.lower;
+  let end = arg + 1;
+  if (tok.unicode && t.word(end) === 'uescape') {
+    const esc = t.t[end + 1];
+    value = undefined;
+    if (esc?.kind === 'string' && esc.lower?.length === 1 && !tok.unterminated) {
+      value = decodeUnicodeEscapes(t.sql.slice(tok.start + 3, tok.end - 1).replaceAll("''", "'"), esc.lower);
+    }
+    end += 2;
+  }
+  if (t.op(end) === ':' && t.op(end + 1) === ':' && t.name(end + 2) !== undefined) end += 3;
+  return t.op(end) === ',' || t.op(end) === ')' ? value : undefined;
 }
 
 /** The literal of a `name = '...'` comparison in the statement (pg_dump's pg_settings lookup). */
@@ -530,22 +554,6 @@ function computedName(t: Tokens): string | undefined {
     }
   }
   return undefined;
-}
-
-/** The first argument's text as written (up to its `,` or `)` at its own depth), for a message. */
-function argumentText(t: Tokens, arg: number): string {
-  let depth = 0;
-  let end = arg;
-  for (; end < t.length; end++) {
-    const o = t.op(end);
-    if (o === '(') depth++;
-    else if (o === ')' && depth-- === 0) break;
-    else if (o === ',' && depth === 0) break;
-  }
-  const first = t.t[arg];
-  const last = t.t[end - 1];
-  if (first === undefined || last === undefined || end <= arg) return '';
-  return t.sql.slice(first.start, last.end).slice(0, MAX_NAME);
 }
 
 /**

@@ -35,13 +35,17 @@ export interface Token {
   start: number;
   end: number;
   /**
-   * word: the word in lower case; qident: the identifier; string: the value for `'...'`, `E'...'`
-   * and dollar-quoted strings, `undefined` for forms whose value this lexer does not decode
-   * (`U&'...'`, bit and hex strings); op: the character; number/param: the text.
+   * word: the word in lower case; qident: the identifier; string: the value for `'...'`, `E'...'`,
+   * `N'...'` and dollar-quoted strings, and for `U&'...'` with the default escape character
+   * (undefined when it has an invalid escape); undefined for bit and hex strings; op: the character;
+   * number/param: the text. A `U&` token followed by `UESCAPE 'c'` is decoded again by the reader
+   * with `decodeUnicodeEscapes`.
    */
   lower: string | undefined;
   /** Set when a string, quoted identifier or comment ran to the end of the text unterminated. */
   unterminated?: true;
+  /** Set on `U&'...'` strings and `U&"..."` identifiers. */
+  unicode?: true;
 }
 
 export interface LexResult {
@@ -212,12 +216,12 @@ export function lex(sql: string): LexResult {
     }
     const start = i;
     if (c === Ch.Quote) {
-      pushQuoted(tokens, sql, start, start + 1, Ch.Quote, false, 'string', true);
+      pushQuoted(tokens, sql, start, start + 1, Ch.Quote, false, 'string', keep);
       i = tokens[tokens.length - 1]!.end;
       continue;
     }
     if (c === Ch.DQuote) {
-      pushQuoted(tokens, sql, start, start + 1, Ch.DQuote, false, 'qident', true);
+      pushQuoted(tokens, sql, start, start + 1, Ch.DQuote, false, 'qident', keep);
       i = tokens[tokens.length - 1]!.end;
       continue;
     }
@@ -228,14 +232,17 @@ export function lex(sql: string): LexResult {
         const isE = lowerC === 0x65;
         // N'...' is a national character string: same rules as '...'.
         const decoded = isE || lowerC === 0x6e;
-        pushQuoted(tokens, sql, start, start + 2, Ch.Quote, isE, 'string', decoded);
+        pushQuoted(tokens, sql, start, start + 2, Ch.Quote, isE, 'string', decoded ? keep : null);
         i = tokens[tokens.length - 1]!.end;
         continue;
       }
       if (lowerC === 0x75 && next === Ch.Amp) {
         const q = sql.charCodeAt(i + 2);
         if (q === Ch.Quote || q === Ch.DQuote) {
-          pushQuoted(tokens, sql, start, start + 3, q, false, q === Ch.Quote ? 'string' : 'qident', false);
+          pushQuoted(tokens, sql, start, start + 3, q, false, q === Ch.Quote ? 'string' : 'qident', (v) =>
+            decodeUnicodeEscapes(v, '\\'),
+          );
+          tokens[tokens.length - 1]!.unicode = true;
           i = tokens[tokens.length - 1]!.end;
           continue;
         }
@@ -286,12 +293,42 @@ function pushQuoted(
   quote: number,
   backslash: boolean,
   kind: 'string' | 'qident',
-  decoded: boolean,
+  decode: ((value: string) => string | undefined) | null,
 ): void {
   const r = scanQuoted(sql, bodyStart, quote, backslash);
-  const token: Token = { kind, start, end: r.end, lower: decoded ? r.value : undefined };
+  const token: Token = { kind, start, end: r.end, lower: decode === null ? undefined : decode(r.value) };
   if (r.unterminated) token.unterminated = true;
   tokens.push(token);
+}
+
+const keep = (value: string): string => value;
+
+/**
+ * The value of a `U&'...'` / `U&"..."` body (quotes already undoubled) with escape character `esc`:
+ * `esc esc` is `esc`, `esc XXXX` and `esc + XXXXXX` are code points in hex. Undefined when an
+ * escape is invalid (PostgreSQL rejects the literal then).
+ */
+export function decodeUnicodeEscapes(body: string, esc: string): string | undefined {
+  let out = '';
+  let i = 0;
+  while (i < body.length) {
+    const at = body.indexOf(esc, i);
+    if (at < 0) return out + body.slice(i);
+    out += body.slice(i, at);
+    if (body[at + 1] === esc) {
+      out += esc;
+      i = at + 2;
+      continue;
+    }
+    const long = body[at + 1] === '+';
+    const hex = long ? body.slice(at + 2, at + 8) : body.slice(at + 1, at + 5);
+    if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== (long ? 6 : 4)) return undefined;
+    const cp = Number.parseInt(hex, 16);
+    if (cp > 0x10ffff) return undefined;
+    out += String.fromCodePoint(cp);
+    i = at + (long ? 8 : 5);
+  }
+  return out;
 }
 
 /** Digits, an optional fraction and exponent, and any identifier characters glued to them. */
