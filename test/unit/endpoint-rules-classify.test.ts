@@ -72,6 +72,12 @@ describe('endpoint rules: session parameters', () => {
       message('SET SESSION AUTHORIZATION x'),
       'setting configuration parameter "session_authorization" not supported',
     );
+    // A long name is cut at 63 characters, never inside a surrogate pair.
+    const long = `${'a'.repeat(62)}𝒳𝒳`;
+    assert.equal(
+      message(`SET ${long} = 1`),
+      `setting configuration parameter "${'a'.repeat(62)}𝒳" not supported`,
+    );
   });
 
   it('the allowlist (from startup-params.ts, plus role and disable_sync_create_index) is accepted', () => {

@@ -79,8 +79,14 @@ export function isSettable(name: string): boolean {
   return isDsqlSettableParam(name) || SET_ONLY_PARAMS.has(name.toLowerCase());
 }
 
-/** PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes; messages quote at most this much. */
+/** PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes; messages quote at most this many characters. */
 const MAX_NAME = 63;
+
+/** A name cut to MAX_NAME characters, never in the middle of a surrogate pair. */
+function clip(name: string): string {
+  const chars = Array.from(name);
+  return chars.length <= MAX_NAME ? name : chars.slice(0, MAX_NAME).join('');
+}
 
 export function classify(sql: string): StatementVerdict[] {
   try {
@@ -165,7 +171,7 @@ function refuse(rule: RuleName, fill?: Record<string, string>): Refusal {
 }
 
 function paramRefusal(name: string): Refusal {
-  return refuse('set-parameter', { name: name.slice(0, MAX_NAME) });
+  return refuse('set-parameter', { name: clip(name) });
 }
 
 function classifyStatement(sql: string, tokens: readonly Token[]): Verdict {
@@ -332,7 +338,7 @@ function copyRule(t: Tokens): Refusal | undefined {
 function doRule(t: Tokens): Refusal | undefined {
   const at = t.findTop(1, new Set(['language']));
   const lang = at < 0 ? 'plpgsql' : languageName(t, at + 1);
-  return refuse('function-language', { lang: (lang ?? 'plpgsql').slice(0, MAX_NAME) });
+  return refuse('function-language', { lang: clip(lang ?? 'plpgsql') });
 }
 
 /** The language named at `i` (a word, a quoted identifier or a string), lower case. */
@@ -430,7 +436,7 @@ function routineRule(t: Tokens, from: number): Refusal | undefined {
     if (w === 'language') {
       const lang = languageName(t, i + 1);
       if (lang === undefined || lang === 'sql') return undefined;
-      return refuse('function-language', { lang: lang.slice(0, MAX_NAME) });
+      return refuse('function-language', { lang: clip(lang) });
     }
   }
   return undefined;
@@ -499,7 +505,7 @@ function anywhereRules(t: Tokens): Refusal | undefined {
       const r = setConfigRule(t, i + 2);
       if (r !== undefined) return r;
     } else if (name.startsWith('pg_advisory_') || name.startsWith('pg_try_advisory_')) {
-      return refuse('advisory-lock', { name: name.slice(0, MAX_NAME) });
+      return refuse('advisory-lock', { name: clip(name) });
     }
   }
   return undefined;
