@@ -474,11 +474,16 @@ function tableDefinitionRules(t: Tokens, from: number): Refusal | undefined {
 }
 
 function isColumnType(t: Tokens, i: number): boolean {
-  if (t.name(i - 1) === undefined) return false;
-  const before = t.op(i - 2);
+  // The token before must be the column's name: COLUMN and ADD are keywords there, never names.
+  const name = t.word(i - 1);
+  if (t.name(i - 1) === undefined || name === 'column' || name === 'add') return false;
+  let j = i - 2;
+  const before = t.op(j);
   if (before === '(' || before === ',') return true;
-  const w = t.word(i - 2);
-  return w === 'add' || w === 'column';
+  // ADD [COLUMN] [IF NOT EXISTS] name type
+  if (t.words(j - 2, 'if', 'not', 'exists')) j -= 3;
+  if (t.word(j) === 'column') j--;
+  return t.word(j) === 'add';
 }
 
 /** `SELECT ... INTO [TEMP | TEMPORARY | LOCAL TEMP ...] [TABLE] name`. */
