@@ -106,7 +106,7 @@ export interface ClientTlsConfig {
   caOut?: string;
 }
 
-/** DSQL closes every connection after 60 minutes (docs/dsql-facts.md, Limits). */
+/** DSQL closes every connection after 60 minutes (docs/dsql.md, "At the door"). */
 const DSQL_MAX_CONNECTION_MS = 60 * 60_000;
 
 /** A resolved option value and where it came from. */

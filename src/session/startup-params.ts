@@ -4,8 +4,8 @@
  * DSQL lets a session set only a short list of configuration parameters; any other one fails with
  * `0A000 setting configuration parameter "X" not supported`, and this reportedly also happens when
  * the parameter arrives in the StartupMessage, so the login itself fails (pgAdmin sends
- * `client_min_messages`, node-postgres `statement_timeout` when configured). See docs/dsql-facts.md,
- * "Session behaviour".
+ * `client_min_messages`, node-postgres `statement_timeout` when configured). See docs/dsql.md,
+ * "At the door" and "Behind the door".
  *
  * Modes: `drop` (default) forwards the accepted parameters and names the others in a NOTICE, `reject`
  * refuses the login with 0A000 naming them, `pass` forwards everything unchanged.
@@ -22,7 +22,7 @@ export type StartupParamsMode = 'drop' | 'reject' | 'pass';
  * (https://docs.aws.amazon.com/aurora-dsql/latest/userguide/accessing.html) and the allowlist of
  * AWS's pg_dump proxy for DSQL (awslabs/aurora-dsql-tools, pgdump-proxy/dsql_pgdump_proxy.py,
  * `ALLOWED_SET_PARAMS`). That proxy also lets `SET role` and `disable_sync_create_index` through;
- * neither is known to work as a startup parameter (role is contradictory in docs/dsql-facts.md),
+ * neither is known to work as a startup parameter (docs/dsql.md lists them as settable with SET only),
  * so they are left out here. This is the one list: the local test endpoint's strict mode uses it too.
  */
 export const DSQL_SETTABLE_PARAMS: ReadonlySet<string> = new Set([
