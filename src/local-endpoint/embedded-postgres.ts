@@ -352,8 +352,6 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Lo
       END $$;
       GRANT CREATE, CONNECT ON DATABASE postgres TO app;
       GRANT USAGE, CREATE ON SCHEMA public TO app;
-      -- The endpoint's row-limit check asks for a statistics flush (door-sql.ts rowCheckStatement).
-      GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_force_next_flush() TO PUBLIC;
     `);
   } catch (err) {
     await stop();
