@@ -114,6 +114,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     rmSync(tmp, { recursive: true, force: true });
   };
 
+  // The proxy's logger, once the configuration is loaded: the endpoint's refusals are logged with it.
+  let demoLogger: ReturnType<typeof createLogger> | undefined;
   try {
     const accessKeyId = `AKIA${randomToken(16, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567')}`;
     const secretAccessKey = randomBytes(30).toString('base64');
@@ -127,6 +129,13 @@ export async function runDemo(argv: string[]): Promise<number> {
       caPem: ca.certPem,
       // Behind the door too: an application pointed at the demo meets what DSQL will refuse.
       rules: 'dsql',
+      // One line per refusal (DSQL's error, never the SQL text), so what DSQL would refuse shows in
+      // the demo's log as well as in the application.
+      onRefusal: (r) =>
+        demoLogger?.info(
+          { event: 'endpoint_refusal', user: r.user, sqlstate: r.sqlstate },
+          `the local endpoint refused a statement as DSQL would: ${r.message}`,
+        ),
       postgresOptions: opts.dataDir === undefined ? {} : { dataDir: opts.dataDir },
     });
 
@@ -167,6 +176,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       return 2;
     }
     const logger = createLogger({ level: config.logLevel });
+    demoLogger = logger;
     for (const warning of config.warnings) logger.warn({ event: 'config_warning' }, warning);
     const credentials: AwsCredentialIdentityProvider = async () => ({ accessKeyId, secretAccessKey });
     try {

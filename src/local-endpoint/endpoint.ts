@@ -69,6 +69,8 @@ export interface DsqlEndpointOptions {
   maxConnections?: number;
   /** New connections per second and burst before 53400 (default 100 and 1,000) with `rules: 'dsql'`. */
   connectionRate?: { perSecond: number; burst: number };
+  /** Told about each refusal or limit error behind the door (the demo logs them); also in `refusals`. */
+  onRefusal?: (record: RefusalRecord) => void;
   /** Port on 127.0.0.1 (default 0: any free port); a test restarts an endpoint on its old port. */
   port?: number;
 }
@@ -439,7 +441,16 @@ async function relay(
       limits: { ...DSQL_LIMITS, ...ctx.opts.limits },
       arn: session.arn,
       now: ctx.now,
-      onRefusal: (r) => ctx.refusals.push({ ...r, user: session.user, at: ctx.now() }),
+      onRefusal: (r) => {
+        const record: RefusalRecord = {
+          sqlstate: r.sqlstate,
+          message: r.message,
+          user: session.user,
+          at: ctx.now(),
+        };
+        ctx.refusals.push(record);
+        ctx.opts.onRefusal?.(record);
+      },
     });
     relayBehindDoor(client, up, door, pending);
     client.on('end', () => up.end());

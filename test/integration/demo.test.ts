@@ -70,6 +70,14 @@ describe('dsql-proxy demo', () => {
         (await c.query('SHOW transaction_isolation')).rows[0].transaction_isolation,
         'repeatable read',
       );
+      // The demo logs the refusal (DSQL's error, not the SQL text).
+      const line = demo
+        .stderr()
+        .split('\n')
+        .find((l) => l.includes('"endpoint_refusal"'));
+      assert.ok(line, demo.stderr());
+      assert.equal(JSON.parse(line).sqlstate, '0A000');
+      assert.ok(!line.includes('LOCK TABLE'), 'no SQL text in the log');
     } finally {
       await c.end();
     }
