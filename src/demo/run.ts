@@ -114,6 +114,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     rmSync(tmp, { recursive: true, force: true });
   };
 
+  // The proxy's logger, once the configuration is loaded: the endpoint's refusals are logged with it.
+  let demoLogger: ReturnType<typeof createLogger> | undefined;
   try {
     const accessKeyId = `AKIA${randomToken(16, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567')}`;
     const secretAccessKey = randomBytes(30).toString('base64');
@@ -125,6 +127,15 @@ export async function runDemo(argv: string[]): Promise<number> {
       credentials: { accessKeyId, secretAccessKey },
       cert,
       caPem: ca.certPem,
+      // Behind the door too: an application pointed at the demo meets what DSQL will refuse.
+      rules: 'dsql',
+      // One line per refusal (DSQL's error, never the SQL text), so what DSQL would refuse shows in
+      // the demo's log as well as in the application.
+      onRefusal: (r) =>
+        demoLogger?.info(
+          { event: 'endpoint_refusal', user: r.user, sqlstate: r.sqlstate },
+          `the local endpoint refused a statement as DSQL would: ${r.message}`,
+        ),
       postgresOptions: opts.dataDir === undefined ? {} : { dataDir: opts.dataDir },
     });
 
@@ -165,6 +176,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       return 2;
     }
     const logger = createLogger({ level: config.logLevel });
+    demoLogger = logger;
     for (const warning of config.warnings) logger.warn({ event: 'config_warning' }, warning);
     const credentials: AwsCredentialIdentityProvider = async () => ({ accessKeyId, secretAccessKey });
     try {
@@ -187,6 +199,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       `  database  embedded PostgreSQL, data in ${dataDir}${kept ? ' (kept)' : ' (removed at exit)'}`,
       `  endpoint  DSQL-like at 127.0.0.1:${stack.endpoint.port}: TLS with SNI ${DEMO_HOSTNAME},`,
       `            IAM tokens checked against demo credentials ${accessKeyId}, admin needs DbConnectAdmin`,
+      '            The local endpoint refuses what DSQL refuses (docs/dsql.md)',
       `  proxy     ${formatHostPort({ host, port })}, users ${DEMO_USERS.join(' and ')} (SCRAM), password ${password}`,
       '',
       'Connect with:',

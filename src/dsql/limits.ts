@@ -1,7 +1,7 @@
 /**
  * What Aurora DSQL allows, in one place: the session parameters it accepts, how long it keeps a
  * connection, and how TLS may start. Every layer that needs one of these facts imports it from here
- * (docs/dsql-facts.md has the sources).
+ * (docs/dsql.md has the sources).
  */
 
 /**
@@ -29,7 +29,7 @@ export const DSQL_SETTING_PREFIX = 'enable_';
 
 /**
  * Two names DSQL accepts in `SET` (and set_config) but that are not known to work as startup
- * parameters (AWS's pg_dump proxy lets both through; role is contradictory in docs/dsql-facts.md):
+ * parameters (AWS's pg_dump proxy lets both through; role is contradictory in AWS's pages: docs/dsql.md):
  * `role`, and `disable_sync_create_index`, which plain PostgreSQL lacks.
  */
 export const DSQL_SET_ONLY_SETTINGS = ['role', 'disable_sync_create_index'] as const;
@@ -57,7 +57,7 @@ export function isDsqlSessionParam(name: string): boolean {
 export const STARTUP_PARAMS_MODES = ['drop', 'reject', 'pass'] as const;
 export type StartupParamsMode = (typeof STARTUP_PARAMS_MODES)[number];
 
-/** DSQL ends every connection after 60 minutes, with a bare close (CHAP_quotas.html; dsql-facts.md, Limits). */
+/** DSQL ends every connection after 60 minutes, with a bare close (CHAP_quotas.html; docs/dsql.md, "At the door"). */
 export const DSQL_MAX_CONNECTION_MS = 60 * 60_000;
 
 /**

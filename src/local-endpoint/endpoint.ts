@@ -1,13 +1,17 @@
 /**
  * A local endpoint that behaves like Aurora DSQL's front door on the wire (mandatory TLS with SNI,
  * cleartext-password IAM token checked as a SigV4 presigned URL, `admin` vs `DbConnect`, database
- * `postgres` only) and relays authenticated sessions to a real PostgreSQL. One implementation serves
- * the integration tests and `dsql-proxy demo`. Behaviour follows docs/dsql-facts.md; where DSQL's
- * behaviour is unknown (SQLSTATEs, wrong-SNI text) the choice is noted inline.
+ * `postgres` only) and relays authenticated sessions to a real PostgreSQL. With `rules: 'dsql'` (the
+ * default) it behaves like DSQL behind the door too: what DSQL refuses is refused, with DSQL's errors,
+ * and its transaction limits and conflicts apply (behind-door.ts). One implementation serves the
+ * integration tests and `dsql-proxy demo`. Behaviour follows docs/dsql.md; where DSQL's behaviour is
+ * unknown (SQLSTATEs, wrong-SNI text) the choice is noted inline.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
+// The one list of parameters DSQL accepts; strict mode refuses the others with 0A000, as DSQL does.
+import { isDsqlSettableParam } from '../dsql/limits.js';
 import { FrameStream } from '../io/frame-stream.js';
 import { authenticationCleartextPassword, errorResponse } from '../protocol/backend.js';
 import {
@@ -18,10 +22,10 @@ import {
 } from '../protocol/constants.js';
 import { decodeStartupPacket } from '../protocol/frontend.js';
 import { frontendStartup } from '../protocol/frontend-encoders.js';
-// The one list of parameters DSQL accepts; strict mode refuses the others with 0A000, as DSQL does.
-import { isDsqlSettableParam } from '../session/startup-params.js';
+import { BehindDoor, type DoorLimits, DSQL_LIMITS, relayBehindDoor } from './behind-door.js';
 import { createCa, issueCert, type LocalCert } from './certs.js';
-import { type SigningCredentials, verifyDsqlToken } from './sigv4-verify.js';
+import type { Refusal } from './rules/classify.js';
+import { identityArn, type SigningCredentials, verifyDsqlToken } from './sigv4-verify.js';
 
 export const MSG_SSL_MANDATORY =
   'unable to accept connection, SSL is mandatory. AWS Authentication is required.';
@@ -29,6 +33,9 @@ export const MSG_NO_SNI = 'unable to accept connection, sni was not received';
 /** DSQL's text for an SNI naming another cluster is not documented; this is our stand-in. */
 export const MSG_SNI_MISMATCH = 'unable to accept connection, sni does not match the cluster endpoint';
 export const MSG_ACCESS_DENIED = 'unable to accept connection, access denied';
+/** CHAP_quotas: 53300 past 10,000 connections, 53400 past 100 new connections per second (burst 1,000). */
+export const MSG_TOO_MANY_CONNECTIONS = 'Unable to accept connection, too many open connections.';
+export const MSG_RATE_EXCEEDED = 'Unable to accept connection, rate exceeded.';
 /** Auth-failure SQLSTATE is not confirmed for DSQL; 28000 (invalid_authorization_specification) is PG's. */
 export const SQLSTATE_AUTH = '28000';
 
@@ -45,8 +52,25 @@ export interface DsqlEndpointOptions {
   now?: () => number;
   /** Reject startup parameters DSQL does not support (statement_timeout, options, ...). Default false. */
   strictStartupParams?: boolean;
-  /** DSQL closes sessions after 60 min without an error message; tests can shorten it. */
+  /**
+   * DSQL closes sessions after 60 min without an error message; tests can shorten it. Default: 60 min
+   * with `rules: 'dsql'`, none with `'postgres'`.
+   */
   maxConnectionMs?: number;
+  /**
+   * `'dsql'` (default): behave like DSQL behind the door (refusals, limits, conflicts, connection
+   * quotas; docs/dsql.md). `'postgres'`: plain PostgreSQL behind the door, for the few tests that
+   * need it (each says why).
+   */
+  rules?: 'dsql' | 'postgres';
+  /** Per-transaction limits with `rules: 'dsql'` (default DSQL's: 3,000 rows, 10 MiB, 5 minutes). */
+  limits?: Partial<DoorLimits>;
+  /** Open connections before 53300 (default 10,000) with `rules: 'dsql'`. */
+  maxConnections?: number;
+  /** New connections per second and burst before 53400 (default 100 and 1,000) with `rules: 'dsql'`. */
+  connectionRate?: { perSecond: number; burst: number };
+  /** Told about each refusal or limit error behind the door (the demo logs them); also in `refusals`. */
+  onRefusal?: (record: RefusalRecord) => void;
   /** Port on 127.0.0.1 (default 0: any free port); a test restarts an endpoint on its old port. */
   port?: number;
 }
@@ -67,6 +91,12 @@ export interface CancelRecord {
   forwarded: boolean;
 }
 
+/** A refusal or limit error the endpoint had PostgreSQL raise (no SQL text: it may hold secrets). */
+export interface RefusalRecord extends Refusal {
+  user: string;
+  at: number;
+}
+
 export interface DsqlEndpoint {
   host: '127.0.0.1';
   port: number;
@@ -74,6 +104,7 @@ export interface DsqlEndpoint {
   caPem: string;
   logins: LoginRecord[];
   cancels: CancelRecord[];
+  refusals: RefusalRecord[];
   /** TCP connections accepted so far. */
   readonly connections: number;
   /** Client sockets currently open. */
@@ -109,6 +140,10 @@ export async function startDsqlEndpoint(opts: DsqlEndpointOptions): Promise<Dsql
   let rejectAll: { sqlstate: string; message: string } | null = null;
   const logins: LoginRecord[] = [];
   const cancels: CancelRecord[] = [];
+  const refusals: RefusalRecord[] = [];
+  const dsqlRules = (opts.rules ?? 'dsql') === 'dsql';
+  const rate = opts.connectionRate ?? { perSecond: 100, burst: 1000 };
+  const bucket = { tokens: rate.burst, at: now() };
 
   const server: Server = createServer((raw) => {
     connections++;
@@ -119,7 +154,29 @@ export async function startDsqlEndpoint(opts: DsqlEndpointOptions): Promise<Dsql
     handleConnection(raw).catch(() => raw.destroy());
   });
 
-  const ctx: Ctx = { opts, now, secureContext, logins, cancels, upstreams, getRejectAll: () => rejectAll };
+  const ctx: Ctx = {
+    opts,
+    now,
+    secureContext,
+    logins,
+    cancels,
+    refusals,
+    upstreams,
+    dsqlRules,
+    getRejectAll: () => rejectAll,
+    openSessions: () => live.size,
+    takeConnectToken: () => {
+      // DSQL's token bucket for new connections: refills at perSecond, holds at most burst.
+      // A clock moved backwards (tests move it) refills nothing and takes nothing away.
+      const t = now();
+      const elapsed = Math.max(0, t - bucket.at);
+      bucket.tokens = Math.min(rate.burst, bucket.tokens + (elapsed / 1000) * rate.perSecond);
+      bucket.at = t;
+      if (bucket.tokens < 1) return false;
+      bucket.tokens -= 1;
+      return true;
+    },
+  };
   const handleConnection = (raw: Socket): Promise<void> => serve(ctx, raw);
 
   await new Promise<void>((resolve, reject) => {
@@ -141,6 +198,7 @@ export async function startDsqlEndpoint(opts: DsqlEndpointOptions): Promise<Dsql
     caPem,
     logins,
     cancels,
+    refusals,
     get connections() {
       return connections;
     },
@@ -167,8 +225,12 @@ interface Ctx {
   secureContext: SecureContext;
   logins: LoginRecord[];
   cancels: CancelRecord[];
+  refusals: RefusalRecord[];
   upstreams: Set<Socket>;
+  dsqlRules: boolean;
   getRejectAll(): { sqlstate: string; message: string } | null;
+  openSessions(): number;
+  takeConnectToken(): boolean;
 }
 
 /** Sends a FATAL ErrorResponse (with DSQL's `Session Id` detail) and closes. */
@@ -229,19 +291,23 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
   } catch {
     return fatal(tlsSock, '08P01', 'invalid startup packet layout');
   }
+  // SNI first, for a CancelRequest too: DSQL accepts nothing over TLS without the cluster's name.
+  const servername = tlsSock.servername;
+  const sniError = !servername
+    ? MSG_NO_SNI
+    : servername.toLowerCase() !== ctx.opts.hostname.toLowerCase()
+      ? MSG_SNI_MISMATCH
+      : undefined;
   if (packet.kind === 'cancel') {
-    await forwardCancel(ctx, Buffer.concat([lengthPrefix(body.length + 4), body]));
+    // A cancel gets no answer either way; without the right SNI it is not forwarded.
+    if (sniError) ctx.cancels.push({ tls: true, forwarded: false });
+    else await forwardCancel(ctx, Buffer.concat([lengthPrefix(body.length + 4), body]));
     return void tlsSock.destroy();
   }
+  if (sniError) return fatal(tlsSock, SQLSTATE_AUTH, sniError);
   if (packet.kind !== 'startup' || packet.minor !== 0) {
     const code = body.readInt32BE(0);
     return fatal(tlsSock, '0A000', `unsupported frontend protocol ${code >> 16}.${code & 0xffff}`);
-  }
-
-  const servername = tlsSock.servername;
-  if (!servername) return fatal(tlsSock, SQLSTATE_AUTH, MSG_NO_SNI);
-  if (servername.toLowerCase() !== ctx.opts.hostname.toLowerCase()) {
-    return fatal(tlsSock, SQLSTATE_AUTH, MSG_SNI_MISMATCH);
   }
 
   const params = packet.params;
@@ -259,6 +325,13 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
   }
   const fault = ctx.getRejectAll();
   if (fault) return fatal(tlsSock, fault.sqlstate, fault.message);
+  if (ctx.dsqlRules) {
+    // This connection is one of the open sockets already: more than the limit means one too many.
+    if (ctx.openSessions() > (ctx.opts.maxConnections ?? 10_000)) {
+      return fatal(tlsSock, '53300', MSG_TOO_MANY_CONNECTIONS);
+    }
+    if (!ctx.takeConnectToken()) return fatal(tlsSock, '53400', MSG_RATE_EXCEEDED);
+  }
 
   // The IAM token arrives as a cleartext password, inside TLS.
   tlsSock.write(authenticationCleartextPassword());
@@ -284,7 +357,14 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
 
   const pending = tlsFrames.detach();
   clearTimeout(timer);
-  await relay(ctx, tlsSock, raw, params, pending);
+  const signer = result.ok
+    ? credentialsList(ctx.opts.credentials).find((c) => c.accessKeyId === result.accessKeyId)
+    : undefined;
+  await relay(ctx, tlsSock, raw, params, pending, { user, arn: signer ? identityArn(signer) : '' });
+}
+
+function credentialsList(c: SigningCredentials | SigningCredentials[]): SigningCredentials[] {
+  return Array.isArray(c) ? c : [c];
 }
 
 function lengthPrefix(n: number): Buffer {
@@ -325,13 +405,17 @@ async function forwardCancel(ctx: Ctx, packet: Buffer): Promise<void> {
   });
 }
 
-/** Opens the backend session with the client's parameters, then pipes bytes both ways. */
+/**
+ * Opens the backend session with the client's parameters, then relays: message by message through
+ * BehindDoor with `rules: 'dsql'`, bytes as they come with `'postgres'`.
+ */
 async function relay(
   ctx: Ctx,
   client: TLSSocket,
   raw: Socket,
   params: Map<string, string>,
   pending: Buffer,
+  session: { user: string; arn: string },
 ): Promise<void> {
   const up = netConnect(ctx.opts.postgres.port, ctx.opts.postgres.host);
   ctx.upstreams.add(up);
@@ -345,21 +429,49 @@ async function relay(
   if (!connected) return fatal(client, '08006', 'unable to accept connection, backend unavailable');
 
   const startup: Record<string, string> = { ...Object.fromEntries(params), database: 'postgres' };
+  if (ctx.dsqlRules) {
+    // DSQL's only isolation level is snapshot isolation, PostgreSQL's REPEATABLE READ: concurrent
+    // writers of a row then fail with 40001. Set per session (not for the server), so an endpoint
+    // with `rules: 'postgres'` on the same PostgreSQL stays plain.
+    startup.default_transaction_isolation = 'repeatable read';
+  }
   up.write(frontendStartup(startup));
-  if (pending.length > 0) up.write(pending);
-  client.pipe(up);
-  up.pipe(client);
-  // An orderly end is propagated by pipe(); an abrupt close tears down the other side too.
+  if (ctx.dsqlRules) {
+    const door = new BehindDoor({
+      limits: { ...DSQL_LIMITS, ...ctx.opts.limits },
+      arn: session.arn,
+      now: ctx.now,
+      onRefusal: (r) => {
+        const record: RefusalRecord = {
+          sqlstate: r.sqlstate,
+          message: r.message,
+          user: session.user,
+          at: ctx.now(),
+        };
+        ctx.refusals.push(record);
+        ctx.opts.onRefusal?.(record);
+      },
+    });
+    relayBehindDoor(client, up, door, pending);
+    client.on('end', () => up.end());
+    up.on('end', () => client.end());
+  } else {
+    if (pending.length > 0) up.write(pending);
+    client.pipe(up);
+    up.pipe(client);
+  }
+  // An orderly end is propagated (pipe() or above); an abrupt close tears down the other side too.
   client.on('close', () => (client.readableEnded ? up.end() : up.destroy()));
   up.on('close', () => {
     if (!client.destroyed) client.end();
     setTimeout(() => raw.destroy(), 1000).unref();
   });
-  if (ctx.opts.maxConnectionMs) {
+  const maxConnectionMs = ctx.opts.maxConnectionMs ?? (ctx.dsqlRules ? 60 * 60_000 : undefined);
+  if (maxConnectionMs) {
     const t = setTimeout(() => {
       client.destroy();
       up.destroy();
-    }, ctx.opts.maxConnectionMs);
+    }, maxConnectionMs);
     t.unref();
     client.on('close', () => clearTimeout(t));
   }

@@ -3,7 +3,7 @@
  * independent of the AWS SDK on purpose: a signer bug cannot hide behind a verifier with the same
  * bug (the endpoint self-test cross-checks it against tokens from `@aws-sdk/dsql-signer`).
  *
- * A token is a presigned GET URL without its scheme (dsql-facts.md, "Token"):
+ * A token is a presigned GET URL without its scheme (docs/dsql.md, "Sources"):
  *   <host>/?Action=DbConnect[Admin]&X-Amz-Algorithm=AWS4-HMAC-SHA256
  *     &X-Amz-Credential=<key>/<yyyymmdd>/<region>/dsql/aws4_request&X-Amz-Date=<yyyymmddThhmmssZ>
  *     &X-Amz-Expires=<s>[&X-Amz-Security-Token=..]&X-Amz-Signature=<hex>&X-Amz-SignedHeaders=host
@@ -16,6 +16,20 @@ export interface SigningCredentials {
   sessionToken?: string;
   /** Temporary credentials: DSQL rejects tokens signed with them once they expire. */
   expiration?: Date;
+  /** The identity's ARN, which `sys.iam_session_user()` answers; default: a made-up one (identityArn). */
+  arn?: string;
+}
+
+/**
+ * The ARN of the identity behind `creds`: its own `arn`, or a made-up IAM user ARN that stays the same
+ * for the same access key (a 12-digit account and a name derived from a hash of the key id, so the
+ * key id itself does not show).
+ */
+export function identityArn(creds: SigningCredentials): string {
+  if (creds.arn) return creds.arn;
+  const h = createHash('sha256').update(creds.accessKeyId).digest();
+  const account = String(h.readBigUInt64BE(0) % 10n ** 12n).padStart(12, '0');
+  return `arn:aws:iam::${account}:user/dsql-local-${h.subarray(8, 12).toString('hex')}`;
 }
 
 export interface VerifyOptions {
@@ -121,7 +135,7 @@ export function verifyDsqlToken(token: string, opts: VerifyOptions): VerifyResul
   if (!(expiresS >= 1 && expiresS <= MAX_EXPIRES_S)) return fail(`bad X-Amz-Expires ${expiresRaw}`);
   if (signedAt - opts.nowMs > (opts.maxSkewMs ?? 5 * 60_000)) return fail('token signed in the future');
   let expiresAtMs = signedAt + expiresS * 1000;
-  // Effective expiry = min(token expiry, temporary credentials' expiry) (dsql-facts.md).
+  // Effective expiry = min(token expiry, temporary credentials' expiry) (docs/dsql.md).
   if (creds.expiration) expiresAtMs = Math.min(expiresAtMs, creds.expiration.getTime());
   if (opts.nowMs >= expiresAtMs) return fail('token expired');
 

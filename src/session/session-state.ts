@@ -9,7 +9,7 @@
  *   extra_float_digits, enable_*, SQL-level PREPARE, RESET/DISCARD). Once that is possible, only a
  *   snapshot taken from the live session can say what to restore.
  *
- * DSQL has no temporary tables, advisory locks, LISTEN or savepoints (dsql-facts.md), so nothing
+ * DSQL has no temporary tables, advisory locks, LISTEN or savepoints (docs/dsql.md), so nothing
  * else survives between transactions on a session.
  */
 

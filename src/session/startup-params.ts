@@ -4,16 +4,13 @@
  * DSQL lets a session set only a short list of configuration parameters; any other one fails with
  * `0A000 setting configuration parameter "X" not supported`, and this reportedly also happens when
  * the parameter arrives in the StartupMessage, so the login itself fails (pgAdmin sends
- * `client_min_messages`, node-postgres `statement_timeout` when configured). See docs/dsql-facts.md,
- * "Session behaviour".
+ * `client_min_messages`, node-postgres `statement_timeout` when configured). See docs/dsql.md,
+ * "At the door" and "Behind the door".
  *
  * The list of accepted parameters and the modes are DSQL facts: src/dsql/limits.ts.
  */
 import { isDsqlSettableParam, type StartupParamsMode } from '../dsql/limits.js';
 import { ProxyError } from '../errors.js';
-
-// The local test endpoint imports these two from here; until it imports src/dsql/limits.ts itself.
-export { isDsqlSessionParam, isDsqlSettableParam } from '../dsql/limits.js';
 
 export interface StartupParamsResult {
   /** What goes to DSQL, in the client's order. */

@@ -3,7 +3,7 @@
  * without the scheme, sent upstream as a cleartext password. Signing is local; resolving the
  * credentials may hit the network (IMDS, SSO, STS).
  *
- * Why this wraps `@aws-sdk/dsql-signer` instead of using it directly (see shared/docs/dsql-facts.md):
+ * Why this wraps `@aws-sdk/dsql-signer` instead of using it directly (see docs/dsql.md):
  * - it never derives the region from the hostname, it takes AWS_REGION or the profile's region and
  *   silently signs for the wrong one, so the region is always passed explicitly;
  * - its `profile` option is ignored, so credentials come from our own provider;

@@ -2,7 +2,7 @@
  * A token bucket with a strict FIFO wait queue, for new upstream connections.
  *
  * DSQL limits new connections per cluster with a token bucket of its own (100 per second, burst
- * 1,000: docs/dsql-facts.md, Limits); past it, logins fail with 53400. Shaping on our side turns a
+ * 1,000: docs/dsql.md, Limits); past it, logins fail with 53400. Shaping on our side turns a
  * thundering herd (a fleet restart, a pool refilling) into a short wait instead of failed logins.
  *
  * - The bucket holds up to `burst` tokens and refills at `ratePerSecond`; it starts full.

@@ -15,7 +15,7 @@ const DEALLOCATE_ALL = frontendQuery('DEALLOCATE ALL');
  * `DISCARD ALL` is PostgreSQL's one statement for that, but DSQL's support for it is not documented.
  * The fallback is what it does that can matter on DSQL: `RESET ALL` (settings back to their login
  * values) and `DEALLOCATE ALL` (prepared statements). DSQL has no temporary tables, advisory locks
- * or LISTEN to clean up (dsql-facts.md). A statement the server refuses means the connection cannot be
+ * or LISTEN to clean up (docs/dsql.md). A statement the server refuses means the connection cannot be
  * reset cleanly, and the caller discards it.
  *
  * `known` remembers which method the cluster accepted, so a refused DISCARD ALL is not retried on

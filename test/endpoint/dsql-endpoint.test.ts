@@ -1,6 +1,6 @@
 /**
  * Self-tests for the fake DSQL endpoint: it must accept exactly what DSQL accepts, and refuse
- * the rest with DSQL's messages (docs/dsql-facts.md), or the proxy's tests prove nothing.
+ * the rest with DSQL's messages (docs/dsql.md), or the proxy's tests prove nothing.
  */
 import assert from 'node:assert/strict';
 import { connect as netConnect, type Socket } from 'node:net';
@@ -15,8 +15,10 @@ import {
   type DsqlEndpoint,
   MSG_ACCESS_DENIED,
   MSG_NO_SNI,
+  MSG_RATE_EXCEEDED,
   MSG_SNI_MISMATCH,
   MSG_SSL_MANDATORY,
+  MSG_TOO_MANY_CONNECTIONS,
   startDsqlEndpoint,
 } from '../../src/local-endpoint/endpoint.js';
 import type { SigningCredentials } from '../../src/local-endpoint/sigv4-verify.js';
@@ -359,8 +361,11 @@ describe('credentials variants', () => {
   });
 });
 
-/** Sends a CancelRequest after SSLRequest + TLS (with SNI), as a DSQL-aware client must. */
-async function cancelOverTls(pid: number, key: number): Promise<void> {
+/**
+ * Sends a CancelRequest after SSLRequest + TLS, with SNI as a DSQL-aware client must (`sni: null`:
+ * none, as when connecting to an IP address without a server name).
+ */
+async function cancelOverTls(pid: number, key: number, sni: string | null = hostname): Promise<void> {
   const raw = netConnect(endpoint.port, '127.0.0.1');
   raw.on('error', () => {});
   await new Promise((r) => raw.once('connect', r));
@@ -368,7 +373,13 @@ async function cancelOverTls(pid: number, key: number): Promise<void> {
   raw.write(frontendSSLRequest());
   assert.equal(await frames.peekByte(), 0x53, 'the endpoint accepts TLS with S');
   frames.detach();
-  const tls = tlsConnect({ socket: raw as Socket, servername: hostname, ca: endpoint.caPem });
+  const tls = tlsConnect({
+    socket: raw as Socket,
+    ca: endpoint.caPem,
+    ...(sni === null
+      ? { host: '127.0.0.1', checkServerIdentity: () => undefined }
+      : { servername: sni, checkServerIdentity: () => undefined }),
+  });
   tls.on('error', () => {});
   await new Promise((r) => tls.once('secureConnect', r));
   tls.end(frontendCancelRequest(pid, int32(key)));
@@ -394,12 +405,101 @@ describe('cancel', () => {
     await c.end();
   });
 
+  test('CancelRequest over TLS without SNI, or with another name, is not forwarded', async () => {
+    const c = client({ user: 'admin', password: await token({ admin: true }) });
+    await c.connect();
+    const { processID, secretKey } = c as unknown as { processID: number; secretKey: number };
+    let settled = false;
+    const running = c.query('select pg_sleep(3)').then(
+      () => {
+        settled = true;
+        return null;
+      },
+      (e: pg.DatabaseError) => {
+        settled = true;
+        return e;
+      },
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    for (const sni of [null, 'other.example']) {
+      await cancelOverTls(processID, secretKey, sni);
+      assert.deepEqual(endpoint.cancels.at(-1), { tls: true, forwarded: false });
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(settled, false, 'the query was not cancelled');
+    await cancelOverTls(processID, secretKey);
+    assert.equal((await running)?.code, '57014');
+    await c.end();
+  });
+
   test('plaintext CancelRequest is dropped', async () => {
     const sock = netConnect(endpoint.port, '127.0.0.1');
     sock.on('error', () => {});
     sock.write(frontendCancelRequest(1, int32(2)));
     await new Promise((r) => sock.on('close', r));
     assert.deepEqual(endpoint.cancels.at(-1), { tls: false, forwarded: false });
+  });
+});
+
+describe('connection quotas (rules dsql)', () => {
+  test("past maxConnections open connections: 53300 with DSQL's text", async () => {
+    const ep = await startDsqlEndpoint({ hostname, region, credentials, postgres, maxConnections: 2 });
+    const open: pg.Client[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const c = client({ user: 'admin', password: await token({ admin: true }) }, ep);
+        await c.connect();
+        open.push(c);
+      }
+      await rejects(
+        { user: 'admin', password: await token({ admin: true }) },
+        { code: '53300', message: MSG_TOO_MANY_CONNECTIONS },
+        ep,
+      );
+      await open.pop()?.end();
+      await waitFor(() => ep.sockets < 2);
+      const again = client({ user: 'admin', password: await token({ admin: true }) }, ep);
+      await again.connect();
+      open.push(again);
+    } finally {
+      await Promise.all(open.map((c) => c.end()));
+      await ep.close();
+    }
+  });
+
+  test("past the connection rate (token bucket): 53400 with DSQL's text", async () => {
+    const ep = await startDsqlEndpoint({
+      hostname,
+      region,
+      credentials,
+      postgres,
+      connectionRate: { perSecond: 0.5, burst: 2 },
+    });
+    try {
+      const tok = await token({ admin: true });
+      assert.equal(await whoami({ user: 'admin', password: tok }, ep), 'admin');
+      assert.equal(await whoami({ user: 'admin', password: tok }, ep), 'admin');
+      await rejects({ user: 'admin', password: tok }, { code: '53400', message: MSG_RATE_EXCEEDED }, ep);
+    } finally {
+      await ep.close();
+    }
+  });
+
+  test("rules 'postgres' has no quotas", async () => {
+    const ep = await startDsqlEndpoint({
+      hostname,
+      region,
+      credentials,
+      postgres,
+      rules: 'postgres',
+      connectionRate: { perSecond: 0.5, burst: 1 },
+    });
+    try {
+      const tok = await token({ admin: true });
+      for (let i = 0; i < 3; i++) assert.equal(await whoami({ user: 'admin', password: tok }, ep), 'admin');
+    } finally {
+      await ep.close();
+    }
   });
 });
 

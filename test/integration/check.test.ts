@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import { FrameStream } from '../../src/io/frame-stream.js';
+import { identityArn } from '../../src/local-endpoint/sigv4-verify.js';
 import {
   authenticationCleartextPassword,
   authenticationOk,
@@ -161,7 +162,8 @@ describe('dsql-proxy check', () => {
     assert.ok(tlsLine.includes(`SNI and certificate check used ${stack.hostname}`), tlsLine);
     assert.match(line(run, '✓ login:'), /logged in as admin, server_version \d+/);
     assert.match(line(run, '✓ query:'), /SELECT 1 returned 1/);
-    assert.equal(line(run, '  - iam identity:'), '  - iam identity: not available on this server');
+    // The endpoint answers sys.iam_session_user() as DSQL does: the ARN of the token's identity.
+    assert.equal(line(run, '  - iam identity:'), `  - iam identity: ${identityArn(stack.credentials)}`);
     // Trust on loopback is fine for the proxy; check prints it as a note.
     assert.match(line(run, '  note:'), /trust authentication/);
     const login = stack.endpoint.logins.at(-1);

@@ -37,6 +37,7 @@ describe('dsql-proxy demo', () => {
     ]);
     assert.match(demo.stdout(), /demo0000000000000000000000\.dsql\.us-east-1\.on\.aws/);
     assert.match(demo.stdout(), /Ctrl-C to stop/);
+    assert.match(demo.stdout(), /The local endpoint refuses what DSQL refuses \(docs\/dsql\.md\)/);
     assert.ok(existsSync(demo.dataDir), 'the data directory exists while the demo runs');
   });
 
@@ -52,6 +53,31 @@ describe('dsql-proxy demo', () => {
         { id: 1, name: 'one' },
         { id: 2, name: 'two' },
       ]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  test('the endpoint behind the proxy refuses what DSQL refuses', async () => {
+    const c = client('admin', demo.password);
+    await c.connect();
+    try {
+      await assert.rejects(c.query('LOCK TABLE demo_items'), {
+        code: '0A000',
+        message: 'unsupported statement: Lock',
+      });
+      assert.equal(
+        (await c.query('SHOW transaction_isolation')).rows[0].transaction_isolation,
+        'repeatable read',
+      );
+      // The demo logs the refusal (DSQL's error, not the SQL text).
+      const line = demo
+        .stderr()
+        .split('\n')
+        .find((l) => l.includes('"endpoint_refusal"'));
+      assert.ok(line, demo.stderr());
+      assert.equal(JSON.parse(line).sqlstate, '0A000');
+      assert.ok(!line.includes('LOCK TABLE'), 'no SQL text in the log');
     } finally {
       await c.end();
     }

@@ -7,11 +7,10 @@
 import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
 import { describe, test } from 'node:test';
-import { DSQL_SETTINGS } from '../../src/dsql/limits.js';
+import { DSQL_SETTINGS, isDsqlSessionParam } from '../../src/dsql/limits.js';
 import { ProxyError } from '../../src/errors.js';
 import { restoreSnapshot, type SessionSnapshot, takeSnapshot } from '../../src/session/restore.js';
 import { SessionState } from '../../src/session/session-state.js';
-import { isDsqlSessionParam } from '../../src/session/startup-params.js';
 
 function msg(type: string, ...parts: Buffer[]): Buffer {
   const body = Buffer.concat(parts);
