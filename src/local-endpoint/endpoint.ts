@@ -50,7 +50,7 @@ export interface DsqlEndpointOptions {
   /** PEM of the CA that issued `cert` (returned as caPem). Required with `cert`. */
   caPem?: string;
   now?: () => number;
-  /** Reject startup parameters DSQL does not support (statement_timeout, options, ...). Default false. */
+  /** Reject startup parameters DSQL does not support (statement_timeout, options, ...), as DSQL does. Default: on with `rules: 'dsql'`, off with `'postgres'`. */
   strictStartupParams?: boolean;
   /**
    * DSQL closes sessions after 60 min without an error message; tests can shorten it. Default: 60 min
@@ -316,7 +316,7 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
   // Like libpq/PostgreSQL, an absent database defaults to the user name; DSQL only has `postgres`.
   const database = params.get('database') || user;
   if (database !== 'postgres') return fatal(tlsSock, '3D000', `database "${database}" does not exist`);
-  if (ctx.opts.strictStartupParams) {
+  if (ctx.opts.strictStartupParams ?? (ctx.opts.rules ?? 'dsql') === 'dsql') {
     for (const key of params.keys()) {
       if (key !== 'user' && key !== 'database' && !isDsqlSettableParam(key)) {
         return fatal(tlsSock, '0A000', `setting configuration parameter "${key}" not supported`);

@@ -284,18 +284,25 @@ describe('endpoint rules: statements DSQL refuses', () => {
     refused('extension', 'CREATE EXTENSION IF NOT EXISTS pgcrypto', 'create extension "uuid-ossp"');
   });
 
-  it('functions and procedures in a language other than SQL, and DO blocks', () => {
+  it('functions, procedures and DO blocks in a language other than SQL or PL/pgSQL', () => {
     refused(
       'function-language',
-      'CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$',
-      "CREATE OR REPLACE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE 'plpgsql'",
       'CREATE PROCEDURE p() LANGUAGE plpython3u AS $$ pass $$',
-      'DO $$ BEGIN PERFORM 1; END $$',
-      'DO LANGUAGE plpgsql $$ BEGIN END $$',
+      "CREATE OR REPLACE FUNCTION f() RETURNS int AS 'x' LANGUAGE 'plperl'",
+      'CREATE FUNCTION f() RETURNS int LANGUAGE C AS $$ $$',
+      'DO LANGUAGE plpython3u $$ pass $$',
+      'DO $$ pass $$ LANGUAGE plperl',
     );
     assert.equal(
-      message('CREATE FUNCTION f() RETURNS int LANGUAGE PLpgSQL AS $$ $$'),
-      'language "plpgsql" is not supported; use LANGUAGE sql',
+      message('CREATE FUNCTION f() RETURNS int LANGUAGE PLPerl AS $$ $$'),
+      'language "plperl" is not supported; use LANGUAGE sql or plpgsql',
+    );
+    // AWS's "PL/pgSQL in Aurora DSQL" page: functions, procedures and DO blocks in plpgsql run.
+    accepted(
+      'CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$',
+      "CREATE OR REPLACE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE 'plpgsql'",
+      'DO $$ BEGIN PERFORM 1; END $$',
+      'DO LANGUAGE plpgsql $$ BEGIN END $$',
     );
     accepted(
       'CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$',
@@ -584,7 +591,7 @@ describe('endpoint rules: the rule table', () => {
       'CREATE TEMP TABLE t (a int)',
       'CREATE TRIGGER x AFTER INSERT ON t EXECUTE FUNCTION f()',
       'CREATE EXTENSION x',
-      'DO $$ $$',
+      'DO LANGUAGE plperl $$ $$',
       'CREATE TABLE t (a int REFERENCES u)',
       'CREATE TABLE t (a int) PARTITION BY LIST (a)',
       'CREATE INDEX i ON t (a)',

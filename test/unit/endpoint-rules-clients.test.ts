@@ -144,7 +144,7 @@ CREATE TRIGGER accounts_touch BEFORE UPDATE ON public.accounts FOR EACH ROW EXEC
           undefined,
           false,
         ],
-        ['CREATE FUNCTION public.bump(i integer) RETURNS integer', 'function-language', false],
+        ['CREATE FUNCTION public.bump(i integer) RETURNS integer', undefined, false],
         ['COPY public.accounts (id, name, note) FROM stdin', undefined, true],
         ["SELECT pg_catalog.setval('public.accounts_id_seq', 1, false)", undefined, false],
         ['ALTER TABLE ONLY public.accounts', undefined, false],

@@ -28,7 +28,7 @@
  * | temporary-table         | temporary tables are not supported                           | no |
  * | trigger                 | CREATE TRIGGER is not supported                              | no |
  * | extension               | CREATE EXTENSION is not supported                            | no |
- * | function-language       | language "<lang>" is not supported; use LANGUAGE sql         | no |
+ * | function-language       | language "<lang>" is not supported; use LANGUAGE sql or plpgsql | no |
  * | foreign-key             | foreign keys are not supported                               | no |
  * | partition               | partitioned tables are not supported                         | no |
  * | create-index-sync       | CREATE INDEX is not supported; use CREATE INDEX ASYNC        | no |
@@ -36,11 +36,10 @@
  * | advisory-lock           | function <name> is not supported                             | no |
  *
  * Sources disagree on one rule: the CREATE FUNCTION page and the unsupported-features page say
- * LANGUAGE sql only (PL/pgSQL listed as an unsupported extension), while a newer page, "PL/pgSQL in
- * Aurora DSQL" (https://docs.aws.amazon.com/aurora-dsql/latest/userguide/working-with-plpgsql.html),
+ * LANGUAGE sql only (PL/pgSQL listed as an unsupported extension), while the newer page "PL/pgSQL in
+ * Aurora DSQL" (https://docs.aws.amazon.com/aurora-dsql/latest/userguide/working-with-plpgsql.html)
  * says functions, procedures and DO blocks in plpgsql are supported. `function-language` follows the
- * former (as docs/dsql.md does) until a cluster settles it; if plpgsql is accepted, the rule should
- * accept `plpgsql` too.
+ * newer, explicit page: SQL and PL/pgSQL are accepted, every other language is refused.
  */
 
 export interface RuleInfo {
@@ -94,8 +93,7 @@ const UNSUPPORTED_URL =
   'https://docs.aws.amazon.com/aurora-dsql/latest/userguide/working-with-postgresql-compatibility-unsupported-features.html';
 const SUPPORTED_SQL_URL =
   'https://docs.aws.amazon.com/aurora-dsql/latest/userguide/working-with-postgresql-compatibility-supported-sql-features.html';
-const CREATE_FUNCTION_URL =
-  'https://docs.aws.amazon.com/aurora-dsql/latest/userguide/create-function-syntax-support.html';
+const PLPGSQL_URL = 'https://docs.aws.amazon.com/aurora-dsql/latest/userguide/working-with-plpgsql.html';
 const INDEX_ASYNC_URL =
   'https://docs.aws.amazon.com/aurora-dsql/latest/userguide/working-with-create-index-async.html';
 const DSQL_LINT_URL = 'https://github.com/awslabs/aurora-dsql-tools/tree/main/dsql-lint/src/rules';
@@ -181,9 +179,9 @@ export const RULES: readonly RuleInfo[] = Object.freeze([
   rule('extension', 'CREATE EXTENSION', 'CREATE EXTENSION is not supported', UNSUPPORTED_URL),
   rule(
     'function-language',
-    'CREATE FUNCTION/PROCEDURE in a language other than SQL, and DO blocks',
-    'language "<lang>" is not supported; use LANGUAGE sql',
-    CREATE_FUNCTION_URL,
+    'CREATE FUNCTION/PROCEDURE and DO in a language other than SQL or PL/pgSQL',
+    'language "<lang>" is not supported; use LANGUAGE sql or plpgsql',
+    PLPGSQL_URL,
   ),
   rule(
     'foreign-key',

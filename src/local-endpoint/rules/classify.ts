@@ -325,9 +325,15 @@ function copyRule(t: Tokens): Refusal | undefined {
 /** `DO [LANGUAGE lang] code` / `DO code [LANGUAGE lang]`: the default language is plpgsql. */
 function doRule(t: Tokens): Refusal | undefined {
   const at = t.findTop(1, new Set(['language']));
-  const lang = at < 0 ? 'plpgsql' : languageName(t, at + 1);
-  return refuse('function-language', { lang: clip(lang ?? 'plpgsql') });
+  const lang = at < 0 ? 'plpgsql' : (languageName(t, at + 1) ?? 'plpgsql');
+  return ACCEPTED_LANGUAGES.has(lang) ? undefined : refuse('function-language', { lang: clip(lang) });
 }
+
+/**
+ * Languages DSQL runs: SQL, and PL/pgSQL since AWS's "PL/pgSQL in Aurora DSQL" page (functions,
+ * procedures and DO blocks; docs/dsql.md). Older pages still say SQL only; the newer one is explicit.
+ */
+const ACCEPTED_LANGUAGES: ReadonlySet<string> = new Set(['sql', 'plpgsql']);
 
 /** The language named at `i` (a word, a quoted identifier or a string), lower case. */
 function languageName(t: Tokens, i: number): string | undefined {
@@ -423,7 +429,7 @@ function routineRule(t: Tokens, from: number): Refusal | undefined {
     if (w === 'begin') return undefined;
     if (w === 'language') {
       const lang = languageName(t, i + 1);
-      if (lang === undefined || lang === 'sql') return undefined;
+      if (lang === undefined || ACCEPTED_LANGUAGES.has(lang)) return undefined;
       return refuse('function-language', { lang: clip(lang) });
     }
   }
