@@ -3,9 +3,8 @@
  * are refused before any path is served, and POST /quitquitquit works only when it was turned on.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { AdminServer } from '../../src/admin/admin-server.js';
@@ -14,6 +13,7 @@ import { adminAddress, dialable } from '../../src/admin/health-check.js';
 import { Metrics } from '../../src/admin/metrics.js';
 import { adminRequestProblem, hostName } from '../../src/admin/request-guard.js';
 import { createLogger } from '../../src/log.js';
+import { tempDir } from '../support/temp-dirs.js';
 
 const servers: AdminServer[] = [];
 const healths: HealthState[] = [];
@@ -181,7 +181,7 @@ describe('request guard', () => {
 
 describe('dsql-proxy health: the admin address', () => {
   test('flag > environment > config file, as for the proxy; a bare port is loopback', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-health-'));
+    const dir = tempDir('health');
     try {
       const file = join(dir, 'proxy.yaml');
       writeFileSync(file, 'admin-listen: 127.0.0.2:7000\n');
