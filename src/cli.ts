@@ -4,15 +4,41 @@ import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { ConfigError } from './config/config-error.js';
 import type { ProxyConfig } from './config/index.js';
-import { helpText, USAGE } from './config/options.js';
+import { helpText } from './config/options.js';
 
 // The rest is loaded by the command that needs it: `dsql-proxy health` runs every few seconds in a
 // container and must not pay for loading the proxy (zod, pino, the AWS SDK).
 
+const HASH_PASSWORD_USAGE = `Usage: dsql-proxy hash-password [--user NAME]
+
+Reads a password (from a hidden prompt on a terminal, else the first line of stdin) and prints its
+SCRAM-SHA-256 verifier; with --user, a whole auth-file line ("NAME" "SCRAM-SHA-256$...").
+`;
+
+const HEALTH_HELP = `
+Asks the admin listener for /startup and /livez; exits 0 when both answer 200, 1 otherwise.
+The address is --admin-listen, else DSQL_PROXY_ADMIN_LISTEN, else admin-listen in the file of
+--config (or DSQL_PROXY_CONFIG).
+`;
+
+/** `--help` or `-h` anywhere among a command's arguments. */
+function wantsHelp(argv: readonly string[]): boolean {
+  return argv.some((arg) => arg === '--help' || arg === '-h');
+}
+
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
-  if (first === '--help' || first === '-h' || first === 'help') {
+  if (first === '--help' || first === '-h' || first === 'help' || (first === 'run' && wantsHelp(rest))) {
     process.stdout.write(`${helpText()}\n`);
+    return 0;
+  }
+  // demo and check answer --help themselves; hash-password and health are answered here.
+  if ((first === 'hash-password' || first === 'health') && wantsHelp(rest)) {
+    const text =
+      first === 'health'
+        ? `${(await import('./admin/health-check.js')).HEALTH_USAGE}${HEALTH_HELP}`
+        : HASH_PASSWORD_USAGE;
+    process.stdout.write(text);
     return 0;
   }
   if (first === '--version' || first === '-V') {
@@ -107,7 +133,7 @@ async function hashPassword(argv: string[]): Promise<number> {
     if (argv[i] === '--user' && argv[i + 1] !== undefined) user = argv[++i];
     else {
       process.stderr.write(
-        `dsql-proxy hash-password: unexpected argument ${JSON.stringify(argv[i])}\n${USAGE}`,
+        `dsql-proxy hash-password: unexpected argument ${JSON.stringify(argv[i])}\n${HASH_PASSWORD_USAGE}`,
       );
       return 2;
     }

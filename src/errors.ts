@@ -23,6 +23,14 @@ export const CATALOGUE = {
     message: 'unsupported frontend protocol',
     hint: 'dsql-proxy speaks protocol 3.0 (PostgreSQL 7.4 and later clients).',
   },
+  // Never sent: PostgreSQL answers a startup packet whose length is out of range with nothing at all
+  // (COMMERROR: logged, not sent) and closes. node-postgres writes a Terminate before its
+  // StartupMessage when end() follows connect() at once, and `X` + length reads as a huge length.
+  STARTUP_LENGTH_INVALID: {
+    sqlstate: '08P01',
+    severity: 'FATAL',
+    message: 'invalid length of startup packet',
+  },
   MESSAGE_TOO_LARGE: {
     sqlstate: '08P01',
     severity: 'FATAL',

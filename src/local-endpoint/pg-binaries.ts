@@ -115,7 +115,13 @@ export function ensurePostgresUser(): PgRunAs {
     }
     // Also after a failure: another process may have created it meanwhile.
     const created = lookup();
-    if (created) return created;
+    if (created) {
+      // A change to the machine outside dsql-proxy's own files: say so, once, where it happens.
+      process.stderr.write(
+        'dsql-proxy: created the `postgres` OS user (a system user without login or home) to run the embedded PostgreSQL, which refuses to run as root\n',
+      );
+      return created;
+    }
   }
   throw new Error(
     `PostgreSQL cannot run as root and the \`postgres\` OS user could not be created (${errors.join('; ')})`,

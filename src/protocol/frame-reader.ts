@@ -42,12 +42,17 @@ export class FrameReader {
   /**
    * Reads one untyped startup-phase packet and returns its body (the bytes after the length),
    * or null if the packet is not complete yet.
-   * @throws ProxyError PROTOCOL_VIOLATION if the length is < 4, MESSAGE_TOO_LARGE if > maxLength.
+   * @throws ProxyError STARTUP_LENGTH_INVALID if the length is < 4 or > maxLength: a code of its own,
+   *   because PostgreSQL answers it with silence (the peer may not speak PostgreSQL at all).
    */
   nextUntyped(maxLength: number): Buffer | null {
     if (this.total < 4) return null;
     const length = this.peek(4).readInt32BE(0);
-    checkLength(length, maxLength);
+    if (length < 4 || length > maxLength) {
+      throw new ProxyError('STARTUP_LENGTH_INVALID', {
+        message: `invalid length of startup packet (${length}; allowed 4 to ${maxLength})`,
+      });
+    }
     if (this.total < length) return null;
     this.consume(4);
     return this.consume(length - 4);

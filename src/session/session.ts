@@ -302,7 +302,9 @@ export class ClientSession {
         ? this.deps.authDelay.failure(this.clientAddress, user ?? '')
         : 0;
     if (delayMs > 0) this.deps.metrics.authDelaySeconds.observe(delayMs / 1000);
-    const level = err.code === 'INTERNAL' ? 'error' : 'warn';
+    // A startup packet of impossible length is logged, not answered (see STARTUP_LENGTH_INVALID).
+    const silent = err.code === 'STARTUP_LENGTH_INVALID';
+    const level = err.code === 'INTERNAL' ? 'error' : silent ? 'info' : 'warn';
     this.log[level]({
       event: 'refused',
       reason: err.code,
@@ -316,7 +318,7 @@ export class ClientSession {
     const { socket } = this;
     const answer = (): void => {
       // Inside a failed or refused TLS handshake there is no PostgreSQL channel to answer on.
-      const speechless = err.code === 'TLS_NOT_ENABLED' || err.code === 'CLIENT_TLS_FAILED';
+      const speechless = silent || err.code === 'TLS_NOT_ENABLED' || err.code === 'CLIENT_TLS_FAILED';
       if (speechless) socket.destroy();
       else if (!socket.destroyed) socket.end(errorFromProxyError(err));
       setTimeout(() => socket.destroy(), 1000).unref();
@@ -346,6 +348,7 @@ export class ClientSession {
     } else if (
       err.code === 'PROTOCOL_VIOLATION' ||
       err.code === 'MESSAGE_TOO_LARGE' ||
+      err.code === 'STARTUP_LENGTH_INVALID' ||
       err.code === 'SSL_BYTES_AFTER_REQUEST'
     ) {
       metrics.authFailures.inc({ reason: 'protocol' });

@@ -15,13 +15,13 @@
  * included) with or without the proxy.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startDebianPostgres } from '../support/debian-postgres.js';
 import { assertNoSecrets } from '../support/secrets.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
+import { tempDir } from '../support/temp-dirs.js';
 import { type CompatProxy, libpq, PASSWORDS, type SslMode, startCompatProxy } from './compat.js';
 import {
   describeResult,
@@ -37,7 +37,7 @@ import {
 let stack: TestStack | undefined;
 let plain: CompatProxy | undefined;
 const proxies: CompatProxy[] = [];
-const work = mkdtempSync(join(tmpdir(), 'dsql-proxy-pgdump-'));
+const work = tempDir('pgdump');
 
 before(async () => {
   requireTool('pg_dump');

@@ -5,13 +5,13 @@
  * the other corners of the matrix, and that TLS, when asked for, really is TLS.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { assertNoSecrets } from '../support/secrets.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
+import { tempDir } from '../support/temp-dirs.js';
 import {
   AUTHS,
   authenticatedSince,
@@ -141,7 +141,7 @@ for (const tls of [false, true]) {
           assert.match(byIp.stdout, TLS_LINE, describeResult(byIp));
 
           // The endpoint's CA did not sign the proxy's local certificate.
-          const wrongCa = join(mkdtempSync(join(tmpdir(), 'dsql-proxy-wrong-ca-')), 'ca.pem');
+          const wrongCa = join(tempDir('wrong-ca'), 'ca.pem');
           writeFileSync(wrongCa, theStack().endpoint.caPem);
           const { target, conn } = libpq(cp, 'app', 'verify-full');
           const bad = await psql(target, { ...conn, sslrootcert: wrongCa }, ['-c', 'select 1']);

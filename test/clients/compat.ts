@@ -9,13 +9,13 @@
  * The TLS proxies run `--client-tls on` with a generated CA written to `--client-ca-out`, so
  * clients can use `sslmode=verify-full sslrootcert=<ca> host=localhost`.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { md5Secret } from '../../src/auth/md5.js';
 import { createScramVerifier } from '../../src/auth/scram.js';
 import { type ProxyProcess, startProxyProcess, writeAuthFile } from '../support/proxy-process.js';
 import type { TestStack } from '../support/stack.js';
+import { tempDir } from '../support/temp-dirs.js';
 import type { ConnOptions } from './tools.js';
 
 export type Auth = 'scram-sha-256' | 'md5';
@@ -49,7 +49,7 @@ export async function startCompatProxy(stack: TestStack, v: ProxyVariant): Promi
     ['admin', secret('admin')],
     ['app', secret('app')],
   ]);
-  const caFile = v.tls ? join(mkdtempSync(join(tmpdir(), 'dsql-proxy-client-ca-')), 'ca.pem') : '';
+  const caFile = v.tls ? join(tempDir('client-ca'), 'ca.pem') : '';
   const args = ['--auth-file', authFile, '--auth-method', v.auth, '--log-level', 'trace'];
   if (v.tls) args.push('--client-tls', 'on', '--client-ca-out', caFile);
   args.push(...(v.extraArgs ?? []));

@@ -12,8 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type tls from 'node:tls';
@@ -22,13 +21,14 @@ import pg from 'pg';
 import postgres from 'postgres';
 import { assertNoSecrets } from '../support/secrets.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
+import { tempDir } from '../support/temp-dirs.js';
 import { AUTHS, type CompatProxy, PASSWORDS, startCompatProxy } from './compat.js';
 import { DEBIAN_PYTHON, PGJDBC_JAR, requireExtra } from './tools.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const PY_SCRIPT = join(HERE, 'python', 'psycopg_check.py');
 const JAVA_SRC = join(HERE, 'java', 'JdbcCheck.java');
-const classes = mkdtempSync(join(tmpdir(), 'dsql-proxy-jdbc-'));
+const classes = tempDir('jdbc');
 
 let stack: TestStack | undefined;
 const proxies: CompatProxy[] = [];

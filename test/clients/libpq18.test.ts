@@ -5,14 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type ProxyProcess, startProxyProcess } from '../support/proxy-process.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
+import { tempDir } from '../support/temp-dirs.js';
 import { INSTALL_HINT } from './tools.js';
 
 const run = promisify(execFile);
@@ -34,7 +34,7 @@ function psqlBinary(): string {
 let stack: TestStack;
 let plain: ProxyProcess;
 let tlsOn: ProxyProcess;
-const caFile = join(mkdtempSync(join(tmpdir(), 'dsql-proxy-libpq18-')), 'ca.pem');
+const caFile = join(tempDir('libpq18'), 'ca.pem');
 
 before(async () => {
   assert.ok(

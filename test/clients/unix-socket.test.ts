@@ -1,17 +1,15 @@
 /** psql over the proxy's Unix-domain socket: `psql -h DIR` finds DIR/.s.PGSQL.<port>. */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createScramVerifier } from '../../src/auth/scram.js';
 import { type ProxyProcess, startProxyProcess, writeAuthFile } from '../support/proxy-process.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
+import { tempDir } from '../support/temp-dirs.js';
 import { describeResult, psql, requireTool } from './tools.js';
 
 let stack: TestStack;
 let proxy: ProxyProcess;
-const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-psql-sock-'));
+const dir = tempDir('psql-sock');
 
 before(async () => {
   requireTool('psql');

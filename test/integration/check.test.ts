@@ -6,9 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
@@ -25,6 +24,7 @@ import { createCa, issueCert } from '../support/certs.js';
 import { CLI, isolatedAwsEnv, stackArgs } from '../support/proxy-process.js';
 import { assertNoSecrets } from '../support/secrets.js';
 import { clusterHostname, generateCredentials, startTestStack, type TestStack } from '../support/stack.js';
+import { tempDir } from '../support/temp-dirs.js';
 
 let stack: TestStack;
 /** Everything every check printed, for the secrets scan at the end. */
@@ -351,7 +351,7 @@ async function scriptedEndpoint(
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;
-  const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-check-'));
+  const dir = tempDir('check');
   const caFile = join(dir, 'ca.pem');
   writeFileSync(caFile, ca.certPem);
   return {

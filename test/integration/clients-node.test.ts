@@ -5,8 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
@@ -21,6 +20,7 @@ import {
 } from '../support/proxy-process.js';
 import { assertNoSecrets, registerPasswords } from '../support/secrets.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
+import { tempDir } from '../support/temp-dirs.js';
 
 const PASSWORDS = {
   admin: 'admin-local-pw',
@@ -100,7 +100,7 @@ after(async () => {
 });
 
 function roleMapConfig(map: Record<string, string>): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'dsql-proxy-cfg-')), 'proxy.yaml');
+  const file = join(tempDir('cfg'), 'proxy.yaml');
   writeFileSync(
     file,
     `role-map:\n${Object.entries(map)

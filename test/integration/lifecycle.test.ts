@@ -5,8 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
@@ -14,6 +13,7 @@ import { parseScramVerifier, verifyScramPassword } from '../../src/auth/scram.js
 import { allLogLines, CLI, type ProxyProcess, startProxyProcess } from '../support/proxy-process.js';
 import { assertNoSecrets, registerPasswords } from '../support/secrets.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
+import { tempDir } from '../support/temp-dirs.js';
 
 registerPasswords('s3cret pass', 'pw-from-hash');
 
@@ -82,7 +82,7 @@ describe('startup refusals: one clear message naming the key, exit code 2', () =
   }
 
   test('a malformed auth file line is named by file and line', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-bad-auth-'));
+    const dir = tempDir('bad-auth');
     const file = join(dir, 'users.txt');
     writeFileSync(file, '"admin" "pw"\n"broken line\n');
     const r = await run(['--endpoint', endpoint, '--auth-file', file]);
@@ -107,7 +107,7 @@ describe('hash-password', () => {
     const r = await run(['hash-password', '--user', 'app'], 'pw-from-hash\n');
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^"app" "SCRAM-SHA-256\$4096:/);
-    const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-hash-'));
+    const dir = tempDir('hash');
     const file = join(dir, 'users.txt');
     writeFileSync(file, r.stdout);
     const p = await startProxyProcess(stack, { args: ['--auth-file', file] });

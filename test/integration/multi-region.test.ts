@@ -5,8 +5,7 @@
  * is back and its backoff is over, new clients return to it.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
@@ -15,6 +14,7 @@ import { type DsqlEndpoint, startDsqlEndpoint } from '../../src/local-endpoint/e
 import { type ProxyProcess, startProxyProcess } from '../support/proxy-process.js';
 import { assertNoSecrets } from '../support/secrets.js';
 import { clusterHostname, startTestStack, type TestStack } from '../support/stack.js';
+import { tempDir } from '../support/temp-dirs.js';
 
 const hostA = clusterHostname('us-east-1');
 const hostB = clusterHostname('us-west-2');
@@ -37,7 +37,7 @@ before(async () => {
     credentials: stack.credentials,
     postgres: stack.postgres,
   });
-  const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-multi-'));
+  const dir = tempDir('multi');
   const bundle = join(dir, 'ca-bundle.pem');
   writeFileSync(bundle, `${caA.certPem}\n${epB.caPem}`);
   proxy = await startProxyProcess(stack, {

@@ -3,10 +3,9 @@
  * the shutdown phases, --max-connections, --login-timeout, SIGHUP reload and the Unix socket.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
@@ -15,6 +14,7 @@ import { createScramVerifier } from '../../src/auth/scram.js';
 import { type ProxyProcess, stackArgs, startProxyProcess } from '../support/proxy-process.js';
 import { assertNoSecrets } from '../support/secrets.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
+import { tempDir } from '../support/temp-dirs.js';
 
 let stack: TestStack;
 const procs: ProxyProcess[] = [];
@@ -203,7 +203,7 @@ describe('admin endpoints', () => {
 describe('metrics', () => {
   test('counters and histograms move with traffic', async () => {
     const verifier = createScramVerifier('pw-one');
-    const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-metrics-'));
+    const dir = tempDir('metrics');
     writeFileSync(join(dir, 'users.txt'), `"app" "${verifier}"\n`);
     const p = await proxy(['--auth-file', join(dir, 'users.txt')]);
     const m0 = (await http(p, '/metrics')).body;
@@ -330,7 +330,7 @@ describe('limits', () => {
 
 describe('SIGHUP reload and the Unix socket', () => {
   test('SIGHUP: new users apply to new logins, open sessions stay; a broken file keeps the old users', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-hup-'));
+    const dir = tempDir('hup');
     const file = join(dir, 'users.txt');
     writeFileSync(file, `"app" "${createScramVerifier('pw-one')}"\n`);
     const p = await proxy(['--auth-file', file]);
@@ -358,7 +358,7 @@ describe('SIGHUP reload and the Unix socket', () => {
   });
 
   test('SIGHUP: a changed role-map applies to new sessions (and their token action); open ones keep theirs', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-hup-roles-'));
+    const dir = tempDir('hup-roles');
     const file = join(dir, 'proxy.yaml');
     writeFileSync(file, 'role-map:\n  app: admin\n');
     const p = await proxy(['--config', file]);
@@ -413,7 +413,7 @@ describe('SIGHUP reload and the Unix socket', () => {
   });
 
   test('--unix-socket: clients connect through DIR/.s.PGSQL.<port>', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-sock-'));
+    const dir = tempDir('sock');
     const p = await proxy(['--unix-socket', dir]);
     const listening = p.logs.find((l) => l.json?.event === 'listening')?.json;
     assert.equal(listening?.unix_socket, join(dir, `.s.PGSQL.${p.port}`));

@@ -5,14 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { tempDir } from '../support/temp-dirs.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-start-failure-'));
+const dir = tempDir('start-failure');
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('a test file whose before() fails to start PostgreSQL fails (exit 1), it is not silently skipped', () => {

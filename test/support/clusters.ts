@@ -5,12 +5,12 @@
  * cluster's profile in a temp AWS credentials file: a login that lands proves per-cluster credentials.
  * prod maps the local user `app` to the DSQL role `admin`; staging and solo do not map it.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type DsqlEndpoint, startDsqlEndpoint } from '../../src/local-endpoint/endpoint.js';
 import { type ProxyProcess, startProxyProcess } from './proxy-process.js';
 import { clusterHostname, generateCredentials, startTestStack, type TestStack } from './stack.js';
+import { tempDir } from './temp-dirs.js';
 
 export interface ClustersSetup {
   stack: TestStack;
@@ -32,7 +32,7 @@ export async function startClusters(extraArgs: string[] = []): Promise<ClustersS
     credentials: stagingKeys,
     postgres: stack.postgres,
   });
-  const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-clusters-'));
+  const dir = tempDir('clusters');
   writeFileSync(join(dir, 'prod-ca.pem'), stack.endpoint.caPem);
   writeFileSync(join(dir, 'staging-ca.pem'), staging.caPem);
   writeFileSync(join(dir, 'aws-config'), '[profile prod]\n\n[profile staging]\n');

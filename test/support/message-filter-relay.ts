@@ -9,12 +9,12 @@
  * The server -> client direction is parsed as typed messages from its first byte, which holds for
  * the connections the proxy opens (a login's answer, a query's); a cancel connection gets nothing back.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { createCa, issueCert } from './certs.js';
+import { tempDir } from './temp-dirs.js';
 
 export interface MessageFilterRelay {
   port: number;
@@ -32,7 +32,7 @@ export async function startMessageFilterRelay(opts: {
 }): Promise<MessageFilterRelay> {
   const ca = await createCa('message-filter relay CA');
   const cert = await issueCert(ca, { hostnames: [opts.hostname] });
-  const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-filter-'));
+  const dir = tempDir('filter');
   const caFile = join(dir, 'ca.pem');
   writeFileSync(caFile, ca.certPem);
   const secureContext = tls.createSecureContext({ cert: cert.certPem, key: cert.keyPem });

@@ -3,12 +3,12 @@
  * and collects every log line it writes so tests can wait on events and scan for secrets.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { assertNoSecrets } from './secrets.js';
 import type { TestStack } from './stack.js';
+import { tempDir } from './temp-dirs.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
@@ -52,7 +52,7 @@ export interface ProxyProcessOptions {
 
 /** Writes the endpoint's CA to a temp file and returns the flags that point the proxy at the stack. */
 export function stackArgs(stack: TestStack): string[] {
-  const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-ca-'));
+  const dir = tempDir('ca');
   const caFile = join(dir, 'ca.pem');
   writeFileSync(caFile, stack.endpoint.caPem);
   return [
@@ -69,7 +69,7 @@ export function stackArgs(stack: TestStack): string[] {
 
 /** An environment with no ambient AWS configuration: only what the test puts in. */
 export function isolatedAwsEnv(): Record<string, string> {
-  const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-aws-'));
+  const dir = tempDir('aws');
   return {
     AWS_CONFIG_FILE: join(dir, 'config'),
     AWS_SHARED_CREDENTIALS_FILE: join(dir, 'credentials'),
@@ -78,7 +78,7 @@ export function isolatedAwsEnv(): Record<string, string> {
 }
 
 export function writeAuthFile(lines: Array<[string, string]>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-auth-'));
+  const dir = tempDir('auth');
   const file = join(dir, 'users.txt');
   writeFileSync(file, lines.map(([u, s]) => `"${u}" "${s}"\n`).join(''));
   return file;

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { adminAddress, dialable } from '../../src/admin/health-check.js';
+import { tempDir } from '../support/temp-dirs.js';
 
 describe('dsql-proxy health: the admin address', () => {
   test('flag > environment > config file, as for the proxy; a bare port is loopback', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-health-'));
+    const dir = tempDir('health');
     try {
       const file = join(dir, 'proxy.yaml');
       writeFileSync(file, 'admin-listen: 127.0.0.2:7000\n');

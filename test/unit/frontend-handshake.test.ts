@@ -226,7 +226,7 @@ describe('readClientHello', () => {
     assert.equal(hello.kind, 'cancel');
   });
 
-  it('a startup packet above 10,000 bytes is MESSAGE_TOO_LARGE', async () => {
+  it('a startup packet above 10,000 bytes is STARTUP_LENGTH_INVALID', async () => {
     const s = await open();
     s.client.write(
       startupMessage([
@@ -234,7 +234,19 @@ describe('readClientHello', () => {
         ['options', 'x'.repeat(10_000)],
       ]),
     );
-    await assert.rejects(s.hello, isCode('MESSAGE_TOO_LARGE'));
+    await assert.rejects(s.hello, isCode('STARTUP_LENGTH_INVALID'));
+  });
+
+  it('a Terminate before the StartupMessage is STARTUP_LENGTH_INVALID, and nothing is written', async () => {
+    // node-postgres does this when end() follows connect() at once. PostgreSQL answers it with silence.
+    for (const first of [[], [sslRequest()]]) {
+      const s = await open();
+      for (const packet of first) s.client.write(packet);
+      if (first.length > 0) assert.equal((await s.fromProxy.bytes(1)).toString(), 'N');
+      s.client.write(Buffer.from([0x58, 0, 0, 0, 4]));
+      await assert.rejects(s.hello, isCode('STARTUP_LENGTH_INVALID'));
+      assert.equal(s.fromProxy.pending(), 0);
+    }
   });
 
   it('a malformed startup body is PROTOCOL_VIOLATION', async () => {

@@ -3,8 +3,7 @@
  * ALPN `postgresql`), refusals when TLS is off or required. Real sockets on port 0.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
@@ -13,6 +12,7 @@ import { type ClientTls, createClientTls } from '../../src/frontend/client-tls.j
 import { type ClientHello, readClientHello } from '../../src/frontend/handshake.js';
 import { CLIENT_WRITE_HIGH_WATER_MARK } from '../../src/io/client-socket.js';
 import { FrameStream } from '../../src/io/frame-stream.js';
+import { tempDir } from '../support/temp-dirs.js';
 import { sslRequest, startupMessage } from './frontend-builders.js';
 import { ByteReader, closeAll, socketPair } from './socket-pair.js';
 
@@ -22,7 +22,7 @@ let clientTls: ClientTls;
 let caPem: string;
 
 before(async () => {
-  const caOut = join(mkdtempSync(join(tmpdir(), 'dsql-proxy-client-ca-')), 'ca.pem');
+  const caOut = join(tempDir('client-ca'), 'ca.pem');
   clientTls = await createClientTls({ enabled: true, required: false, caOut });
   caPem = readFileSync(caOut, 'utf8');
 });

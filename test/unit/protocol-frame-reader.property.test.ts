@@ -1,6 +1,6 @@
 /**
  * Properties of FrameReader over arbitrary bytes and arbitrary chunkings: it fails only with
- * ProxyError (PROTOCOL_VIOLATION or MESSAGE_TOO_LARGE), never holds more than one header plus
+ * ProxyError (PROTOCOL_VIOLATION, MESSAGE_TOO_LARGE or STARTUP_LENGTH_INVALID), never holds more than one header plus
  * maxLength while waiting, never writes into a pushed chunk, and returns exactly the frames of a valid
  * stream however it is split.
  */
@@ -11,7 +11,7 @@ import { ProxyError } from '../../src/errors.js';
 import { FrameReader, type TypedFrame } from '../../src/protocol/frame-reader.js';
 import { bytes, cuts, hostileInt32, mutateAll, mutation, runs, split } from './property-helpers.js';
 
-const FRAME_ERRORS = new Set(['PROTOCOL_VIOLATION', 'MESSAGE_TOO_LARGE']);
+const FRAME_ERRORS = new Set(['PROTOCOL_VIOLATION', 'MESSAGE_TOO_LARGE', 'STARTUP_LENGTH_INVALID']);
 
 function typedFrame(type: number, body: Buffer): Buffer {
   const header = Buffer.alloc(5);
@@ -110,7 +110,9 @@ describe('FrameReader properties', () => {
         } catch (err) {
           threw = err;
         }
-        if (length < 4) {
+        if (!typed && (length < 4 || length > max)) {
+          assert.ok(threw instanceof ProxyError && threw.code === 'STARTUP_LENGTH_INVALID');
+        } else if (length < 4) {
           assert.ok(threw instanceof ProxyError && threw.code === 'PROTOCOL_VIOLATION');
         } else if (length > max) {
           assert.ok(threw instanceof ProxyError && threw.code === 'MESSAGE_TOO_LARGE');

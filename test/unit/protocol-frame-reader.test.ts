@@ -58,23 +58,34 @@ describe('FrameReader untyped (startup phase)', () => {
     assert.deepEqual(r.takeRemaining(), Buffer.alloc(0));
   });
 
-  it('rejects hostile lengths from the header alone', () => {
-    for (const len of [-1, -2147483648, 0, 1, 2, 3]) {
-      const r = new FrameReader();
-      r.push(rawHeader(len));
-      assert.throws(
-        () => r.nextUntyped(MAX_STARTUP_PACKET_LENGTH),
-        isCode('PROTOCOL_VIOLATION'),
-        `len ${len}`,
-      );
-    }
-    for (const len of [MAX_STARTUP_PACKET_LENGTH + 1, 2 ** 31 - 1]) {
+  it('rejects hostile lengths from the header alone, as STARTUP_LENGTH_INVALID', () => {
+    // Below 4 and above the limit alike: PostgreSQL answers both with silence, and so does the session.
+    for (const len of [-1, -2147483648, 0, 1, 2, 3, MAX_STARTUP_PACKET_LENGTH + 1, 2 ** 31 - 1]) {
       const r = new FrameReader();
       r.push(rawHeader(len)); // no body at all: must throw before waiting for it
       assert.throws(
         () => r.nextUntyped(MAX_STARTUP_PACKET_LENGTH),
-        isCode('MESSAGE_TOO_LARGE'),
+        isCode('STARTUP_LENGTH_INVALID'),
         `len ${len}`,
+      );
+    }
+  });
+
+  it('a Terminate before the StartupMessage is STARTUP_LENGTH_INVALID at every split', () => {
+    // node-postgres writes `X` + int32 4 when end() follows connect() at once; read untyped, the
+    // length is 0x58000000. Four bytes decide it; with fewer the reader waits.
+    const terminate = Buffer.from([0x58, 0, 0, 0, 4]);
+    for (let cut = 0; cut <= terminate.length; cut++) {
+      const r = new FrameReader();
+      r.push(terminate.subarray(0, cut));
+      if (cut < 4) {
+        assert.equal(r.nextUntyped(MAX_STARTUP_PACKET_LENGTH), null, `cut ${cut}`);
+        r.push(terminate.subarray(cut));
+      }
+      assert.throws(
+        () => r.nextUntyped(MAX_STARTUP_PACKET_LENGTH),
+        isCode('STARTUP_LENGTH_INVALID'),
+        `cut ${cut}`,
       );
     }
   });
