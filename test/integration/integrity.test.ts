@@ -1,6 +1,7 @@
 /**
- * The integrity run, small enough for CI (64 MB COPY round trip, one 16 MB value, pipelined batches
- * alongside); `npm run integrity` is the full one.
+ * The integrity run, small enough for CI (a 64 MB COPY round trip, loaded in COPYs within DSQL's
+ * transaction limits; one 16 MB value there and back; pipelined batches alongside), against the
+ * endpoint with DSQL's rules; `npm run integrity` is the full one.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
