@@ -24,7 +24,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { createCa, issueCert } from '../../src/local-endpoint/certs.js';
+import { createCa, issueCert } from '../../src/core/certs.js';
 import { freePort, type LocalPostgres, startPostgres } from '../../src/local-endpoint/embedded-postgres.js';
 import {
   benchProxyArgs,

@@ -17,7 +17,7 @@ import {
 import type { AuthContext } from './auth-context.js';
 import { constantTimeEqual, md5Secret, verifyMd5Password, verifyMd5Response } from './md5.js';
 import { type PendingScramVerifier, SCRAM_MECHANISM, ScramServer } from './scram.js';
-import type { AuthMethod, ScramVerifier } from './types.js';
+import type { AuthMethod, AuthSecret, ScramVerifier } from './types.js';
 
 /**
  * What the session does after each step: write every Buffer in `send`, then, if `done` is set, stop.
@@ -77,101 +77,45 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
   const secret = context.users.get(user);
   let phase: Phase = { name: 'new' };
 
-  const authFailed = (): ProxyError =>
-    new ProxyError('AUTH_FAILED', { message: `password authentication failed for user "${user}"` });
   const succeed = (...send: Buffer[]): AuthStep => {
     phase = { name: 'done' };
     return { send: [...send, authenticationOk()], done: { ok: true } };
   };
-  const fail = (error: ProxyError = authFailed()): AuthStep => {
+  const fail = (error: ProxyError = authFailed(user)): AuthStep => {
     phase = { name: 'done' };
     return { send: [], done: { ok: false, error } };
   };
 
-  const scramVerifier = (): ScramVerifier | PendingScramVerifier | null => {
-    if (secret?.kind === 'scram') return secret.verifier;
-    if (secret?.kind === 'plain') {
-      // Nothing is derived before a proof arrives; then once per user (AuthContext).
-      const { password } = secret;
-      return {
-        iterations: context.mockIterations,
-        salt: context.mockSalt(user),
-        derive: () => context.plainVerifier(user, password),
-      };
-    }
-    return null;
-  };
-
   const startScram = (): AuthStep => {
-    const server = new ScramServer(scramVerifier(), {
-      mockSalt: context.mockSalt(user),
-      mockIterations: context.mockIterations,
-      nonceBytes: () => random(18),
-    });
-    phase = { name: 'sasl-initial', server };
+    phase = { name: 'sasl-initial', server: scramServer(secret, user, context, random) };
     return { send: [authenticationSASL([SCRAM_MECHANISM])] };
   };
 
   const begin = (): AuthStep => {
     if (phase.name !== 'new') throw new ProxyError('INTERNAL', { message: 'authenticator already started' });
-    switch (opts.method) {
-      case 'trust':
+    switch (firstExchange(opts.method, secret, context)) {
+      case 'ok':
         return succeed();
-      case 'scram-sha-256':
+      case 'scram':
         return startScram();
-      case 'md5': {
-        if (secret?.kind === 'scram') return startScram();
-        if (secret === undefined && context.mockKind === 'scram') return startScram();
-        const salt = random(4);
-        phase = { name: 'md5', salt };
-        return { send: [authenticationMD5Password(salt)] };
-      }
-      case 'password':
+      case 'md5':
+        phase = { name: 'md5', salt: random(4) };
+        return { send: [authenticationMD5Password(phase.salt)] };
+      case 'cleartext':
         phase = { name: 'cleartext' };
         return { send: [authenticationCleartextPassword()] };
     }
-  };
-
-  const checkCleartext = async (body: Buffer): Promise<boolean> => {
-    const password = decodePasswordMessage(body);
-    // PostgreSQL refuses an empty password outright ("empty password returned by client").
-    if (password === '') return false;
-    // Raw bytes, not the decoded string: SASLprep falls back to them when they are not UTF-8.
-    const raw = body.subarray(0, body.length - 1);
-    if (secret === undefined) {
-      // The cost of the usual secret kind, so the answer time does not tell a missing user apart.
-      await context.mockPasswordCheck(user, raw);
-      return false;
-    }
-    switch (secret.kind) {
-      case 'scram':
-        return context.checkScramPassword(secret, raw);
-      case 'md5':
-        return verifyMd5Password(password, user, secret.hash);
-      case 'plain':
-        return constantTimeEqual(password, secret.password);
-    }
-  };
-
-  const checkMd5 = (body: Buffer, salt: Buffer): boolean => {
-    const response = decodePasswordMessage(body);
-    if (secret === undefined || secret.kind === 'scram') return false;
-    const stored = secret.kind === 'md5' ? secret.hash : md5Secret(secret.password, user);
-    return verifyMd5Response(stored, salt, response);
   };
 
   const step = async (body: Buffer): Promise<AuthStep> => {
     switch (phase.name) {
       case 'cleartext':
         phase = { name: 'done' };
-        return (await checkCleartext(body)) ? succeed() : fail();
+        return (await checkCleartext(body, user, secret, context)) ? succeed() : fail();
       case 'md5':
-        return checkMd5(body, phase.salt) ? succeed() : fail();
+        return checkMd5(body, phase.salt, user, secret) ? succeed() : fail();
       case 'sasl-initial': {
-        const { mechanism, data } = decodeSASLInitialResponse(body);
-        if (mechanism !== SCRAM_MECHANISM) {
-          return fail(violation('client selected an invalid SASL authentication mechanism'));
-        }
+        const data = saslInitialData(body);
         if (data === null) {
           // No initial response: ask for it with an empty challenge, as PostgreSQL does.
           phase = { name: 'sasl-first', server: phase.server };
@@ -184,10 +128,8 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
       case 'sasl-final': {
         const { server } = phase;
         phase = { name: 'done' };
-        const data = decodeSASLResponse(body);
-        await server.ready();
-        const result = server.clientFinal(data);
-        return result.ok ? succeed(authenticationSASLFinal(result.serverFinal)) : fail();
+        const serverFinal = await scramFinal(server, body);
+        return serverFinal ? succeed(authenticationSASLFinal(serverFinal)) : fail();
       }
       case 'new':
       case 'done':
@@ -196,9 +138,8 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
   };
 
   const scramFirst = (server: ScramServer, data: Buffer): AuthStep => {
-    const serverFirst = server.clientFirst(data);
     phase = { name: 'sasl-final', server };
-    return { send: [authenticationSASLContinue(serverFirst)] };
+    return { send: [authenticationSASLContinue(server.clientFirst(data))] };
   };
 
   const receive = async (type: number, body: Buffer): Promise<AuthStep> => {
@@ -219,6 +160,113 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     // A method, not a getter: a getter in an object literal takes V8's slow path on every creation.
     expectsMessage: () => phase.name !== 'new' && phase.name !== 'done',
   };
+}
+
+function authFailed(user: string): ProxyError {
+  return new ProxyError('AUTH_FAILED', { message: `password authentication failed for user "${user}"` });
+}
+
+/** The SCRAM exchange for `user`: a mock one (it fails at the end) without a usable secret. */
+function scramServer(
+  secret: AuthSecret | undefined,
+  user: string,
+  context: AuthContext,
+  random: (n: number) => Buffer,
+): ScramServer {
+  return new ScramServer(scramVerifier(secret, user, context), {
+    mockSalt: context.mockSalt(user),
+    mockIterations: context.mockIterations,
+    nonceBytes: () => random(18),
+  });
+}
+
+/** The client-first-message a SASLInitialResponse carries (null: none yet); SCRAM-SHA-256 only. */
+function saslInitialData(body: Buffer): Buffer | null {
+  const { mechanism, data } = decodeSASLInitialResponse(body);
+  if (mechanism !== SCRAM_MECHANISM)
+    throw violation('client selected an invalid SASL authentication mechanism');
+  return data;
+}
+
+/** The client's proof, checked once the verifier is derived: the server-final message, or null. */
+async function scramFinal(server: ScramServer, body: Buffer): Promise<Buffer | null> {
+  const data = decodeSASLResponse(body);
+  await server.ready();
+  const result = server.clientFinal(data);
+  return result.ok ? result.serverFinal : null;
+}
+
+/** The exchange a method and secret lead to (see createAuthenticator). */
+function firstExchange(
+  method: AuthMethod,
+  secret: AuthSecret | undefined,
+  context: AuthContext,
+): 'ok' | 'scram' | 'md5' | 'cleartext' {
+  switch (method) {
+    case 'trust':
+      return 'ok';
+    case 'scram-sha-256':
+      return 'scram';
+    case 'md5':
+      if (secret?.kind === 'scram') return 'scram';
+      return secret === undefined && context.mockKind === 'scram' ? 'scram' : 'md5';
+    case 'password':
+      return 'cleartext';
+  }
+}
+
+/** The verifier SCRAM checks against; null (a mock exchange that fails) for an md5 secret or none. */
+function scramVerifier(
+  secret: AuthSecret | undefined,
+  user: string,
+  context: AuthContext,
+): ScramVerifier | PendingScramVerifier | null {
+  if (secret?.kind === 'scram') return secret.verifier;
+  if (secret?.kind === 'plain') {
+    // Nothing is derived before a proof arrives; then once per user (AuthContext).
+    const { password } = secret;
+    return {
+      iterations: context.mockIterations,
+      salt: context.mockSalt(user),
+      derive: () => context.plainVerifier(user, password),
+    };
+  }
+  return null;
+}
+
+/** A cleartext password against any secret kind; a missing user costs what a present one does. */
+async function checkCleartext(
+  body: Buffer,
+  user: string,
+  secret: AuthSecret | undefined,
+  context: AuthContext,
+): Promise<boolean> {
+  const password = decodePasswordMessage(body);
+  // PostgreSQL refuses an empty password outright ("empty password returned by client").
+  if (password === '') return false;
+  // Raw bytes, not the decoded string: SASLprep falls back to them when they are not UTF-8.
+  const raw = body.subarray(0, body.length - 1);
+  if (secret === undefined) {
+    // The cost of the usual secret kind, so the answer time does not tell a missing user apart.
+    await context.mockPasswordCheck(user, raw);
+    return false;
+  }
+  switch (secret.kind) {
+    case 'scram':
+      return context.checkScramPassword(secret, raw);
+    case 'md5':
+      return verifyMd5Password(password, user, secret.hash);
+    case 'plain':
+      return constantTimeEqual(password, secret.password);
+  }
+}
+
+/** An MD5 challenge response; a SCRAM verifier cannot answer one. */
+function checkMd5(body: Buffer, salt: Buffer, user: string, secret: AuthSecret | undefined): boolean {
+  const response = decodePasswordMessage(body);
+  if (secret === undefined || secret.kind === 'scram') return false;
+  const stored = secret.kind === 'md5' ? secret.hash : md5Secret(secret.password, user);
+  return verifyMd5Response(stored, salt, response);
 }
 
 function violation(message: string): ProxyError {

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createScramVerifier } from '../auth/scram.js';
 import { ConfigError, formatHostPort, loadConfig, parseHostPort } from '../config/index.js';
-import { createCa, issueCert } from '../local-endpoint/certs.js';
+import { createCa, issueCert } from '../core/certs.js';
 import { type LocalStack, startLocalStack } from '../local-endpoint/stack.js';
 import { createLogger } from '../log.js';
 import { type RunningProxy, startProxy } from '../proxy.js';

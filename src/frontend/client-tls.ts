@@ -66,7 +66,7 @@ export async function createClientTls(opts: ClientTlsOptions, deps: ClientTlsDep
     return { enabled: true, required: opts.required, secureContext: contextFor(opts.certPem, opts.keyPem) };
   }
   const clock = deps.clock ?? systemClock;
-  const { createCa, issueCert } = await import('../local-endpoint/certs.js');
+  const { createCa, issueCert } = await import('../core/certs.js');
   type Ca = Awaited<ReturnType<typeof createCa>>;
 
   const newCa = async (): Promise<Ca> => {

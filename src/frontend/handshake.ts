@@ -6,7 +6,7 @@ import { FrameStream } from '../io/frame-stream.js';
 import { replayDuplex } from '../io/replay-duplex.js';
 import { negotiateProtocolVersion, SSL_NO } from '../protocol/backend.js';
 import { MAX_STARTUP_PACKET_LENGTH, PROTOCOL_3_0 } from '../protocol/constants.js';
-import { decodeStartupPacket } from '../protocol/frontend.js';
+import { decodeStartupPacket, type StartupPacket } from '../protocol/frontend.js';
 import type { ClientTls } from './client-tls.js';
 
 export interface ClientTlsInfo {
@@ -110,31 +110,8 @@ export async function readClientHello(
       }
       case 'cancel':
         return { kind: 'cancel', processId: packet.processId, secretKey: packet.secretKey };
-      case 'startup': {
-        if (packet.major !== 3) {
-          throw new ProxyError('UNSUPPORTED_PROTOCOL', {
-            message: `unsupported frontend protocol ${packet.major}.${packet.minor}: dsql-proxy supports 3.0`,
-          });
-        }
-        if (ctx.required && !tlsInfo) {
-          throw new ProxyError('TLS_REQUIRED');
-        }
-        // Newer minor versions and `_pq_.` options are negotiated down, as PostgreSQL does.
-        if (packet.minor > 0 || packet.unrecognizedOptions.length > 0) {
-          socket.write(negotiateProtocolVersion(PROTOCOL_3_0, packet.unrecognizedOptions));
-        }
-        const params = new Map(packet.params);
-        const user = params.get('user');
-        if (!user) {
-          throw new ProxyError('AUTH_INVALID', {
-            message: 'no PostgreSQL user name specified in startup packet',
-          });
-        }
-        const database = params.get('database') || user;
-        params.delete('user');
-        params.delete('database');
-        return { kind: 'startup', user, database, params, socket, frames, tls: tlsInfo };
-      }
+      case 'startup':
+        return startupHello(packet, ctx, { socket, frames, tls: tlsInfo });
       default:
         // decodeStartupPacket reports any major version other than 3 as an unknown code.
         throw new ProxyError('UNSUPPORTED_PROTOCOL', {
@@ -142,6 +119,37 @@ export async function readClientHello(
         });
     }
   }
+}
+
+/** A StartupMessage: protocol 3.x (a newer minor version is negotiated down), TLS if required, a user. */
+function startupHello(
+  packet: Extract<StartupPacket, { kind: 'startup' }>,
+  ctx: ClientTls,
+  channel: { socket: net.Socket; frames: FrameStream; tls: ClientTlsInfo | undefined },
+): ClientHello {
+  if (packet.major !== 3) {
+    throw new ProxyError('UNSUPPORTED_PROTOCOL', {
+      message: `unsupported frontend protocol ${packet.major}.${packet.minor}: dsql-proxy supports 3.0`,
+    });
+  }
+  if (ctx.required && !channel.tls) {
+    throw new ProxyError('TLS_REQUIRED');
+  }
+  // Newer minor versions and `_pq_.` options are negotiated down, as PostgreSQL does.
+  if (packet.minor > 0 || packet.unrecognizedOptions.length > 0) {
+    channel.socket.write(negotiateProtocolVersion(PROTOCOL_3_0, packet.unrecognizedOptions));
+  }
+  const params = new Map(packet.params);
+  const user = params.get('user');
+  if (!user) {
+    throw new ProxyError('AUTH_INVALID', {
+      message: 'no PostgreSQL user name specified in startup packet',
+    });
+  }
+  const database = params.get('database') || user;
+  params.delete('user');
+  params.delete('database');
+  return { kind: 'startup', user, database, params, ...channel };
 }
 
 /**

@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
+import { createCa, issueCert, type LocalCert } from '../core/certs.js';
 // The one list of parameters DSQL accepts; strict mode refuses the others with 0A000, as DSQL does.
 import { isDsqlSettableParam } from '../dsql/limits.js';
 import { FrameStream } from '../io/frame-stream.js';
@@ -23,7 +24,6 @@ import {
 import { decodeStartupPacket } from '../protocol/frontend.js';
 import { frontendStartup } from '../protocol/frontend-encoders.js';
 import { BehindDoor, type DoorLimits, DSQL_LIMITS, relayBehindDoor } from './behind-door.js';
-import { createCa, issueCert, type LocalCert } from './certs.js';
 import type { Refusal } from './rules/classify.js';
 import { identityArn, type SigningCredentials, verifyDsqlToken } from './sigv4-verify.js';
 

@@ -39,6 +39,15 @@ export interface RelayHooks {
   keepUpstream?: () => boolean;
 }
 
+/**
+ * The relay's own state, a part of the connection's 'relaying' phases (see session/lifecycle.ts):
+ * - flowing: bytes flow both ways;
+ * - held: the client is not read (the session is moving to another upstream connection);
+ * - goodbye: the client sent Terminate; an upstream close from now on is the session's normal end;
+ * - finished: done resolved; nothing more happens.
+ */
+export type RelayState = 'flowing' | 'held' | 'goodbye' | 'finished';
+
 const NO_COUNTERS: RelayCounters = { toServer: { inc() {} }, toClient: { inc() {} } };
 const NO_HOOKS: RelayHooks = {};
 /** Takes over from the relay's error listener once it has finished: a late socket error is not news. */
@@ -54,12 +63,12 @@ export class Relay {
   readonly scanner = new BackendScanner();
   readonly frontend: FrontendScanner;
   private upstream: tls.TLSSocket;
-  private held = false;
-  /** The client sent Terminate while the session was idle (set only when keepUpstream is given). */
+  private current: RelayState = 'flowing';
+  /**
+   * How the goodbye came: the client sent Terminate while the session was idle (set only when
+   * keepUpstream is given). Still true once finished, for the session to keep the upstream.
+   */
   goodbyeWhileIdle = false;
-  /** The client sent Terminate: an upstream close from now on is the session's normal end. */
-  clientSaidGoodbye = false;
-  private finished = false;
   /** Set while the client socket is corked until the next check phase (see onUpstreamData). */
   private uncorkTimer: NodeJS.Immediate | undefined;
   private readonly counters: RelayCounters;
@@ -112,15 +121,20 @@ export class Relay {
     );
   }
 
+  get state(): RelayState {
+    return this.current;
+  }
+
   /** Stops reading the client; what it sends meanwhile waits in the socket. */
   hold(): void {
-    this.held = true;
+    if (this.current === 'flowing') this.current = 'held';
     this.client.pause();
   }
 
   release(): void {
-    this.held = false;
-    if (!this.finished) this.client.resume();
+    if (this.current === 'finished') return;
+    if (this.current === 'held') this.current = 'flowing';
+    this.client.resume();
   }
 
   /** Takes the upstream out of the relay (its events are no longer watched) and returns it. */
@@ -146,7 +160,7 @@ export class Relay {
    * stream is between two messages, so the client never sees a message cut in half.
    */
   terminate(lastWords: Buffer): void {
-    if (this.finished) return;
+    if (this.current === 'finished') return;
     this.detachUpstream();
     this.client.off('data', this.onClientData);
     if (this.scanner.atBoundary()) this.client.end(lastWords);
@@ -171,7 +185,7 @@ export class Relay {
       if (!this.upstream.write(chunk)) this.client.pause();
       return;
     }
-    this.clientSaidGoodbye = true;
+    this.current = 'goodbye';
     let out = chunk;
     if (this.hooks.keepUpstream) {
       // Session pooling: the server connection outlives this client, so its Terminate stays here.
@@ -185,7 +199,7 @@ export class Relay {
   };
 
   private readonly onUpstreamDrain = (): void => {
-    if (!this.held) this.client.resume();
+    if (this.current !== 'held') this.client.resume();
   };
 
   private readonly onUpstreamData = (chunk: Buffer): void => {
@@ -234,19 +248,19 @@ export class Relay {
   };
 
   private readonly onUpstreamClose = (): void => {
-    if (this.finished) return;
+    if (this.current === 'finished') return;
     const err = this.lostError;
     this.lostError = undefined;
     this.detachUpstream();
     // After the client's Terminate the server closing is expected: end quietly, never reconnect.
-    if (this.clientSaidGoodbye) this.finish('client_closed');
+    if (this.current === 'goodbye') this.finish('client_closed');
     else if (this.hooks.onUpstreamLost) this.hooks.onUpstreamLost(err);
     else this.finish(err ? 'upstream_error' : 'upstream_closed', err);
   };
 
   /** Ends the relay after the upstream was lost and the session decided not to reconnect. */
   endAfterUpstreamLoss(lastWords: Buffer | undefined, error?: Error): void {
-    if (this.finished) return;
+    if (this.current === 'finished') return;
     this.client.off('data', this.onClientData);
     if (lastWords && this.scanner.atBoundary()) this.client.end(lastWords);
     else this.client.end();
@@ -254,8 +268,8 @@ export class Relay {
   }
 
   private finish(reason: CloseReason, error?: Error): void {
-    if (this.finished) return;
-    this.finished = true;
+    if (this.current === 'finished') return;
+    this.current = 'finished';
     if (reason === 'client_closed' && this.goodbyeWhileIdle && this.hooks.keepUpstream?.()) {
       this.detachUpstream();
     } else if (reason === 'client_closed') {

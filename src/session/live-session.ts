@@ -10,8 +10,11 @@ import { frontendTerminate } from '../protocol/frontend-encoders.js';
 import { Relay, type RelayResult } from '../relay/relay.js';
 import type { Connector, UpstreamConnection } from '../upstream/connector.js';
 import { decodeBackendFrame } from '../upstream/decode.js';
+import type { UpstreamTarget } from '../upstream/target.js';
+import type { CancelKey } from './cancel-registry.js';
+import type { CancelRoute } from './cancel-route.js';
+import type { Lifecycle } from './lifecycle.js';
 import { restoreSnapshot, takeSnapshot, trackedSnapshot } from './restore.js';
-import type { CancelRoute } from './session.js';
 import { SessionState } from './session-state.js';
 import { answersTo, statementEvents } from './statement-tracker.js';
 
@@ -22,7 +25,8 @@ export interface LiveSessionOptions {
   /** The startup parameters sent upstream, for new connections. */
   params: ReadonlyMap<string, string>;
   connector: Connector;
-  cancelRoute: CancelRoute;
+  /** The connection's phase, owned by its ClientSession; this session moves it while it relays. */
+  lifecycle: Lifecycle;
   log: Logger;
   metrics: Metrics;
   maxUpstreamAgeMs: number;
@@ -44,6 +48,10 @@ export interface LiveSessionOptions {
  * - If the upstream closes anyway (the cap, a network cut), an idle session whose state the proxy can
  *   rebuild is reconnected transparently; otherwise the client gets a FATAL ErrorResponse saying what
  *   happened, never a bare close.
+ *
+ * Its phases (see Lifecycle): relaying → move_due (the age limit passed) → moving (at the first idle
+ * moment) → relaying; relaying → moving (reconnect after a loss while idle) → relaying; any of them →
+ * closing when the session ends.
  */
 export class LiveSession {
   readonly relay: Relay;
@@ -51,13 +59,15 @@ export class LiveSession {
   private connectedAt: number;
   private upstream: UpstreamConnection;
   private spare: { conn: UpstreamConnection; at: number } | undefined;
-  private due = false;
-  private busy = false;
-  private ended = false;
   private readonly timers: NodeJS.Timeout[] = [];
+  private readonly lifecycle: Lifecycle;
+  /** Changed only here (swapTo); others get the read-only view `cancelRoute`. */
+  private readonly route: { target: UpstreamTarget; upstreamKey: CancelKey | undefined };
 
   constructor(private readonly opts: LiveSessionOptions) {
     this.upstream = opts.first;
+    this.lifecycle = opts.lifecycle;
+    this.route = { target: opts.first.target, upstreamKey: opts.first.session.backendKey };
     this.connectedAt = opts.first.connectedAt;
     const { state } = this;
     const { metrics } = opts;
@@ -68,10 +78,12 @@ export class LiveSession {
         onStatementText: (sql) => state.noteStatement(sql),
       },
       onIdle: () => {
-        if (this.due && !this.busy) void this.move();
+        if (this.lifecycle.is('move_due')) void this.move();
       },
       onUpstreamLost: (err) => void this.upstreamLost(err),
-      ...(opts.release ? { keepUpstream: () => !this.busy && !this.upstream.socket.destroyed } : {}),
+      ...(opts.release
+        ? { keepUpstream: () => !this.lifecycle.is('moving') && !this.upstream.socket.destroyed }
+        : {}),
     });
     this.relay.scanner.onParameterStatus = (body) => state.noteParameterStatus(body);
     this.relay.scanner.onError = (body) => countConflict(body, metrics);
@@ -79,12 +91,17 @@ export class LiveSession {
     state.setBaseline(opts.first.session.parameters);
   }
 
+  /** Where a CancelRequest for this session goes now: a read-only view that follows its moves. */
+  get cancelRoute(): CancelRoute {
+    return this.route;
+  }
+
   /** Relays until the session ends. */
   async run(toUpstream: Buffer): Promise<RelayResult> {
     this.relay.start(toUpstream, this.upstream.session.leftover);
     this.schedule();
     const result = await this.relay.done;
-    this.ended = true;
+    if (!this.lifecycle.ending) this.lifecycle.to('closing');
     for (const t of this.timers) clearTimeout(t);
     this.spare?.conn.socket.destroy();
     const kept =
@@ -94,7 +111,7 @@ export class LiveSession {
   }
 
   terminate(err: ProxyError): void {
-    this.ended = true;
+    if (!this.lifecycle.ending) this.lifecycle.to('closing');
     this.relay.terminate(errorFromProxyError(err));
   }
 
@@ -117,15 +134,17 @@ export class LiveSession {
       setTimeout(
         () => {
           void this.prepareSpare();
-          if (!this.ended) this.timers.push(setTimeout(() => this.markDue(), Math.max(0, max - this.ageMs)));
+          if (!this.lifecycle.ending)
+            this.timers.push(setTimeout(() => this.markDue(), Math.max(0, max - this.ageMs)));
         },
         Math.max(0, max - lead - this.ageMs),
       ),
     );
   }
 
+  /** The age limit passed: move at the first idle moment (while moving already, the move resets it). */
   private markDue(): void {
-    this.due = true;
+    if (this.lifecycle.is('relaying')) this.lifecycle.to('move_due');
     this.opts.log.debug({
       event: 'upstream_move_due',
       idle: this.relay.isIdle(),
@@ -134,14 +153,14 @@ export class LiveSession {
       requests: this.relay.frontend.requests,
       batch_open: this.relay.frontend.batchOpen,
     });
-    if (!this.busy && this.relay.isIdle()) void this.move();
+    if (this.lifecycle.is('move_due') && this.relay.isIdle()) void this.move();
   }
 
   private async prepareSpare(): Promise<void> {
-    if (this.ended || this.spare) return;
+    if (this.lifecycle.ending || this.spare) return;
     try {
       const conn = await this.connect();
-      if (this.ended) conn.socket.destroy();
+      if (this.lifecycle.ending) conn.socket.destroy();
       else this.spare = { conn, at: Date.now() };
     } catch (err) {
       // Not fatal: the move opens its connection itself when it happens.
@@ -170,8 +189,8 @@ export class LiveSession {
 
   /** The planned move: snapshot from the old connection, restore on the new one, swap. */
   private async move(): Promise<void> {
-    if (this.busy || this.ended) return;
-    this.busy = true;
+    if (!this.lifecycle.is('move_due')) return;
+    this.lifecycle.to('moving');
     const { relay, opts } = this;
     relay.hold();
     const old = relay.detachUpstream();
@@ -182,7 +201,7 @@ export class LiveSession {
       const snapshot = await takeSnapshot(old, this.state, opts.connectTimeoutMs);
       next = this.takeSpare() ?? (await this.connect());
       await restoreSnapshot(next.socket, snapshot, opts.connectTimeoutMs);
-      if (this.ended) {
+      if (this.lifecycle.ending) {
         // The client left while the move was under way: nothing to move to.
         next.socket.destroy();
         old.destroy();
@@ -216,13 +235,13 @@ export class LiveSession {
       }
       // The old connection still works: keep it and try again at a later idle moment.
       relay.replaceUpstream(old);
-      this.due = false;
       const retryIn = Math.min(30_000, opts.maxUpstreamAgeMs / 10);
       this.timers.push(setTimeout(() => this.markDue(), retryIn));
       opts.log.warn({ event: 'upstream_move_failed', err: toProxyError(err).message, retry_in_ms: retryIn });
     } finally {
-      this.busy = false;
-      if (!this.ended) relay.release();
+      // Back to relaying; after a loss, the move stays due while upstreamLost takes over.
+      if (this.lifecycle.is('moving')) this.lifecycle.to(lost ? 'move_due' : 'relaying');
+      if (!this.lifecycle.ending) relay.release();
       // The old connection died under the move: handled like any other loss, after the cleanup.
       if (lost) void this.upstreamLost(lost);
     }
@@ -233,7 +252,7 @@ export class LiveSession {
    * ErrorResponse saying what and why, sent while the session is idle, and a log line.
    */
   private endNotMovable(err: ProxyError, age: number): void {
-    this.ended = true;
+    this.lifecycle.to('closing');
     this.opts.log.warn({
       event: 'upstream_move_refused',
       old_age_ms: age,
@@ -247,25 +266,24 @@ export class LiveSession {
     this.relay.replaceUpstream(next.socket);
     this.upstream = next;
     this.connectedAt = next.connectedAt;
-    this.due = false;
-    this.opts.cancelRoute.target = next.target;
-    this.opts.cancelRoute.upstreamKey = next.session.backendKey;
+    this.route.target = next.target;
+    this.route.upstreamKey = next.session.backendKey;
     this.schedule();
   }
 
   /** The upstream closed under the session (not by the proxy). */
   private async upstreamLost(err: Error | undefined): Promise<void> {
-    if (this.ended) return;
+    if (this.lifecycle.ending) return;
     const { relay, opts } = this;
     const age = this.ageMs;
-    const idle = relay.isIdle() && !this.busy;
+    const idle = relay.isIdle() && !this.lifecycle.is('moving');
     if (idle && this.state.rebuildable) {
-      this.busy = true;
+      this.lifecycle.to('moving');
       relay.hold();
       try {
         const next = this.takeSpare() ?? (await this.connect());
         await restoreSnapshot(next.socket, trackedSnapshot(this.state), opts.connectTimeoutMs);
-        if (this.ended) {
+        if (this.lifecycle.ending) {
           next.socket.destroy();
           return;
         }
@@ -278,8 +296,8 @@ export class LiveSession {
         this.endWithError(age, err, 'and reconnecting failed', reconnectErr);
         return;
       } finally {
-        this.busy = false;
-        if (!this.ended) relay.release();
+        if (this.lifecycle.is('moving')) this.lifecycle.to('relaying');
+        if (!this.lifecycle.ending) relay.release();
       }
     }
     const why = relay.scanner.status === 'I' ? 'between transactions' : 'inside a transaction';
@@ -287,7 +305,7 @@ export class LiveSession {
   }
 
   private endWithError(age: number, cause: Error | undefined, context: string, reconnectErr?: unknown): void {
-    this.ended = true;
+    if (!this.lifecycle.ending) this.lifecycle.to('closing');
     const atLimit = age >= DSQL_MAX_CONNECTION_MS - 60_000;
     const message = atLimit
       ? `DSQL closed the session at its 60-minute connection limit (${context})`

@@ -9,25 +9,23 @@ import type { Metrics } from '../core/metrics.js';
 import type { StartupParamsMode } from '../dsql/limits.js';
 import { ProxyError, toProxyError } from '../errors.js';
 import type { ClientTls } from '../frontend/client-tls.js';
-import { readClientHello } from '../frontend/handshake.js';
+import { type ClientHello, readClientHello } from '../frontend/handshake.js';
 import { FrameStream } from '../io/frame-stream.js';
 import type { Logger } from '../log.js';
-import { errorFromProxyError, loginAnswer, noticeResponse } from '../protocol/backend.js';
+import { loginAnswer, noticeResponse } from '../protocol/backend.js';
 import { FrontendMessage, MAX_AUTH_MESSAGE_LENGTH } from '../protocol/constants.js';
 import { forwardCancel } from '../upstream/cancel.js';
 import type { Connector, UpstreamConnection } from '../upstream/connector.js';
 import type { PoolingConnector } from '../upstream/pooled-connector.js';
-import type { UpstreamTarget } from '../upstream/target.js';
 import type { CancelKey, CancelRegistry } from './cancel-registry.js';
+import type { CancelRoute } from './cancel-route.js';
 import { ClientConnectRequest } from './connect-request.js';
+import { Lifecycle, type Phase, STRICT_PHASES } from './lifecycle.js';
 import { LiveSession } from './live-session.js';
+import { refuse, tooManyConnections } from './refusal.js';
 import { droppedNotice, filterStartupParams } from './startup-params.js';
 
-/** What a live session registers so a CancelRequest can reach its upstream. */
-export interface CancelRoute {
-  target: UpstreamTarget;
-  upstreamKey: CancelKey | undefined;
-}
+export type { CancelRoute };
 
 /** The cluster a client reaches: how its users map to DSQL roles, and how to connect to it. */
 export interface SessionCluster {
@@ -65,25 +63,28 @@ class ClientGone extends Error {}
 
 let nextId = 1;
 
+type Startup = Extract<ClientHello, { kind: 'startup' }>;
+
 /**
  * One client connection, from the first byte to close:
  * handshake → local auth → token → upstream dial → upstream login → relay → close.
- * Every failure before the relay is answered with an ErrorResponse and logged with its reason.
+ * Its phase (see Lifecycle) is owned here; LiveSession moves it while the session relays. Every
+ * failure before the relay is answered by refuse() (see refusal.ts).
  */
 export class ClientSession {
   readonly id = nextId++;
   private readonly log: Logger;
+  private readonly lifecycle: Lifecycle;
   private live: LiveSession | undefined;
   private upstream: tls.TLSSocket | undefined;
   private cancelKey: CancelKey | undefined;
-  /** Mutable: a move to a fresh upstream connection updates where cancels go. */
-  private cancelRoute: CancelRoute | undefined;
-  private closed = false;
   /** While a failed login's answer is delayed (AuthDelay): sends it at once (shutdown). */
   private answerNow: (() => void) | undefined;
   private readonly startedAt = Date.now();
   /** The client's address as seen on the raw socket (TLS sockets over a wrapper do not know it). */
   private readonly clientAddress: string;
+  private user: string | undefined;
+  private role: string | undefined;
 
   constructor(
     /** The client connection; replaced by its TLS socket once the client negotiates TLS. */
@@ -92,143 +93,48 @@ export class ClientSession {
   ) {
     this.log = deps.logger.child({ conn: this.id });
     this.clientAddress = socket.remoteAddress ?? 'unix';
+    this.lifecycle = new Lifecycle({
+      log: this.log,
+      strict: STRICT_PHASES,
+      onImpossible: (err) => this.terminate(err),
+    });
+  }
+
+  get phase(): Phase {
+    return this.lifecycle.phase;
   }
 
   async run(): Promise<void> {
-    const { deps } = this;
-    let socket = this.socket;
-    socket.setNoDelay(true);
-    // Keepalive finds peers that vanished across a network; a loopback peer cannot vanish without its
-    // kernel closing the socket, so local clients are spared the four setsockopt calls.
-    if (!isLoopbackHost(this.clientAddress)) socket.setKeepAlive(true, 60_000);
-    this.log.info({
-      event: 'accepted',
-      client: `${this.clientAddress}:${socket.remotePort ?? ''}`,
-    });
-
-    let frames = new FrameStream(socket, () => new ClientGone());
-    const loginTimer = setTimeout(() => void this.fail(new ProxyError('LOGIN_TIMEOUT')), deps.loginTimeoutMs);
-    let user: string | undefined;
-    let role: string | undefined;
+    const frames = this.accept();
+    const loginTimer = setTimeout(
+      () => void this.fail(new ProxyError('LOGIN_TIMEOUT')),
+      this.deps.loginTimeoutMs,
+    );
     try {
-      const hello = await readClientHello(socket, frames, {
-        tls: deps.clientTls,
+      const hello = await readClientHello(this.socket, frames, {
+        tls: this.deps.clientTls,
         closedError: () => new ClientGone(),
       });
       if (hello.kind === 'cancel') {
         clearTimeout(loginTimer);
         frames.detach();
-        socket.destroy();
+        this.socket.destroy();
         await this.cancel(hello.processId, hello.secretKey);
         return;
       }
-      user = hello.user;
-      socket = hello.socket;
-      frames = hello.frames;
-      this.socket = socket;
-      // Checked after the startup packet, so cancel requests still get through at the limit.
-      if (!deps.admit(this)) {
-        throw new ProxyError('TOO_MANY_CONNECTIONS', {
-          message: `sorry, too many clients already: dsql-proxy allows ${deps.maxConnections} connections (--max-connections)`,
-          hint: 'Close idle connections or raise --max-connections.',
-        });
-      }
-      await this.authenticate(frames, hello.user);
+      this.admit(hello);
+      await this.authenticate(hello.frames, hello.user);
       clearTimeout(loginTimer);
-      const cluster = deps.route(hello.database);
-      if (cluster instanceof ProxyError) throw cluster;
-      const dsqlRole = cluster.resolveRole(hello.user);
-      role = dsqlRole;
-      this.log.info({
-        event: 'authenticated',
-        user,
-        role,
-        database: hello.database,
-        cluster: cluster.name,
-        method: deps.authMethod,
-        tls: hello.tls ? (hello.tls.direct ? `${hello.tls.protocol} direct` : hello.tls.protocol) : false,
-      });
-
-      // Startup parameters DSQL does not accept (--startup-params). AuthenticationOk is already sent,
-      // so a NOTICE is legal here; a reject error is answered as an ErrorResponse.
-      const startup = filterStartupParams(hello.params, deps.startupParamsMode);
-      if (startup.error) throw startup.error;
-      if (startup.dropped.length > 0) {
-        this.log.info({ event: 'startup_params_dropped', dropped: startup.dropped });
-        socket.write(
-          noticeResponse({ severity: 'NOTICE', sqlstate: '00000', message: droppedNotice(startup.dropped) }),
-        );
-      }
-      // A client that leaves while waiting (queued for a connection slot, or between retries) gives
-      // its place up instead of spending one of DSQL's new-connection slots.
-      const request = new ClientConnectRequest(role, startup.forward, this.log, (message) => {
-        // A wait worth a notice is long: let AuthenticationOk and the notice out now.
-        socket.uncork();
-        socket.write(noticeResponse({ severity: 'NOTICE', sqlstate: '00000', message }));
-      });
-      const onGone = (): void => request.clientLeft(new ClientGone());
-      socket.once('close', onGone);
-      const conn = await cluster.connector.connect(request).finally(() => socket.off('close', onGone));
-      const upstream = conn.socket;
-      this.upstream = upstream;
-      if (this.closed) throw new ClientGone();
-      const up = conn.session;
-      this.log.info({
-        event: 'upstream_connected',
-        user,
-        role,
-        action: conn.action,
-        endpoint: conn.target.hostname,
-        connect_ms: Math.round(conn.connectMs),
-        upstream_cancel_key: up.backendKey !== undefined,
-      });
-
-      this.cancelRoute = { target: conn.target, upstreamKey: up.backendKey };
-      this.cancelKey = deps.cancels.register(this.cancelRoute);
-      const status =
-        up.transactionStatus === 'T' || up.transactionStatus === 'E' ? up.transactionStatus : 'I';
-      const { processId, secretKey } = this.cancelKey;
-      const serverMessages =
-        up.noticeMessages.length > 0 ? [...up.parameterMessages, ...up.noticeMessages] : up.parameterMessages;
-      socket.write(loginAnswer(serverMessages, processId, secretKey, status));
-      socket.uncork();
-      deps.metrics.connectionsTotal.inc({ outcome: 'established' });
-      const relayStarted = Date.now();
-      const { connector } = cluster;
-      this.live = new LiveSession({
-        client: socket,
-        first: conn,
-        role,
-        params: startup.forward,
-        connector,
-        cancelRoute: this.cancelRoute,
-        log: this.log,
-        metrics: deps.metrics,
-        maxUpstreamAgeMs: deps.maxUpstreamAgeMs,
-        connectTimeoutMs: deps.connectTimeoutMs,
-        ...(isPooling(connector)
-          ? { release: (c: UpstreamConnection) => connector.release(request, c) }
-          : {}),
-      });
-      const result = await this.live.run(frames.detach());
-      deps.metrics.sessionSeconds.observe((Date.now() - relayStarted) / 1000);
-      this.closeLog(result.reason, user, role, result.error);
+      const { cluster, forward } = this.prepareUpstream(hello);
+      const { conn, request } = await this.connectUpstream(cluster, forward);
+      const live = this.goLive(conn, cluster.connector, request, forward);
+      await this.relay(live, hello.frames);
     } catch (err) {
       clearTimeout(loginTimer);
-      this.upstream?.destroy();
-      if (this.closed) {
-        // Already answered (login timeout, shutdown): nothing more to say.
-      } else if (err instanceof ClientGone) {
-        deps.metrics.connectionsTotal.inc({ outcome: 'client_left' });
-        this.log.info({ event: 'closed', reason: 'client_left_during_login', user });
-        socket.destroy();
-      } else {
-        // A delayed answer keeps the session, and so its --max-connections slot, until it is sent.
-        await this.fail(toProxyError(err), user, user !== undefined && !deps.users().has(user));
-      }
+      await this.refused(err);
     } finally {
-      this.closed = true;
-      if (this.cancelKey) deps.cancels.unregister(this.cancelKey.processId);
+      if (!this.lifecycle.is('closed')) this.lifecycle.to('closed');
+      if (this.cancelKey) this.deps.cancels.unregister(this.cancelKey.processId);
       // The ended session's relay state is not needed any more; holding it let it outlive young GCs
       // (see Relay.letGo).
       this.live = undefined;
@@ -238,9 +144,146 @@ export class ClientSession {
   /** Ends the session from the proxy's side with `err` (e.g. 57P01 at shutdown). */
   terminate(err: ProxyError): void {
     if (this.answerNow) this.answerNow();
-    if (this.closed) return;
+    if (this.lifecycle.ending) return;
     if (this.live) this.live.terminate(err);
     else void this.fail(err);
+  }
+
+  /** Socket options and the first log line; returns the reader of the handshake. */
+  private accept(): FrameStream {
+    const { socket } = this;
+    socket.setNoDelay(true);
+    // Keepalive finds peers that vanished across a network; a loopback peer cannot vanish without its
+    // kernel closing the socket, so local clients are spared the four setsockopt calls.
+    if (!isLoopbackHost(this.clientAddress)) socket.setKeepAlive(true, 60_000);
+    this.log.info({ event: 'accepted', client: `${this.clientAddress}:${socket.remotePort ?? ''}` });
+    return new FrameStream(socket, () => new ClientGone());
+  }
+
+  /** Admission control, checked after the startup packet so cancel requests still get through at the limit. */
+  private admit(hello: Startup): void {
+    this.user = hello.user;
+    this.socket = hello.socket;
+    if (!this.deps.admit(this)) throw tooManyConnections(this.deps.maxConnections);
+    this.lifecycle.to('authenticating');
+  }
+
+  /** The cluster and role for the client, and the startup parameters to send upstream. */
+  private prepareUpstream(hello: Startup): { cluster: SessionCluster; forward: ReadonlyMap<string, string> } {
+    const { deps, socket } = this;
+    this.lifecycle.to('connecting');
+    const cluster = deps.route(hello.database);
+    if (cluster instanceof ProxyError) throw cluster;
+    this.role = cluster.resolveRole(hello.user);
+    this.log.info({
+      event: 'authenticated',
+      user: hello.user,
+      role: this.role,
+      database: hello.database,
+      cluster: cluster.name,
+      method: deps.authMethod,
+      tls: hello.tls ? (hello.tls.direct ? `${hello.tls.protocol} direct` : hello.tls.protocol) : false,
+    });
+    // Startup parameters DSQL does not accept (--startup-params). AuthenticationOk is already sent,
+    // so a NOTICE is legal here; a reject error is answered as an ErrorResponse.
+    const startup = filterStartupParams(hello.params, deps.startupParamsMode);
+    if (startup.error) throw startup.error;
+    if (startup.dropped.length > 0) {
+      this.log.info({ event: 'startup_params_dropped', dropped: startup.dropped });
+      socket.write(
+        noticeResponse({ severity: 'NOTICE', sqlstate: '00000', message: droppedNotice(startup.dropped) }),
+      );
+    }
+    return { cluster, forward: startup.forward };
+  }
+
+  /** The upstream connection (token, dial, login), given up if the client leaves while it waits. */
+  private async connectUpstream(
+    cluster: SessionCluster,
+    forward: ReadonlyMap<string, string>,
+  ): Promise<{ conn: UpstreamConnection; request: ClientConnectRequest }> {
+    const { socket } = this;
+    const role = this.role ?? '';
+    // A client that leaves while waiting (queued for a connection slot, or between retries) gives
+    // its place up instead of spending one of DSQL's new-connection slots.
+    const request = new ClientConnectRequest(role, forward, this.log, (message) => {
+      // A wait worth a notice is long: let AuthenticationOk and the notice out now.
+      socket.uncork();
+      socket.write(noticeResponse({ severity: 'NOTICE', sqlstate: '00000', message }));
+    });
+    const onGone = (): void => request.clientLeft(new ClientGone());
+    socket.once('close', onGone);
+    const conn = await cluster.connector.connect(request).finally(() => socket.off('close', onGone));
+    this.upstream = conn.socket;
+    if (this.lifecycle.ending) throw new ClientGone();
+    this.log.info({
+      event: 'upstream_connected',
+      user: this.user,
+      role,
+      action: conn.action,
+      endpoint: conn.target.hostname,
+      connect_ms: Math.round(conn.connectMs),
+      upstream_cancel_key: conn.session.backendKey !== undefined,
+    });
+    return { conn, request };
+  }
+
+  /** The relay's session, its cancel key, and the rest of the client's login answer. */
+  private goLive(
+    conn: UpstreamConnection,
+    connector: Connector,
+    request: ClientConnectRequest,
+    forward: ReadonlyMap<string, string>,
+  ): LiveSession {
+    const { deps, socket } = this;
+    const live = new LiveSession({
+      client: socket,
+      first: conn,
+      role: this.role ?? '',
+      params: forward,
+      connector,
+      lifecycle: this.lifecycle,
+      log: this.log,
+      metrics: deps.metrics,
+      maxUpstreamAgeMs: deps.maxUpstreamAgeMs,
+      connectTimeoutMs: deps.connectTimeoutMs,
+      ...(isPooling(connector) ? { release: (c: UpstreamConnection) => connector.release(request, c) } : {}),
+    });
+    this.live = live;
+    this.cancelKey = deps.cancels.register(live.cancelRoute);
+    const up = conn.session;
+    const status = up.transactionStatus === 'T' || up.transactionStatus === 'E' ? up.transactionStatus : 'I';
+    const { processId, secretKey } = this.cancelKey;
+    const serverMessages =
+      up.noticeMessages.length > 0 ? [...up.parameterMessages, ...up.noticeMessages] : up.parameterMessages;
+    socket.write(loginAnswer(serverMessages, processId, secretKey, status));
+    socket.uncork();
+    deps.metrics.connectionsTotal.inc({ outcome: 'established' });
+    return live;
+  }
+
+  private async relay(live: LiveSession, frames: FrameStream): Promise<void> {
+    const relayStarted = Date.now();
+    this.lifecycle.to('relaying');
+    const result = await live.run(frames.detach());
+    this.deps.metrics.sessionSeconds.observe((Date.now() - relayStarted) / 1000);
+    this.closeLog(result.reason, result.error);
+  }
+
+  /** A failure before the relay: answered, unless already answered or the client is gone. */
+  private async refused(err: unknown): Promise<void> {
+    this.upstream?.destroy();
+    if (this.lifecycle.ending) {
+      // Already answered (login timeout, shutdown): nothing more to say.
+    } else if (err instanceof ClientGone) {
+      this.deps.metrics.connectionsTotal.inc({ outcome: 'client_left' });
+      this.log.info({ event: 'closed', reason: 'client_left_during_login', user: this.user });
+      this.socket.destroy();
+    } else {
+      // A delayed answer keeps the session, and so its --max-connections slot, until it is sent.
+      const { user } = this;
+      await this.fail(toProxyError(err), user, user !== undefined && !this.deps.users().has(user));
+    }
   }
 
   private async authenticate(frames: FrameStream, user: string): Promise<void> {
@@ -262,7 +305,7 @@ export class ClientSession {
       if (frame.type === FrontendMessage.Terminate) throw new ClientGone();
       step = await auth.receive(frame.type, frame.body);
       // Answered meanwhile (login timeout, shutdown) while a derivation ran.
-      if (this.closed) throw new ClientGone();
+      if (this.lifecycle.ending) throw new ClientGone();
     }
   }
 
@@ -288,81 +331,35 @@ export class ClientSession {
   }
 
   /**
-   * Answers a failure before the relay: ErrorResponse, close, one log line with the reason. Resolves
-   * once the answer is sent: after the failed-login delay, during which the session keeps its
-   * admission slot, as PostgreSQL's auth_delay keeps a backend busy.
+   * Answers a failure before the relay (see refuse): the session enters its closing phase, and the
+   * promise resolves once the answer is sent, after the failed-login delay if there is one.
    */
   private fail(err: ProxyError, user?: string, unknownUser = false): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    this.closed = true;
-    this.countFailure(err, unknownUser);
-    // Wrong passwords are answered late, later with each recent failure (see AuthDelay).
-    const delayMs =
-      err.code === 'AUTH_FAILED' && this.deps.authDelay
-        ? this.deps.authDelay.failure(this.clientAddress, user ?? '')
-        : 0;
-    if (delayMs > 0) this.deps.metrics.authDelaySeconds.observe(delayMs / 1000);
-    // A startup packet of impossible length is logged, not answered (see STARTUP_LENGTH_INVALID).
-    const silent = err.code === 'STARTUP_LENGTH_INVALID';
-    const level = err.code === 'INTERNAL' ? 'error' : silent ? 'info' : 'warn';
-    this.log[level]({
-      event: 'refused',
-      reason: err.code,
-      sqlstate: err.sqlstate,
-      message: err.message,
-      user,
-      ...(delayMs > 0 ? { delay_ms: delayMs } : {}),
-      ...(err.code === 'INTERNAL' ? { err: err.cause } : {}),
-    });
+    if (this.lifecycle.ending) return Promise.resolve();
+    this.lifecycle.to('closing');
     this.upstream?.destroy();
-    const { socket } = this;
-    const answer = (): void => {
-      // Inside a failed or refused TLS handshake there is no PostgreSQL channel to answer on.
-      const speechless = silent || err.code === 'TLS_NOT_ENABLED' || err.code === 'CLIENT_TLS_FAILED';
-      if (speechless) socket.destroy();
-      else if (!socket.destroyed) socket.end(errorFromProxyError(err));
-      setTimeout(() => socket.destroy(), 1000).unref();
-    };
-    if (delayMs <= 0) {
-      answer();
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => this.answerNow?.(), delayMs);
-      this.answerNow = () => {
-        this.answerNow = undefined;
-        clearTimeout(timer);
-        answer();
-        resolve();
-      };
-    });
+    const refusal = refuse(
+      {
+        socket: this.socket,
+        log: this.log,
+        metrics: this.deps.metrics,
+        authDelay: this.deps.authDelay,
+        clientAddress: this.clientAddress,
+      },
+      err,
+      user,
+      unknownUser,
+    );
+    this.answerNow = refusal.now;
+    return refusal.sent;
   }
 
-  private countFailure(err: ProxyError, unknownUser: boolean): void {
-    const { metrics } = this.deps;
-    metrics.connectionsTotal.inc({ outcome: `refused_${err.code.toLowerCase()}` });
-    if (err.code === 'AUTH_FAILED') {
-      metrics.authFailures.inc({ reason: unknownUser ? 'unknown_user' : 'wrong_password' });
-    } else if (err.code === 'LOGIN_TIMEOUT') {
-      metrics.authFailures.inc({ reason: 'timeout' });
-    } else if (
-      err.code === 'PROTOCOL_VIOLATION' ||
-      err.code === 'MESSAGE_TOO_LARGE' ||
-      err.code === 'STARTUP_LENGTH_INVALID' ||
-      err.code === 'SSL_BYTES_AFTER_REQUEST'
-    ) {
-      metrics.authFailures.inc({ reason: 'protocol' });
-    } else if (err.code.startsWith('UPSTREAM_') || err.code === 'TOKEN_UNAVAILABLE') {
-      metrics.upstreamErrors.inc({ sqlstate: err.sqlstate });
-    }
-  }
-
-  private closeLog(reason: string, user: string | undefined, role: string | undefined, error?: Error): void {
+  private closeLog(reason: string, error?: Error): void {
     this.log.info({
       event: 'closed',
       reason,
-      user,
-      role,
+      user: this.user,
+      role: this.role,
       bytes_from_client: this.socket.bytesRead,
       bytes_to_client: this.socket.bytesWritten,
       duration_ms: Date.now() - this.startedAt,

@@ -8,8 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { DsqlSigner } from '@aws-sdk/dsql-signer';
 import pg from 'pg';
+import { createCa, issueCert } from '../../src/core/certs.js';
 import { FrameStream } from '../../src/io/frame-stream.js';
-import { createCa, issueCert } from '../../src/local-endpoint/certs.js';
 import { type LocalPostgres, startPostgres } from '../../src/local-endpoint/embedded-postgres.js';
 import {
   type DsqlEndpoint,

@@ -13,7 +13,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { createCa, issueCert } from '../../src/local-endpoint/certs.js';
+import { createCa, issueCert } from '../../src/core/certs.js';
 import { type DsqlEndpoint, startDsqlEndpoint } from '../../src/local-endpoint/endpoint.js';
 import { type FaultRelay, startFaultRelay } from '../support/fault-relay.js';
 import { type ProxyProcess, stackArgs, startProxyProcess } from '../support/proxy-process.js';

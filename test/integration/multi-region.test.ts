@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { createCa, issueCert, type LocalCa, type LocalCert } from '../../src/local-endpoint/certs.js';
+import { createCa, issueCert, type LocalCa, type LocalCert } from '../../src/core/certs.js';
 import { type DsqlEndpoint, startDsqlEndpoint } from '../../src/local-endpoint/endpoint.js';
 import { type ProxyProcess, startProxyProcess } from '../support/proxy-process.js';
 import { assertNoSecrets } from '../support/secrets.js';

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { createCa, issueCert } from '../../src/local-endpoint/certs.js';
+import { createCa, issueCert } from '../../src/core/certs.js';
 import { freePort } from '../../src/local-endpoint/embedded-postgres.js';
 import { startDsqlEndpoint } from '../../src/local-endpoint/endpoint.js';
 import { type ProxyProcess, stackArgs, startProxyProcess } from '../support/proxy-process.js';

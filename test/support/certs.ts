@@ -5,4 +5,4 @@ export {
   issueCert,
   type LocalCa as TestCa,
   type LocalCert as TestCert,
-} from '../../src/local-endpoint/certs.js';
+} from '../../src/core/certs.js';

@@ -137,7 +137,7 @@ describe('generated client TLS certificate', () => {
     const generated = await createClientTls({ enabled: true, required: false }, { clock });
     generated.close?.();
     const other = new FakeClock(Date.now());
-    const { createCa, issueCert } = await import('../../src/local-endpoint/certs.js');
+    const { createCa, issueCert } = await import('../../src/core/certs.js');
     const ca = await createCa('test CA');
     const leaf = await issueCert(ca, { hostnames: ['localhost'] });
     const given = await createClientTls(
