@@ -20,14 +20,21 @@
  * with the rules on and asserts the refusal each meets today.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startDebianPostgres } from '../support/debian-postgres.js';
 import { assertNoSecrets } from '../support/secrets.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
-import { type CompatProxy, libpq, PASSWORDS, type SslMode, startCompatProxy } from './compat.js';
+import {
+  type CompatProxy,
+  libpq,
+  PASSWORDS,
+  type SslMode,
+  startCompatProxy,
+  stopCompatProxy,
+} from './compat.js';
 import {
   describeResult,
   PG15_BIN,
@@ -67,7 +74,8 @@ before(async () => {
 });
 
 after(async () => {
-  for (const p of proxies) await p.proxy.stop();
+  for (const p of proxies) await stopCompatProxy(p);
+  rmSync(work, { recursive: true, force: true });
   if (stack) {
     assertNoSecrets(
       proxies.flatMap((p) => p.proxy.logs.map((l) => l.raw)),

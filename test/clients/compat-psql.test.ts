@@ -5,9 +5,9 @@
  * the other corners of the matrix, and that TLS, when asked for, really is TLS.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { assertNoSecrets } from '../support/secrets.js';
@@ -20,6 +20,7 @@ import {
   PASSWORDS,
   SSLMODES,
   startCompatProxy,
+  stopCompatProxy,
 } from './compat.js';
 import {
   createPgbenchTables,
@@ -49,7 +50,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const p of proxies) await p.proxy.stop();
+  for (const p of proxies) await stopCompatProxy(p);
   if (stack) {
     assertNoSecrets(
       proxies.flatMap((p) => p.proxy.logs.map((l) => l.raw)),
@@ -155,6 +156,7 @@ for (const tls of [false, true]) {
           writeFileSync(wrongCa, theStack().endpoint.caPem);
           const { target, conn } = libpq(cp, 'app', 'verify-full');
           const bad = await psql(target, { ...conn, sslrootcert: wrongCa }, ['-c', 'select 1']);
+          rmSync(dirname(wrongCa), { recursive: true, force: true });
           assert.equal(bad.code, 2, describeResult(bad));
           assert.match(bad.stderr, /certificate verify failed/, describeResult(bad));
         });

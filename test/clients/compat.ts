@@ -9,9 +9,9 @@
  * The TLS proxies run `--client-tls on` with a generated CA written to `--client-ca-out`, so
  * clients can use `sslmode=verify-full sslrootcert=<ca> host=localhost`.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { md5Secret } from '../../src/auth/md5.js';
 import { createScramVerifier } from '../../src/auth/scram.js';
 import { type ProxyProcess, startProxyProcess, writeAuthFile } from '../support/proxy-process.js';
@@ -62,6 +62,12 @@ export async function startCompatProxy(stack: TestStack, v: ProxyVariant): Promi
     caPem: v.tls ? readFileSync(caFile, 'utf8') : '',
     label: `${v.auth}, TLS ${v.tls ? 'on' : 'off'}`,
   };
+}
+
+/** Stops the proxy and removes its generated CA's directory. */
+export async function stopCompatProxy(cp: CompatProxy): Promise<void> {
+  await cp.proxy.stop();
+  if (cp.caFile) rmSync(dirname(cp.caFile), { recursive: true, force: true });
 }
 
 /** The `authenticated` log line of the session the client just opened as `user`, after `seen`. */

@@ -12,7 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -22,7 +22,7 @@ import pg from 'pg';
 import postgres from 'postgres';
 import { assertNoSecrets } from '../support/secrets.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
-import { AUTHS, type CompatProxy, PASSWORDS, startCompatProxy } from './compat.js';
+import { AUTHS, type CompatProxy, PASSWORDS, startCompatProxy, stopCompatProxy } from './compat.js';
 import { DEBIAN_PYTHON, PGJDBC_JAR, requireExtra } from './tools.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -84,7 +84,8 @@ before(async () => {
 });
 
 after(async () => {
-  for (const p of proxies) await p.proxy.stop();
+  for (const p of proxies) await stopCompatProxy(p);
+  rmSync(classes, { recursive: true, force: true });
   if (stack) {
     assertNoSecrets(
       proxies.flatMap((p) => p.proxy.logs.map((l) => l.raw)),

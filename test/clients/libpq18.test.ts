@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -51,6 +51,7 @@ after(async () => {
   await plain?.stop();
   await tlsOn?.stop();
   await stack?.stop();
+  rmSync(dirname(caFile), { recursive: true, force: true });
 });
 
 async function psql18(conninfo: string): Promise<{ ok: boolean; out: string }> {

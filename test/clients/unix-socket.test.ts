@@ -1,6 +1,6 @@
 /** psql over the proxy's Unix-domain socket: `psql -h DIR` finds DIR/.s.PGSQL.<port>. */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -23,6 +23,7 @@ before(async () => {
 after(async () => {
   await proxy?.stop();
   await stack?.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('psql -h <dir> reaches DSQL through the Unix socket with SCRAM', async () => {
