@@ -304,7 +304,7 @@ export function pgbenchTablesScript(): string {
 
 /**
  * pgbench run flags for those tables: no vacuum (`-n`, DSQL refuses VACUUM), the simple-update script
- * (`-N`: TPC-B's single branch row would make every pair of concurrent clients conflict), and retries
+ * (`-N`: with TPC-B's one branch row, concurrent clients conflict on it all the time), and retries
  * of DSQL's 40001 conflicts (`--max-tries`), as DSQL asks applications to retry.
  */
 export const PGBENCH_RUN: readonly string[] = ['-N', '--max-tries', '10', '-n'];
