@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { identityArn } from '../../src/local-endpoint/sigv4-verify.js';
 import { type ProxyProcess, startProxyProcess } from '../support/proxy-process.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { describeResult, psql, requireTool } from './tools.js';
@@ -134,10 +135,12 @@ describe('psql meets what DSQL refuses, through the proxy', () => {
       'BEGIN ISOLATION LEVEL REPEATABLE READ;',
       'SHOW transaction_isolation;',
       'COMMIT;',
-      "SELECT sys.iam_session_user() LIKE 'arn:aws:%';",
+      'SELECT sys.iam_session_user();',
     ]);
     assert.deepEqual(errors, []);
-    // CREATE INDEX ASYNC answers with a job id row on DSQL; whatever it prints, the index exists.
-    assert.deepEqual(out.slice(-3), ['1', 'repeatable read', 't']);
+    // On DSQL, CREATE INDEX ASYNC answers a job_id row; the local endpoint does not emulate that row
+    // (docs/dsql.md) and answers as PostgreSQL's CREATE INDEX does: no row, the index built.
+    assert.ok(stack, 'the stack is running');
+    assert.deepEqual(out, ['1', 'repeatable read', identityArn(stack.credentials)]);
   });
 });

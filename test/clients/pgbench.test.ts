@@ -1,7 +1,10 @@
 /**
- * pgbench (libpq) through the real proxy: initialisation (DDL + COPY + VACUUM), then short
- * TPC-B-like runs in the simple, extended and prepared query modes, and a run that opens a new
- * connection per transaction (local SCRAM + IAM token + TLS upstream login every time).
+ * pgbench (libpq) through the real proxy, with the local endpoint's DSQL rules on: `pgbench -i` meets
+ * DSQL's refusal (TRUNCATE), so the tables are made the way DSQL accepts them (identity key, batches of
+ * 3,000 rows, see pgbenchTablesScript), then short runs of pgbench's simple-update script (`-N`) in the
+ * simple, extended and prepared query modes, and a run that opens a new connection per transaction
+ * (local SCRAM + IAM token + TLS upstream login every time). Concurrent writers can meet DSQL's 40001
+ * conflicts, which pgbench retries (`--max-tries`), as DSQL asks applications to.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -9,7 +12,16 @@ import { createScramVerifier } from '../../src/auth/scram.js';
 import { type ProxyProcess, startProxyProcess, writeAuthFile } from '../support/proxy-process.js';
 import { assertNoSecrets } from '../support/secrets.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
-import { describeResult, type PgbenchSummary, parsePgbench, pgbench, psql, requireTool } from './tools.js';
+import {
+  createPgbenchTables,
+  describeResult,
+  PGBENCH_RUN,
+  type PgbenchSummary,
+  parsePgbench,
+  pgbench,
+  psql,
+  requireTool,
+} from './tools.js';
 
 const PASSWORDS = { admin: 'admin-bench-pw-7f', app: 'app-bench-pw-a1' };
 const ADMIN = { user: 'admin', password: PASSWORDS.admin };
@@ -56,11 +68,27 @@ test('pgbench is installed (CI installs postgresql-client; the suite fails witho
 });
 
 describe('pgbench through the proxy as admin (SCRAM locally)', () => {
-  test('pgbench -i -s 1 initialises the tables', async () => {
-    const { proxy, stack } = up();
+  test('pgbench -i meets the first statement DSQL refuses (TRUNCATE) and exits non-zero', async () => {
+    // pgbench -i also needs one 100,000-row COPY transaction and VACUUM (and FKs with -I f): none of
+    // it works on DSQL, with or without the proxy, so the tables are prepared as below instead.
+    const { proxy } = up();
     const r = await pgbench(proxy, ADMIN, ['-i', '-s', '1', '-q'], { timeoutMs: 60_000 });
+    assert.equal(r.code, 1, describeResult(r));
+    assert.deepEqual(
+      r.stderr.split('\n').filter((l) => l.startsWith('pgbench:')),
+      [
+        'pgbench: error: query failed: ERROR:  TRUNCATE is not supported',
+        'pgbench: detail: Query was: truncate table pgbench_accounts, pgbench_branches, pgbench_history, pgbench_tellers',
+      ],
+      describeResult(r),
+    );
+  });
+
+  test('the pgbench tables, made as DSQL accepts them through the proxy (batches of 3,000 rows)', async () => {
+    const { proxy, stack } = up();
+    const r = await createPgbenchTables(proxy, ADMIN);
     assert.equal(r.code, 0, describeResult(r));
-    assert.match(r.stderr, /done in [0-9.]+ s/, describeResult(r));
+    assert.equal(r.stdout, '100000 accounts\n', describeResult(r));
     const [counts] = await stack.postgres.query<{ accounts: string; branches: string; tellers: string }>(
       'select (select count(*) from pgbench_accounts) as accounts, (select count(*) from pgbench_branches) as branches, (select count(*) from pgbench_tellers) as tellers',
     );
@@ -71,7 +99,7 @@ describe('pgbench through the proxy as admin (SCRAM locally)', () => {
     test(`pgbench -T 3 -c 4 -j 2 -M ${mode}`, async (t) => {
       const { proxy } = up();
       const logins = countLogs(proxy, 'upstream_connected');
-      const r = await pgbench(proxy, ADMIN, ['-T', '3', '-c', '4', '-j', '2', '-M', mode, '-n']);
+      const r = await pgbench(proxy, ADMIN, ['-T', '3', '-c', '4', '-j', '2', '-M', mode, ...PGBENCH_RUN]);
       assert.equal(r.code, 0, describeResult(r));
       const summary = parsePgbench(r);
       assertHealthyRun(summary, mode);
@@ -89,7 +117,7 @@ describe('pgbench through the proxy as admin (SCRAM locally)', () => {
     const { proxy, stack } = up();
     const upstreamBefore = countLogs(proxy, 'upstream_connected');
     const endpointBefore = stack.endpoint.logins.length;
-    const r = await pgbench(proxy, ADMIN, ['-C', '-T', '3', '-c', '2', '-M', 'simple', '-n']);
+    const r = await pgbench(proxy, ADMIN, ['-C', '-T', '3', '-c', '2', '-M', 'simple', ...PGBENCH_RUN]);
     assert.equal(r.code, 0, describeResult(r));
     const summary = parsePgbench(r);
     assertHealthyRun(summary, 'simple');
