@@ -117,12 +117,8 @@ export class StatementTracker {
       this.stop();
       return;
     }
-    const old = this.accepted.get(op.name);
-    if (old !== undefined) {
-      // Only after a DEALLOCATE or DISCARD the proxy did not follow: the server has the new one.
-      this.bytes -= old.length;
-      this.accepted.delete(op.name);
-    }
+    // Already held only after a DEALLOCATE or DISCARD the proxy did not follow: the server has the new one.
+    this.forget(op.name);
     this.accepted.set(op.name, op.body);
   }
 
@@ -134,11 +130,15 @@ export class StatementTracker {
       this.stop();
       return;
     }
-    const old = this.accepted.get(op.name);
-    if (old !== undefined) {
-      this.bytes -= old.length;
-      this.accepted.delete(op.name);
-    }
+    this.forget(op.name);
+  }
+
+  /** Drops an accepted statement, if held, and its bytes. */
+  private forget(name: string): void {
+    const old = this.accepted.get(name);
+    if (old === undefined) return;
+    this.bytes -= old.length;
+    this.accepted.delete(name);
   }
 
   /**

@@ -26,11 +26,7 @@ export function oneUntyped(raw: Buffer): Buffer {
   return body;
 }
 
-export function int32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(n, 0);
-  return b;
-}
+export { int32 } from './wire-pieces.js';
 
 /** Startup parameters as the encoder accepts them: names without NUL, unique, not the empty string. */
 export const startupParams = fc.uniqueArray(fc.tuple(cstringText({ minLength: 1 }), cstringText()), {

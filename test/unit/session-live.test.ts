@@ -17,23 +17,9 @@ import type { UpstreamConnection } from '../../src/upstream/connector.js';
 import type { UpstreamTarget } from '../../src/upstream/target.js';
 import { query, terminate } from './frontend-builders.js';
 import { ByteReader, closeAll, socketPair, waitFor } from './socket-pair.js';
+import { cstr, int16, int32, msg } from './wire-pieces.js';
 
 after(closeAll);
-
-function msg(type: string, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  const header = Buffer.alloc(5);
-  header.write(type, 0, 'latin1');
-  header.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([header, body]);
-}
-const cstr = (s: string) => Buffer.from(`${s}\0`);
-const int16 = (n: number) => Buffer.from([n >> 8, n & 0xff]);
-const int32 = (n: number) => {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(n);
-  return b;
-};
 
 /** One row of `width` text values 'v', then CommandComplete and ReadyForQuery with `status`. */
 function oneRow(width: number, status: string): Buffer {

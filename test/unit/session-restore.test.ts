@@ -11,21 +11,7 @@ import { DSQL_SETTINGS, isDsqlSessionParam } from '../../src/dsql/limits.js';
 import { ProxyError } from '../../src/errors.js';
 import { restoreSnapshot, type SessionSnapshot, takeSnapshot } from '../../src/session/restore.js';
 import { SessionState } from '../../src/session/session-state.js';
-
-function msg(type: string, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  const header = Buffer.alloc(5);
-  header.write(type, 0, 'latin1');
-  header.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([header, body]);
-}
-const cstr = (s: string) => Buffer.from(`${s}\0`);
-const int16 = (n: number) => Buffer.from([n >> 8, n & 0xff]);
-const int32 = (n: number) => {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(n);
-  return b;
-};
+import { cstr, int16, int32, msg } from './wire-pieces.js';
 
 /** A whole answer to a simple query: rows of text values (null is SQL NULL), then ReadyForQuery. */
 function rows(values: Array<Array<string | null>>): Buffer {

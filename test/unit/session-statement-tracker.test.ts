@@ -19,22 +19,7 @@ import {
   StatementTracker,
   statementEvents,
 } from '../../src/session/statement-tracker.js';
-
-// Messages laid by hand, independent of src/protocol.
-function msg(type: string, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  const header = Buffer.alloc(5);
-  header.write(type, 0, 'latin1');
-  header.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([header, body]);
-}
-const cstr = (s: string) => Buffer.from(`${s}\0`);
-const int16 = (n: number) => Buffer.from([n >> 8, n & 0xff]);
-const int32 = (n: number) => {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(n);
-  return b;
-};
+import { cstr, int16, int32, msg } from './wire-pieces.js';
 
 const parseBody = (name: string, sql: string) => Buffer.concat([cstr(name), cstr(sql), int16(0)]);
 const parse = (name: string, sql: string) => msg('P', parseBody(name, sql));
