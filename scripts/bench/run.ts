@@ -339,8 +339,10 @@ async function checkBaseline(cli: string): Promise<void> {
   const missing = BASELINE_FLAGS.filter((f) => !help.stdout.includes(f));
   if (help.code !== 0 || missing.length) {
     throw new Error(
-      `the baseline CLI ${cli} ${help.code !== 0 ? `exited ${help.code} on --help` : `has no ${missing.join(', ')}`}: ` +
-        'the bench starts it with the same flags as the proxy; pick a later baseline commit',
+      help.code !== 0
+        ? `the baseline CLI ${cli} exited ${help.code} on --help: is it a built dist/cli.js (npm run bench:baseline)?`
+        : `the baseline CLI ${cli} has no ${missing.join(', ')}: the bench starts it with the same flags as ` +
+            'the proxy; pick a later baseline commit',
     );
   }
 }
