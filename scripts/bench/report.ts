@@ -44,6 +44,8 @@ export interface BenchReport {
   bulkMB?: number;
   rss: RssSample[];
   profile?: ProfileResult | undefined;
+  /** Present when a baseline build ran as the BASELINE target (--baseline-cli); `label` names it. */
+  baseline?: { label: string };
   notes: string[];
 }
 
@@ -78,6 +80,9 @@ export function emptyMeasurements(): Pick<
     rss: [],
   };
 }
+
+/** The proxy started from another build's CLI (--baseline-cli), with the same flags as `proxy`. */
+export const BASELINE = 'proxy-baseline';
 
 /** Hand-written analysis below this line in docs/benchmarks.md is kept when the file is regenerated. */
 export const ANALYSIS_MARKER = '<!-- analysis: hand-written, kept by npm run bench -->';
@@ -454,12 +459,72 @@ function markdownTable(head: string[], body: string[][]): string[] {
   return [line(head), `|${head.map(() => '---').join('|')}|`, ...body.map(line)];
 }
 
+/**
+ * The ratios a[i] ÷ b[i] of two targets measured in the same repetitions (index i is repetition i), so
+ * that the noise of one repetition falls on both sides of its ratio. Empty when the lists cannot be
+ * paired (different lengths); a pair with a missing, non-finite or non-positive figure is left out.
+ */
+export function pairedRatios(a: number[] | undefined, b: number[] | undefined): number[] {
+  if (!a || !b || a.length !== b.length) return [];
+  const out: number[] = [];
+  a.forEach((x, i) => {
+    const y = b[i];
+    if (y !== undefined && Number.isFinite(x) && Number.isFinite(y) && y > 0) out.push(x / y);
+  });
+  return out;
+}
+
+/** "median× (min–max)" of per-repetition ratios, to 3 decimals: a 5 % budget needs the second one. */
+export function ratioSpread(ratios: number[]): string {
+  if (ratios.length === 0) return '–';
+  const x = (v: number): string => `${v.toFixed(3)}×`;
+  if (ratios.length === 1) return x(ratios[0] ?? Number.NaN);
+  return `${x(median(ratios))} (${x(min(ratios))}–${x(max(ratios))})`;
+}
+
+/** The head of the baseline table: this build, the baseline, and their per-repetition ratio. */
+function baselineHead(r: BenchReport): string[] {
+  return ['metric', 'unit', 'this build', `baseline ${r.baseline?.label ?? ''}`.trim(), 'new÷baseline'];
+}
+
+/** pgbench -S throughput and CPU per transaction of `proxy` beside BASELINE; empty without a baseline. */
+export function baselineTableRows(r: BenchReport): string[][] {
+  if (!r.baseline) return [];
+  const out: string[][] = [];
+  const row = (metric: string, unit: string, rec: Record<string, number[]> | undefined): void => {
+    const a = rec?.proxy;
+    const b = rec?.[BASELINE];
+    if (!a && !b) return;
+    out.push([metric, unit, spread(a ?? []), spread(b ?? []), ratioSpread(pairedRatios(a, b))]);
+  };
+  for (const c of r.options.clients) row(`pgbench -S, ${plural(c)}`, 'tps', r.tps[c]);
+  for (const c of r.options.clients) {
+    row(`CPU per transaction, ${plural(c)}`, 'µs', r.cpuPerTxnUs[c]);
+    row('  of which main thread', 'µs', r.mainCpuPerTxnUs?.[c]);
+  }
+  return out;
+}
+
+const BASELINE_NOTE =
+  'new÷baseline is the median (min–max) of the per-repetition ratios: the two builds ran with the same flags ' +
+  '(the default mode, --auth-method trust), one after the other in every repetition. Above 1 is better for tps, ' +
+  'worse for CPU.';
+
 export function renderTable(r: BenchReport): string {
   const floorBody = floorTableRows(r);
+  const baselineBody = baselineTableRows(r);
   return [
     `dsql-proxy benchmark ${r.quick ? '(quick) ' : ''}— median (min–max) of ${r.options.reps} interleaved repetitions`,
     ...textTable(HEAD, tableRows(r)),
     ...(floorBody.length ? ['', ...textTable(floorHead(r), floorBody)] : []),
+    ...(baselineBody.length
+      ? [
+          '',
+          `Against the baseline build ${r.baseline?.label ?? ''}`.trimEnd(),
+          ...textTable(baselineHead(r), baselineBody),
+          BASELINE_NOTE,
+        ]
+      : []),
     ...r.notes.map((n) => `note: ${n}`),
   ].join('\n');
 }
@@ -498,6 +563,13 @@ export function renderMarkdown(r: BenchReport): string {
       '',
     );
     md.push(...markdownTable(floorHead(r), floorBody));
+    md.push('');
+  }
+  const baselineBody = baselineTableRows(r);
+  if (baselineBody.length) {
+    md.push(`### Against the baseline build ${r.baseline?.label ?? ''}`.trimEnd(), '');
+    md.push(`The proxy beside another build of it (\`--baseline-cli\`). ${BASELINE_NOTE}`, '');
+    md.push(...markdownTable(baselineHead(r), baselineBody));
     md.push('');
   }
 

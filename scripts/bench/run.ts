@@ -45,6 +45,7 @@ import {
 import { type ProfileResult, runProfile } from './profile.js';
 import {
   ANALYSIS_MARKER,
+  BASELINE,
   type BenchReport,
   emptyMeasurements,
   PROXY_FRESH,
@@ -72,6 +73,9 @@ interface Options {
   profile: boolean;
   write: boolean;
   cli: string;
+  /** Another build's CLI, run as a second `proxy` target in the pgbench -S runs (--baseline-cli). */
+  baselineCli?: string;
+  baselineLabel?: string;
 }
 
 const HELP = `npm run bench [-- options]
@@ -88,6 +92,12 @@ const HELP = `npm run bench [-- options]
   --write            write docs/benchmarks.md and docs/benchmarks.svg (default for a full run)
   --no-write         do not
   --cli PATH         the proxy's CLI (default dist/cli.js; run \`npm run build\` first)
+  --baseline-cli PATH
+                     another build's CLI (e.g. from \`npm run bench:baseline -- <commit>\`), run with the
+                     proxy's flags beside it in the pgbench -S runs: tps and CPU per transaction of both
+                     and their per-repetition ratio (new÷baseline)
+  --baseline-label TEXT
+                     the baseline's name in the report, e.g. its commit (default: its path)
   --render FILE      only re-render docs/benchmarks.{md,svg} from the JSON a run saved
 
 Needs: npm ci && npm run build; pgbench and psql (apt-get install -y postgresql-client);
@@ -154,6 +164,12 @@ function parseArgs(argv: string[]): Options {
       case '--cli':
         o.cli = resolve(next());
         break;
+      case '--baseline-cli':
+        o.baselineCli = resolve(next());
+        break;
+      case '--baseline-label':
+        o.baselineLabel = next();
+        break;
       case '--help':
       case '-h':
         console.log(HELP);
@@ -163,6 +179,8 @@ function parseArgs(argv: string[]): Options {
         throw new Error(`unknown option ${a}\n${HELP}`);
     }
   }
+  if (o.baselineLabel !== undefined && o.baselineCli === undefined)
+    throw new Error('--baseline-label needs --baseline-cli');
   return o;
 }
 
@@ -304,7 +322,29 @@ async function preflight(o: Options): Promise<Preflight> {
   const hasPoolMode = helpText.includes('--pool-mode');
   if (!hasPoolMode)
     notes.push('The proxy has no --pool-mode flag yet: the "proxy --pool-mode session" row is skipped.');
+  if (o.baselineCli) await checkBaseline(o.baselineCli);
   return { pgbouncerBin, hasPoolMode, notes };
+}
+
+/** The flags the baseline is started with: the `proxy` target's (benchProxyArgs and --auth-method). */
+const BASELINE_FLAGS = [
+  ...benchProxyArgs({ endpoint: '', connectTo: '', caFile: '', port: 0, negotiation: 'direct', extra: [] }),
+  '--auth-method',
+].filter((a) => a.startsWith('--'));
+
+/** Fails before PostgreSQL starts when the baseline build is missing or lacks one of the proxy's flags. */
+async function checkBaseline(cli: string): Promise<void> {
+  statSync(cli);
+  const help = await run(process.execPath, [cli, '--help']);
+  const missing = BASELINE_FLAGS.filter((f) => !help.stdout.includes(f));
+  if (help.code !== 0 || missing.length) {
+    throw new Error(
+      help.code !== 0
+        ? `the baseline CLI ${cli} exited ${help.code} on --help: is it a built dist/cli.js (npm run bench:baseline)?`
+        : `the baseline CLI ${cli} has no ${missing.join(', ')}: the bench starts it with the same flags as ` +
+            'the proxy; pick a later baseline commit',
+    );
+  }
 }
 
 /** One run's state: what cleanup() stops and removes. */
@@ -382,7 +422,7 @@ async function setupPostgres(r: BenchRun): Promise<Upstream> {
 }
 
 /** Starts the proxy (real CLI, TLS straight to PostgreSQL under the DSQL-like name, token signing on). */
-type StartProxy = (name: string, extra: string[], nodeFlags?: string[]) => Promise<Target>;
+type StartProxy = (name: string, extra: string[], nodeFlags?: string[], cli?: string) => Promise<Target>;
 
 function proxyStarter(r: BenchRun, up: Upstream): StartProxy {
   const proxyEnv = benchProxyEnv();
@@ -396,12 +436,12 @@ function proxyStarter(r: BenchRun, up: Upstream): StartProxy {
       negotiation: PROXY_UPSTREAM_TLS,
       extra,
     });
-  return async (name, extra, nodeFlags = []) => {
+  return async (name, extra, nodeFlags = [], cli = r.o.cli) => {
     const port = await freePort();
     const server = startServer(
       name,
       process.execPath,
-      [...nodeFlags, r.o.cli, ...proxyArgs(port, extra)],
+      [...nodeFlags, cli, ...proxyArgs(port, extra)],
       proxyEnv,
     );
     r.servers.push(server);
@@ -494,6 +534,8 @@ interface Targets {
   pgbouncerVersion: string | undefined;
   /** Targets of pgbench -S and COPY. */
   relayTargets: Target[];
+  /** The baseline build, started with the proxy's flags (--baseline-cli); measured for pgbench -S only. */
+  baseline: Target | undefined;
   /** Targets that keep their server connections between pgbench runs. */
   pooling: Target[];
   /** Targets of pgbench -C. */
@@ -525,6 +567,12 @@ async function startTargets(
   const started = pre.pgbouncerBin ? await startPgbouncer(r, up, pre.pgbouncerBin) : undefined;
   const bouncer = started?.bouncer;
 
+  const baseline = r.o.baselineCli
+    ? await startProxy(BASELINE, ['--auth-method', 'trust'], [], r.o.baselineCli)
+    : undefined;
+  if (baseline)
+    log(`baseline ${r.o.baselineLabel ?? r.o.baselineCli} pid ${baseline.server?.pid} on ${baseline.port}`);
+
   const floor = await startFloor(r, up, 'node-floor', []);
   const floorFresh = await startFloor(r, up, 'node-floor-no-reuse', ['--no-reuse']);
 
@@ -552,9 +600,21 @@ async function startTargets(
     bouncer,
     pgbouncerVersion: started?.version,
     relayTargets,
+    baseline,
     pooling,
     connTargets,
   };
+}
+
+/**
+ * The targets of one pgbench -S repetition: the relay targets, with the baseline (if any) beside the
+ * proxy: after it in the 1st, 3rd, … repetition and before it in the 2nd, 4th, …, so that neither
+ * build always runs second (in a machine warmed, or slowed, by the other).
+ */
+function throughputOrder(t: Pick<Targets, 'relayTargets' | 'baseline' | 'proxy'>, rep: number): Target[] {
+  if (!t.baseline) return t.relayTargets;
+  const pair = rep % 2 === 0 ? [t.proxy, t.baseline] : [t.baseline, t.proxy];
+  return t.relayTargets.flatMap((x) => (x === t.proxy ? pair : [x]));
 }
 
 async function newReport(o: Options, up: Upstream, t: Targets, pre: Preflight): Promise<BenchReport> {
@@ -577,6 +637,7 @@ async function newReport(o: Options, up: Upstream, t: Targets, pre: Preflight): 
     },
     loadBefore: loadavg(),
     proxyUpstreamTls: PROXY_UPSTREAM_TLS,
+    ...(o.baselineCli ? { baseline: { label: o.baselineLabel ?? o.baselineCli } } : {}),
     ...emptyMeasurements(),
     copyOutWarm: {},
     copyInWarm: {},
@@ -610,7 +671,7 @@ async function measureThroughput(r: BenchRun, t: Targets, report: BenchReport): 
     }
     for (let rep = 0; rep < o.reps; rep++) {
       const paired: Record<string, number> = {};
-      for (const target of t.relayTargets) {
+      for (const target of throughputOrder(t, rep)) {
         // pgbench's -T clock includes connecting the clients (slow on a loaded machine): add time for it;
         // the tps it reports exclude the initial connection time.
         const dur = o.seconds + (c >= 16 ? Math.ceil(c / 10) : 0);

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type BenchReport, emptyMeasurements, renderTable } from '../../scripts/bench/report.js';
+import {
+  BASELINE,
+  type BenchReport,
+  emptyMeasurements,
+  pairedRatios,
+  ratioSpread,
+  renderMarkdown,
+  renderTable,
+} from '../../scripts/bench/report.js';
 
 const MiB = 2 ** 20;
 
@@ -41,5 +49,64 @@ describe('bench report: memory rows', () => {
     const table = renderTable(report([busy]));
     assert.ok(line(table, 'RSS with 1000 idle clients'));
     assert.equal(table.includes('fresh proxy process'), false);
+  });
+});
+
+describe('bench report: the baseline build beside the proxy', () => {
+  it('pairs the two builds repetition by repetition, not median by median', () => {
+    // Repetition 2 was slow for both builds: its ratio is still 1.0, where a ratio of medians
+    // (1,000 ÷ 900) would read 1.11.
+    assert.deepEqual(pairedRatios([1000, 500, 1100], [1000, 500, 900]), [1, 1, 1100 / 900]);
+  });
+
+  it('leaves out pairs it cannot form, and pairs nothing when the lists differ in length', () => {
+    assert.deepEqual(pairedRatios([10, 20, 30], [5, 0, Number.NaN]), [2]);
+    assert.deepEqual(pairedRatios([10, 20], [10]), []);
+    assert.deepEqual(pairedRatios(undefined, [10]), []);
+  });
+
+  it('prints the median of the ratios and their min–max, to 3 decimals', () => {
+    assert.equal(ratioSpread([1.02, 0.95, 0.99]), '0.990× (0.950×–1.020×)');
+    assert.equal(ratioSpread([1.0504]), '1.050×');
+    assert.equal(ratioSpread([]), '–');
+  });
+
+  function withBaseline(): BenchReport {
+    const r = report([]);
+    r.options.clients = [16];
+    r.tps[16] = { direct: [9000, 9100], proxy: [5000, 4000], [BASELINE]: [4000, 4000] };
+    r.cpuPerTxnUs[16] = { proxy: [60, 66], [BASELINE]: [50, 60] };
+    r.mainCpuPerTxnUs = { 16: { proxy: [59, 65], [BASELINE]: [49, 59] } };
+    r.baseline = { label: 'b4a0947' };
+    return r;
+  }
+
+  it('has a table of both builds and their ratio, headed with the label', () => {
+    const full = renderTable(withBaseline());
+    const at = full.indexOf('Against the baseline build b4a0947');
+    assert.ok(at > 0);
+    const table = full.slice(at);
+    assert.match(table, /this build +baseline b4a0947 +new÷baseline/);
+    // tps ratios 1.25 and 1.0; CPU ratios 1.2 and 1.1.
+    assert.match(
+      line(table, 'pgbench -S, 16 clients') ?? '',
+      /4,500 \(4,000–5,000\) +4,000 \(4,000–4,000\) +1\.125× \(1\.000×–1\.250×\)/,
+    );
+    assert.match(line(table, 'CPU per transaction, 16 clients') ?? '', /1\.150× \(1\.100×–1\.200×\)$/);
+    const md = renderMarkdown(withBaseline());
+    assert.match(md, /### Against the baseline build b4a0947/);
+    assert.match(
+      md,
+      /\| pgbench -S, 16 clients \| tps \| 4,500 \(4,000–5,000\) \| 4,000 \(4,000–4,000\) \| 1\.125× \(1\.000×–1\.250×\) \|/,
+    );
+  });
+
+  it('prints no baseline table for a run without a baseline', () => {
+    const r = withBaseline();
+    delete r.baseline;
+    for (const text of [renderTable(r), renderMarkdown(r)]) {
+      assert.equal(text.includes('Against the baseline'), false);
+      assert.equal(text.includes('new÷baseline'), false);
+    }
   });
 });
