@@ -73,6 +73,11 @@ export interface DsqlEndpointOptions {
   onRefusal?: (record: RefusalRecord) => void;
   /** Port on 127.0.0.1 (default 0: any free port); a test restarts an endpoint on its old port. */
   port?: number;
+  /**
+   * How many entries `logins`, `cancels` and `refusals` each keep: the most recent ones (default
+   * 10,000), so a long-running `demo` does not grow without bound.
+   */
+  maxRecords?: number;
 }
 
 export interface LoginRecord {
@@ -102,6 +107,7 @@ export interface DsqlEndpoint {
   port: number;
   hostname: string;
   caPem: string;
+  /** The most recent logins, cancels and refusals, oldest first (at most `maxRecords` each). */
   logins: LoginRecord[];
   cancels: CancelRecord[];
   refusals: RefusalRecord[];
@@ -117,6 +123,14 @@ export interface DsqlEndpoint {
 }
 
 const PRE_AUTH_TIMEOUT_MS = 10_000;
+/** Entries kept in each of `logins`, `cancels` and `refusals` unless `maxRecords` says otherwise. */
+export const DEFAULT_MAX_RECORDS = 10_000;
+
+/** Appends `record` and drops the oldest entries beyond `max` (in place: callers hold the array). */
+function keepLast<T>(list: T[], record: T, max: number): void {
+  list.push(record);
+  if (list.length > max) list.splice(0, list.length - max);
+}
 
 function sessionId(): string {
   return randomBytes(13).toString('hex').slice(0, 26);
@@ -161,6 +175,7 @@ export async function startDsqlEndpoint(opts: DsqlEndpointOptions): Promise<Dsql
     logins,
     cancels,
     refusals,
+    maxRecords: opts.maxRecords ?? DEFAULT_MAX_RECORDS,
     upstreams,
     dsqlRules,
     getRejectAll: () => rejectAll,
@@ -226,6 +241,7 @@ interface Ctx {
   logins: LoginRecord[];
   cancels: CancelRecord[];
   refusals: RefusalRecord[];
+  maxRecords: number;
   upstreams: Set<Socket>;
   dsqlRules: boolean;
   getRejectAll(): { sqlstate: string; message: string } | null;
@@ -269,7 +285,7 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
       tlsSock = await startTls(ctx, raw);
     } else if (code === CANCEL_REQUEST_CODE) {
       // DSQL requires TLS for everything; a plaintext cancel is dropped.
-      ctx.cancels.push({ tls: false, forwarded: false });
+      keepLast(ctx.cancels, { tls: false, forwarded: false }, ctx.maxRecords);
       return void raw.destroy();
     } else {
       // Plaintext StartupMessage (or GSSENCRequest): TLS is mandatory.
@@ -300,7 +316,7 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
       : undefined;
   if (packet.kind === 'cancel') {
     // A cancel gets no answer either way; without the right SNI it is not forwarded.
-    if (sniError) ctx.cancels.push({ tls: true, forwarded: false });
+    if (sniError) keepLast(ctx.cancels, { tls: true, forwarded: false }, ctx.maxRecords);
     else await forwardCancel(ctx, Buffer.concat([lengthPrefix(body.length + 4), body]));
     return void tlsSock.destroy();
   }
@@ -352,7 +368,11 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
     const needed = user === 'admin' ? 'DbConnectAdmin' : 'DbConnect';
     if (result.action !== needed) reason = `role ${user} requires ${needed}, got ${result.action}`;
   }
-  ctx.logins.push({ user, action: result.action, token, ok: reason === undefined, reason, at, direct });
+  keepLast(
+    ctx.logins,
+    { user, action: result.action, token, ok: reason === undefined, reason, at, direct },
+    ctx.maxRecords,
+  );
   if (reason !== undefined) return fatal(tlsSock, SQLSTATE_AUTH, MSG_ACCESS_DENIED);
 
   const pending = tlsFrames.detach();
@@ -391,7 +411,7 @@ function startTls(ctx: Ctx, raw: Socket): Promise<TLSSocket> {
 
 async function forwardCancel(ctx: Ctx, packet: Buffer): Promise<void> {
   const record: CancelRecord = { tls: true, forwarded: false };
-  ctx.cancels.push(record);
+  keepLast(ctx.cancels, record, ctx.maxRecords);
   await new Promise<void>((resolve) => {
     const up = netConnect(ctx.opts.postgres.port, ctx.opts.postgres.host);
     up.on('error', () => resolve());
@@ -448,7 +468,7 @@ async function relay(
           user: session.user,
           at: ctx.now(),
         };
-        ctx.refusals.push(record);
+        keepLast(ctx.refusals, record, ctx.maxRecords);
         ctx.opts.onRefusal?.(record);
       },
     });
