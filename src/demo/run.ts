@@ -85,6 +85,45 @@ function busyMessage(listen: string): string {
 }
 
 export async function runDemo(argv: string[]): Promise<number> {
+  const opts = parseCommandLine(argv);
+  if (typeof opts === 'number') return opts;
+  const busy = await checkListenFree(opts.listen);
+  if (busy?.code === 'EADDRINUSE') {
+    process.stderr.write(busyMessage(opts.listen));
+    return 1;
+  }
+
+  // Temporary files: the CA the proxy trusts and the auth file. Without --data-dir, startPostgres
+  // makes (and removes) a temporary database directory of its own.
+  const running: DemoRun = { tmp: mkdtempSync(join(tmpdir(), 'dsql-proxy-demo-')) };
+  try {
+    const failed = await startDemo(opts, running);
+    if (failed !== undefined) {
+      await cleanUp(running);
+      return failed;
+    }
+  } catch (err) {
+    await cleanUp(running);
+    throw err;
+  }
+  return untilSignal(running);
+}
+
+/** What a running demo owns, stopped and removed by cleanUp(). */
+interface DemoRun {
+  tmp: string;
+  stack?: LocalStack;
+  proxy?: RunningProxy;
+}
+
+async function cleanUp(run: DemoRun): Promise<void> {
+  await run.proxy?.shutdown().catch(() => {});
+  await run.stack?.stop().catch(() => {});
+  rmSync(run.tmp, { recursive: true, force: true });
+}
+
+/** The options, or the exit code after --help (0) or a usage error (2). */
+function parseCommandLine(argv: string[]): DemoOptions | number {
   let opts: DemoOptions | 'help';
   try {
     opts = parseArgs(argv);
@@ -97,134 +136,147 @@ export async function runDemo(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const busy = await checkListenFree(opts.listen);
-  if (busy?.code === 'EADDRINUSE') {
+  return opts;
+}
+
+/**
+ * Starts the stack (PostgreSQL and the endpoint), then the proxy in front of it, and prints how to
+ * connect. Returns an exit code when it cannot start for a reason the user can fix (bad option,
+ * address in use); throws otherwise. What it started is in `run` either way.
+ */
+async function startDemo(opts: DemoOptions, run: DemoRun): Promise<number | undefined> {
+  const credentials = {
+    accessKeyId: `AKIA${randomToken(16, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567')}`,
+    secretAccessKey: randomBytes(30).toString('base64'),
+  };
+  const ca = await createCa('dsql-proxy demo CA');
+  const cert = await issueCert(ca, { hostnames: [DEMO_HOSTNAME] });
+  // The proxy's logger, once the configuration is loaded: the endpoint's refusals are logged with it.
+  let demoLogger: ReturnType<typeof createLogger> | undefined;
+  const stack = await startLocalStack({
+    hostname: DEMO_HOSTNAME,
+    region: DEMO_REGION,
+    credentials,
+    cert,
+    caPem: ca.certPem,
+    // Behind the door too: an application pointed at the demo meets what DSQL will refuse.
+    rules: 'dsql',
+    // One line per refusal (DSQL's error, never the SQL text), so what DSQL would refuse shows in
+    // the demo's log as well as in the application.
+    onRefusal: (r) =>
+      demoLogger?.info(
+        { event: 'endpoint_refusal', user: r.user, sqlstate: r.sqlstate },
+        `the local endpoint refused a statement as DSQL would: ${r.message}`,
+      ),
+    postgresOptions: opts.dataDir === undefined ? {} : { dataDir: opts.dataDir },
+  });
+  run.stack = stack;
+
+  const files = writeDemoFiles(run.tmp, ca.certPem);
+  const config = loadDemoConfig(opts, stack.endpoint.port, files);
+  if (typeof config === 'number') return config;
+  const logger = createLogger({ level: config.logLevel });
+  demoLogger = logger;
+  for (const warning of config.warnings) logger.warn({ event: 'config_warning' }, warning);
+  const provider: AwsCredentialIdentityProvider = async () => ({ ...credentials });
+  try {
+    run.proxy = await startProxy(config, logger, { credentials: provider });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
     process.stderr.write(busyMessage(opts.listen));
     return 1;
   }
+  printBanner(opts, stack, run.proxy, credentials.accessKeyId, files.password);
+  return undefined;
+}
 
-  // Temporary files: the CA the proxy trusts and the auth file. Without --data-dir, startPostgres
-  // makes (and removes) a temporary database directory of its own.
-  const tmp = mkdtempSync(join(tmpdir(), 'dsql-proxy-demo-'));
-  let stack: LocalStack | undefined;
-  let proxy: RunningProxy | undefined;
-  const cleanUp = async (): Promise<void> => {
-    await proxy?.shutdown().catch(() => {});
-    await stack?.stop().catch(() => {});
-    rmSync(tmp, { recursive: true, force: true });
-  };
+/** The CA file the proxy trusts and an auth file giving both demo users one fresh password. */
+function writeDemoFiles(tmp: string, caPem: string): { caFile: string; authFile: string; password: string } {
+  const caFile = join(tmp, 'demo-ca.pem');
+  writeFileSync(caFile, caPem);
+  const password = randomToken(20, 'abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789');
+  const authFile = join(tmp, 'users.txt');
+  writeFileSync(authFile, DEMO_USERS.map((u) => `"${u}" "${createScramVerifier(password)}"\n`).join(''), {
+    mode: 0o600,
+  });
+  return { caFile, authFile, password };
+}
 
-  // The proxy's logger, once the configuration is loaded: the endpoint's refusals are logged with it.
-  let demoLogger: ReturnType<typeof createLogger> | undefined;
+/** The proxy's configuration, through the production loader; exit code 2 after a ConfigError. */
+function loadDemoConfig(
+  opts: DemoOptions,
+  endpointPort: number,
+  files: { caFile: string; authFile: string },
+): ReturnType<typeof loadConfig> | number {
   try {
-    const accessKeyId = `AKIA${randomToken(16, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567')}`;
-    const secretAccessKey = randomBytes(30).toString('base64');
-    const ca = await createCa('dsql-proxy demo CA');
-    const cert = await issueCert(ca, { hostnames: [DEMO_HOSTNAME] });
-    stack = await startLocalStack({
-      hostname: DEMO_HOSTNAME,
-      region: DEMO_REGION,
-      credentials: { accessKeyId, secretAccessKey },
-      cert,
-      caPem: ca.certPem,
-      // Behind the door too: an application pointed at the demo meets what DSQL will refuse.
-      rules: 'dsql',
-      // One line per refusal (DSQL's error, never the SQL text), so what DSQL would refuse shows in
-      // the demo's log as well as in the application.
-      onRefusal: (r) =>
-        demoLogger?.info(
-          { event: 'endpoint_refusal', user: r.user, sqlstate: r.sqlstate },
-          `the local endpoint refused a statement as DSQL would: ${r.message}`,
-        ),
-      postgresOptions: opts.dataDir === undefined ? {} : { dataDir: opts.dataDir },
-    });
-
-    const caFile = join(tmp, 'demo-ca.pem');
-    writeFileSync(caFile, ca.certPem);
-    const password = randomToken(20, 'abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789');
-    const authFile = join(tmp, 'users.txt');
-    writeFileSync(authFile, DEMO_USERS.map((u) => `"${u}" "${createScramVerifier(password)}"\n`).join(''), {
-      mode: 0o600,
-    });
-
-    let config: ReturnType<typeof loadConfig>;
-    try {
-      // The environment is left out on purpose: DSQL_PROXY_* settings for a real cluster must not leak in.
-      config = loadConfig(
-        [
-          '--endpoint',
-          DEMO_HOSTNAME,
-          '--connect-to',
-          `127.0.0.1:${stack.endpoint.port}`,
-          '--ca-file',
-          caFile,
-          '--listen',
-          opts.listen,
-          '--auth-file',
-          authFile,
-          '--log-level',
-          opts.logLevel,
-          '--max-shutdown-delay',
-          '5s',
-        ],
-        {},
-      );
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      process.stderr.write(`dsql-proxy demo: ${err.message}\n`);
-      await cleanUp();
-      return 2;
-    }
-    const logger = createLogger({ level: config.logLevel });
-    demoLogger = logger;
-    for (const warning of config.warnings) logger.warn({ event: 'config_warning' }, warning);
-    const credentials: AwsCredentialIdentityProvider = async () => ({ accessKeyId, secretAccessKey });
-    try {
-      proxy = await startProxy(config, logger, { credentials });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-        process.stderr.write(busyMessage(opts.listen));
-        await cleanUp();
-        return 1;
-      }
-      throw err;
-    }
-
-    const host = proxy.address.address;
-    const port = proxy.address.port;
-    const kept = opts.dataDir !== undefined;
-    const dataDir = stack.postgres.dataDir;
-    const lines = [
-      'dsql-proxy demo: running, no AWS account needed',
-      `  database  embedded PostgreSQL, data in ${dataDir}${kept ? ' (kept)' : ' (removed at exit)'}`,
-      `  endpoint  DSQL-like at 127.0.0.1:${stack.endpoint.port}: TLS with SNI ${DEMO_HOSTNAME},`,
-      `            IAM tokens checked against demo credentials ${accessKeyId}, admin needs DbConnectAdmin`,
-      '            The local endpoint refuses what DSQL refuses (docs/dsql.md)',
-      `  proxy     ${formatHostPort({ host, port })}, users ${DEMO_USERS.join(' and ')} (SCRAM), password ${password}`,
-      '',
-      'Connect with:',
-      ...DEMO_USERS.map((u) => `  PGPASSWORD=${password} psql -h ${host} -p ${port} -U ${u}`),
-      '',
-      'Ctrl-C to stop.',
-      '',
-    ];
-    process.stdout.write(lines.join('\n'));
+    // The environment is left out on purpose: DSQL_PROXY_* settings for a real cluster must not leak in.
+    return loadConfig(
+      [
+        '--endpoint',
+        DEMO_HOSTNAME,
+        '--connect-to',
+        `127.0.0.1:${endpointPort}`,
+        '--ca-file',
+        files.caFile,
+        '--listen',
+        opts.listen,
+        '--auth-file',
+        files.authFile,
+        '--log-level',
+        opts.logLevel,
+        '--max-shutdown-delay',
+        '5s',
+      ],
+      {},
+    );
   } catch (err) {
-    await cleanUp();
-    throw err;
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`dsql-proxy demo: ${err.message}\n`);
+    return 2;
   }
+}
 
+function printBanner(
+  opts: DemoOptions,
+  stack: LocalStack,
+  proxy: RunningProxy,
+  accessKeyId: string,
+  password: string,
+): void {
+  const host = proxy.address.address;
+  const port = proxy.address.port;
+  const kept = opts.dataDir !== undefined;
+  const dataDir = stack.postgres.dataDir;
+  const lines = [
+    'dsql-proxy demo: running, no AWS account needed',
+    `  database  embedded PostgreSQL, data in ${dataDir}${kept ? ' (kept)' : ' (removed at exit)'}`,
+    `  endpoint  DSQL-like at 127.0.0.1:${stack.endpoint.port}: TLS with SNI ${DEMO_HOSTNAME},`,
+    `            IAM tokens checked against demo credentials ${accessKeyId}, admin needs DbConnectAdmin`,
+    '            The local endpoint refuses what DSQL refuses (docs/dsql.md)',
+    `  proxy     ${formatHostPort({ host, port })}, users ${DEMO_USERS.join(' and ')} (SCRAM), password ${password}`,
+    '',
+    'Connect with:',
+    ...DEMO_USERS.map((u) => `  PGPASSWORD=${password} psql -h ${host} -p ${port} -U ${u}`),
+    '',
+    'Ctrl-C to stop.',
+    '',
+  ];
+  process.stdout.write(lines.join('\n'));
+}
+
+/** Runs until SIGINT, SIGTERM or SIGHUP, then cleans up (0); a second signal exits at once (1). */
+function untilSignal(run: DemoRun): Promise<number> {
   return new Promise<number>((done) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals): void => {
       if (stopping) {
         process.stderr.write(`dsql-proxy demo: ${signal} again, exiting now\n`);
-        rmSync(tmp, { recursive: true, force: true });
+        rmSync(run.tmp, { recursive: true, force: true });
         process.exit(1);
       }
       stopping = true;
       process.stderr.write(`dsql-proxy demo: ${signal}, stopping\n`);
-      cleanUp().then(
+      cleanUp(run).then(
         () => done(0),
         () => done(1),
       );

@@ -149,80 +149,10 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Lo
   const port = opts.port || (await freePort());
   const quiet = (): void => {};
   const onLog = opts.onLog ?? (debug ? (m: string) => process.stderr.write(`[pg] ${m.trimEnd()}\n`) : quiet);
-
-  /** The throw-away directory to remove at stop(); undefined when the caller's data dir is kept. */
-  let root: string | undefined;
-  let dataDir: string;
-  if (opts.dataDir === undefined) {
-    root = mkdtempSync(join(reachableTmpdir(runAs), 'dsql-proxy-pg-'));
-    // The `postgres` user must traverse it when we are root.
-    chmodSync(root, 0o755);
-    dataDir = join(root, 'data');
-  } else {
-    dataDir = resolve(opts.dataDir);
-    if (runAs && !reachableBy(dataDir, runAs)) {
-      throw new Error(
-        `PostgreSQL runs as the \`postgres\` OS user (we are root), which cannot reach ${dataDir}: ` +
-          'pick a data directory whose parent directories it can enter (e.g. under /tmp or /var/tmp)',
-      );
-    }
-  }
+  const { root, dataDir } = chooseDataDir(opts.dataDir, runAs);
   const fresh = !existsSync(join(dataDir, 'PG_VERSION'));
-
-  let stopped = false;
-  let child: ChildProcess | undefined;
-  let exited: Promise<void> | undefined;
-  let watchdogPid: number | undefined;
-  const onExit = (): void => {
-    // Last resort on an abrupt exit: immediate shutdown, synchronous.
-    if (child?.pid && child.exitCode === null && child.signalCode === null) {
-      try {
-        process.kill(child.pid, 'SIGQUIT');
-      } catch {}
-    }
-  };
-  process.on('exit', onExit);
-
-  const stop = async (): Promise<void> => {
-    if (stopped) return;
-    stopped = true;
-    if (child && exited && child.exitCode === null && child.signalCode === null) {
-      // Keep this process alive until postgres is gone.
-      child.ref();
-      for (const s of [child.stdout, child.stderr]) (s as Socket | null)?.ref?.();
-      const escalate = (signal: NodeJS.Signals, afterMs: number): NodeJS.Timeout =>
-        setTimeout(() => {
-          try {
-            child?.kill(signal);
-          } catch {}
-        }, afterMs);
-      const timers = [escalate('SIGQUIT', 10_000), escalate('SIGKILL', 15_000)];
-      try {
-        child.kill('SIGINT'); // fast shutdown: roll back open transactions, end sessions
-      } catch {}
-      await exited;
-      for (const t of timers) clearTimeout(t);
-    }
-    process.off('exit', onExit);
-    if (watchdogPid) {
-      try {
-        process.kill(watchdogPid, 'SIGKILL');
-      } catch {}
-    }
-    if (root !== undefined) rmSync(root, { recursive: true, force: true });
-  };
-
-  const client = (timeouts?: { connectionTimeoutMillis: number; query_timeout: number }) => {
-    const c = new pg.Client({
-      host: '127.0.0.1',
-      port,
-      user: BOOTSTRAP_USER,
-      database: 'postgres',
-      ...timeouts,
-    });
-    c.on('error', () => {});
-    return c;
-  };
+  const lifecycle = postmasterLifecycle(root);
+  const client = bootstrapClient(pg, port);
   const query = async <R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]> => {
     const c = client();
     await c.connect();
@@ -234,114 +164,281 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Lo
   };
 
   try {
-    if (fresh) {
-      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-      if (runAs) chownSync(dataDir, runAs.uid, runAs.gid);
-      await runToCompletion(
-        bins.initdb,
-        [
-          `--pgdata=${dataDir}`,
-          '--auth=trust',
-          `--username=${BOOTSTRAP_USER}`,
-          '--encoding=UTF8',
-          '--locale=C',
-          '--no-sync',
-        ],
-        runAs,
-        onLog,
+    if (fresh) await initDataDir(bins.initdb, dataDir, runAs, onLog);
+    await writeHbaConf(dataDir);
+    const postmaster = spawnPostmaster(bins.postgres, {
+      dataDir,
+      port,
+      settings: opts.settings,
+      runAs,
+      onLog,
+    });
+    lifecycle.track(postmaster);
+    await waitUntilReady(postmaster, client, bins.postgres, opts.startTimeoutMs ?? 60_000);
+    // A forgotten stop() must not keep this process alive: the exit hook and watchdog stop postgres.
+    postmaster.process.unref();
+    for (const s of [postmaster.process.stdout, postmaster.process.stderr]) (s as Socket | null)?.unref?.();
+    await createDsqlRoles(query);
+  } catch (err) {
+    await lifecycle.stop();
+    throw err;
+  }
+
+  return { host: '127.0.0.1', port, query, dataDir, stop: lifecycle.stop };
+}
+
+/**
+ * The data directory: the caller's (kept), or `data` in a fresh throw-away `root` that stop()
+ * removes. As root, the `postgres` user must be able to reach it.
+ */
+function chooseDataDir(
+  given: string | undefined,
+  runAs: PgRunAs | undefined,
+): { root: string | undefined; dataDir: string } {
+  if (given === undefined) {
+    const root = mkdtempSync(join(reachableTmpdir(runAs), 'dsql-proxy-pg-'));
+    // The `postgres` user must traverse it when we are root.
+    chmodSync(root, 0o755);
+    return { root, dataDir: join(root, 'data') };
+  }
+  const dataDir = resolve(given);
+  if (runAs && !reachableBy(dataDir, runAs)) {
+    throw new Error(
+      `PostgreSQL runs as the \`postgres\` OS user (we are root), which cannot reach ${dataDir}: ` +
+        'pick a data directory whose parent directories it can enter (e.g. under /tmp or /var/tmp)',
+    );
+  }
+  return { root: undefined, dataDir };
+}
+
+/** A running postmaster: the process, when it is gone, and what it said last. */
+interface Postmaster {
+  process: ChildProcess;
+  /** Resolves once it exited, or failed to spawn. */
+  exited: Promise<void>;
+  spawnError(): Error | undefined;
+  logTail(): string;
+}
+
+/**
+ * stop() and the safety nets around one postmaster: an exit hook (SIGQUIT on an abrupt exit) from
+ * now on, a watchdog once it is spawned; stop() shuts it down and removes a throw-away `root`.
+ */
+function postmasterLifecycle(root: string | undefined): {
+  track(postmaster: Postmaster): void;
+  stop(): Promise<void>;
+} {
+  let stopped = false;
+  let postmaster: Postmaster | undefined;
+  let watchdogPid: number | undefined;
+  const onExit = (): void => {
+    // Last resort on an abrupt exit: immediate shutdown, synchronous.
+    const child = postmaster?.process;
+    if (child?.pid && child.exitCode === null && child.signalCode === null) {
+      try {
+        process.kill(child.pid, 'SIGQUIT');
+      } catch {}
+    }
+  };
+  process.on('exit', onExit);
+  return {
+    track(p) {
+      postmaster = p;
+      if (p.process.pid) watchdogPid = spawnWatchdog(p.process.pid, root);
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      const child = postmaster?.process;
+      if (postmaster && child && child.exitCode === null && child.signalCode === null) {
+        await shutDown(child, postmaster.exited);
+      }
+      process.off('exit', onExit);
+      if (watchdogPid) {
+        try {
+          process.kill(watchdogPid, 'SIGKILL');
+        } catch {}
+      }
+      if (root !== undefined) rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Fast shutdown (SIGINT), then SIGQUIT after 10 s and SIGKILL after 15 s; resolves once it exited. */
+async function shutDown(child: ChildProcess, exited: Promise<void>): Promise<void> {
+  // Keep this process alive until postgres is gone.
+  child.ref();
+  for (const s of [child.stdout, child.stderr]) (s as Socket | null)?.ref?.();
+  const escalate = (signal: NodeJS.Signals, afterMs: number): NodeJS.Timeout =>
+    setTimeout(() => {
+      try {
+        child.kill(signal);
+      } catch {}
+    }, afterMs);
+  const timers = [escalate('SIGQUIT', 10_000), escalate('SIGKILL', 15_000)];
+  try {
+    child.kill('SIGINT'); // fast shutdown: roll back open transactions, end sessions
+  } catch {}
+  await exited;
+  for (const t of timers) clearTimeout(t);
+}
+
+/** A node-postgres client as the bootstrap superuser, its errors caught (the caller sees them on use). */
+function bootstrapClient(
+  pg: PgModule,
+  port: number,
+): (timeouts?: {
+  connectionTimeoutMillis: number;
+  query_timeout: number;
+}) => InstanceType<PgModule['Client']> {
+  return (timeouts) => {
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port,
+      user: BOOTSTRAP_USER,
+      database: 'postgres',
+      ...timeouts,
+    });
+    c.on('error', () => {});
+    return c;
+  };
+}
+
+function initDataDir(
+  initdb: string,
+  dataDir: string,
+  runAs: PgRunAs | undefined,
+  onLog: (line: string) => void,
+): Promise<void> {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  if (runAs) chownSync(dataDir, runAs.uid, runAs.gid);
+  return runToCompletion(
+    initdb,
+    [
+      `--pgdata=${dataDir}`,
+      '--auth=trust',
+      `--username=${BOOTSTRAP_USER}`,
+      '--encoding=UTF8',
+      '--locale=C',
+      '--no-sync',
+    ],
+    runAs,
+    onLog,
+  );
+}
+
+/** Written after initdb (which creates the file) and before each start. */
+function writeHbaConf(dataDir: string): Promise<void> {
+  return writeFile(
+    join(dataDir, 'pg_hba.conf'),
+    [
+      '# dsql-proxy local endpoint: it already authenticated the client (IAM token), like DSQL',
+      'host all all 127.0.0.1/32 trust',
+      '',
+    ].join('\n'),
+  );
+}
+
+function spawnPostmaster(
+  bin: string,
+  o: {
+    dataDir: string;
+    port: number;
+    settings: Record<string, string> | undefined;
+    runAs: PgRunAs | undefined;
+    onLog: (line: string) => void;
+  },
+): Postmaster {
+  const child = spawn(
+    bin,
+    [
+      '-D',
+      o.dataDir,
+      '-p',
+      String(o.port),
+      '-c',
+      'listen_addresses=127.0.0.1',
+      // No unix socket: the default directory may not exist or be writable here.
+      '-c',
+      'unix_socket_directories=',
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
+      ...Object.entries(o.settings ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
+    ],
+    // Its own process group: a Ctrl-C meant for the demo does not reach it; stop() shuts it down
+    // after the proxy, and the watchdog if this process dies.
+    { ...spawnOptions(o.runAs), detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let logTail = '';
+  const log = (chunk: Buffer): void => {
+    const text = chunk.toString('utf8');
+    logTail = (logTail + text).slice(-8192);
+    o.onLog(text);
+  };
+  child.stdout?.on('data', log);
+  child.stderr?.on('data', log);
+  let spawnError: Error | undefined;
+  const exited = new Promise<void>((done) => {
+    child.once('error', (err) => {
+      spawnError = err;
+      done();
+    });
+    child.once('exit', () => done());
+  });
+  return { process: child, exited, spawnError: () => spawnError, logTail: () => logTail };
+}
+
+/** Ready once it answers a query (not when a log line says so); throws if it exits or times out. */
+async function waitUntilReady(
+  postmaster: Postmaster,
+  client: ReturnType<typeof bootstrapClient>,
+  bin: string,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let gone = false;
+  void postmaster.exited.then(() => {
+    gone = true;
+  });
+  for (;;) {
+    if (gone) {
+      const spawnError = postmaster.spawnError();
+      const { exitCode, signalCode } = postmaster.process;
+      throw new Error(
+        spawnError
+          ? `could not run ${bin}: ${spawnError.message}`
+          : `postgres exited during startup (code ${exitCode}, signal ${signalCode}): ${postmaster.logTail().trim()}`,
       );
     }
-    // Written after initdb (which creates the file) and before each start.
-    await writeFile(
-      join(dataDir, 'pg_hba.conf'),
-      [
-        '# dsql-proxy local endpoint: it already authenticated the client (IAM token), like DSQL',
-        'host all all 127.0.0.1/32 trust',
-        '',
-      ].join('\n'),
-    );
-
-    const pgProcess = spawn(
-      bins.postgres,
-      [
-        '-D',
-        dataDir,
-        '-p',
-        String(port),
-        '-c',
-        'listen_addresses=127.0.0.1',
-        // No unix socket: the default directory may not exist or be writable here.
-        '-c',
-        'unix_socket_directories=',
-        '-c',
-        'fsync=off',
-        '-c',
-        'synchronous_commit=off',
-        '-c',
-        'full_page_writes=off',
-        ...Object.entries(opts.settings ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
-      ],
-      // Its own process group: a Ctrl-C meant for the demo does not reach it; stop() shuts it down
-      // after the proxy, and the watchdog if this process dies.
-      { ...spawnOptions(runAs), detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    child = pgProcess;
-    let logTail = '';
-    const log = (chunk: Buffer): void => {
-      const text = chunk.toString('utf8');
-      logTail = (logTail + text).slice(-8192);
-      onLog(text);
-    };
-    pgProcess.stdout?.on('data', log);
-    pgProcess.stderr?.on('data', log);
-    let spawnError: Error | undefined;
-    exited = new Promise<void>((done) => {
-      pgProcess.once('error', (err) => {
-        spawnError = err;
-        done();
-      });
-      pgProcess.once('exit', () => done());
-    });
-    if (pgProcess.pid) watchdogPid = spawnWatchdog(pgProcess.pid, root);
-
-    // Ready once it answers a query (not when a log line says so).
-    const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
-    let gone = false;
-    void exited.then(() => {
-      gone = true;
-    });
-    for (;;) {
-      if (gone) {
+    // Bounded: something else listening on the port must not stall this loop.
+    const c = client({ connectionTimeoutMillis: 2000, query_timeout: 2000 });
+    try {
+      await c.connect();
+      await c.query('select 1');
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) {
         throw new Error(
-          spawnError
-            ? `could not run ${bins.postgres}: ${spawnError.message}`
-            : `postgres exited during startup (code ${pgProcess.exitCode}, signal ${pgProcess.signalCode}): ${logTail.trim()}`,
+          `postgres did not accept queries within the start timeout: ${(err as Error).message}`,
         );
       }
-      // Bounded: something else listening on the port must not stall this loop.
-      const c = client({ connectionTimeoutMillis: 2000, query_timeout: 2000 });
-      try {
-        await c.connect();
-        await c.query('select 1');
-        break;
-      } catch (err) {
-        if (Date.now() > deadline) {
-          throw new Error(
-            `postgres did not accept queries within the start timeout: ${(err as Error).message}`,
-          );
-        }
-      } finally {
-        await c.end().catch(() => {});
-      }
-      await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      await c.end().catch(() => {});
     }
-    // A forgotten stop() must not keep this process alive: the exit hook and watchdog stop postgres.
-    pgProcess.unref();
-    for (const s of [pgProcess.stdout, pgProcess.stderr]) (s as Socket | null)?.unref?.();
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
-    // Roles as on DSQL: `admin` is the built-in superuser-ish role, `app` a plain LOGIN role.
-    // Idempotent, so a kept data directory can be started again.
-    await query(`
+/**
+ * Roles as on DSQL: `admin` is the built-in superuser-ish role, `app` a plain LOGIN role.
+ * Idempotent, so a kept data directory can be started again.
+ */
+async function createDsqlRoles(query: (sql: string) => Promise<unknown>): Promise<void> {
+  await query(`
       DO $$ BEGIN
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'admin') THEN
           CREATE ROLE admin WITH LOGIN SUPERUSER;
@@ -353,10 +450,4 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Lo
       GRANT CREATE, CONNECT ON DATABASE postgres TO app;
       GRANT USAGE, CREATE ON SCHEMA public TO app;
     `);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-
-  return { host: '127.0.0.1', port, query, dataDir, stop };
 }

@@ -73,6 +73,11 @@ export interface DsqlEndpointOptions {
   onRefusal?: (record: RefusalRecord) => void;
   /** Port on 127.0.0.1 (default 0: any free port); a test restarts an endpoint on its old port. */
   port?: number;
+  /**
+   * How many entries `logins`, `cancels` and `refusals` each keep: the most recent ones (default
+   * 10,000), so a long-running `demo` does not grow without bound.
+   */
+  maxRecords?: number;
 }
 
 export interface LoginRecord {
@@ -102,6 +107,7 @@ export interface DsqlEndpoint {
   port: number;
   hostname: string;
   caPem: string;
+  /** The most recent logins, cancels and refusals, oldest first (at most `maxRecords` each). */
   logins: LoginRecord[];
   cancels: CancelRecord[];
   refusals: RefusalRecord[];
@@ -117,6 +123,14 @@ export interface DsqlEndpoint {
 }
 
 const PRE_AUTH_TIMEOUT_MS = 10_000;
+/** Entries kept in each of `logins`, `cancels` and `refusals` unless `maxRecords` says otherwise. */
+export const DEFAULT_MAX_RECORDS = 10_000;
+
+/** Appends `record` and drops the oldest entries beyond `max` (in place: callers hold the array). */
+function keepLast<T>(list: T[], record: T, max: number): void {
+  list.push(record);
+  if (list.length > max) list.splice(0, list.length - max);
+}
 
 function sessionId(): string {
   return randomBytes(13).toString('hex').slice(0, 26);
@@ -124,14 +138,7 @@ function sessionId(): string {
 
 export async function startDsqlEndpoint(opts: DsqlEndpointOptions): Promise<DsqlEndpoint> {
   const now = opts.now ?? Date.now;
-  let caPem = opts.caPem;
-  let cert = opts.cert;
-  if (!cert) {
-    const ca = await createCa('dsql-proxy local endpoint CA');
-    cert = await issueCert(ca, { hostnames: [opts.hostname] });
-    caPem = ca.certPem;
-  }
-  if (!caPem) throw new Error('startDsqlEndpoint: caPem is required with cert');
+  const { cert, caPem } = await endpointCert(opts);
   const secureContext = createSecureContext({ cert: cert.certPem, key: cert.keyPem, minVersion: 'TLSv1.2' });
 
   const live = new Set<Socket>();
@@ -141,19 +148,6 @@ export async function startDsqlEndpoint(opts: DsqlEndpointOptions): Promise<Dsql
   const logins: LoginRecord[] = [];
   const cancels: CancelRecord[] = [];
   const refusals: RefusalRecord[] = [];
-  const dsqlRules = (opts.rules ?? 'dsql') === 'dsql';
-  const rate = opts.connectionRate ?? { perSecond: 100, burst: 1000 };
-  const bucket = { tokens: rate.burst, at: now() };
-
-  const server: Server = createServer((raw) => {
-    connections++;
-    live.add(raw);
-    raw.on('close', () => live.delete(raw));
-    raw.on('error', () => {});
-    raw.setNoDelay(true);
-    handleConnection(raw).catch(() => raw.destroy());
-  });
-
   const ctx: Ctx = {
     opts,
     now,
@@ -161,30 +155,23 @@ export async function startDsqlEndpoint(opts: DsqlEndpointOptions): Promise<Dsql
     logins,
     cancels,
     refusals,
+    maxRecords: opts.maxRecords ?? DEFAULT_MAX_RECORDS,
     upstreams,
-    dsqlRules,
+    dsqlRules: (opts.rules ?? 'dsql') === 'dsql',
     getRejectAll: () => rejectAll,
     openSessions: () => live.size,
-    takeConnectToken: () => {
-      // DSQL's token bucket for new connections: refills at perSecond, holds at most burst.
-      // A clock moved backwards (tests move it) refills nothing and takes nothing away.
-      const t = now();
-      const elapsed = Math.max(0, t - bucket.at);
-      bucket.tokens = Math.min(rate.burst, bucket.tokens + (elapsed / 1000) * rate.perSecond);
-      bucket.at = t;
-      if (bucket.tokens < 1) return false;
-      bucket.tokens -= 1;
-      return true;
-    },
+    takeConnectToken: connectTokenBucket(now, opts.connectionRate ?? { perSecond: 100, burst: 1000 }),
   };
-  const handleConnection = (raw: Socket): Promise<void> => serve(ctx, raw);
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
+  const server: Server = createServer((raw) => {
+    connections++;
+    live.add(raw);
+    raw.on('close', () => live.delete(raw));
+    raw.on('error', () => {});
+    raw.setNoDelay(true);
+    serve(ctx, raw).catch(() => raw.destroy());
   });
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  const port = await listen(server, opts.port ?? 0);
 
   let closing: Promise<void> | undefined;
   const dropAll = (): void => {
@@ -219,6 +206,43 @@ export async function startDsqlEndpoint(opts: DsqlEndpointOptions): Promise<Dsql
   };
 }
 
+/** The server certificate given, or a fresh CA and a certificate for the hostname. */
+async function endpointCert(opts: DsqlEndpointOptions): Promise<{ cert: LocalCert; caPem: string }> {
+  if (!opts.cert) {
+    const ca = await createCa('dsql-proxy local endpoint CA');
+    return { cert: await issueCert(ca, { hostnames: [opts.hostname] }), caPem: ca.certPem };
+  }
+  if (!opts.caPem) throw new Error('startDsqlEndpoint: caPem is required with cert');
+  return { cert: opts.cert, caPem: opts.caPem };
+}
+
+/**
+ * DSQL's token bucket for new connections: refills at perSecond, holds at most burst. A clock moved
+ * backwards (tests move it) refills nothing and takes nothing away. Returns "take one token".
+ */
+function connectTokenBucket(now: () => number, rate: { perSecond: number; burst: number }): () => boolean {
+  const bucket = { tokens: rate.burst, at: now() };
+  return () => {
+    const t = now();
+    const elapsed = Math.max(0, t - bucket.at);
+    bucket.tokens = Math.min(rate.burst, bucket.tokens + (elapsed / 1000) * rate.perSecond);
+    bucket.at = t;
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  };
+}
+
+/** Listens on 127.0.0.1 and returns the port. */
+async function listen(server: Server, port: number): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  const addr = server.address();
+  return typeof addr === 'object' && addr ? addr.port : 0;
+}
+
 interface Ctx {
   opts: DsqlEndpointOptions;
   now: () => number;
@@ -226,6 +250,7 @@ interface Ctx {
   logins: LoginRecord[];
   cancels: CancelRecord[];
   refusals: RefusalRecord[];
+  maxRecords: number;
   upstreams: Set<Socket>;
   dsqlRules: boolean;
   getRejectAll(): { sqlstate: string; message: string } | null;
@@ -244,9 +269,35 @@ function fatal(sock: Socket, code: string, message: string): void {
 
 const closedByPeer = (): Error => new Error('connection closed by peer');
 
+/**
+ * One client connection, step by step: TLS (after an SSLRequest or direct), the StartupMessage
+ * (SNI, cancel, protocol version), admission (user, database, parameters, faults, quotas), the IAM
+ * token, then the relay. Each step answers and closes a connection it refuses, and returns undefined.
+ */
 async function serve(ctx: Ctx, raw: Socket): Promise<void> {
   const timer = setTimeout(() => raw.destroy(), PRE_AUTH_TIMEOUT_MS);
   timer.unref();
+  const tls = await openTls(ctx, raw);
+  if (!tls) return;
+  const { tlsSock, direct } = tls;
+  const tlsFrames = new FrameStream(tlsSock, closedByPeer);
+  const params = await readStartup(ctx, tlsSock, tlsFrames);
+  if (!params) return;
+  const user = admit(ctx, tlsSock, params);
+  if (user === undefined) return;
+  const identity = await authenticate(ctx, tlsSock, tlsFrames, user, direct);
+  if (!identity) return;
+
+  const pending = tlsFrames.detach();
+  clearTimeout(timer);
+  await relay(ctx, tlsSock, raw, params, pending, { user, arn: identity.arn });
+}
+
+/**
+ * TLS on `raw`, started by a ClientHello (direct) or after an SSLRequest; what asks for anything
+ * else (a plaintext StartupMessage, CancelRequest or GSSENCRequest) is answered and closed.
+ */
+async function openTls(ctx: Ctx, raw: Socket): Promise<{ tlsSock: TLSSocket; direct: boolean } | undefined> {
   const frames = new FrameStream(raw, closedByPeer);
   const first = await frames.peekByte();
   let tlsSock: TLSSocket;
@@ -269,12 +320,12 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
       tlsSock = await startTls(ctx, raw);
     } else if (code === CANCEL_REQUEST_CODE) {
       // DSQL requires TLS for everything; a plaintext cancel is dropped.
-      ctx.cancels.push({ tls: false, forwarded: false });
+      keepLast(ctx.cancels, { tls: false, forwarded: false }, ctx.maxRecords);
       return void raw.destroy();
     } else {
       // Plaintext StartupMessage (or GSSENCRequest): TLS is mandatory.
       if (code === GSSENC_REQUEST_CODE) return void raw.end('N');
-      return fatal(raw, SQLSTATE_AUTH, MSG_SSL_MANDATORY);
+      return void fatal(raw, SQLSTATE_AUTH, MSG_SSL_MANDATORY);
     }
   }
 
@@ -282,14 +333,24 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
   // PG17 direct TLS requires ALPN `postgresql`; over SSLRequest it is optional but must match if sent.
   const alpn = tlsSock.alpnProtocol;
   if ((direct && alpn !== 'postgresql') || (alpn && alpn !== 'postgresql')) return void tlsSock.destroy();
+  return { tlsSock, direct };
+}
 
-  const tlsFrames = new FrameStream(tlsSock, closedByPeer);
+/**
+ * The first message over TLS: a CancelRequest is forwarded (with the right SNI) and the connection
+ * closed; a StartupMessage of protocol 3.0 with the right SNI yields its parameters.
+ */
+async function readStartup(
+  ctx: Ctx,
+  tlsSock: TLSSocket,
+  tlsFrames: FrameStream,
+): Promise<Map<string, string> | undefined> {
   const body = await tlsFrames.nextUntyped(MAX_STARTUP_PACKET_LENGTH);
   let packet: ReturnType<typeof decodeStartupPacket>;
   try {
     packet = decodeStartupPacket(body);
   } catch {
-    return fatal(tlsSock, '08P01', 'invalid startup packet layout');
+    return void fatal(tlsSock, '08P01', 'invalid startup packet layout');
   }
   // SNI first, for a CancelRequest too: DSQL accepts nothing over TLS without the cluster's name.
   const servername = tlsSock.servername;
@@ -300,43 +361,61 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
       : undefined;
   if (packet.kind === 'cancel') {
     // A cancel gets no answer either way; without the right SNI it is not forwarded.
-    if (sniError) ctx.cancels.push({ tls: true, forwarded: false });
+    if (sniError) keepLast(ctx.cancels, { tls: true, forwarded: false }, ctx.maxRecords);
     else await forwardCancel(ctx, Buffer.concat([lengthPrefix(body.length + 4), body]));
     return void tlsSock.destroy();
   }
-  if (sniError) return fatal(tlsSock, SQLSTATE_AUTH, sniError);
+  if (sniError) return void fatal(tlsSock, SQLSTATE_AUTH, sniError);
   if (packet.kind !== 'startup' || packet.minor !== 0) {
     const code = body.readInt32BE(0);
-    return fatal(tlsSock, '0A000', `unsupported frontend protocol ${code >> 16}.${code & 0xffff}`);
+    return void fatal(tlsSock, '0A000', `unsupported frontend protocol ${code >> 16}.${code & 0xffff}`);
   }
+  return packet.params;
+}
 
-  const params = packet.params;
+/**
+ * What DSQL checks before asking for the token: a user, database `postgres`, only parameters DSQL
+ * accepts (strict mode), then the fault toggle and the connection quotas. Returns the user.
+ */
+function admit(ctx: Ctx, tlsSock: TLSSocket, params: Map<string, string>): string | undefined {
   const user = params.get('user');
-  if (!user) return fatal(tlsSock, SQLSTATE_AUTH, 'no PostgreSQL user name specified in startup packet');
+  if (!user) return void fatal(tlsSock, SQLSTATE_AUTH, 'no PostgreSQL user name specified in startup packet');
   // Like libpq/PostgreSQL, an absent database defaults to the user name; DSQL only has `postgres`.
   const database = params.get('database') || user;
-  if (database !== 'postgres') return fatal(tlsSock, '3D000', `database "${database}" does not exist`);
+  if (database !== 'postgres') return void fatal(tlsSock, '3D000', `database "${database}" does not exist`);
   if (ctx.opts.strictStartupParams ?? (ctx.opts.rules ?? 'dsql') === 'dsql') {
     for (const key of params.keys()) {
       if (key !== 'user' && key !== 'database' && !isDsqlSettableParam(key)) {
-        return fatal(tlsSock, '0A000', `setting configuration parameter "${key}" not supported`);
+        return void fatal(tlsSock, '0A000', `setting configuration parameter "${key}" not supported`);
       }
     }
   }
   const fault = ctx.getRejectAll();
-  if (fault) return fatal(tlsSock, fault.sqlstate, fault.message);
+  if (fault) return void fatal(tlsSock, fault.sqlstate, fault.message);
   if (ctx.dsqlRules) {
     // This connection is one of the open sockets already: more than the limit means one too many.
     if (ctx.openSessions() > (ctx.opts.maxConnections ?? 10_000)) {
-      return fatal(tlsSock, '53300', MSG_TOO_MANY_CONNECTIONS);
+      return void fatal(tlsSock, '53300', MSG_TOO_MANY_CONNECTIONS);
     }
-    if (!ctx.takeConnectToken()) return fatal(tlsSock, '53400', MSG_RATE_EXCEEDED);
+    if (!ctx.takeConnectToken()) return void fatal(tlsSock, '53400', MSG_RATE_EXCEEDED);
   }
+  return user;
+}
 
-  // The IAM token arrives as a cleartext password, inside TLS.
+/**
+ * Asks for the IAM token (a cleartext password, inside TLS), verifies it and the role rule, and
+ * records the login. Returns the ARN of the identity that signed it.
+ */
+async function authenticate(
+  ctx: Ctx,
+  tlsSock: TLSSocket,
+  tlsFrames: FrameStream,
+  user: string,
+  direct: boolean,
+): Promise<{ arn: string } | undefined> {
   tlsSock.write(authenticationCleartextPassword());
   const msg = await tlsFrames.nextTyped(64 * 1024);
-  if (msg.type !== 0x70) return fatal(tlsSock, '08P01', 'expected password response');
+  if (msg.type !== 0x70) return void fatal(tlsSock, '08P01', 'expected password response');
   const token = msg.body.toString('utf8').replace(/\0$/, '');
   const at = ctx.now();
   const result = verifyDsqlToken(token, {
@@ -352,15 +431,16 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
     const needed = user === 'admin' ? 'DbConnectAdmin' : 'DbConnect';
     if (result.action !== needed) reason = `role ${user} requires ${needed}, got ${result.action}`;
   }
-  ctx.logins.push({ user, action: result.action, token, ok: reason === undefined, reason, at, direct });
-  if (reason !== undefined) return fatal(tlsSock, SQLSTATE_AUTH, MSG_ACCESS_DENIED);
-
-  const pending = tlsFrames.detach();
-  clearTimeout(timer);
+  keepLast(
+    ctx.logins,
+    { user, action: result.action, token, ok: reason === undefined, reason, at, direct },
+    ctx.maxRecords,
+  );
+  if (reason !== undefined) return void fatal(tlsSock, SQLSTATE_AUTH, MSG_ACCESS_DENIED);
   const signer = result.ok
     ? credentialsList(ctx.opts.credentials).find((c) => c.accessKeyId === result.accessKeyId)
     : undefined;
-  await relay(ctx, tlsSock, raw, params, pending, { user, arn: signer ? identityArn(signer) : '' });
+  return { arn: signer ? identityArn(signer) : '' };
 }
 
 function credentialsList(c: SigningCredentials | SigningCredentials[]): SigningCredentials[] {
@@ -391,7 +471,7 @@ function startTls(ctx: Ctx, raw: Socket): Promise<TLSSocket> {
 
 async function forwardCancel(ctx: Ctx, packet: Buffer): Promise<void> {
   const record: CancelRecord = { tls: true, forwarded: false };
-  ctx.cancels.push(record);
+  keepLast(ctx.cancels, record, ctx.maxRecords);
   await new Promise<void>((resolve) => {
     const up = netConnect(ctx.opts.postgres.port, ctx.opts.postgres.host);
     up.on('error', () => resolve());
@@ -448,7 +528,7 @@ async function relay(
           user: session.user,
           at: ctx.now(),
         };
-        ctx.refusals.push(record);
+        keepLast(ctx.refusals, record, ctx.maxRecords);
         ctx.opts.onRefusal?.(record);
       },
     });

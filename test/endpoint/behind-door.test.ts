@@ -519,6 +519,26 @@ describe('limits', () => {
   });
 });
 
+describe('records', () => {
+  test('refusals keep only the last maxRecords entries, oldest first', async () => {
+    const ep = await startDsqlEndpoint({ hostname, region, credentials, postgres, maxRecords: 2 });
+    const c = await wire(ep);
+    try {
+      for (const sql of ['LOCK TABLE t', 'TRUNCATE t', 'DISCARD ALL']) {
+        const err = errorOf(await c.query(sql));
+        assert.deepEqual({ code: err?.C, message: err?.M }, refusalOf(sql), sql);
+      }
+      assert.deepEqual(
+        ep.refusals.map((r) => ({ code: r.sqlstate, message: r.message })),
+        [refusalOf('TRUNCATE t'), refusalOf('DISCARD ALL')],
+      );
+    } finally {
+      c.close();
+      await ep.close();
+    }
+  });
+});
+
 describe("rules: 'postgres'", () => {
   test('plain PostgreSQL behind the door: nothing refused, no limits, read committed', async () => {
     const c = await client(plain);

@@ -503,6 +503,41 @@ describe('connection quotas (rules dsql)', () => {
   });
 });
 
+describe('records', () => {
+  test('logins and cancels keep only the last maxRecords entries, oldest first', async () => {
+    const ep = await startDsqlEndpoint({ hostname, region, credentials, postgres, maxRecords: 2 });
+    try {
+      assert.equal(await whoami({ user: 'admin', password: await token({ admin: true }) }, ep), 'admin');
+      assert.equal(await whoami({ user: 'app', password: await token({ admin: false }) }, ep), 'app');
+      await rejects(
+        { user: 'admin', password: await token({ admin: false }) },
+        { code: '28000', message: MSG_ACCESS_DENIED },
+        ep,
+      );
+      assert.deepEqual(
+        ep.logins.map((l) => ({ user: l.user, ok: l.ok })),
+        [
+          { user: 'app', ok: true },
+          { user: 'admin', ok: false },
+        ],
+      );
+      // Plaintext cancels are recorded and dropped.
+      for (let i = 0; i < 3; i++) {
+        const sock = netConnect(ep.port, '127.0.0.1');
+        sock.on('error', () => {});
+        sock.write(frontendCancelRequest(1, int32(i)));
+        await new Promise((r) => sock.on('close', r));
+      }
+      assert.deepEqual(ep.cancels, [
+        { tls: false, forwarded: false },
+        { tls: false, forwarded: false },
+      ]);
+    } finally {
+      await ep.close();
+    }
+  });
+});
+
 describe('startTestStack', () => {
   test('starts an endpoint over a shared postgres; stop() is idempotent', async () => {
     const stack = await startTestStack({ postgres });

@@ -173,7 +173,10 @@ function dollarTag(sql: string, at: number): string | undefined {
   return undefined;
 }
 
-/** Lexes `sql` into tokens, skipping whitespace and comments. */
+/**
+ * Lexes `sql` into tokens, skipping whitespace and comments. One pass: each step below reads one
+ * token (or comment) from `i` and returns where the next one starts.
+ */
 export function lex(sql: string): LexResult {
   const tokens: Token[] = [];
   const n = sql.length;
@@ -184,105 +187,132 @@ export function lex(sql: string): LexResult {
     const next = sql.charCodeAt(i + 1);
     if (isSpace(c)) {
       i++;
-      continue;
-    }
-    if (c === Ch.Minus && next === Ch.Minus) {
-      i += 2;
-      while (i < n && sql.charCodeAt(i) !== Ch.Lf && sql.charCodeAt(i) !== Ch.Cr) i++;
-      continue;
-    }
-    if (c === Ch.Slash && next === Ch.Star) {
-      // Block comments nest in PostgreSQL (unlike the SQL standard's C-style ones).
-      let depth = 1;
-      i += 2;
-      while (i < n && depth > 0) {
-        const d = sql.charCodeAt(i);
-        const e = sql.charCodeAt(i + 1);
-        if (d === Ch.Slash && e === Ch.Star) {
-          depth++;
-          i += 2;
-        } else if (d === Ch.Star && e === Ch.Slash) {
-          depth--;
-          i += 2;
-        } else {
-          i++;
-        }
-      }
-      if (depth > 0) {
+    } else if (c === Ch.Minus && next === Ch.Minus) {
+      i = skipLineComment(sql, i + 2);
+    } else if (c === Ch.Slash && next === Ch.Star) {
+      i = skipBlockComment(sql, i + 2);
+      if (i < 0) {
         unterminatedComment = true;
         i = n;
       }
-      continue;
-    }
-    const start = i;
-    if (c === Ch.Quote) {
-      pushQuoted(tokens, sql, start, start + 1, Ch.Quote, false, 'string', keep);
-      i = tokens[tokens.length - 1]!.end;
-      continue;
-    }
-    if (c === Ch.DQuote) {
-      pushQuoted(tokens, sql, start, start + 1, Ch.DQuote, false, 'qident', keep);
-      i = tokens[tokens.length - 1]!.end;
-      continue;
-    }
-    if (isIdentStart(c)) {
-      // String and identifier prefixes: E'...', B'...', X'...', N'...', U&'...', U&"...".
-      const lowerC = c | 0x20;
-      if (next === Ch.Quote && (lowerC === 0x65 || lowerC === 0x62 || lowerC === 0x78 || lowerC === 0x6e)) {
-        const isE = lowerC === 0x65;
-        // N'...' is a national character string: same rules as '...'.
-        const decoded = isE || lowerC === 0x6e;
-        pushQuoted(tokens, sql, start, start + 2, Ch.Quote, isE, 'string', decoded ? keep : null);
-        i = tokens[tokens.length - 1]!.end;
-        continue;
-      }
-      if (lowerC === 0x75 && next === Ch.Amp) {
-        const q = sql.charCodeAt(i + 2);
-        if (q === Ch.Quote || q === Ch.DQuote) {
-          pushQuoted(tokens, sql, start, start + 3, q, false, q === Ch.Quote ? 'string' : 'qident', (v) =>
-            decodeUnicodeEscapes(v, '\\'),
-          );
-          tokens[tokens.length - 1]!.unicode = true;
-          i = tokens[tokens.length - 1]!.end;
-          continue;
-        }
-      }
-      i++;
-      while (i < n && isIdentCont(sql.charCodeAt(i))) i++;
-      tokens.push({ kind: 'word', start, end: i, lower: sql.slice(start, i).toLowerCase() });
-      continue;
-    }
-    if (c === Ch.Dollar) {
-      if (isDigit(next)) {
-        i += 2;
-        while (i < n && isDigit(sql.charCodeAt(i))) i++;
-        tokens.push({ kind: 'param', start, end: i, lower: sql.slice(start, i) });
-        continue;
-      }
-      const tag = dollarTag(sql, i);
-      if (tag !== undefined) {
-        const bodyStart = i + tag.length;
-        const close = sql.indexOf(tag, bodyStart);
-        if (close < 0) {
-          tokens.push({ kind: 'string', start, end: n, lower: sql.slice(bodyStart), unterminated: true });
-          i = n;
-        } else {
-          i = close + tag.length;
-          tokens.push({ kind: 'string', start, end: i, lower: sql.slice(bodyStart, close) });
-        }
-        continue;
+    } else if (c === Ch.Quote) {
+      i = pushQuoted(tokens, sql, i, i + 1, Ch.Quote, false, 'string', keep);
+    } else if (c === Ch.DQuote) {
+      i = pushQuoted(tokens, sql, i, i + 1, Ch.DQuote, false, 'qident', keep);
+    } else if (isIdentStart(c)) {
+      i = lexWordOrPrefixed(tokens, sql, i, c, next);
+    } else {
+      // `$` that starts neither a parameter nor a dollar quote falls through to an operator.
+      const end = c === Ch.Dollar ? lexDollar(tokens, sql, i, next) : -1;
+      if (end >= 0) i = end;
+      else if (isDigit(c) || (c === Ch.Dot && isDigit(next))) i = pushNumber(tokens, sql, i);
+      else {
+        // One punctuation or operator character (a surrogate half is >= 0x80, so never lands here).
+        tokens.push({ kind: 'op', start: i, end: i + 1, lower: sql[i] });
+        i++;
       }
     }
-    if (isDigit(c) || (c === Ch.Dot && isDigit(next))) {
-      i = scanNumber(sql, i);
-      tokens.push({ kind: 'number', start, end: i, lower: sql.slice(start, i).toLowerCase() });
-      continue;
-    }
-    // One punctuation or operator character (a surrogate half is >= 0x80, so never lands here).
-    i++;
-    tokens.push({ kind: 'op', start, end: i, lower: sql[start] });
   }
   return { tokens, unterminatedComment };
+}
+
+/** Skips a `--` comment from just after the dashes; returns where the line break (or text) ends it. */
+function skipLineComment(sql: string, from: number): number {
+  const n = sql.length;
+  let i = from;
+  while (i < n && sql.charCodeAt(i) !== Ch.Lf && sql.charCodeAt(i) !== Ch.Cr) i++;
+  return i;
+}
+
+/**
+ * Skips a block comment from just after its `/*`; returns the index after its end, or -1 when the
+ * text ends inside it. Block comments nest in PostgreSQL (unlike the SQL standard's C-style ones).
+ */
+function skipBlockComment(sql: string, from: number): number {
+  const n = sql.length;
+  let depth = 1;
+  let i = from;
+  while (i < n && depth > 0) {
+    const d = sql.charCodeAt(i);
+    const e = sql.charCodeAt(i + 1);
+    if (d === Ch.Slash && e === Ch.Star) {
+      depth++;
+      i += 2;
+    } else if (d === Ch.Star && e === Ch.Slash) {
+      depth--;
+      i += 2;
+    } else {
+      i++;
+    }
+  }
+  return depth > 0 ? -1 : i;
+}
+
+/**
+ * A word at `start` (whose first character `c` is an ident_start), or the string or quoted
+ * identifier it prefixes: E'...', B'...', X'...', N'...', U&'...', U&"...". Returns the end.
+ */
+function lexWordOrPrefixed(tokens: Token[], sql: string, start: number, c: number, next: number): number {
+  const lowerC = c | 0x20;
+  if (next === Ch.Quote && (lowerC === 0x65 || lowerC === 0x62 || lowerC === 0x78 || lowerC === 0x6e)) {
+    const isE = lowerC === 0x65;
+    // N'...' is a national character string: same rules as '...'.
+    const decoded = isE || lowerC === 0x6e;
+    return pushQuoted(tokens, sql, start, start + 2, Ch.Quote, isE, 'string', decoded ? keep : null);
+  }
+  if (lowerC === 0x75 && next === Ch.Amp) {
+    const q = sql.charCodeAt(start + 2);
+    if (q === Ch.Quote || q === Ch.DQuote) {
+      const end = pushQuoted(
+        tokens,
+        sql,
+        start,
+        start + 3,
+        q,
+        false,
+        q === Ch.Quote ? 'string' : 'qident',
+        (v) => decodeUnicodeEscapes(v, '\\'),
+      );
+      tokens[tokens.length - 1]!.unicode = true;
+      return end;
+    }
+  }
+  const n = sql.length;
+  let i = start + 1;
+  while (i < n && isIdentCont(sql.charCodeAt(i))) i++;
+  tokens.push({ kind: 'word', start, end: i, lower: sql.slice(start, i).toLowerCase() });
+  return i;
+}
+
+/**
+ * A parameter (`$1`) or a dollar-quoted string at the `$` at `start`; returns the end, or -1 when
+ * the `$` starts neither (it is then an operator character).
+ */
+function lexDollar(tokens: Token[], sql: string, start: number, next: number): number {
+  const n = sql.length;
+  if (isDigit(next)) {
+    let i = start + 2;
+    while (i < n && isDigit(sql.charCodeAt(i))) i++;
+    tokens.push({ kind: 'param', start, end: i, lower: sql.slice(start, i) });
+    return i;
+  }
+  const tag = dollarTag(sql, start);
+  if (tag === undefined) return -1;
+  const bodyStart = start + tag.length;
+  const close = sql.indexOf(tag, bodyStart);
+  if (close < 0) {
+    tokens.push({ kind: 'string', start, end: n, lower: sql.slice(bodyStart), unterminated: true });
+    return n;
+  }
+  const end = close + tag.length;
+  tokens.push({ kind: 'string', start, end, lower: sql.slice(bodyStart, close) });
+  return end;
+}
+
+function pushNumber(tokens: Token[], sql: string, start: number): number {
+  const end = scanNumber(sql, start);
+  tokens.push({ kind: 'number', start, end, lower: sql.slice(start, end).toLowerCase() });
+  return end;
 }
 
 function pushQuoted(
@@ -294,11 +324,12 @@ function pushQuoted(
   backslash: boolean,
   kind: 'string' | 'qident',
   decode: ((value: string) => string | undefined) | null,
-): void {
+): number {
   const r = scanQuoted(sql, bodyStart, quote, backslash);
   const token: Token = { kind, start, end: r.end, lower: decode === null ? undefined : decode(r.value) };
   if (r.unterminated) token.unterminated = true;
   tokens.push(token);
+  return r.end;
 }
 
 const keep = (value: string): string => value;
