@@ -23,7 +23,7 @@ import type { AwsCredentialIdentityProvider } from './token/credentials.js';
 import type { TokenAction } from './token/signer.js';
 import { type Connector, createConnector } from './upstream/connector.js';
 import { DnsCache } from './upstream/dns-cache.js';
-import { EndpointPool } from './upstream/endpoint-pool.js';
+import { EndpointPool } from './upstream/failover-list.js';
 import { UpstreamPool } from './upstream/pool.js';
 import { poolingConnector } from './upstream/pooled-connector.js';
 import { ConnectionResetter } from './upstream/reset.js';

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { TokenActionStatus } from '../token/token-cache.js';
-import type { EndpointPool, EndpointStatus } from '../upstream/endpoint-pool.js';
+import type { EndpointPool, EndpointStatus } from '../upstream/failover-list.js';
 
 export interface Check {
   ok: boolean;

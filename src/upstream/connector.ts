@@ -5,7 +5,7 @@ import { ProxyError, toProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { actionForRole, type TokenAction } from '../token/signer.js';
 import { dialUpstream } from './dial.js';
-import type { EndpointPool, PoolEndpoint } from './endpoint-pool.js';
+import type { EndpointPool, PoolEndpoint } from './failover-list.js';
 import { loginUpstream, type UpstreamSession } from './login.js';
 import type { ConnectRateLimiter } from './rate-limiter.js';
 import type { UpstreamTarget } from './target.js';

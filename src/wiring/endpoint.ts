@@ -12,7 +12,7 @@ import { type AwsCredentialIdentityProvider, createCredentialProvider } from '..
 import { createTokenSigner, type TokenSignerOptions } from '../token/signer.js';
 import { TokenCache } from '../token/token-cache.js';
 import type { DnsCache } from '../upstream/dns-cache.js';
-import type { PoolEndpoint } from '../upstream/endpoint-pool.js';
+import type { PoolEndpoint } from '../upstream/failover-list.js';
 import { ConnectRateLimiter } from '../upstream/rate-limiter.js';
 import { createTarget, type UpstreamTarget } from '../upstream/target.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { TokenCache } from '../../src/token/token-cache.js';
-import { EndpointPool, type PoolEndpoint } from '../../src/upstream/endpoint-pool.js';
+import { EndpointPool, type PoolEndpoint } from '../../src/upstream/failover-list.js';
 import type { UpstreamTarget } from '../../src/upstream/target.js';
 
 function endpoint(hostname: string): PoolEndpoint {
