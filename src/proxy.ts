@@ -18,7 +18,7 @@ import { createClientTls } from './frontend/client-tls.js';
 import { Listener } from './listener/listener.js';
 import type { Logger } from './log.js';
 import { CancelRegistry } from './session/cancel-registry.js';
-import type { CancelRoute, ClientSession, SessionCluster } from './session/session.js';
+import type { CancelRoute, ClientSession, SessionCluster } from './session/client-session.js';
 import type { AwsCredentialIdentityProvider } from './token/credentials.js';
 import type { TokenAction } from './token/signer.js';
 import { type Connector, createConnector } from './upstream/connector.js';

@@ -14,7 +14,7 @@ import { ProxyError } from '../errors.js';
 import { FrameStream } from '../io/frame-stream.js';
 import { typedMessage } from '../protocol/message-writer.js';
 import { simpleQuery } from '../upstream/simple-query.js';
-import type { SessionState } from './session-state.js';
+import type { SessionState } from './server-side-state.js';
 import { MAX_TRACKED_BYTES, MAX_TRACKED_STATEMENTS } from './statement-tracker.js';
 
 export interface SessionSnapshot {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ProxyError } from '../../src/errors.js';
 import { routeByDatabase } from '../../src/proxy.js';
-import type { SessionCluster } from '../../src/session/session.js';
+import type { SessionCluster } from '../../src/session/client-session.js';
 import type { Connector } from '../../src/upstream/connector.js';
 
 describe('routeByDatabase', () => {

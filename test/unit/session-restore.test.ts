@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 import { DSQL_SETTINGS, isDsqlSessionParam } from '../../src/dsql/limits.js';
 import { ProxyError } from '../../src/errors.js';
 import { restoreSnapshot, type SessionSnapshot, takeSnapshot } from '../../src/session/restore.js';
-import { SessionState } from '../../src/session/session-state.js';
+import { SessionState } from '../../src/session/server-side-state.js';
 
 function msg(type: string, ...parts: Buffer[]): Buffer {
   const body = Buffer.concat(parts);

@@ -11,7 +11,7 @@ import { ProxyError } from '../../src/errors.js';
 import { BackendScanner } from '../../src/relay/backend-scanner.js';
 import { FrontendScanner } from '../../src/relay/frontend-scanner.js';
 import { takeSnapshot } from '../../src/session/restore.js';
-import { SessionState } from '../../src/session/session-state.js';
+import { SessionState } from '../../src/session/server-side-state.js';
 import {
   answersTo,
   MAX_TRACKED_BYTES,

@@ -1,5 +1,5 @@
 /**
- * LiveSession (src/session/live-session.ts) against scripted upstreams: real socket pairs, a fake
+ * LiveSession (src/session/movable-relay.ts) against scripted upstreams: real socket pairs, a fake
  * connector that hands out the next scripted upstream, and the connection's phases read from the
  * Lifecycle's debug log lines. Covers the planned move at an idle moment (and not before), the
  * reconnect of an idle session after an upstream loss, the FATAL 08006 for a loss inside a
@@ -12,7 +12,7 @@ import type tls from 'node:tls';
 import { Metrics } from '../../src/core/metrics.js';
 import { createLogger } from '../../src/log.js';
 import { Lifecycle } from '../../src/session/lifecycle.js';
-import { LiveSession } from '../../src/session/live-session.js';
+import { LiveSession } from '../../src/session/movable-relay.js';
 import type { UpstreamConnection } from '../../src/upstream/connector.js';
 import type { UpstreamTarget } from '../../src/upstream/target.js';
 import { query, terminate } from './frontend-builders.js';

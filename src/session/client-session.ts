@@ -21,7 +21,7 @@ import type { CancelKey, CancelRegistry } from './cancel-registry.js';
 import type { CancelRoute } from './cancel-route.js';
 import { ClientConnectRequest } from './connect-request.js';
 import { Lifecycle, type Phase, STRICT_PHASES } from './lifecycle.js';
-import { LiveSession } from './live-session.js';
+import { LiveSession } from './movable-relay.js';
 import { refuse, tooManyConnections } from './refusal.js';
 import { droppedNotice, filterStartupParams } from './startup-params.js';
 

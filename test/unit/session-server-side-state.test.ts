@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { trackedSnapshot } from '../../src/session/restore.js';
-import { SessionState } from '../../src/session/session-state.js';
+import { SessionState } from '../../src/session/server-side-state.js';
 
 const login = new Map([
   ['server_version', '16.9'],

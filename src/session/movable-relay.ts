@@ -15,7 +15,7 @@ import type { CancelKey } from './cancel-registry.js';
 import type { CancelRoute } from './cancel-route.js';
 import type { Lifecycle } from './lifecycle.js';
 import { restoreSnapshot, takeSnapshot, trackedSnapshot } from './restore.js';
-import { SessionState } from './session-state.js';
+import { SessionState } from './server-side-state.js';
 import { answersTo, statementEvents } from './statement-tracker.js';
 
 export interface LiveSessionOptions {
