@@ -18,7 +18,7 @@ import { createClientTls } from './frontend/client-tls.js';
 import { Listener } from './listener/listener.js';
 import type { Logger } from './log.js';
 import { CancelRegistry } from './session/cancel-registry.js';
-import type { CancelRoute, ClientSession, SessionCluster } from './session/client-session.js';
+import type { CancelRoute, ClientSession, ClusterRoute } from './session/client-session.js';
 import type { AwsCredentialIdentityProvider } from './token/credentials.js';
 import type { TokenAction } from './token/signer.js';
 import { type Connector, createConnector } from './upstream/connector.js';
@@ -33,7 +33,7 @@ import { type ClusterContext, createEndpoint, sharedCredentials } from './wiring
  * One cluster at run time: its failover list of endpoints (token caches, limiters), connector, pool of
  * idle upstream connections (--pool-mode session) and role map.
  */
-export interface ClusterRuntime extends SessionCluster {
+export interface ClusterRuntime extends ClusterRoute {
   config: ClusterConfig;
   failover: FailoverList;
   upstreamPool: UpstreamPool | undefined;
@@ -315,8 +315,8 @@ function setRoleMaps(
  * (DSQL's database is always `postgres`); several are chosen by name, and an unknown name gets 3D000.
  */
 export function routeByDatabase(
-  clusters: readonly SessionCluster[],
-): (database: string) => SessionCluster | ProxyError {
+  clusters: readonly ClusterRoute[],
+): (database: string) => ClusterRoute | ProxyError {
   const only = clusters.length === 1 ? clusters[0] : undefined;
   if (only) return () => only;
   const byName = new Map(clusters.map((c) => [c.name, c]));

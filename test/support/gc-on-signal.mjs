@@ -10,7 +10,7 @@ import v8 from 'node:v8';
 // class cannot make the count silently 0; an export that is gone is reported as missing.
 const PER_CONNECTION = [
   ['ClientSession', '../../dist/session/client-session.js'],
-  ['LiveSession', '../../dist/session/movable-relay.js'],
+  ['MovableRelay', '../../dist/session/movable-relay.js'],
   ['Relay', '../../dist/relay/relay.js'],
   ['FrontendScanner', '../../dist/relay/frontend-scanner.js'],
   ['BackendScanner', '../../dist/relay/backend-scanner.js'],
