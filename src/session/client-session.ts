@@ -226,7 +226,7 @@ export class ClientSession {
       action: conn.action,
       endpoint: conn.target.hostname,
       connect_ms: Math.round(conn.connectMs),
-      upstream_cancel_key: conn.session.backendKey !== undefined,
+      upstream_cancel_key: conn.login.backendKey !== undefined,
     });
     return { conn, request };
   }
@@ -254,7 +254,7 @@ export class ClientSession {
     });
     this.live = live;
     this.cancelKey = deps.cancels.register(live.cancelRoute);
-    const up = conn.session;
+    const up = conn.login;
     const status = up.transactionStatus === 'T' || up.transactionStatus === 'E' ? up.transactionStatus : 'I';
     const { processId, secretKey } = this.cancelKey;
     const serverMessages =

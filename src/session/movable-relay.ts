@@ -67,7 +67,7 @@ export class MovableRelay {
   constructor(private readonly opts: MovableRelayOptions) {
     this.upstream = opts.first;
     this.lifecycle = opts.lifecycle;
-    this.route = { target: opts.first.target, upstreamKey: opts.first.session.backendKey };
+    this.route = { target: opts.first.target, upstreamKey: opts.first.login.backendKey };
     this.connectedAt = opts.first.connectedAt;
     const { state } = this;
     const { metrics } = opts;
@@ -88,7 +88,7 @@ export class MovableRelay {
     this.relay.scanner.onParameterStatus = (body) => state.noteParameterStatus(body);
     this.relay.scanner.onError = (body) => countConflict(body, metrics);
     answersTo(state.statements, this.relay.scanner);
-    state.setBaseline(opts.first.session.parameters);
+    state.setBaseline(opts.first.login.parameters);
   }
 
   /** Where a CancelRequest for this session goes now: a read-only view that follows its moves. */
@@ -98,7 +98,7 @@ export class MovableRelay {
 
   /** Relays until the session ends. */
   async run(toUpstream: Buffer): Promise<RelayResult> {
-    this.relay.start(toUpstream, this.upstream.session.leftover);
+    this.relay.start(toUpstream, this.upstream.login.leftover);
     this.schedule();
     const result = await this.relay.done;
     if (!this.lifecycle.ending) this.lifecycle.to('closing');
@@ -267,7 +267,7 @@ export class MovableRelay {
     this.upstream = next;
     this.connectedAt = next.connectedAt;
     this.route.target = next.target;
-    this.route.upstreamKey = next.session.backendKey;
+    this.route.upstreamKey = next.login.backendKey;
     this.schedule();
   }
 

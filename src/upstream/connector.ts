@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import { actionForRole, type TokenAction } from '../token/signer.js';
 import { dialUpstream } from './dial.js';
 import type { Endpoint, FailoverList } from './failover-list.js';
-import { loginUpstream, type UpstreamSession } from './login.js';
+import { loginUpstream, type UpstreamLogin } from './login.js';
 import type { ConnectRateLimiter } from './rate-limiter.js';
 import type { UpstreamTarget } from './target.js';
 
@@ -27,7 +27,8 @@ export interface ConnectRequest {
 /** A logged-in upstream connection. */
 export interface UpstreamConnection {
   socket: tls.TLSSocket;
-  session: UpstreamSession;
+  /** What the login answered (settings, cancel key, notices). */
+  login: UpstreamLogin;
   /** The endpoint it is connected to (cancel requests go there too). */
   target: UpstreamTarget;
   action: TokenAction;
@@ -213,7 +214,7 @@ class ConnectRun {
     const attemptTimeout = round === 0 ? s.connectTimeoutMs : Math.max(1, this.remaining());
     const t0 = performance.now();
     try {
-      const { socket, session } = await attempt(ep, req, this.action, attemptTimeout);
+      const { socket, login } = await attempt(ep, req, this.action, attemptTimeout);
       const connectMs = performance.now() - t0;
       s.failover.succeeded(ep);
       s.metrics.upstreamConnectSeconds.observe(connectMs / 1000);
@@ -222,7 +223,7 @@ class ConnectRun {
       const waitMs = s.clock.now() - this.started - connectMs;
       return {
         socket,
-        session,
+        login,
         target: ep.target,
         action: this.action,
         connectMs,
@@ -279,12 +280,12 @@ async function attempt(
   req: ConnectRequest,
   action: TokenAction,
   timeoutMs: number,
-): Promise<{ socket: tls.TLSSocket; session: UpstreamSession }> {
+): Promise<{ socket: tls.TLSSocket; login: UpstreamLogin }> {
   const token = await ep.tokens.get(action);
   const socket = await dialUpstream(ep.target, timeoutMs);
   try {
-    const session = await loginUpstream(socket, { user: req.role, params: req.params, token }, timeoutMs);
-    return { socket, session };
+    const login = await loginUpstream(socket, { user: req.role, params: req.params, token }, timeoutMs);
+    return { socket, login };
   } catch (err) {
     socket.destroy();
     throw err;

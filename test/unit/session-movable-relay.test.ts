@@ -82,7 +82,7 @@ async function scriptedUpstream(name: string) {
   })();
   const conn: UpstreamConnection = {
     socket: client as tls.TLSSocket,
-    session: {
+    login: {
       parameterMessages: [],
       noticeMessages: [],
       parameters: new Map(),
