@@ -14,7 +14,7 @@ import {
 } from './config/index.js';
 import { Metrics } from './core/metrics.js';
 import { ProxyError } from './errors.js';
-import { createClientTls } from './frontend/client-tls.js';
+import { createClientTls } from './handshake/client-tls.js';
 import { Listener } from './listener/listener.js';
 import type { Logger } from './log.js';
 import { CancelRegistry } from './session/cancel-registry.js';
