@@ -14,26 +14,29 @@ import {
 } from './config/index.js';
 import { Metrics } from './core/metrics.js';
 import { ProxyError } from './errors.js';
-import { createClientTls } from './frontend/client-tls.js';
+import { createClientTls } from './handshake/client-tls.js';
 import { Listener } from './listener/listener.js';
 import type { Logger } from './log.js';
 import { CancelRegistry } from './session/cancel-registry.js';
-import type { CancelRoute, ClientSession, SessionCluster } from './session/session.js';
+import type { CancelRoute, ClientSession, ClusterRoute } from './session/client-session.js';
 import type { AwsCredentialIdentityProvider } from './token/credentials.js';
 import type { TokenAction } from './token/signer.js';
 import { type Connector, createConnector } from './upstream/connector.js';
 import { DnsCache } from './upstream/dns-cache.js';
-import { EndpointPool } from './upstream/endpoint-pool.js';
+import { FailoverList } from './upstream/failover-list.js';
 import { UpstreamPool } from './upstream/pool.js';
 import { poolingConnector } from './upstream/pooled-connector.js';
 import { ConnectionResetter } from './upstream/reset.js';
 import { type ClusterContext, createEndpoint, sharedCredentials } from './wiring/endpoint.js';
 
-/** One cluster at run time: its endpoints (token caches, limiters), connector, session pool and role map. */
-export interface ClusterRuntime extends SessionCluster {
+/**
+ * One cluster at run time: its failover list of endpoints (token caches, limiters), connector, pool of
+ * idle upstream connections (--pool-mode session) and role map.
+ */
+export interface ClusterRuntime extends ClusterRoute {
   config: ClusterConfig;
-  pool: EndpointPool;
-  sessionPool: UpstreamPool | undefined;
+  failover: FailoverList;
+  upstreamPool: UpstreamPool | undefined;
   /** Local user -> DSQL role for new sessions; replaced on SIGHUP (config.roleMap is the one at start). */
   roleMap: Record<string, string>;
 }
@@ -81,7 +84,7 @@ export async function startProxy(
 ): Promise<RunningProxy> {
   const metrics = new Metrics();
   const clusters = createClusters(config, metrics, logger, opts.credentials);
-  const health = new HealthState(clusters.map((c) => ({ name: c.name, pool: c.pool })));
+  const health = new HealthState(clusters.map((c) => ({ name: c.name, failover: c.failover })));
   let users = config.users;
   const clientTls = await createClientTls(config.clientTls, { logger });
   const groups = listenerGroups(config, clusters);
@@ -107,7 +110,7 @@ export async function startProxy(
         startupParamsMode: config.startupParamsMode,
       }),
   );
-  const allEndpoints = clusters.flatMap((c) => c.pool.endpoints);
+  const allEndpoints = clusters.flatMap((c) => c.failover.endpoints);
 
   let admin: AdminServer | undefined;
   let shuttingDown: Promise<void> | undefined;
@@ -119,7 +122,7 @@ export async function startProxy(
         await new Promise((r) => setTimeout(r, config.minShutdownDelayMs));
       }
       await Promise.all(listeners.map((l) => l.shutdown(config.maxShutdownDelayMs)));
-      for (const c of clusters) c.sessionPool?.close();
+      for (const c of clusters) c.upstreamPool?.close();
       for (const ep of allEndpoints) {
         ep.tokens.stop();
         ep.limiter?.close(new ProxyError('ADMIN_SHUTDOWN'));
@@ -164,7 +167,7 @@ function createClusters(
   const credentialsFor = sharedCredentials(logger, override);
   const dns = createDnsCache(config, metrics, logger);
   const several = config.clusters.length > 1;
-  // The idle-connections gauge counts every cluster's session pool.
+  // The idle-connections gauge counts every cluster's pool of upstream connections.
   const idle = new Map<string, number>();
   return config.clusters.map((cluster) =>
     createCluster({
@@ -312,8 +315,8 @@ function setRoleMaps(
  * (DSQL's database is always `postgres`); several are chosen by name, and an unknown name gets 3D000.
  */
 export function routeByDatabase(
-  clusters: readonly SessionCluster[],
-): (database: string) => SessionCluster | ProxyError {
+  clusters: readonly ClusterRoute[],
+): (database: string) => ClusterRoute | ProxyError {
   const only = clusters.length === 1 ? clusters[0] : undefined;
   if (only) return () => only;
   const byName = new Map(clusters.map((c) => [c.name, c]));
@@ -327,10 +330,10 @@ export function routeByDatabase(
     });
 }
 
-/** One cluster: its endpoint pool, connector (pooling with --pool-mode session) and role map. */
+/** One cluster: its failover list, connector (pooling with --pool-mode session) and role map. */
 function createCluster(ctx: ClusterContext & { onIdle: (idle: number) => void }): ClusterRuntime {
   const { config, cluster, metrics, logger } = ctx;
-  const pool = new EndpointPool(
+  const failover = new FailoverList(
     cluster.endpoints.map((e) => createEndpoint(ctx, e)),
     {
       onStateChange: (ep, up, d) => {
@@ -341,12 +344,12 @@ function createCluster(ctx: ClusterContext & { onIdle: (idle: number) => void })
     },
   );
   const baseConnector = createConnector({
-    pool,
+    failover,
     connectTimeoutMs: config.connectTimeoutMs,
     queueTimeoutMs: config.connectQueueTimeoutMs,
     metrics,
   });
-  const sessionPool =
+  const upstreamPool =
     config.poolMode === 'session'
       ? new UpstreamPool({
           maxIdlePerKey: config.poolMaxIdle,
@@ -357,10 +360,10 @@ function createCluster(ctx: ClusterContext & { onIdle: (idle: number) => void })
           onChange: ctx.onIdle,
         })
       : undefined;
-  const connector: Connector = sessionPool
+  const connector: Connector = upstreamPool
     ? poolingConnector({
         base: baseConnector,
-        pool: sessionPool,
+        pool: upstreamPool,
         resetter: new ConnectionResetter(config.connectTimeoutMs),
         metrics,
         log: logger,
@@ -369,8 +372,8 @@ function createCluster(ctx: ClusterContext & { onIdle: (idle: number) => void })
   const runtime: ClusterRuntime = {
     name: cluster.name,
     config: cluster,
-    pool,
-    sessionPool,
+    failover,
+    upstreamPool,
     connector,
     roleMap: cluster.roleMap,
     // Read at each login, so a reloaded map applies to the next session.
@@ -401,7 +404,7 @@ function createDnsCache(config: ProxyConfig, metrics: Metrics, logger: Logger): 
 function refreshGauges(clusters: readonly ClusterRuntime[], metrics: Metrics): void {
   const now = Date.now();
   let credentialsExpiration: number | undefined;
-  for (const ep of clusters.flatMap((c) => c.pool.endpoints)) {
+  for (const ep of clusters.flatMap((c) => c.failover.endpoints)) {
     const endpoint = ep.target.hostname;
     for (const action of ACTIONS) {
       const t = ep.tokens.peek(action);
@@ -416,7 +419,7 @@ function refreshGauges(clusters: readonly ClusterRuntime[], metrics: Metrics): v
     }
   }
   for (const c of clusters) {
-    for (const e of c.pool.status()) {
+    for (const e of c.failover.status()) {
       metrics.endpointUp.set({ cluster: c.name, endpoint: e.hostname, region: e.region }, e.up ? 1 : 0);
     }
   }

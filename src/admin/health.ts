@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { TokenActionStatus } from '../token/token-cache.js';
-import type { EndpointPool, EndpointStatus } from '../upstream/endpoint-pool.js';
+import type { EndpointStatus, FailoverList } from '../upstream/failover-list.js';
 
 export interface Check {
   ok: boolean;
@@ -56,17 +56,19 @@ export class HealthState {
   private draining = false;
   private readonly stalls = new StallMonitor();
 
-  private readonly clusters: ReadonlyArray<{ name: string; pool: EndpointPool }>;
+  private readonly clusters: ReadonlyArray<{ name: string; failover: FailoverList }>;
 
   private readonly maxLoopDelayMs: number;
 
-  /** One endpoint pool, or every cluster's. */
+  /** One cluster's failover list, or every cluster's. */
   constructor(
-    pools: EndpointPool | ReadonlyArray<{ name: string; pool: EndpointPool }>,
+    failover: FailoverList | ReadonlyArray<{ name: string; failover: FailoverList }>,
     opts: { maxLoopDelayMs?: number } = {},
   ) {
     this.maxLoopDelayMs = opts.maxLoopDelayMs ?? MAX_EVENT_LOOP_DELAY_MS;
-    this.clusters = Array.isArray(pools) ? pools : [{ name: 'default', pool: pools as EndpointPool }];
+    this.clusters = Array.isArray(failover)
+      ? failover
+      : [{ name: 'default', failover: failover as FailoverList }];
   }
 
   markListening(): void {
@@ -100,17 +102,17 @@ export class HealthState {
     if (this.draining) return { ok: false, detail: 'draining: shutting down' };
     if (!this.listening) return { ok: false, detail: 'listeners are not up yet' };
     if (this.clusters.length === 1) {
-      const only = this.clusters[0] as { pool: EndpointPool };
-      const endpoints = only.pool.status();
-      const problem = clusterProblem(endpoints, this.lastErrorSuffix(only.pool));
+      const only = this.clusters[0] as { failover: FailoverList };
+      const endpoints = only.failover.status();
+      const problem = clusterProblem(endpoints, this.lastErrorSuffix(only.failover));
       const lines = endpoints.map(describeEndpoint).join('\n');
       return { ok: problem === undefined, detail: `${problem ?? 'ready'}\n${lines}` };
     }
     const notReady: string[] = [];
     const lines: string[] = [];
-    for (const { name, pool } of this.clusters) {
-      const endpoints = pool.status();
-      const problem = clusterProblem(endpoints, this.lastErrorSuffix(pool));
+    for (const { name, failover } of this.clusters) {
+      const endpoints = failover.status();
+      const problem = clusterProblem(endpoints, this.lastErrorSuffix(failover));
       if (problem !== undefined) notReady.push(name);
       lines.push(
         `cluster ${name}: ${problem ?? 'ready'}`,
@@ -126,20 +128,20 @@ export class HealthState {
     this.stalls.close();
   }
 
-  private tokenStatuses(pool?: EndpointPool): Array<TokenActionStatus | undefined> {
-    const pools = pool ? [pool] : this.clusters.map((c) => c.pool);
-    return pools.flatMap((p) => p.endpoints.flatMap((ep) => Object.values(ep.tokens.status())));
+  private tokenStatuses(failover?: FailoverList): Array<TokenActionStatus | undefined> {
+    const lists = failover ? [failover] : this.clusters.map((c) => c.failover);
+    return lists.flatMap((p) => p.endpoints.flatMap((ep) => Object.values(ep.tokens.status())));
   }
 
   /** Every cluster has signed a first token. */
   private anyTokenSigned(): boolean {
-    return this.clusters.every(({ pool }) =>
-      this.tokenStatuses(pool).some((s) => s?.expiresAt !== undefined),
+    return this.clusters.every(({ failover }) =>
+      this.tokenStatuses(failover).some((s) => s?.expiresAt !== undefined),
     );
   }
 
-  private lastErrorSuffix(pool?: EndpointPool): string {
-    const err = this.tokenStatuses(pool).find((s) => s?.lastError)?.lastError;
+  private lastErrorSuffix(failover?: FailoverList): string {
+    const err = this.tokenStatuses(failover).find((s) => s?.lastError)?.lastError;
     return err ? `: ${err}` : '';
   }
 }

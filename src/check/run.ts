@@ -40,7 +40,7 @@ import {
 } from '../token/signer.js';
 import { dialUpstream } from '../upstream/dial.js';
 import { DnsCache, type Resolve } from '../upstream/dns-cache.js';
-import { loginUpstream, type UpstreamSession } from '../upstream/login.js';
+import { loginUpstream, type UpstreamLogin } from '../upstream/login.js';
 import { simpleQuery } from '../upstream/simple-query.js';
 import { clusterCredentials, endpointTarget, signerOptions } from '../wiring/endpoint.js';
 import {
@@ -303,7 +303,7 @@ async function loginAndQuery(
   const { role, now } = ctx;
   const timeoutMs = ctx.config.connectTimeoutMs;
   const loginStart = now();
-  const session = await step(
+  const login = await step(
     'login',
     () =>
       loginUpstream(
@@ -317,7 +317,7 @@ async function loginAndQuery(
   await step(
     'query',
     async () => {
-      const result = await simpleQuery(socket, 'SELECT 1', timeoutMs, session.leftover);
+      const result = await simpleQuery(socket, 'SELECT 1', timeoutMs, login.leftover);
       if (result.rows.length !== 1 || result.rows[0]?.[0] !== '1') {
         throw new StepFailure(`SELECT 1 returned ${JSON.stringify(result.rows)} instead of one row with 1`);
       }
@@ -472,7 +472,7 @@ function describeTls(socket: tls.TLSSocket, config: ProxyConfig, e: EndpointConf
   return parts.join(', ');
 }
 
-function describeLogin(s: UpstreamSession, role: string, ms: number): string {
+function describeLogin(s: UpstreamLogin, role: string, ms: number): string {
   const parts = [`logged in as ${role}`];
   const version = s.parameters.get('server_version');
   parts.push(version === undefined ? 'no server_version reported' : `server_version ${version}`);

@@ -2,7 +2,7 @@ import net from 'node:net';
 import { ProxyError } from '../errors.js';
 import { CLIENT_WRITE_HIGH_WATER_MARK } from '../io/client-socket.js';
 import type { Logger } from '../log.js';
-import { ClientSession, type SessionDeps } from '../session/session.js';
+import { ClientSession, type SessionDeps } from '../session/client-session.js';
 import { listenUnixSocket } from './unix-socket.js';
 
 export interface ListenAddress {

@@ -3,7 +3,7 @@ import type { CancelKey } from './cancel-registry.js';
 
 /**
  * Where a CancelRequest for a live session goes: the endpoint of its current upstream connection and
- * the key that connection sent. The LiveSession owns it and changes it when the session moves; the
+ * the key that connection sent. The MovableRelay owns it and changes it when the session moves; the
  * cancel registry and forwardCancel get this read-only view of the same object, so a cancel in flight
  * sees a move (see forwardCancel).
  */

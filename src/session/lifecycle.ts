@@ -3,7 +3,7 @@ import type { Logger } from '../log.js';
 
 /**
  * Where one client connection is in its life. ClientSession drives the first three and the last;
- * LiveSession the ones in between.
+ * MovableRelay the ones in between.
  *
  * - handshake: reading SSLRequest/StartupMessage (or a CancelRequest), TLS towards the client;
  * - authenticating: the local login (password, MD5 or SCRAM exchange, failed-login delay excluded);

@@ -14,7 +14,7 @@ import { ProxyError } from '../errors.js';
 import { FrameStream } from '../io/frame-stream.js';
 import { typedMessage } from '../protocol/message-writer.js';
 import { simpleQuery } from '../upstream/simple-query.js';
-import type { SessionState } from './session-state.js';
+import type { ServerSideState } from './server-side-state.js';
 import { MAX_TRACKED_BYTES, MAX_TRACKED_STATEMENTS } from './statement-tracker.js';
 
 export interface SessionSnapshot {
@@ -57,7 +57,7 @@ function notMovable(detail: string, hint: string): ProxyError {
  */
 export async function takeSnapshot(
   old: Duplex,
-  state: SessionState,
+  state: ServerSideState,
   timeoutMs: number,
 ): Promise<SessionSnapshot> {
   if (state.unkeptStatement) {
@@ -128,7 +128,7 @@ async function optional<T>(query: Promise<T>): Promise<T | undefined> {
  * What can be restored without the old connection (it is gone): the reported settings and the
  * prepared statements the client created. Only valid while `state.rebuildable`.
  */
-export function trackedSnapshot(state: SessionState): SessionSnapshot {
+export function trackedSnapshot(state: ServerSideState): SessionSnapshot {
   return { settings: state.reportedSettings(), parses: state.preparedBodies() };
 }
 

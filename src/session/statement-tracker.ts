@@ -212,7 +212,7 @@ export class StatementTracker {
 
 /**
  * The frontend scanner's events that feed a tracker. `requests` reads the scanner's count of requests
- * that end in ReadyForQuery (the batch of a Parse or Close sent now). LiveSession and the tests wire a
+ * that end in ReadyForQuery (the batch of a Parse or Close sent now). MovableRelay and the tests wire a
  * tracker the same way, through this and answersTo().
  */
 export function statementEvents(

@@ -5,8 +5,8 @@ import { ProxyError, toProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { actionForRole, type TokenAction } from '../token/signer.js';
 import { dialUpstream } from './dial.js';
-import type { EndpointPool, PoolEndpoint } from './endpoint-pool.js';
-import { loginUpstream, type UpstreamSession } from './login.js';
+import type { Endpoint, FailoverList } from './failover-list.js';
+import { loginUpstream, type UpstreamLogin } from './login.js';
 import type { ConnectRateLimiter } from './rate-limiter.js';
 import type { UpstreamTarget } from './target.js';
 
@@ -27,7 +27,8 @@ export interface ConnectRequest {
 /** A logged-in upstream connection. */
 export interface UpstreamConnection {
   socket: tls.TLSSocket;
-  session: UpstreamSession;
+  /** What the login answered (settings, cancel key, notices). */
+  login: UpstreamLogin;
   /** The endpoint it is connected to (cancel requests go there too). */
   target: UpstreamTarget;
   action: TokenAction;
@@ -49,7 +50,7 @@ export interface Connector {
 }
 
 export interface ConnectorOptions {
-  pool: EndpointPool;
+  failover: FailoverList;
   /** Budget for TCP + TLS + login of one attempt, and for the 53300/53400 retries together. */
   connectTimeoutMs: number;
   /** Longest wait in an endpoint's connect-rate queue. */
@@ -82,7 +83,7 @@ function failsOver(err: ProxyError): boolean {
 
 /**
  * The connect algorithm:
- * 1. Take the endpoints in the pool's order. Per endpoint: wait for its connect-rate token (the
+ * 1. Take the endpoints in the failover list's order. Per endpoint: wait for its connect-rate token (the
  *    client gets a NOTICE after 1 s; past --connect-queue-timeout, 53400), then token, dial, login.
  * 2. An endpoint fault (unreachable, timeout, TLS, closed) or a 53xxx refusal marks the endpoint
  *    down and moves to the next one. Any other failure (28000 access denied, no token...) is the
@@ -95,7 +96,7 @@ function failsOver(err: ProxyError): boolean {
  */
 export function createConnector(opts: ConnectorOptions): Connector {
   const settings: ConnectSettings = {
-    pool: opts.pool,
+    failover: opts.failover,
     metrics: opts.metrics,
     connectTimeoutMs: opts.connectTimeoutMs,
     queueTimeoutMs: opts.queueTimeoutMs,
@@ -109,7 +110,7 @@ export function createConnector(opts: ConnectorOptions): Connector {
 
 /** ConnectorOptions with the defaults applied. */
 interface ConnectSettings {
-  pool: EndpointPool;
+  failover: FailoverList;
   metrics: Metrics;
   connectTimeoutMs: number;
   queueTimeoutMs: number;
@@ -130,7 +131,7 @@ class ConnectRun {
   private readonly failures = new Map<string, string>();
   private lastErr: ProxyError | undefined;
   private lastCapacity: ProxyError | undefined;
-  private first: PoolEndpoint | undefined;
+  private first: Endpoint | undefined;
 
   constructor(
     private readonly s: ConnectSettings,
@@ -141,10 +142,10 @@ class ConnectRun {
   }
 
   async run(): Promise<UpstreamConnection> {
-    const { pool } = this.s;
+    const { failover } = this.s;
     for (let round = 0; ; round++) {
-      const tried = new Set<PoolEndpoint>();
-      for (let ep = pool.pick(tried); ep !== undefined; ep = pool.pick(tried)) {
+      const tried = new Set<Endpoint>();
+      for (let ep = failover.pick(tried); ep !== undefined; ep = failover.pick(tried)) {
         tried.add(ep);
         this.first ??= ep;
         if (ep.limiter) await this.waitForSlot(ep, ep.limiter, round);
@@ -163,12 +164,12 @@ class ConnectRun {
   private readonly onSlow = (): void => {
     if (this.noticed) return;
     this.noticed = true;
-    this.req.notice?.(slowNotice(this.s.pool));
+    this.req.notice?.(slowNotice(this.s.failover));
   };
 
   /** The error the client gets: with several endpoints, the detail lists what each one said. */
   private final(err: ProxyError): ProxyError {
-    if (this.s.pool.endpoints.length <= 1) return err;
+    if (this.s.failover.endpoints.length <= 1) return err;
     const tried = [...this.failures].map(([host, why]) => `${host}: ${why}`).join('; ');
     return new ProxyError(err.code, {
       message: err.message,
@@ -180,7 +181,7 @@ class ConnectRun {
   }
 
   /** Waits for the endpoint's connect-rate token, within the queue timeout and the budget. */
-  private async waitForSlot(ep: PoolEndpoint, limiter: ConnectRateLimiter, round: number): Promise<void> {
+  private async waitForSlot(ep: Endpoint, limiter: ConnectRateLimiter, round: number): Promise<void> {
     const { req, s } = this;
     const host = ep.target.hostname;
     const timeoutMs =
@@ -193,7 +194,7 @@ class ConnectRun {
       });
       s.metrics.connectQueueWaitSeconds.observe(waited / 1000);
     } catch (err) {
-      s.pool.released(ep);
+      s.failover.released(ep);
       if (err instanceof ProxyError && err.code === 'CONNECT_QUEUE_TIMEOUT') {
         s.metrics.connectQueueTimeouts.inc({ endpoint: host });
         // A retry that cannot get a slot within the budget ends with what the upstream said.
@@ -206,23 +207,23 @@ class ConnectRun {
   }
 
   /** Token, dial and login on one endpoint; undefined when it failed in a way that fails over. */
-  private async tryEndpoint(ep: PoolEndpoint, round: number): Promise<UpstreamConnection | undefined> {
+  private async tryEndpoint(ep: Endpoint, round: number): Promise<UpstreamConnection | undefined> {
     const { s, req } = this;
     const host = ep.target.hostname;
     this.deadline ??= s.clock.now() + s.connectTimeoutMs;
     const attemptTimeout = round === 0 ? s.connectTimeoutMs : Math.max(1, this.remaining());
     const t0 = performance.now();
     try {
-      const { socket, session } = await attempt(ep, req, this.action, attemptTimeout);
+      const { socket, login } = await attempt(ep, req, this.action, attemptTimeout);
       const connectMs = performance.now() - t0;
-      s.pool.succeeded(ep);
+      s.failover.succeeded(ep);
       s.metrics.upstreamConnectSeconds.observe(connectMs / 1000);
-      const first = this.first as PoolEndpoint;
+      const first = this.first as Endpoint;
       if (ep !== first) s.metrics.endpointFailovers.inc({ from: first.target.hostname, to: host });
       const waitMs = s.clock.now() - this.started - connectMs;
       return {
         socket,
-        session,
+        login,
         target: ep.target,
         action: this.action,
         connectMs,
@@ -233,11 +234,11 @@ class ConnectRun {
       const err = toProxyError(e);
       if (!failsOver(err)) {
         // The endpoint answered (28000...) or we never reached it (no token): not its fault.
-        if (err.code === 'TOKEN_UNAVAILABLE') s.pool.released(ep);
-        else s.pool.succeeded(ep);
+        if (err.code === 'TOKEN_UNAVAILABLE') s.failover.released(ep);
+        else s.failover.succeeded(ep);
         throw err;
       }
-      s.pool.failed(ep, err.message);
+      s.failover.failed(ep, err.message);
       this.failures.set(host, `${err.sqlstate} ${err.message}`);
       this.lastErr = err;
       if (isCapacity(err)) this.lastCapacity = err;
@@ -275,24 +276,24 @@ class ConnectRun {
 }
 
 async function attempt(
-  ep: PoolEndpoint,
+  ep: Endpoint,
   req: ConnectRequest,
   action: TokenAction,
   timeoutMs: number,
-): Promise<{ socket: tls.TLSSocket; session: UpstreamSession }> {
+): Promise<{ socket: tls.TLSSocket; login: UpstreamLogin }> {
   const token = await ep.tokens.get(action);
   const socket = await dialUpstream(ep.target, timeoutMs);
   try {
-    const session = await loginUpstream(socket, { user: req.role, params: req.params, token }, timeoutMs);
-    return { socket, session };
+    const login = await loginUpstream(socket, { user: req.role, params: req.params, token }, timeoutMs);
+    return { socket, login };
   } catch (err) {
     socket.destroy();
     throw err;
   }
 }
 
-function slowNotice(pool: EndpointPool): string {
-  const limiter = pool.endpoints.find((ep) => ep.limiter)?.limiter;
+function slowNotice(failover: FailoverList): string {
+  const limiter = failover.endpoints.find((ep) => ep.limiter)?.limiter;
   const rate = limiter ? `${limiter.ratePerSecond} per second` : 'a limited rate';
   return `waiting for a DSQL connection slot: dsql-proxy opens new connections at ${rate} (--connect-rate) and other clients are ahead of this one`;
 }

@@ -127,13 +127,13 @@ class Dial {
         host: target.hostname,
         secureContext: target.secureContext,
         minVersion: 'TLSv1.2',
-        session: target.sessions.get(),
+        session: target.tlsSessions.get(),
         ...(direct ? { ALPNProtocols: [ALPN_POSTGRESQL] } : {}),
       },
       target.hostname,
     );
     this.tlsSocket = up;
-    up.on('session', (session: Buffer) => target.sessions.set(session));
+    up.on('session', (session: Buffer) => target.tlsSessions.set(session));
     up.once('error', (err: NodeJS.ErrnoException) =>
       // Nothing at all came back: the server hung up on the ClientHello (or reset the connection).
       this.fail(

@@ -19,7 +19,8 @@ export interface UpstreamLoginRequest {
   token: string;
 }
 
-export interface UpstreamSession {
+/** What a DSQL login answered, up to its ReadyForQuery. */
+export interface UpstreamLogin {
   /** ParameterStatus messages as received, to forward to the client unchanged. */
   parameterMessages: Buffer[];
   /** NoticeResponse messages received during login, forwarded as well. */
@@ -42,7 +43,7 @@ export async function loginUpstream(
   socket: tls.TLSSocket,
   req: UpstreamLoginRequest,
   timeoutMs: number,
-): Promise<UpstreamSession> {
+): Promise<UpstreamLogin> {
   // The timeout closes the socket, and FrameStream fails the pending read with `closedError()`: that
   // error must be the timeout, not "closed" (08006) with the timeout buried as its cause.
   let timedOut: ProxyError | undefined;
@@ -76,8 +77,8 @@ async function readUntilReady(
   frames: FrameStream,
   socket: tls.TLSSocket,
   req: UpstreamLoginRequest,
-): Promise<UpstreamSession> {
-  const session: UpstreamSession = {
+): Promise<UpstreamLogin> {
+  const login: UpstreamLogin = {
     parameterMessages: [],
     noticeMessages: [],
     parameters: new Map(),
@@ -97,21 +98,21 @@ async function readUntilReady(
       case 0x53 /* S */:
         {
           const msg = decodeBackendFrame(frame) as ParameterStatusMessage;
-          session.parameters.set(msg.parameterName, msg.parameterValue);
-          session.parameterMessages.push(encodeFrame(frame));
+          login.parameters.set(msg.parameterName, msg.parameterValue);
+          login.parameterMessages.push(encodeFrame(frame));
           break;
         }
       case 0x4b /* K */:
         // Raw key bytes: protocol 3.2 allows keys longer than pg-protocol's int32.
         if (frame.body.length >= 8) {
-          session.backendKey = {
+          login.backendKey = {
             processId: frame.body.readInt32BE(0),
             secretKey: Buffer.from(frame.body.subarray(4)),
           };
         }
         break;
       case 0x4e /* N */:
-        session.noticeMessages.push(encodeFrame(frame));
+        login.noticeMessages.push(encodeFrame(frame));
         break;
       case 0x76 /* v: NegotiateProtocolVersion, harmless: we asked for 3.0 */:
         break;
@@ -119,9 +120,9 @@ async function readUntilReady(
         if (!authenticated) {
           throw new ProxyError('UPSTREAM_PROTOCOL', { detail: 'ReadyForQuery before authentication' });
         }
-        session.transactionStatus = (decodeBackendFrame(frame) as ReadyForQueryMessage).status;
-        session.leftover = frames.detach();
-        return session;
+        login.transactionStatus = (decodeBackendFrame(frame) as ReadyForQueryMessage).status;
+        login.leftover = frames.detach();
+        return login;
       default:
         throw new ProxyError('UPSTREAM_PROTOCOL', {
           detail: `unexpected message '${String.fromCharCode(frame.type)}' during login`,

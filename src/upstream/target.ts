@@ -14,7 +14,7 @@ export interface UpstreamTarget {
   readonly connectHost: string;
   readonly connectPort: number;
   readonly secureContext: tls.SecureContext;
-  readonly sessions: TlsSessionCache;
+  readonly tlsSessions: TlsSessionCache;
   /** How TLS starts (see SslNegotiation). */
   readonly sslNegotiation: SslNegotiation;
   /** Addresses of connectHost kept between connections (--dns-cache-ttl); without it every dial looks up. */
@@ -52,7 +52,7 @@ export function createTarget(opts: TargetOptions): UpstreamTarget {
     connectHost: opts.connectHost,
     connectPort: opts.connectPort,
     secureContext: tls.createSecureContext(ca ? { ca } : {}),
-    sessions: new TlsSessionCache(),
+    tlsSessions: new TlsSessionCache(),
     sslNegotiation: opts.sslNegotiation ?? DEFAULT_SSL_NEGOTIATION,
     dns: opts.dns,
   };

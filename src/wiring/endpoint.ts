@@ -12,7 +12,7 @@ import { type AwsCredentialIdentityProvider, createCredentialProvider } from '..
 import { createTokenSigner, type TokenSignerOptions } from '../token/signer.js';
 import { TokenCache } from '../token/token-cache.js';
 import type { DnsCache } from '../upstream/dns-cache.js';
-import type { PoolEndpoint } from '../upstream/endpoint-pool.js';
+import type { Endpoint } from '../upstream/failover-list.js';
 import { ConnectRateLimiter } from '../upstream/rate-limiter.js';
 import { createTarget, type UpstreamTarget } from '../upstream/target.js';
 
@@ -98,7 +98,7 @@ export function signerOptions(
 }
 
 /** One endpoint: its own target (SNI, dial address), token cache (region) and rate limiter. */
-export function createEndpoint(ctx: ClusterContext, e: EndpointConfig): PoolEndpoint {
+export function createEndpoint(ctx: ClusterContext, e: EndpointConfig): Endpoint {
   const { config, cluster, metrics } = ctx;
   const endpoint = e.hostname;
   const target = endpointTarget(e, cluster, config.upstreamSslNegotiation, ctx.dns);

@@ -9,13 +9,13 @@ import v8 from 'node:v8';
 // instances the proxy runs): the names counted are the classes' own, read at run time, so renaming a
 // class cannot make the count silently 0; an export that is gone is reported as missing.
 const PER_CONNECTION = [
-  ['ClientSession', '../../dist/session/session.js'],
-  ['LiveSession', '../../dist/session/live-session.js'],
+  ['ClientSession', '../../dist/session/client-session.js'],
+  ['MovableRelay', '../../dist/session/movable-relay.js'],
   ['Relay', '../../dist/relay/relay.js'],
   ['FrontendScanner', '../../dist/relay/frontend-scanner.js'],
   ['BackendScanner', '../../dist/relay/backend-scanner.js'],
 ];
-// TimersList: Node's list per timeout duration; one left per session is a timer leak (see live-session.ts).
+// TimersList: Node's list per timeout duration; one left per session is a timer leak (see movable-relay.ts).
 const NODE_INTERNAL = ['TimersList'];
 
 /** export name -> the class's name in the heap (undefined: the module no longer exports it). */

@@ -97,7 +97,7 @@ export async function settledMemory(
 /** The proxy's classes with one live object per open session (gc-on-signal.mjs counts them). */
 export const PER_SESSION_CLASSES = [
   'ClientSession',
-  'LiveSession',
+  'MovableRelay',
   'Relay',
   'FrontendScanner',
   'BackendScanner',

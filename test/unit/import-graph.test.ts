@@ -21,7 +21,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['errors', 'log', 'core', 'dsql'],
   ['protocol'],
   ['io', 'token'],
-  ['auth', 'frontend', 'relay', 'upstream'],
+  ['auth', 'handshake', 'relay', 'upstream'],
   ['config'],
   ['session', 'wiring'],
   ['listener', 'admin', 'check', 'local-endpoint'],

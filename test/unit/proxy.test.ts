@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ProxyError } from '../../src/errors.js';
 import { routeByDatabase } from '../../src/proxy.js';
-import type { SessionCluster } from '../../src/session/session.js';
+import type { ClusterRoute } from '../../src/session/client-session.js';
 import type { Connector } from '../../src/upstream/connector.js';
 
 describe('routeByDatabase', () => {
-  const cluster = (name: string): SessionCluster => ({
+  const cluster = (name: string): ClusterRoute => ({
     name,
     resolveRole: (u) => u,
     connector: {} as Connector,
@@ -14,14 +14,14 @@ describe('routeByDatabase', () => {
 
   it('one cluster takes any database name', () => {
     const route = routeByDatabase([cluster('default')]);
-    assert.equal((route('postgres') as SessionCluster).name, 'default');
-    assert.equal((route('anything') as SessionCluster).name, 'default');
+    assert.equal((route('postgres') as ClusterRoute).name, 'default');
+    assert.equal((route('anything') as ClusterRoute).name, 'default');
   });
 
   it('several: by name; an unknown name is 3D000 listing the known ones', () => {
     const route = routeByDatabase([cluster('prod'), cluster('staging')]);
-    assert.equal((route('prod') as SessionCluster).name, 'prod');
-    assert.equal((route('staging') as SessionCluster).name, 'staging');
+    assert.equal((route('prod') as ClusterRoute).name, 'prod');
+    assert.equal((route('staging') as ClusterRoute).name, 'staging');
     const err = route('nope');
     assert.ok(err instanceof ProxyError);
     assert.equal(err.sqlstate, '3D000');

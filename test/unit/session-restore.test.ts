@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 import { DSQL_SETTINGS, isDsqlSessionParam } from '../../src/dsql/limits.js';
 import { ProxyError } from '../../src/errors.js';
 import { restoreSnapshot, type SessionSnapshot, takeSnapshot } from '../../src/session/restore.js';
-import { SessionState } from '../../src/session/session-state.js';
+import { ServerSideState } from '../../src/session/server-side-state.js';
 import { cstr, int16, int32, msg } from './wire-pieces.js';
 
 /** A whole answer to a simple query: rows of text values (null is SQL NULL), then ReadyForQuery. */
@@ -102,7 +102,7 @@ const parseBody = Buffer.from('s1\0select $1::int\0\0\0', 'latin1');
 
 describe('a move sends only what DSQL accepts', () => {
   test('snapshot and restore: reads, then set_config of allowlisted names and the Parse messages', async () => {
-    const state = new SessionState();
+    const state = new ServerSideState();
     state.noteStatement('SET ROLE reader');
     state.noteStatement("PREPARE p AS SELECT 1; SELECT 'then deallocated'");
     assert.equal(state.roleMayDiffer, true);
@@ -130,7 +130,7 @@ describe('a move sends only what DSQL accepts', () => {
 
   test('a fresh role ("none") and a server without disable_sync_create_index send neither', async () => {
     const old = oldServer({ ifPresent: ['none', null] });
-    const snap = await takeSnapshot(old.socket, new SessionState(), 1000);
+    const snap = await takeSnapshot(old.socket, new ServerSideState(), 1000);
     assert.deepEqual(
       snap.settings.map(([n]) => n),
       [...DSQL_SETTINGS, 'enable_seqscan'],
@@ -139,7 +139,7 @@ describe('a move sends only what DSQL accepts', () => {
 
   test('disable_sync_create_index is carried where the server has it', async () => {
     const old = oldServer({ ifPresent: ['none', 'on'] });
-    const snap = await takeSnapshot(old.socket, new SessionState(), 1000);
+    const snap = await takeSnapshot(old.socket, new ServerSideState(), 1000);
     assert.deepEqual(snap.settings.at(-1), ['disable_sync_create_index', 'on']);
   });
 });
@@ -155,7 +155,7 @@ describe('what cannot be carried ends the session', () => {
   };
 
   test('SQL-level prepared statements on the old connection: refused, their text never read', async () => {
-    const state = new SessionState();
+    const state = new ServerSideState();
     state.noteStatement('PREPARE ins AS INSERT INTO t VALUES (1); EXECUTE ins');
     const old = oldServer({ sqlPrepared: 1 });
     await assert.rejects(takeSnapshot(old.socket, state, 1000), notMovable(/holds 1 prepared statement/));
@@ -167,14 +167,14 @@ describe('what cannot be carried ends the session', () => {
   });
 
   test('a role the server cannot report after SET ROLE: refused', async () => {
-    const state = new SessionState();
+    const state = new ServerSideState();
     state.noteStatement('set role reader');
     await assert.rejects(
       takeSnapshot(oldServer({ ifPresent: 'refused' }).socket, state, 1000),
       notMovable(/changed its role/),
     );
     // Without a SET ROLE the same answer costs nothing: the role is the login's.
-    const snap = await takeSnapshot(oldServer({ ifPresent: 'refused' }).socket, new SessionState(), 1000);
+    const snap = await takeSnapshot(oldServer({ ifPresent: 'refused' }).socket, new ServerSideState(), 1000);
     assert.ok(!snap.settings.some(([n]) => n === 'role'));
   });
 

@@ -1,7 +1,7 @@
 /**
  * The named prepared statements a session keeps to re-create on a fresh connection
  * (src/session/statement-tracker.ts): only those the server accepted, paired with ParseComplete and
- * CloseComplete through the relay's two scanners wired as LiveSession wires them, at every split
+ * CloseComplete through the relay's two scanners wired as MovableRelay wires them, at every split
  * position of either stream, and within bounds of count and bytes.
  */
 import assert from 'node:assert/strict';
@@ -11,7 +11,7 @@ import { ProxyError } from '../../src/errors.js';
 import { BackendScanner } from '../../src/relay/backend-scanner.js';
 import { FrontendScanner } from '../../src/relay/frontend-scanner.js';
 import { takeSnapshot } from '../../src/session/restore.js';
-import { SessionState } from '../../src/session/session-state.js';
+import { ServerSideState } from '../../src/session/server-side-state.js';
 import {
   answersTo,
   MAX_TRACKED_BYTES,
@@ -37,7 +37,7 @@ const commandComplete = (tag: string) => msg('C', cstr(tag));
 const ready = (status = 'I') => msg('Z', Buffer.from(status));
 const error = (code: string) => msg('E', cstr('SERROR'), cstr(`C${code}`), cstr('Mrefused'), Buffer.alloc(1));
 
-/** A tracker fed by real scanners, wired as LiveSession wires them. */
+/** A tracker fed by real scanners, wired as MovableRelay wires them. */
 function wired() {
   const tracker = new StatementTracker();
   const frontend: FrontendScanner = new FrontendScanner(statementEvents(tracker, () => frontend.requests));
@@ -246,7 +246,7 @@ describe('bounded by count and bytes', () => {
   });
 
   test('an untracked session is not movable: the snapshot refuses before sending anything', async () => {
-    const state = new SessionState();
+    const state = new ServerSideState();
     state.statements.stop();
     const socket = new PassThrough();
     const written: Buffer[] = [];

@@ -91,7 +91,7 @@ describe('forwardCancel', () => {
     const key = registry.register(route);
     const d = scriptedDial();
     const outcome = forwardCancel(() => registry.lookup(key.processId, key.secretKey), 2000, d.dial);
-    // As LiveSession.swapTo does: the route now points at the fresh connection's key.
+    // As MovableRelay.swapTo does: the route now points at the fresh connection's key.
     route.upstreamKey = upstreamKey(2);
     d.connect();
     assert.equal(await outcome, 'session_changed');

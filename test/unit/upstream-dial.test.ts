@@ -192,7 +192,7 @@ describe('dialUpstream, either way', () => {
       const first = await dial(target);
       assert.equal(first.isSessionReused(), false);
       // TLS 1.3 tickets arrive after the handshake; the target's cache keeps the latest one.
-      await waitFor(() => target.sessions.get() !== undefined);
+      await waitFor(() => target.tlsSessions.get() !== undefined);
       const second = await dial(target);
       assert.equal(second.authorized, true);
       assert.equal(second.isSessionReused(), true);

@@ -15,7 +15,7 @@ import {
   readyForQuery,
 } from '../../src/protocol/backend.js';
 import { dialUpstream } from '../../src/upstream/dial.js';
-import { loginUpstream, type UpstreamLoginRequest, type UpstreamSession } from '../../src/upstream/login.js';
+import { loginUpstream, type UpstreamLogin, type UpstreamLoginRequest } from '../../src/upstream/login.js';
 import { createTarget, type UpstreamTarget } from '../../src/upstream/target.js';
 import { createCa, issueCert } from '../support/certs.js';
 import { ByteReader, closeAll, type FakeEndpoint, fakeEndpoint, track } from './socket-pair.js';
@@ -91,7 +91,7 @@ async function login(
   script: Script,
   req: UpstreamLoginRequest = request(),
   timeoutMs = 2000,
-): Promise<{ session: Promise<UpstreamSession>; seen: Seen; scriptDone: Promise<void> }> {
+): Promise<{ loggedIn: Promise<UpstreamLogin>; seen: Seen; scriptDone: Promise<void> }> {
   const seen: Seen = { startup: new Map(), password: undefined };
   let scriptDone: Promise<void> = Promise.resolve();
   endpoint.behaviour = 'tls';
@@ -100,10 +100,10 @@ async function login(
     scriptDone.catch(() => socket.destroy());
   };
   const socket = track(await dialUpstream(target, 2000));
-  const session = loginUpstream(socket, req, timeoutMs);
-  session.catch(() => {});
+  const loggedIn = loginUpstream(socket, req, timeoutMs);
+  loggedIn.catch(() => {});
   return {
-    session,
+    loggedIn,
     seen,
     get scriptDone() {
       return scriptDone;
@@ -116,8 +116,8 @@ async function loginError(
   req?: UpstreamLoginRequest,
   timeoutMs?: number,
 ): Promise<ProxyError> {
-  const { session } = await login(script, req, timeoutMs);
-  const err = await session.then(
+  const { loggedIn } = await login(script, req, timeoutMs);
+  const err = await loggedIn.then(
     () => assert.fail('login should fail'),
     (e: unknown) => e,
   );
@@ -129,7 +129,7 @@ describe('loginUpstream', () => {
   it('answers the cleartext request with the token and collects parameters, key, notices, status', async () => {
     const params = [parameterStatus('server_version', '16.9'), parameterStatus('TimeZone', 'UTC')];
     const notice = noticeResponse({ severity: 'NOTICE', sqlstate: '00000', message: 'welcome' });
-    const { session, seen } = await login(async (reader, socket, s) => {
+    const { loggedIn, seen } = await login(async (reader, socket, s) => {
       await authenticate(reader, socket, s);
       socket.write(
         Buffer.concat([
@@ -141,7 +141,7 @@ describe('loginUpstream', () => {
       );
       socket.write(readyForQuery('I'));
     });
-    const result = await session;
+    const result = await loggedIn;
     assert.equal(seen.password, TOKEN);
     // Client parameters first, in order; user is the role, database always postgres.
     assert.deepEqual(
@@ -169,11 +169,11 @@ describe('loginUpstream', () => {
 
   it('reports the ReadyForQuery status and hands back bytes that came after it', async () => {
     const after = parameterStatus('late', 'x');
-    const { session } = await login(async (reader, socket, s) => {
+    const { loggedIn } = await login(async (reader, socket, s) => {
       await authenticate(reader, socket, s);
       socket.write(Buffer.concat([authenticationOk(), readyForQuery('T'), after]));
     });
-    const result = await session;
+    const result = await loggedIn;
     assert.equal(result.transactionStatus, 'T');
     assert.deepEqual(result.leftover, after);
     assert.equal(result.backendKey, undefined);
@@ -181,22 +181,22 @@ describe('loginUpstream', () => {
 
   it('captures a 32-byte (protocol 3.2) BackendKeyData key raw', async () => {
     const key = Buffer.from(Array.from({ length: 32 }, (_, i) => 255 - i));
-    const { session } = await login(async (reader, socket, s) => {
+    const { loggedIn } = await login(async (reader, socket, s) => {
       await authenticate(reader, socket, s);
       socket.write(Buffer.concat([authenticationOk(), backendKeyData(-7, key), readyForQuery('I')]));
     });
-    const result = await session;
+    const result = await loggedIn;
     assert.deepEqual(result.backendKey, { processId: -7, secretKey: key });
   });
 
   it('ignores a NegotiateProtocolVersion', async () => {
-    const { session } = await login(async (reader, socket, s) => {
+    const { loggedIn } = await login(async (reader, socket, s) => {
       await authenticate(reader, socket, s);
       socket.write(
         Buffer.concat([negotiateProtocolVersion(0, ['_pq_.x']), authenticationOk(), readyForQuery('I')]),
       );
     });
-    assert.equal((await session).transactionStatus, 'I');
+    assert.equal((await loggedIn).transactionStatus, 'I');
   });
 
   it('an ErrorResponse keeps the SQLSTATE and message, with an IAM hint for access denied', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { ProxyError } from '../../src/errors.js';
-import { type ClientHello, readClientHello } from '../../src/frontend/handshake.js';
+import { type ClientHello, readClientHello } from '../../src/handshake/client-hello.js';
 import { FrameStream } from '../../src/io/frame-stream.js';
 import {
   cancelRequest,

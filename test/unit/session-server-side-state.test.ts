@@ -1,11 +1,11 @@
 /**
- * SessionState's reported settings: the login's list is kept by reference and overlaid with what the
+ * ServerSideState's reported settings: the login's list is kept by reference and overlaid with what the
  * server reported later, so a blind reconnect restores the values the client last saw.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { trackedSnapshot } from '../../src/session/restore.js';
-import { SessionState } from '../../src/session/session-state.js';
+import { ServerSideState } from '../../src/session/server-side-state.js';
 
 const login = new Map([
   ['server_version', '16.9'],
@@ -20,7 +20,7 @@ function statusBody(name: string, value: string): Buffer {
 }
 
 test('the login settings count as reported, without the ones that are not restored', () => {
-  const state = new SessionState();
+  const state = new ServerSideState();
   state.setBaseline(login);
   assert.deepEqual(state.reportedSettings(), [
     ['application_name', 'psql'],
@@ -30,7 +30,7 @@ test('the login settings count as reported, without the ones that are not restor
 });
 
 test('a later ParameterStatus replaces the login value, whatever the case of its name', () => {
-  const state = new SessionState();
+  const state = new ServerSideState();
   state.setBaseline(login);
   state.noteParameterStatus(statusBody('timezone', 'Europe/Paris'));
   state.noteParameterStatus(statusBody('client_encoding', 'LATIN1'));
@@ -45,7 +45,7 @@ test('a later ParameterStatus replaces the login value, whatever the case of its
 });
 
 test('a new baseline forgets the changes noted on the old one', () => {
-  const state = new SessionState();
+  const state = new ServerSideState();
   state.setBaseline(login);
   state.noteSetting('application_name', 'other');
   state.setBaseline(new Map([['application_name', 'fresh']]));
@@ -59,12 +59,12 @@ test('SET ROLE marks the role and the unreported settings as changed; a column n
     'RESET ROLE',
     "select set_config('role', 'x', false)",
   ]) {
-    const state = new SessionState();
+    const state = new ServerSideState();
     state.noteStatement(sql);
     assert.equal(state.roleMayDiffer, true, sql);
     assert.equal(state.rebuildable, false, `${sql}: no blind reconnect`);
   }
-  const state = new SessionState();
+  const state = new ServerSideState();
   state.noteStatement('select role, name from members where role = $1');
   assert.equal(state.roleMayDiffer, false);
   assert.equal(state.rebuildable, true);

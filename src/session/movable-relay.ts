@@ -15,17 +15,17 @@ import type { CancelKey } from './cancel-registry.js';
 import type { CancelRoute } from './cancel-route.js';
 import type { Lifecycle } from './lifecycle.js';
 import { restoreSnapshot, takeSnapshot, trackedSnapshot } from './restore.js';
-import { SessionState } from './session-state.js';
+import { ServerSideState } from './server-side-state.js';
 import { answersTo, statementEvents } from './statement-tracker.js';
 
-export interface LiveSessionOptions {
+export interface MovableRelayOptions {
   client: net.Socket;
   first: UpstreamConnection;
   role: string;
   /** The startup parameters sent upstream, for new connections. */
   params: ReadonlyMap<string, string>;
   connector: Connector;
-  /** The connection's phase, owned by its ClientSession; this session moves it while it relays. */
+  /** The connection's phase, owned by its ClientSession; the relay moves it while it relays. */
   lifecycle: Lifecycle;
   log: Logger;
   metrics: Metrics;
@@ -39,8 +39,8 @@ export interface LiveSessionOptions {
 }
 
 /**
- * A logged-in session after the handshake: relays bytes, and keeps the session alive across DSQL's
- * 60-minute connection limit.
+ * The relay of a logged-in client session whose upstream end can move: it relays bytes (see Relay),
+ * and keeps the session alive across DSQL's 60-minute connection limit.
  *
  * - Past max-upstream-age, at the first idle moment (see Relay.isIdle), the client is moved to a fresh
  *   upstream connection, opened ahead of time: the old session's settings and prepared statements are
@@ -53,9 +53,9 @@ export interface LiveSessionOptions {
  * moment) → relaying; relaying → moving (reconnect after a loss while idle) → relaying; any of them →
  * closing when the session ends.
  */
-export class LiveSession {
+export class MovableRelay {
   readonly relay: Relay;
-  private readonly state = new SessionState();
+  private readonly state = new ServerSideState();
   private connectedAt: number;
   private upstream: UpstreamConnection;
   private spare: { conn: UpstreamConnection; at: number } | undefined;
@@ -64,10 +64,10 @@ export class LiveSession {
   /** Changed only here (swapTo); others get the read-only view `cancelRoute`. */
   private readonly route: { target: UpstreamTarget; upstreamKey: CancelKey | undefined };
 
-  constructor(private readonly opts: LiveSessionOptions) {
+  constructor(private readonly opts: MovableRelayOptions) {
     this.upstream = opts.first;
     this.lifecycle = opts.lifecycle;
-    this.route = { target: opts.first.target, upstreamKey: opts.first.session.backendKey };
+    this.route = { target: opts.first.target, upstreamKey: opts.first.login.backendKey };
     this.connectedAt = opts.first.connectedAt;
     const { state } = this;
     const { metrics } = opts;
@@ -88,7 +88,7 @@ export class LiveSession {
     this.relay.scanner.onParameterStatus = (body) => state.noteParameterStatus(body);
     this.relay.scanner.onError = (body) => countConflict(body, metrics);
     answersTo(state.statements, this.relay.scanner);
-    state.setBaseline(opts.first.session.parameters);
+    state.setBaseline(opts.first.login.parameters);
   }
 
   /** Where a CancelRequest for this session goes now: a read-only view that follows its moves. */
@@ -98,7 +98,7 @@ export class LiveSession {
 
   /** Relays until the session ends. */
   async run(toUpstream: Buffer): Promise<RelayResult> {
-    this.relay.start(toUpstream, this.upstream.session.leftover);
+    this.relay.start(toUpstream, this.upstream.login.leftover);
     this.schedule();
     const result = await this.relay.done;
     if (!this.lifecycle.ending) this.lifecycle.to('closing');
@@ -267,7 +267,7 @@ export class LiveSession {
     this.upstream = next;
     this.connectedAt = next.connectedAt;
     this.route.target = next.target;
-    this.route.upstreamKey = next.session.backendKey;
+    this.route.upstreamKey = next.login.backendKey;
     this.schedule();
   }
 

@@ -32,7 +32,7 @@ const SQL_PREPARE = /\bprepare\b/i;
 
 const NO_SETTINGS: ReadonlyMap<string, string> = new Map();
 
-export class SessionState {
+export class ServerSideState {
   /** The named prepared statements the server accepted (extended protocol), to replay their Parse. */
   readonly statements = new StatementTracker();
   /**

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { TokenCache } from '../../src/token/token-cache.js';
-import { EndpointPool, type PoolEndpoint } from '../../src/upstream/endpoint-pool.js';
+import { type Endpoint, FailoverList } from '../../src/upstream/failover-list.js';
 import type { UpstreamTarget } from '../../src/upstream/target.js';
 
-function endpoint(hostname: string): PoolEndpoint {
+function endpoint(hostname: string): Endpoint {
   const tokens = { status: () => ({ DbConnect: { hasUsable: true, consecutiveFailures: 0 } }) };
   return {
     target: { hostname, region: 'us-east-1' } as UpstreamTarget,
@@ -19,61 +19,61 @@ function setup() {
   const a = endpoint('a');
   const b = endpoint('b');
   const changes: string[] = [];
-  const pool = new EndpointPool([a, b], {
+  const list = new FailoverList([a, b], {
     clock,
     random: () => 1, // the top of the jitter range: delays are exactly the ceiling
     onStateChange: (ep, up) => changes.push(`${ep.target.hostname} ${up ? 'up' : 'down'}`),
   });
-  return { pool, a, b, changes, at: (t: number) => (now = t) };
+  return { list, a, b, changes, at: (t: number) => (now = t) };
 }
 
-describe('EndpointPool', () => {
+describe('FailoverList', () => {
   it('prefers endpoints in order; a failed one is skipped during its backoff', () => {
-    const { pool, a, b, changes, at } = setup();
-    assert.equal(pool.pick(new Set()), a);
-    assert.equal(pool.pick(new Set([a])), b);
-    pool.failed(a, 'ECONNREFUSED');
-    assert.equal(pool.pick(new Set()), b);
+    const { list, a, b, changes, at } = setup();
+    assert.equal(list.pick(new Set()), a);
+    assert.equal(list.pick(new Set([a])), b);
+    list.failed(a, 'ECONNREFUSED');
+    assert.equal(list.pick(new Set()), b);
     assert.deepEqual(changes, ['a down']);
     at(999);
-    assert.equal(pool.pick(new Set()), b, 'first backoff is 1 s');
+    assert.equal(list.pick(new Set()), b, 'first backoff is 1 s');
     at(1000);
-    assert.equal(pool.pick(new Set()), a, 'due: one probe');
-    assert.equal(pool.pick(new Set()), b, 'while the probe runs, others use b');
-    pool.succeeded(a);
-    assert.equal(pool.pick(new Set()), a);
+    assert.equal(list.pick(new Set()), a, 'due: one probe');
+    assert.equal(list.pick(new Set()), b, 'while the probe runs, others use b');
+    list.succeeded(a);
+    assert.equal(list.pick(new Set()), a);
     assert.deepEqual(changes, ['a down', 'a up']);
   });
 
   it('backoff doubles up to 30 s and resets on success', () => {
-    const { pool, a, at } = setup();
+    const { list, a, at } = setup();
     const delays: number[] = [];
     let t = 0;
     for (let i = 0; i < 7; i++) {
-      pool.failed(a, 'timeout');
-      const s = pool.status()[0];
+      list.failed(a, 'timeout');
+      const s = list.status()[0];
       delays.push(s?.retryInMs ?? -1);
       t += 100_000;
       at(t);
     }
     assert.deepEqual(delays, [1000, 2000, 4000, 8000, 16000, 30000, 30000]);
-    pool.succeeded(a);
-    assert.equal(pool.status()[0]?.consecutiveFailures, 0);
+    list.succeeded(a);
+    assert.equal(list.status()[0]?.consecutiveFailures, 0);
   });
 
   it('with everything down, still hands out every endpoint in order as a last resort', () => {
-    const { pool, a, b } = setup();
-    pool.failed(a, 'x');
-    pool.failed(b, 'y');
-    assert.equal(pool.pick(new Set()), a);
-    assert.equal(pool.pick(new Set([a])), b);
-    assert.equal(pool.pick(new Set([a, b])), undefined);
+    const { list, a, b } = setup();
+    list.failed(a, 'x');
+    list.failed(b, 'y');
+    assert.equal(list.pick(new Set()), a);
+    assert.equal(list.pick(new Set([a])), b);
+    assert.equal(list.pick(new Set([a, b])), undefined);
   });
 
   it('status reports each endpoint', () => {
-    const { pool, a } = setup();
-    pool.failed(a, 'ECONNREFUSED');
-    const [sa, sb] = pool.status();
+    const { list, a } = setup();
+    list.failed(a, 'ECONNREFUSED');
+    const [sa, sb] = list.status();
     assert.deepEqual(sa, {
       hostname: 'a',
       region: 'us-east-1',

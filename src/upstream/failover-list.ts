@@ -16,7 +16,8 @@ import type { TokenCache } from '../token/token-cache.js';
 import type { ConnectRateLimiter } from './rate-limiter.js';
 import type { UpstreamTarget } from './target.js';
 
-export interface PoolEndpoint {
+/** One endpoint of a cluster, as the connector reaches it (wiring/endpoint.ts builds it). */
+export interface Endpoint {
   readonly target: UpstreamTarget;
   readonly tokens: TokenCache;
   /** Undefined when --connect-rate is 0. */
@@ -43,25 +44,25 @@ interface State {
   lastError: string | undefined;
 }
 
-export interface EndpointPoolOptions {
+export interface FailoverListOptions {
   clock?: Clock;
   random?: () => number;
   backoff?: { initialMs?: number; maxMs?: number };
   /** Told about each change between up and down. */
-  onStateChange?: (ep: PoolEndpoint, up: boolean, detail: { error?: string; retryInMs?: number }) => void;
+  onStateChange?: (ep: Endpoint, up: boolean, detail: { error?: string; retryInMs?: number }) => void;
 }
 
-export class EndpointPool {
-  readonly endpoints: readonly PoolEndpoint[];
-  private readonly states = new Map<PoolEndpoint, State>();
+export class FailoverList {
+  readonly endpoints: readonly Endpoint[];
+  private readonly states = new Map<Endpoint, State>();
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly initialMs: number;
   private readonly maxMs: number;
-  private readonly onStateChange: EndpointPoolOptions['onStateChange'];
+  private readonly onStateChange: FailoverListOptions['onStateChange'];
 
-  constructor(endpoints: PoolEndpoint[], opts: EndpointPoolOptions = {}) {
-    if (endpoints.length === 0) throw new RangeError('EndpointPool needs at least one endpoint');
+  constructor(endpoints: Endpoint[], opts: FailoverListOptions = {}) {
+    if (endpoints.length === 0) throw new RangeError('FailoverList needs at least one endpoint');
     this.endpoints = endpoints;
     this.clock = opts.clock ?? systemClock;
     this.random = opts.random ?? Math.random;
@@ -74,7 +75,7 @@ export class EndpointPool {
   }
 
   /** The next endpoint to try, skipping `tried`; undefined when every endpoint has been tried. */
-  pick(tried: ReadonlySet<PoolEndpoint>): PoolEndpoint | undefined {
+  pick(tried: ReadonlySet<Endpoint>): Endpoint | undefined {
     const now = this.clock.now();
     for (const ep of this.endpoints) {
       if (tried.has(ep)) continue;
@@ -89,7 +90,7 @@ export class EndpointPool {
   }
 
   /** The endpoint answered (even with an error that is not its fault, such as 28000). */
-  succeeded(ep: PoolEndpoint): void {
+  succeeded(ep: Endpoint): void {
     const s = this.state(ep);
     const wasDown = !s.up;
     s.up = true;
@@ -101,7 +102,7 @@ export class EndpointPool {
   }
 
   /** The endpoint could not be reached or refused for capacity: down for a backoff. */
-  failed(ep: PoolEndpoint, error: string): void {
+  failed(ep: Endpoint, error: string): void {
     const s = this.state(ep);
     s.failures++;
     s.probing = false;
@@ -115,7 +116,7 @@ export class EndpointPool {
   }
 
   /** Nothing was learnt about the endpoint (no token, queue timeout, client left): release a probe. */
-  released(ep: PoolEndpoint): void {
+  released(ep: Endpoint): void {
     this.state(ep).probing = false;
   }
 
@@ -135,7 +136,7 @@ export class EndpointPool {
     });
   }
 
-  private state(ep: PoolEndpoint): State {
+  private state(ep: Endpoint): State {
     const s = this.states.get(ep);
     if (!s) throw new Error(`unknown endpoint ${ep.target.hostname}`);
     return s;

@@ -14,7 +14,7 @@ import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
 import type { Clock } from '../../src/core/clock.js';
-import { type ClientTls, createClientTls } from '../../src/frontend/client-tls.js';
+import { type ClientTls, createClientTls } from '../../src/handshake/client-tls.js';
 import { createLogger } from '../../src/log.js';
 
 const DAY = 24 * 60 * 60_000;

@@ -1,5 +1,5 @@
 /**
- * LiveSession (src/session/live-session.ts) against scripted upstreams: real socket pairs, a fake
+ * MovableRelay (src/session/movable-relay.ts) against scripted upstreams: real socket pairs, a fake
  * connector that hands out the next scripted upstream, and the connection's phases read from the
  * Lifecycle's debug log lines. Covers the planned move at an idle moment (and not before), the
  * reconnect of an idle session after an upstream loss, the FATAL 08006 for a loss inside a
@@ -12,7 +12,7 @@ import type tls from 'node:tls';
 import { Metrics } from '../../src/core/metrics.js';
 import { createLogger } from '../../src/log.js';
 import { Lifecycle } from '../../src/session/lifecycle.js';
-import { LiveSession } from '../../src/session/live-session.js';
+import { MovableRelay } from '../../src/session/movable-relay.js';
 import type { UpstreamConnection } from '../../src/upstream/connector.js';
 import type { UpstreamTarget } from '../../src/upstream/target.js';
 import { query, terminate } from './frontend-builders.js';
@@ -68,7 +68,7 @@ async function scriptedUpstream(name: string) {
   })();
   const conn: UpstreamConnection = {
     socket: client as tls.TLSSocket,
-    session: {
+    login: {
       parameterMessages: [],
       noticeMessages: [],
       parameters: new Map(),
@@ -99,7 +99,7 @@ async function scriptedUpstream(name: string) {
 type Scripted = Awaited<ReturnType<typeof scriptedUpstream>>;
 
 /**
- * app ⇄ [client socket | LiveSession] ⇄ first; the connector makes a fresh scripted upstream per call
+ * app ⇄ [client socket | MovableRelay] ⇄ first; the connector makes a fresh scripted upstream per call
  * (`made`, in order: a spare opened too early is dropped, see takeSpare).
  */
 async function live(first: Scripted, maxUpstreamAgeMs: number) {
@@ -112,7 +112,7 @@ async function live(first: Scripted, maxUpstreamAgeMs: number) {
   });
   const lifecycle = new Lifecycle({ log, strict: true });
   for (const phase of ['authenticating', 'connecting', 'relaying'] as const) lifecycle.to(phase);
-  const session = new LiveSession({
+  const relay = new MovableRelay({
     client: front.server,
     first: first.conn,
     role: 'admin',
@@ -132,7 +132,7 @@ async function live(first: Scripted, maxUpstreamAgeMs: number) {
   });
   const app = front.client;
   const appReader = new ByteReader(app);
-  const done = session.run(Buffer.alloc(0));
+  const done = relay.run(Buffer.alloc(0));
   /** The phases the connection went through since it started relaying. */
   const phases = () =>
     lines
@@ -144,7 +144,7 @@ async function live(first: Scripted, maxUpstreamAgeMs: number) {
           l.from !== 'authenticating',
       )
       .map((l) => `${l.from}→${l.to}`);
-  return { app, appReader, session, lifecycle, done, lines, phases, made };
+  return { app, appReader, relay, lifecycle, done, lines, phases, made };
 }
 
 /** Sends a Query and reads the answer up to its ReadyForQuery; returns the status byte. */
@@ -156,7 +156,7 @@ async function ask(app: net.Socket, reader: ByteReader, sql: string): Promise<st
   }
 }
 
-describe('LiveSession with scripted upstreams', () => {
+describe('MovableRelay with scripted upstreams', () => {
   it('moves at the first idle moment after the age limit, not inside a transaction', async () => {
     const a = await scriptedUpstream('a');
     const s = await live(a, 300);
@@ -166,14 +166,14 @@ describe('LiveSession with scripted upstreams', () => {
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(s.lifecycle.phase, 'move_due');
     assert.deepEqual(a.seen, ['BEGIN'], 'no snapshot query while a transaction is open');
-    assert.equal(s.session.cancelRoute.target, a.target);
+    assert.equal(s.relay.cancelRoute.target, a.target);
     // COMMIT leaves the session idle: the move happens at once.
     assert.equal(await ask(s.app, s.appReader, 'COMMIT'), 'I');
-    await waitFor(() => s.session.cancelRoute.target !== a.target, 3000);
+    await waitFor(() => s.relay.cancelRoute.target !== a.target, 3000);
     const b = s.made.at(-1)!;
-    assert.equal(s.session.cancelRoute.target, b.target);
+    assert.equal(s.relay.cancelRoute.target, b.target);
     assert.equal(s.lifecycle.phase, 'relaying');
-    assert.equal(s.session.cancelRoute.upstreamKey, b.backendKey, 'cancels now go to the new connection');
+    assert.equal(s.relay.cancelRoute.upstreamKey, b.backendKey, 'cancels now go to the new connection');
     assert.ok(
       a.seen.length > 2 && a.seen.slice(2).every((q) => q.includes('pg_catalog')),
       'snapshot read from a',
@@ -194,9 +194,9 @@ describe('LiveSession with scripted upstreams', () => {
     const s = await live(a, 60 * 60_000);
     assert.equal(await ask(s.app, s.appReader, 'SELECT 1'), 'I');
     a.server.destroy();
-    await waitFor(() => s.session.cancelRoute.target !== a.target, 3000);
+    await waitFor(() => s.relay.cancelRoute.target !== a.target, 3000);
     const b = s.made.at(-1)!;
-    assert.equal(s.session.cancelRoute.target, b.target);
+    assert.equal(s.relay.cancelRoute.target, b.target);
     assert.equal(s.lifecycle.phase, 'relaying');
     assert.equal(await ask(s.app, s.appReader, 'SELECT 2'), 'I');
     assert.equal(b.seen.at(-1), 'SELECT 2');
@@ -239,7 +239,7 @@ describe('LiveSession with scripted upstreams', () => {
     assert.equal(result.reason, 'client_closed');
     assert.equal(s.lifecycle.phase, 'closing');
     const b = s.made.at(-1)!;
-    assert.equal(s.session.cancelRoute.target, b.target, 'the move completed');
+    assert.equal(s.relay.cancelRoute.target, b.target, 'the move completed');
     await waitFor(() => b.gotTerminate && a.gotTerminate);
     assert.ok(
       b.seen.every((q) => q.includes('set_config') || q.includes('pg_catalog')),

@@ -8,8 +8,8 @@ import { isLoopbackHost } from '../config/host-port.js';
 import type { Metrics } from '../core/metrics.js';
 import type { StartupParamsMode } from '../dsql/limits.js';
 import { ProxyError, toProxyError } from '../errors.js';
-import type { ClientTls } from '../frontend/client-tls.js';
-import { type ClientHello, readClientHello } from '../frontend/handshake.js';
+import { type ClientHello, readClientHello } from '../handshake/client-hello.js';
+import type { ClientTls } from '../handshake/client-tls.js';
 import { FrameStream } from '../io/frame-stream.js';
 import type { Logger } from '../log.js';
 import { loginAnswer, noticeResponse } from '../protocol/backend.js';
@@ -21,14 +21,17 @@ import type { CancelKey, CancelRegistry } from './cancel-registry.js';
 import type { CancelRoute } from './cancel-route.js';
 import { ClientConnectRequest } from './connect-request.js';
 import { Lifecycle, type Phase, STRICT_PHASES } from './lifecycle.js';
-import { LiveSession } from './live-session.js';
+import { MovableRelay } from './movable-relay.js';
 import { refuse, tooManyConnections } from './refusal.js';
 import { droppedNotice, filterStartupParams } from './startup-params.js';
 
 export type { CancelRoute };
 
-/** The cluster a client reaches: how its users map to DSQL roles, and how to connect to it. */
-export interface SessionCluster {
+/**
+ * Where a client's database name leads: the cluster, how its users map to DSQL roles, and how to
+ * connect to it.
+ */
+export interface ClusterRoute {
   name: string;
   resolveRole: (user: string) => string;
   connector: Connector;
@@ -38,7 +41,7 @@ export interface SessionDeps {
   authMethod: AuthMethod;
   users: () => AuthUsers;
   /** The cluster for the client's database name, or the error to answer (3D000 for an unknown one). */
-  route: (database: string) => SessionCluster | ProxyError;
+  route: (database: string) => ClusterRoute | ProxyError;
   cancels: CancelRegistry<CancelRoute>;
   logger: Logger;
   loginTimeoutMs: number;
@@ -68,14 +71,14 @@ type Startup = Extract<ClientHello, { kind: 'startup' }>;
 /**
  * One client connection, from the first byte to close:
  * handshake → local auth → token → upstream dial → upstream login → relay → close.
- * Its phase (see Lifecycle) is owned here; LiveSession moves it while the session relays. Every
+ * Its phase (see Lifecycle) is owned here; MovableRelay moves it while the session relays. Every
  * failure before the relay is answered by refuse() (see refusal.ts).
  */
 export class ClientSession {
   readonly id = nextId++;
   private readonly log: Logger;
   private readonly lifecycle: Lifecycle;
-  private live: LiveSession | undefined;
+  private live: MovableRelay | undefined;
   private upstream: tls.TLSSocket | undefined;
   private cancelKey: CancelKey | undefined;
   /** While a failed login's answer is delayed (AuthDelay): sends it at once (shutdown). */
@@ -169,7 +172,7 @@ export class ClientSession {
   }
 
   /** The cluster and role for the client, and the startup parameters to send upstream. */
-  private prepareUpstream(hello: Startup): { cluster: SessionCluster; forward: ReadonlyMap<string, string> } {
+  private prepareUpstream(hello: Startup): { cluster: ClusterRoute; forward: ReadonlyMap<string, string> } {
     const { deps, socket } = this;
     this.lifecycle.to('connecting');
     const cluster = deps.route(hello.database);
@@ -199,7 +202,7 @@ export class ClientSession {
 
   /** The upstream connection (token, dial, login), given up if the client leaves while it waits. */
   private async connectUpstream(
-    cluster: SessionCluster,
+    cluster: ClusterRoute,
     forward: ReadonlyMap<string, string>,
   ): Promise<{ conn: UpstreamConnection; request: ClientConnectRequest }> {
     const { socket } = this;
@@ -223,20 +226,20 @@ export class ClientSession {
       action: conn.action,
       endpoint: conn.target.hostname,
       connect_ms: Math.round(conn.connectMs),
-      upstream_cancel_key: conn.session.backendKey !== undefined,
+      upstream_cancel_key: conn.login.backendKey !== undefined,
     });
     return { conn, request };
   }
 
-  /** The relay's session, its cancel key, and the rest of the client's login answer. */
+  /** The session's movable relay, its cancel key, and the rest of the client's login answer. */
   private goLive(
     conn: UpstreamConnection,
     connector: Connector,
     request: ClientConnectRequest,
     forward: ReadonlyMap<string, string>,
-  ): LiveSession {
+  ): MovableRelay {
     const { deps, socket } = this;
-    const live = new LiveSession({
+    const live = new MovableRelay({
       client: socket,
       first: conn,
       role: this.role ?? '',
@@ -251,7 +254,7 @@ export class ClientSession {
     });
     this.live = live;
     this.cancelKey = deps.cancels.register(live.cancelRoute);
-    const up = conn.session;
+    const up = conn.login;
     const status = up.transactionStatus === 'T' || up.transactionStatus === 'E' ? up.transactionStatus : 'I';
     const { processId, secretKey } = this.cancelKey;
     const serverMessages =
@@ -262,7 +265,7 @@ export class ClientSession {
     return live;
   }
 
-  private async relay(live: LiveSession, frames: FrameStream): Promise<void> {
+  private async relay(live: MovableRelay, frames: FrameStream): Promise<void> {
     const relayStarted = Date.now();
     this.lifecycle.to('relaying');
     const result = await live.run(frames.detach());
