@@ -4,9 +4,9 @@ import { ProxyError } from '../errors.js';
 import { CLIENT_WRITE_HIGH_WATER_MARK } from '../io/client-socket.js';
 import { FrameStream } from '../io/frame-stream.js';
 import { replayDuplex } from '../io/replay-duplex.js';
-import { negotiateProtocolVersion, SSL_NO } from '../protocol/backend.js';
 import { MAX_STARTUP_PACKET_LENGTH, PROTOCOL_3_0 } from '../protocol/constants.js';
-import { decodeStartupPacket, type StartupPacket } from '../protocol/frontend.js';
+import { decodeStartupPacket, type StartupPacket } from '../protocol/from-client.js';
+import { negotiateProtocolVersion, SSL_NO } from '../protocol/to-client.js';
 import type { ClientTls } from './client-tls.js';
 
 export interface ClientTlsInfo {

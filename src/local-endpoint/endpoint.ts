@@ -14,15 +14,15 @@ import { createCa, issueCert, type LocalCert } from '../core/certs.js';
 // The one list of parameters DSQL accepts; strict mode refuses the others with 0A000, as DSQL does.
 import { isDsqlSettableParam } from '../dsql/limits.js';
 import { FrameStream } from '../io/frame-stream.js';
-import { authenticationCleartextPassword, errorResponse } from '../protocol/backend.js';
 import {
   CANCEL_REQUEST_CODE,
   GSSENC_REQUEST_CODE,
   MAX_STARTUP_PACKET_LENGTH,
   SSL_REQUEST_CODE,
 } from '../protocol/constants.js';
-import { decodeStartupPacket } from '../protocol/frontend.js';
-import { frontendStartup } from '../protocol/frontend-encoders.js';
+import { decodeStartupPacket } from '../protocol/from-client.js';
+import { authenticationCleartextPassword, errorResponse } from '../protocol/to-client.js';
+import { frontendStartup } from '../protocol/to-server.js';
 import { BehindDoor, type DoorLimits, DSQL_LIMITS, relayBehindDoor } from './behind-door.js';
 import type { Refusal } from './rules/classify.js';
 import { identityArn, type SigningCredentials, verifyDsqlToken } from './sigv4-verify.js';

@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import { frontendCancelRequest } from '../protocol/backend.js';
+import { frontendCancelRequest } from '../protocol/to-server.js';
 import { dialUpstream } from './dial.js';
 import type { UpstreamTarget } from './target.js';
 

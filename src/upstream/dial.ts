@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type tls from 'node:tls';
 import { ProxyError } from '../errors.js';
-import { frontendSSLRequest } from '../protocol/backend.js';
+import { frontendSSLRequest } from '../protocol/to-server.js';
 import { connectCheckingLeaf } from './host-check.js';
 import type { UpstreamTarget } from './target.js';
 

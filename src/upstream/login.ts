@@ -3,9 +3,9 @@ import type { DatabaseError } from 'pg-protocol';
 import type { ParameterStatusMessage, ReadyForQueryMessage } from 'pg-protocol/dist/messages.js';
 import { ProxyError } from '../errors.js';
 import { FrameStream } from '../io/frame-stream.js';
-import { frontendPassword, frontendStartup } from '../protocol/backend.js';
 import type { TypedFrame } from '../protocol/frame-reader.js';
-import { decodeBackendFrame, encodeFrame } from './decode.js';
+import { decodeBackendFrame, encodeFrame } from '../protocol/from-server.js';
+import { frontendPassword, frontendStartup } from '../protocol/to-server.js';
 
 /** Backend messages are bounded during login; a ParameterStatus or ErrorResponse is far smaller. */
 const MAX_LOGIN_MESSAGE = 1024 * 1024;

@@ -9,8 +9,8 @@ import type { DatabaseError } from 'pg-protocol';
 import type { DataRowMessage, RowDescriptionMessage } from 'pg-protocol/dist/messages.js';
 import { ProxyError } from '../errors.js';
 import { FrameStream } from '../io/frame-stream.js';
+import { decodeBackendFrame } from '../protocol/from-server.js';
 import { cstring, typedMessage } from '../protocol/message-writer.js';
-import { decodeBackendFrame } from '../upstream/decode.js';
 
 /** A row or an error for `SELECT 1` is tiny; bound what the server may make us buffer. */
 const MAX_MESSAGE = 1024 * 1024;

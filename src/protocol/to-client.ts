@@ -3,18 +3,10 @@ import { AuthRequest, BackendMessage, ErrorField } from './constants.js';
 import { cstring, int32, typedMessage } from './message-writer.js';
 
 /**
- * Encoders for the backend messages the proxy sends to its clients.
+ * Encoders for the backend messages the proxy sends to its clients (the proxy in the server's role).
+ * Messages the proxy sends to DSQL are in to-server.ts.
  * Formats: https://www.postgresql.org/docs/current/protocol-message-formats.html.
  */
-
-// The upstream side's frontend encoders, re-exported so callers have one import for "messages we write".
-export {
-  frontendCancelRequest,
-  frontendPassword,
-  frontendSSLRequest,
-  frontendStartup,
-  frontendTerminate,
-} from './frontend-encoders.js';
 
 export interface ErrorFields {
   severity: Severity;

@@ -1,7 +1,7 @@
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
 import { Parser } from 'pg-protocol/dist/parser.js';
 import { ProxyError } from '../errors.js';
-import type { TypedFrame } from '../protocol/frame-reader.js';
+import type { TypedFrame } from './frame-reader.js';
 
 /**
  * Decodes one complete backend frame with pg-protocol's client-side parser (the half of the protocol
