@@ -16,9 +16,11 @@ import { isDsqlSettableParam } from '../dsql/limits.js';
 import { FrameStream } from '../io/frame-stream.js';
 import {
   CANCEL_REQUEST_CODE,
+  FrontendMessage,
   GSSENC_REQUEST_CODE,
   MAX_STARTUP_PACKET_LENGTH,
   SSL_REQUEST_CODE,
+  TLS_HANDSHAKE_RECORD,
 } from '../protocol/constants.js';
 import { decodeStartupPacket } from '../protocol/from-client.js';
 import { authenticationCleartextPassword, errorResponse } from '../protocol/to-client.js';
@@ -251,7 +253,7 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
   const first = await frames.peekByte();
   let tlsSock: TLSSocket;
   let direct = false;
-  if (first === 0x16) {
+  if (first === TLS_HANDSHAKE_RECORD) {
     // Direct TLS (PG17 `sslnegotiation=direct`, the AWS JDBC connector's default): a ClientHello.
     direct = true;
     raw.unshift(frames.detach());
@@ -336,7 +338,7 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
   // The IAM token arrives as a cleartext password, inside TLS.
   tlsSock.write(authenticationCleartextPassword());
   const msg = await tlsFrames.nextTyped(64 * 1024);
-  if (msg.type !== 0x70) return fatal(tlsSock, '08P01', 'expected password response');
+  if (msg.type !== FrontendMessage.Password) return fatal(tlsSock, '08P01', 'expected password response');
   const token = msg.body.toString('utf8').replace(/\0$/, '');
   const at = ctx.now();
   const result = verifyDsqlToken(token, {

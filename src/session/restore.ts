@@ -12,6 +12,7 @@ import {
 } from '../dsql/limits.js';
 import { ProxyError } from '../errors.js';
 import { FrameStream } from '../io/frame-stream.js';
+import { BackendMessage, FrontendMessage } from '../protocol/constants.js';
 import { typedMessage } from '../protocol/message-writer.js';
 import { simpleQuery } from '../upstream/simple-query.js';
 import type { SessionState } from './session-state.js';
@@ -185,13 +186,17 @@ async function replayParses(socket: Duplex, bodies: Buffer[], timeoutMs: number)
   );
   try {
     socket.write(
-      Buffer.concat([...bodies.map((b) => typedMessage(0x50 /* P */, b)), typedMessage(0x53 /* S */)]),
+      Buffer.concat([
+        ...bodies.map((b) => typedMessage(FrontendMessage.Parse, b)),
+        typedMessage(FrontendMessage.Sync),
+      ]),
     );
     let failed: string | undefined;
     for (;;) {
       const frame = await frames.nextTyped(1024 * 1024);
-      if (frame.type === 0x45 /* E */) failed ??= 'the server refused to re-create a prepared statement';
-      if (frame.type === 0x5a /* Z */) break;
+      if (frame.type === BackendMessage.ErrorResponse)
+        failed ??= 'the server refused to re-create a prepared statement';
+      if (frame.type === BackendMessage.ReadyForQuery) break;
     }
     if (failed) throw new ProxyError('INTERNAL', { message: failed });
   } finally {

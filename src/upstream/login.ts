@@ -3,6 +3,7 @@ import type { DatabaseError } from 'pg-protocol';
 import type { ParameterStatusMessage, ReadyForQueryMessage } from 'pg-protocol/dist/messages.js';
 import { ProxyError } from '../errors.js';
 import { FrameStream } from '../io/frame-stream.js';
+import { BackendMessage } from '../protocol/constants.js';
 import type { TypedFrame } from '../protocol/frame-reader.js';
 import { decodeBackendFrame, encodeFrame } from '../protocol/from-server.js';
 import { frontendPassword, frontendStartup } from '../protocol/to-server.js';
@@ -89,19 +90,18 @@ async function readUntilReady(
   for (;;) {
     const frame = await frames.nextTyped(MAX_LOGIN_MESSAGE);
     switch (frame.type) {
-      case 0x52 /* R */:
+      case BackendMessage.Authentication:
         authenticated = authenticate(frame, socket, req.token, authenticated);
         break;
-      case 0x45 /* E */:
+      case BackendMessage.ErrorResponse:
         throw upstreamError(decodeBackendFrame(frame) as DatabaseError, req.user);
-      case 0x53 /* S */:
-        {
-          const msg = decodeBackendFrame(frame) as ParameterStatusMessage;
-          session.parameters.set(msg.parameterName, msg.parameterValue);
-          session.parameterMessages.push(encodeFrame(frame));
-          break;
-        }
-      case 0x4b /* K */:
+      case BackendMessage.ParameterStatus: {
+        const msg = decodeBackendFrame(frame) as ParameterStatusMessage;
+        session.parameters.set(msg.parameterName, msg.parameterValue);
+        session.parameterMessages.push(encodeFrame(frame));
+        break;
+      }
+      case BackendMessage.BackendKeyData:
         // Raw key bytes: protocol 3.2 allows keys longer than pg-protocol's int32.
         if (frame.body.length >= 8) {
           session.backendKey = {
@@ -110,12 +110,12 @@ async function readUntilReady(
           };
         }
         break;
-      case 0x4e /* N */:
+      case BackendMessage.NoticeResponse:
         session.noticeMessages.push(encodeFrame(frame));
         break;
-      case 0x76 /* v: NegotiateProtocolVersion, harmless: we asked for 3.0 */:
+      case BackendMessage.NegotiateProtocolVersion: // harmless: we asked for 3.0
         break;
-      case 0x5a /* Z */:
+      case BackendMessage.ReadyForQuery:
         if (!authenticated) {
           throw new ProxyError('UPSTREAM_PROTOCOL', { detail: 'ReadyForQuery before authentication' });
         }

@@ -9,8 +9,9 @@ import type { DatabaseError } from 'pg-protocol';
 import type { DataRowMessage, RowDescriptionMessage } from 'pg-protocol/dist/messages.js';
 import { ProxyError } from '../errors.js';
 import { FrameStream } from '../io/frame-stream.js';
+import { BackendMessage } from '../protocol/constants.js';
 import { decodeBackendFrame } from '../protocol/from-server.js';
-import { cstring, typedMessage } from '../protocol/message-writer.js';
+import { frontendQuery } from '../protocol/to-server.js';
 
 /** A row or an error for `SELECT 1` is tiny; bound what the server may make us buffer. */
 const MAX_MESSAGE = 1024 * 1024;
@@ -22,11 +23,6 @@ export interface SimpleQueryResult {
   rows: Array<Array<string | null>>;
   /** The CommandComplete tag, e.g. `SELECT 1`. */
   command: string;
-}
-
-/** Query ('Q'): the simple query protocol, one SQL string. */
-export function frontendQuery(sql: string): Buffer {
-  return typedMessage(0x51 /* Q */, cstring(sql));
 }
 
 /**
@@ -81,23 +77,23 @@ export async function simpleQuery(
         throw timedOut ?? serverError ?? err;
       }
       switch (frame.type) {
-        case 0x54 /* T */:
+        case BackendMessage.RowDescription:
           result.columns = (decodeBackendFrame(frame) as RowDescriptionMessage).fields.map((f) => f.name);
           break;
-        case 0x44 /* D */:
+        case BackendMessage.DataRow:
           result.rows.push([...(decodeBackendFrame(frame) as DataRowMessage).fields]);
           break;
-        case 0x43 /* C: CommandComplete, the tag as a C string */:
+        case BackendMessage.CommandComplete: // the tag as a C string
           result.command = frame.body.toString('utf8', 0, Math.max(0, frame.body.indexOf(0)));
           break;
-        case 0x49 /* I: EmptyQueryResponse */:
-        case 0x4e /* N: NoticeResponse */:
-        case 0x53 /* S: ParameterStatus */:
+        case BackendMessage.EmptyQueryResponse:
+        case BackendMessage.NoticeResponse:
+        case BackendMessage.ParameterStatus:
           break;
-        case 0x45 /* E */:
+        case BackendMessage.ErrorResponse:
           serverError ??= queryError(decodeBackendFrame(frame) as DatabaseError);
           break;
-        case 0x5a /* Z */:
+        case BackendMessage.ReadyForQuery:
           atRest = true;
           if (serverError) throw serverError;
           return result;
