@@ -74,7 +74,7 @@ export class LiveSession {
     this.relay = new Relay(opts.client, opts.first.socket, {
       counters: { toServer: opts.metrics.bytesToServer, toClient: opts.metrics.bytesToClient },
       frontend: {
-        ...statementEvents(state.statements, () => this.relay.frontend.requests),
+        ...statementEvents(state.statements, () => this.relay.fromClient.requests),
         onStatementText: (sql) => state.noteStatement(sql),
       },
       onIdle: () => {
@@ -85,9 +85,9 @@ export class LiveSession {
         ? { keepUpstream: () => !this.lifecycle.is('moving') && !this.upstream.socket.destroyed }
         : {}),
     });
-    this.relay.scanner.onParameterStatus = (body) => state.noteParameterStatus(body);
-    this.relay.scanner.onError = (body) => countConflict(body, metrics);
-    answersTo(state.statements, this.relay.scanner);
+    this.relay.fromServer.onParameterStatus = (body) => state.noteParameterStatus(body);
+    this.relay.fromServer.onError = (body) => countConflict(body, metrics);
+    answersTo(state.statements, this.relay.fromServer);
     state.setBaseline(opts.first.session.parameters);
   }
 
@@ -148,10 +148,10 @@ export class LiveSession {
     this.opts.log.debug({
       event: 'upstream_move_due',
       idle: this.relay.isIdle(),
-      status: this.relay.scanner.status,
-      ready: this.relay.scanner.readyCount,
-      requests: this.relay.frontend.requests,
-      batch_open: this.relay.frontend.batchOpen,
+      status: this.relay.fromServer.status,
+      ready: this.relay.fromServer.readyCount,
+      requests: this.relay.fromClient.requests,
+      batch_open: this.relay.fromClient.batchOpen,
     });
     if (this.lifecycle.is('move_due') && this.relay.isIdle()) void this.move();
   }
@@ -300,7 +300,7 @@ export class LiveSession {
         if (!this.lifecycle.ending) relay.release();
       }
     }
-    const why = relay.scanner.status === 'I' ? 'between transactions' : 'inside a transaction';
+    const why = relay.fromServer.status === 'I' ? 'between transactions' : 'inside a transaction';
     this.endWithError(age, err, why);
   }
 
