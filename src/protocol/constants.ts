@@ -93,6 +93,7 @@ export const ErrorField = {
   Message: 0x4d, // 'M'
   Detail: 0x44, // 'D'
   Hint: 0x48, // 'H'
+  Context: 0x57, // 'W'
 } as const;
 
 /**

@@ -1,5 +1,5 @@
 import type { ProxyError, Severity } from '../errors.js';
-import { AuthRequest, BackendMessage, ErrorField } from './constants.js';
+import { AuthRequest, BackendMessage, ErrorField, SSLResponse } from './constants.js';
 import { cstring, int32, typedMessage } from './message-writer.js';
 
 /**
@@ -17,7 +17,7 @@ export interface ErrorFields {
 }
 
 /** Answer to SSLRequest / GSSENCRequest when the proxy will not encrypt. */
-export const SSL_NO: Buffer = Buffer.from('N');
+export const SSL_NO: Buffer = Buffer.from([SSLResponse.Refuse]);
 
 /**
  * ErrorResponse ('E'). Both S (possibly localised) and V (never localised, PostgreSQL 9.6+) carry

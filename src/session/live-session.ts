@@ -5,6 +5,7 @@ import type { Metrics } from '../core/metrics.js';
 import { DSQL_MAX_CONNECTION_MS } from '../dsql/limits.js';
 import { ProxyError, toProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { BackendMessage } from '../protocol/constants.js';
 import { decodeBackendFrame } from '../protocol/from-server.js';
 import { errorFromProxyError } from '../protocol/to-client.js';
 import { frontendTerminate } from '../protocol/to-server.js';
@@ -335,7 +336,10 @@ function countConflict(body: Buffer, metrics: Metrics): void {
   let code: string | undefined;
   let message = '';
   try {
-    const err = decodeBackendFrame({ type: 0x45, body }) as { code?: string; message?: string };
+    const err = decodeBackendFrame({ type: BackendMessage.ErrorResponse, body }) as {
+      code?: string;
+      message?: string;
+    };
     code = err.code;
     message = err.message ?? '';
   } catch {
