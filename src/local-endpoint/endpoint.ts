@@ -13,6 +13,7 @@ import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
 import { createCa, issueCert, type LocalCert } from '../core/certs.js';
 // The one list of parameters DSQL accepts; strict mode refuses the others with 0A000, as DSQL does.
 import { isDsqlSettableParam } from '../dsql/limits.js';
+import { socketDeadline } from '../io/deadline.js';
 import { FrameStream } from '../io/frame-stream.js';
 import {
   CANCEL_REQUEST_CODE,
@@ -247,8 +248,9 @@ function fatal(sock: Socket, code: string, message: string): void {
 const closedByPeer = (): Error => new Error('connection closed by peer');
 
 async function serve(ctx: Ctx, raw: Socket): Promise<void> {
-  const timer = setTimeout(() => raw.destroy(), PRE_AUTH_TIMEOUT_MS);
-  timer.unref();
+  const deadline = socketDeadline(raw, PRE_AUTH_TIMEOUT_MS, () => new Error('login timed out'), {
+    unref: true,
+  });
   const frames = new FrameStream(raw, closedByPeer);
   const first = await frames.peekByte();
   let tlsSock: TLSSocket;
@@ -358,7 +360,7 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
   if (reason !== undefined) return fatal(tlsSock, SQLSTATE_AUTH, MSG_ACCESS_DENIED);
 
   const pending = tlsFrames.detach();
-  clearTimeout(timer);
+  deadline.clear();
   const signer = result.ok
     ? credentialsList(ctx.opts.credentials).find((c) => c.accessKeyId === result.accessKeyId)
     : undefined;

@@ -11,6 +11,7 @@ import {
   isDsqlSessionParam,
 } from '../dsql/limits.js';
 import { ProxyError } from '../errors.js';
+import { socketDeadline } from '../io/deadline.js';
 import { FrameStream } from '../io/frame-stream.js';
 import { BackendMessage, FrontendMessage } from '../protocol/constants.js';
 import { typedMessage } from '../protocol/message-writer.js';
@@ -170,19 +171,18 @@ function literal(s: string): string {
 
 /** Sends the Parse messages and a Sync; every Parse must succeed. */
 async function replayParses(socket: Duplex, bodies: Buffer[], timeoutMs: number): Promise<void> {
+  const deadline = socketDeadline(
+    socket,
+    timeoutMs,
+    () => new ProxyError('UPSTREAM_TIMEOUT', { message: 'restoring prepared statements timed out' }),
+  );
   const frames = new FrameStream(
     socket,
     () =>
+      deadline.expired ??
       new ProxyError('UPSTREAM_CLOSED', {
         message: 'the new connection closed while restoring prepared statements',
       }),
-  );
-  const timer = setTimeout(
-    () =>
-      socket.destroy(
-        new ProxyError('UPSTREAM_TIMEOUT', { message: 'restoring prepared statements timed out' }),
-      ),
-    timeoutMs,
   );
   try {
     socket.write(
@@ -200,7 +200,7 @@ async function replayParses(socket: Duplex, bodies: Buffer[], timeoutMs: number)
     }
     if (failed) throw new ProxyError('INTERNAL', { message: failed });
   } finally {
-    clearTimeout(timer);
+    deadline.clear();
     frames.detach();
   }
 }

@@ -2,6 +2,7 @@ import type tls from 'node:tls';
 import type { DatabaseError } from 'pg-protocol';
 import type { ParameterStatusMessage, ReadyForQueryMessage } from 'pg-protocol/dist/messages.js';
 import { ProxyError } from '../errors.js';
+import { socketDeadline } from '../io/deadline.js';
 import { FrameStream } from '../io/frame-stream.js';
 import { BackendMessage } from '../protocol/constants.js';
 import type { TypedFrame } from '../protocol/frame-reader.js';
@@ -44,21 +45,19 @@ export async function loginUpstream(
   req: UpstreamLoginRequest,
   timeoutMs: number,
 ): Promise<UpstreamSession> {
+  const deadline = socketDeadline(
+    socket,
+    timeoutMs,
+    () => new ProxyError('UPSTREAM_TIMEOUT', { message: `DSQL login did not finish within ${timeoutMs} ms` }),
+  );
   // The timeout closes the socket, and FrameStream fails the pending read with `closedError()`: that
   // error must be the timeout, not "closed" (08006) with the timeout buried as its cause.
-  let timedOut: ProxyError | undefined;
   const frames = new FrameStream(
     socket,
     () =>
-      timedOut ??
+      deadline.expired ??
       new ProxyError('UPSTREAM_CLOSED', { message: 'the DSQL endpoint closed the connection during login' }),
   );
-  const timer = setTimeout(() => {
-    timedOut = new ProxyError('UPSTREAM_TIMEOUT', {
-      message: `DSQL login did not finish within ${timeoutMs} ms`,
-    });
-    socket.destroy();
-  }, timeoutMs);
   try {
     const startup: Record<string, string> = {};
     for (const [k, v] of req.params) startup[k] = v;
@@ -67,7 +66,7 @@ export async function loginUpstream(
     socket.write(frontendStartup(startup));
     return await readUntilReady(frames, socket, req);
   } finally {
-    clearTimeout(timer);
+    deadline.clear();
     frames.detach();
   }
 }

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { DatabaseError } from 'pg-protocol';
 import type { DataRowMessage, RowDescriptionMessage } from 'pg-protocol/dist/messages.js';
 import { ProxyError } from '../errors.js';
+import { socketDeadline } from '../io/deadline.js';
 import { FrameStream } from '../io/frame-stream.js';
 import { BackendMessage } from '../protocol/constants.js';
 import { decodeBackendFrame } from '../protocol/from-server.js';
@@ -54,13 +55,11 @@ export async function simpleQuery(
         message: 'the DSQL endpoint closed the connection before answering the query',
       }),
   );
-  let timedOut: ProxyError | undefined;
-  const timer = setTimeout(() => {
-    timedOut = new ProxyError('UPSTREAM_TIMEOUT', {
-      message: `no answer to the query within ${timeoutMs} ms`,
-    });
-    socket.destroy();
-  }, timeoutMs);
+  const deadline = socketDeadline(
+    socket,
+    timeoutMs,
+    () => new ProxyError('UPSTREAM_TIMEOUT', { message: `no answer to the query within ${timeoutMs} ms` }),
+  );
 
   const result: SimpleQueryResult = { columns: [], rows: [], command: '' };
   let serverError: ProxyError | undefined;
@@ -74,7 +73,7 @@ export async function simpleQuery(
         frame = await frames.nextTyped(MAX_MESSAGE);
       } catch (err) {
         // A FATAL ErrorResponse is followed by the server closing: that error is the reason.
-        throw timedOut ?? serverError ?? err;
+        throw deadline.expired ?? serverError ?? err;
       }
       switch (frame.type) {
         case BackendMessage.RowDescription:
@@ -104,7 +103,7 @@ export async function simpleQuery(
       }
     }
   } finally {
-    clearTimeout(timer);
+    deadline.clear();
     frames.detach();
     if (!atRest) socket.destroy();
   }
