@@ -246,11 +246,10 @@ function fatal(sock: Socket, code: string, message: string): void {
 }
 
 const closedByPeer = (): Error => new Error('connection closed by peer');
+const loginTimedOut = (): Error => new Error('login timed out');
 
 async function serve(ctx: Ctx, raw: Socket): Promise<void> {
-  const deadline = socketDeadline(raw, PRE_AUTH_TIMEOUT_MS, () => new Error('login timed out'), {
-    unref: true,
-  });
+  const deadline = socketDeadline(raw, PRE_AUTH_TIMEOUT_MS, loginTimedOut, { unref: true });
   const frames = new FrameStream(raw, closedByPeer);
   const first = await frames.peekByte();
   let tlsSock: TLSSocket;
