@@ -1,5 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { ProxyError } from '../errors.js';
+import { FrontendMessage } from '../protocol/constants.js';
+import {
+  decodePasswordMessage,
+  decodeSASLInitialResponse,
+  decodeSASLResponse,
+} from '../protocol/from-client.js';
 import {
   authenticationCleartextPassword,
   authenticationMD5Password,
@@ -7,13 +13,7 @@ import {
   authenticationSASL,
   authenticationSASLContinue,
   authenticationSASLFinal,
-} from '../protocol/backend.js';
-import { FrontendMessage } from '../protocol/constants.js';
-import {
-  decodePasswordMessage,
-  decodeSASLInitialResponse,
-  decodeSASLResponse,
-} from '../protocol/frontend.js';
+} from '../protocol/to-client.js';
 import type { AuthContext } from './auth-context.js';
 import { constantTimeEqual, md5Secret, verifyMd5Password, verifyMd5Response } from './md5.js';
 import { type PendingScramVerifier, SCRAM_MECHANISM, ScramServer } from './scram.js';

@@ -23,7 +23,7 @@ import { regionFromEndpoint } from '../config/region.js';
 import { formatDuration } from '../core/duration.js';
 import { ProxyError } from '../errors.js';
 import { createLogger } from '../log.js';
-import { frontendTerminate } from '../protocol/frontend-encoders.js';
+import { frontendTerminate } from '../protocol/to-server.js';
 import {
   type AwsCredentialIdentity,
   type AwsCredentialIdentityProvider,

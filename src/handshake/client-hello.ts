@@ -4,9 +4,9 @@ import { ProxyError } from '../errors.js';
 import { CLIENT_WRITE_HIGH_WATER_MARK } from '../io/client-socket.js';
 import { FrameStream } from '../io/frame-stream.js';
 import { replayDuplex } from '../io/replay-duplex.js';
-import { negotiateProtocolVersion, SSL_NO } from '../protocol/backend.js';
-import { MAX_STARTUP_PACKET_LENGTH, PROTOCOL_3_0 } from '../protocol/constants.js';
-import { decodeStartupPacket, type StartupPacket } from '../protocol/frontend.js';
+import { MAX_STARTUP_PACKET_LENGTH, PROTOCOL_3_0, TLS_HANDSHAKE_RECORD } from '../protocol/constants.js';
+import { decodeStartupPacket, type StartupPacket } from '../protocol/from-client.js';
+import { negotiateProtocolVersion, SSL_NO } from '../protocol/to-client.js';
 import type { ClientTls } from './client-tls.js';
 
 export interface ClientTlsInfo {
@@ -38,9 +38,6 @@ export interface HelloOptions {
 
 const NO_TLS: ClientTls = { enabled: false, required: false, secureContext: undefined };
 
-/** First byte of a TLS handshake record: a client starting TLS without SSLRequest. */
-const TLS_HANDSHAKE = 0x16;
-
 /**
  * The untyped startup phase, server side
  * (https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-START-UP):
@@ -63,7 +60,7 @@ export async function readClientHello(
   let sawSsl = false;
   let sawGss = false;
 
-  if ((await frames.peekByte()) === TLS_HANDSHAKE) {
+  if ((await frames.peekByte()) === TLS_HANDSHAKE_RECORD) {
     if (!ctx.enabled) {
       // Nothing PostgreSQL-shaped can be said inside a TLS handshake: close, and let the log say why.
       throw new ProxyError('TLS_NOT_ENABLED', {

@@ -21,7 +21,7 @@
  * client must see; an error drops the slots PostgreSQL skips (up to the next Sync).
  */
 import type { Duplex } from 'node:stream';
-import { BackendMessage, FrontendMessage } from '../protocol/constants.js';
+import { BackendMessage, CloseTarget, ErrorField, FrontendMessage } from '../protocol/constants.js';
 import { FrameReader } from '../protocol/frame-reader.js';
 import { cstring, int32, typedMessage } from '../protocol/message-writer.js';
 import {
@@ -132,7 +132,7 @@ export function encodeExecute(portal: string): Buffer {
 }
 
 function encodeClosePortal(portal: string): Buffer {
-  return typedMessage(FrontendMessage.Close, Buffer.from('P'), cstring(portal));
+  return typedMessage(FrontendMessage.Close, Buffer.from([CloseTarget.Portal]), cstring(portal));
 }
 
 function int16(n: number): Buffer {
@@ -161,12 +161,6 @@ export function encodeFields(fields: Array<[number, string]>): Buffer {
   parts.push(Buffer.from([0]));
   return Buffer.concat(parts);
 }
-
-const F_CODE = 0x43; // 'C'
-const F_MESSAGE = 0x4d; // 'M'
-const F_SEVERITY = 0x53; // 'S'
-const F_SEVERITY_V = 0x56; // 'V'
-const F_CONTEXT = 0x57; // 'W'
 
 export class BehindDoor {
   private readonly slots: Slot[] = [{ msg: 0, role: 'client' }]; // the startup: answered up to ReadyForQuery
@@ -527,14 +521,14 @@ export class BehindDoor {
 
   private rewriteError(body: Buffer, role: Role): Buffer {
     const fields = decodeFields(body);
-    const code = fields.find(([c]) => c === F_CODE)?.[1];
+    const code = fields.find(([c]) => c === ErrorField.Code)?.[1];
     if (this.copyFailSent && code === '57014') {
       this.copyFailSent = false;
       return dsqlError(fields, '54000', sizeLimitMessage(this.opts.limits.transactionBytes));
     }
     if (code === '40001' || code === '40P01') return dsqlError(fields, '40001', MSG_CONFLICT_OC000);
     if (role === 'raise' || role === 'check') {
-      return encodeFields(fields.filter(([c]) => c !== F_CONTEXT));
+      return encodeFields(fields.filter(([c]) => c !== ErrorField.Context));
     }
     return body;
   }
@@ -542,8 +536,8 @@ export class BehindDoor {
 
 /** An error with DSQL's SQLSTATE and text; PostgreSQL's detail, hint and context do not apply. */
 function dsqlError(fields: Array<[number, string]>, sqlstate: string, message: string): Buffer {
-  const keep = fields.filter(([c]) => c === F_SEVERITY || c === F_SEVERITY_V);
-  return encodeFields([...keep, [F_CODE, sqlstate], [F_MESSAGE, message]]);
+  const keep = fields.filter(([c]) => c === ErrorField.Severity || c === ErrorField.SeverityNonLocalized);
+  return encodeFields([...keep, [ErrorField.Code, sqlstate], [ErrorField.Message, message]]);
 }
 
 /** Sync, Query, FunctionCall and the startup (0) are answered up to and including ReadyForQuery. */

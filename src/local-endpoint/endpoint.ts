@@ -13,16 +13,19 @@ import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
 import { createCa, issueCert, type LocalCert } from '../core/certs.js';
 // The one list of parameters DSQL accepts; strict mode refuses the others with 0A000, as DSQL does.
 import { isDsqlSettableParam } from '../dsql/limits.js';
+import { socketDeadline } from '../io/deadline.js';
 import { FrameStream } from '../io/frame-stream.js';
-import { authenticationCleartextPassword, errorResponse } from '../protocol/backend.js';
 import {
   CANCEL_REQUEST_CODE,
+  FrontendMessage,
   GSSENC_REQUEST_CODE,
   MAX_STARTUP_PACKET_LENGTH,
   SSL_REQUEST_CODE,
+  TLS_HANDSHAKE_RECORD,
 } from '../protocol/constants.js';
-import { decodeStartupPacket } from '../protocol/frontend.js';
-import { frontendStartup } from '../protocol/frontend-encoders.js';
+import { decodeStartupPacket } from '../protocol/from-client.js';
+import { authenticationCleartextPassword, errorResponse } from '../protocol/to-client.js';
+import { frontendStartup } from '../protocol/to-server.js';
 import { BehindDoor, type DoorLimits, DSQL_LIMITS, relayBehindDoor } from './behind-door.js';
 import type { Refusal } from './rules/classify.js';
 import { identityArn, type SigningCredentials, verifyDsqlToken } from './sigv4-verify.js';
@@ -268,6 +271,7 @@ function fatal(sock: Socket, code: string, message: string): void {
 }
 
 const closedByPeer = (): Error => new Error('connection closed by peer');
+const loginTimedOut = (): Error => new Error('login timed out');
 
 /**
  * One client connection, step by step: TLS (after an SSLRequest or direct), the StartupMessage
@@ -275,8 +279,7 @@ const closedByPeer = (): Error => new Error('connection closed by peer');
  * token, then the relay. Each step answers and closes a connection it refuses, and returns undefined.
  */
 async function serve(ctx: Ctx, raw: Socket): Promise<void> {
-  const timer = setTimeout(() => raw.destroy(), PRE_AUTH_TIMEOUT_MS);
-  timer.unref();
+  const deadline = socketDeadline(raw, PRE_AUTH_TIMEOUT_MS, loginTimedOut, { unref: true });
   const tls = await openTls(ctx, raw);
   if (!tls) return;
   const { tlsSock, direct } = tls;
@@ -289,7 +292,7 @@ async function serve(ctx: Ctx, raw: Socket): Promise<void> {
   if (!identity) return;
 
   const pending = tlsFrames.detach();
-  clearTimeout(timer);
+  deadline.clear();
   await relay(ctx, tlsSock, raw, params, pending, { user, arn: identity.arn });
 }
 
@@ -302,7 +305,7 @@ async function openTls(ctx: Ctx, raw: Socket): Promise<{ tlsSock: TLSSocket; dir
   const first = await frames.peekByte();
   let tlsSock: TLSSocket;
   let direct = false;
-  if (first === 0x16) {
+  if (first === TLS_HANDSHAKE_RECORD) {
     // Direct TLS (PG17 `sslnegotiation=direct`, the AWS JDBC connector's default): a ClientHello.
     direct = true;
     raw.unshift(frames.detach());
@@ -415,7 +418,8 @@ async function authenticate(
 ): Promise<{ arn: string } | undefined> {
   tlsSock.write(authenticationCleartextPassword());
   const msg = await tlsFrames.nextTyped(64 * 1024);
-  if (msg.type !== 0x70) return void fatal(tlsSock, '08P01', 'expected password response');
+  if (msg.type !== FrontendMessage.Password)
+    return void fatal(tlsSock, '08P01', 'expected password response');
   const token = msg.body.toString('utf8').replace(/\0$/, '');
   const at = ctx.now();
   const result = verifyDsqlToken(token, {

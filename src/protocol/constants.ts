@@ -60,6 +60,21 @@ export const BackendMessage = {
   RowDescription: 0x54, // 'T'
 } as const;
 
+/** The one-byte answer to an SSLRequest (or GSSENCRequest). */
+export const SSLResponse = {
+  Accept: 0x53, // 'S'
+  Refuse: 0x4e, // 'N'
+} as const;
+
+/** What a Close ('C') message closes: its first body byte. */
+export const CloseTarget = {
+  Statement: 0x53, // 'S'
+  Portal: 0x50, // 'P'
+} as const;
+
+/** First byte of a TLS handshake record: a client starting TLS without an SSLRequest (direct TLS). */
+export const TLS_HANDSHAKE_RECORD = 0x16;
+
 /** Sub-codes of the backend Authentication ('R') message. */
 export const AuthRequest = {
   Ok: 0,
@@ -78,6 +93,7 @@ export const ErrorField = {
   Message: 0x4d, // 'M'
   Detail: 0x44, // 'D'
   Hint: 0x48, // 'H'
+  Context: 0x57, // 'W'
 } as const;
 
 /**

@@ -9,15 +9,13 @@
  *
  * Pure over bytes: chunks may split a header or a body anywhere.
  */
+import { BackendMessage } from '../protocol/constants.js';
+import { HeaderScanner } from './header-scanner.js';
+
 /** ErrorResponses and ParameterStatus larger than this are not handed over (sane ones are small). */
 const MAX_CAPTURED = 16 * 1024;
 
-export class BackendScanner {
-  /** Body bytes of the current message still to skip. */
-  private skip = 0;
-  /** Partial header bytes carried over from the previous chunk (at most 5). */
-  private header: Buffer | undefined;
-  private headerFilled = 0;
+export class BackendScanner extends HeaderScanner {
   /** True while the current message is a ReadyForQuery whose status byte is still to come. */
   private wantStatus = false;
   status = 'I';
@@ -41,11 +39,6 @@ export class BackendScanner {
   private capture: Buffer | undefined;
   private captured = 0;
   private captureType = 0;
-
-  /** True when every byte seen so far belongs to a complete message. */
-  atBoundary(): boolean {
-    return this.skip === 0 && this.headerFilled === 0;
-  }
 
   scan(chunk: Buffer): void {
     let pos = 0;
@@ -74,30 +67,23 @@ export class BackendScanner {
         pos += 5;
         continue;
       }
-      const n = Math.min(5 - this.headerFilled, end - pos);
-      // Made on the first split header only: most sessions never see one, and a Buffer of their own
-      // per scanner was two ArrayBuffers per session for the young GC to track.
-      this.header ??= Buffer.allocUnsafe(5);
-      const header = this.header;
-      chunk.copy(header, this.headerFilled, pos, pos + n);
-      this.headerFilled += n;
-      pos += n;
-      if (this.headerFilled === 5) {
-        this.headerFilled = 0;
-        this.startMessage(header[0]!, header.readInt32BE(1));
-      }
+      pos = this.takeHeaderPiece(chunk, pos, end);
     }
+  }
+
+  protected splitHeader(type: number, length: number): void {
+    this.startMessage(type, length);
   }
 
   private startMessage(type: number, length: number): void {
     // A length below 4 cannot come from a sane server; treat the body as empty rather than loop.
     this.skip = length > 4 ? length - 4 : 0;
-    this.wantStatus = type === 0x5a /* Z */ && this.skip > 0;
-    if (type === 0x31 /* 1: ParseComplete */) this.onParseComplete?.();
-    else if (type === 0x33 /* 3: CloseComplete */) this.onCloseComplete?.();
+    this.wantStatus = type === BackendMessage.ReadyForQuery && this.skip > 0;
+    if (type === BackendMessage.ParseComplete) this.onParseComplete?.();
+    else if (type === BackendMessage.CloseComplete) this.onCloseComplete?.();
     const wanted =
-      (type === 0x45 /* E */ && this.onError) ||
-      (type === 0x53 /* S: ParameterStatus */ && this.onParameterStatus);
+      (type === BackendMessage.ErrorResponse && this.onError) ||
+      (type === BackendMessage.ParameterStatus && this.onParameterStatus);
     if (wanted && this.skip > 0 && this.skip <= MAX_CAPTURED) {
       this.capture = Buffer.allocUnsafe(this.skip);
       this.captured = 0;
@@ -108,7 +94,7 @@ export class BackendScanner {
   private endCapture(): void {
     const body = this.capture!;
     this.capture = undefined;
-    if (this.captureType === 0x45) this.onError?.(body);
+    if (this.captureType === BackendMessage.ErrorResponse) this.onError?.(body);
     else this.onParameterStatus?.(body);
   }
 }

@@ -10,6 +10,8 @@
  *
  * Message formats: https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
+import { CloseTarget, FrontendMessage } from '../protocol/constants.js';
+import { HeaderScanner } from './header-scanner.js';
 
 /** What the scanner hands over; all bodies are copies the receiver may keep. */
 export interface FrontendEvents {
@@ -41,15 +43,7 @@ const MAX_INSPECTED = 64 * 1024;
  */
 const MAX_KEPT_PARSE = 16 * 1024 * 1024;
 
-enum Msg {
-  Query = 0x51, // Q
-  Sync = 0x53, // S
-  FunctionCall = 0x46, // F
-  Parse = 0x50, // P
-  Close = 0x43, // C
-}
-
-export class FrontendScanner {
+export class FrontendScanner extends HeaderScanner {
   /** Requests sent that are answered with a ReadyForQuery. */
   requests = 0;
   /** True from the first extended-protocol message until its Sync. */
@@ -58,22 +52,17 @@ export class FrontendScanner {
   terminateAt = -1;
   /** A Terminate whose header was split across chunks (part of it already passed on). */
   terminateSplit = false;
-  private skip = 0;
-  private header: Buffer | undefined;
-  private headerFilled = 0;
   private type = 0;
   /** Copies of the captured message's bytes so far, or undefined when not capturing. */
   private capture: Buffer[] | undefined;
 
-  constructor(private events: FrontendEvents = {}) {}
+  constructor(private events: FrontendEvents = {}) {
+    super();
+  }
 
   /** Stops handing events over (the session ended): the scanner no longer holds the receiver. */
   forgetEvents(): void {
     this.events = {};
-  }
-
-  atBoundary(): boolean {
-    return this.skip === 0 && this.headerFilled === 0;
   }
 
   scan(chunk: Buffer): void {
@@ -90,7 +79,7 @@ export class FrontendScanner {
         continue;
       }
       if (this.headerFilled === 0 && end - pos >= 5) {
-        if (chunk[pos] === 0x58 /* X */) this.terminateAt = pos;
+        if (chunk[pos] === FrontendMessage.Terminate) this.terminateAt = pos;
         this.startMessage(chunk[pos]!, chunk.readInt32BE(pos + 1));
         pos += 5;
         if (this.capture && end - pos >= this.skip) {
@@ -102,55 +91,49 @@ export class FrontendScanner {
         }
         continue;
       }
-      const n = Math.min(5 - this.headerFilled, end - pos);
-      // Made on the first split header only: most sessions never see one, and a Buffer of their own
-      // per scanner was two ArrayBuffers per session for the young GC to track.
-      this.header ??= Buffer.allocUnsafe(5);
-      const header = this.header;
-      chunk.copy(header, this.headerFilled, pos, pos + n);
-      this.headerFilled += n;
-      pos += n;
-      if (this.headerFilled === 5) {
-        this.headerFilled = 0;
-        if (header[0] === 0x58 /* X */) this.terminateSplit = true;
-        this.startMessage(header[0]!, header.readInt32BE(1));
-      }
+      pos = this.takeHeaderPiece(chunk, pos, end);
     }
+  }
+
+  protected splitHeader(type: number, length: number): void {
+    if (type === FrontendMessage.Terminate) this.terminateSplit = true;
+    this.startMessage(type, length);
   }
 
   private startMessage(type: number, length: number): void {
     this.type = type;
     this.skip = length > 4 ? length - 4 : 0;
     switch (type) {
-      case Msg.Query:
-      case Msg.FunctionCall:
+      case FrontendMessage.Query:
+      case FrontendMessage.FunctionCall:
         this.requests++;
         break;
-      case Msg.Sync:
+      case FrontendMessage.Sync:
         this.requests++;
         this.batchOpen = false;
         break;
-      case 0x58 /* X: Terminate */:
-      case 0x64 /* d: CopyData */:
-      case 0x63 /* c: CopyDone */:
-      case 0x66 /* f: CopyFail */:
+      case FrontendMessage.Terminate:
+      case FrontendMessage.CopyData:
+      case FrontendMessage.CopyDone:
+      case FrontendMessage.CopyFail:
         break;
       default:
         // Parse, Bind, Describe, Execute, Close, Flush: part of an extended-protocol batch.
         this.batchOpen = true;
     }
-    if (type !== Msg.Query && type !== Msg.Parse && type !== Msg.Close) return;
+    if (type !== FrontendMessage.Query && type !== FrontendMessage.Parse && type !== FrontendMessage.Close)
+      return;
     if (this.skip === 0) {
       // An empty Parse or Close body is malformed: what the server makes of it is not followed.
-      if (type !== Msg.Query) this.events.onUntracked?.();
+      if (type !== FrontendMessage.Query) this.events.onUntracked?.();
       return;
     }
-    const limit = type === Msg.Parse ? MAX_KEPT_PARSE : MAX_INSPECTED;
+    const limit = type === FrontendMessage.Parse ? MAX_KEPT_PARSE : MAX_INSPECTED;
     if (this.skip <= limit) {
       this.capture = [];
     } else {
-      if (type !== Msg.Close) this.events.onStatementText?.(null);
-      if (type !== Msg.Query) this.events.onUntracked?.();
+      if (type !== FrontendMessage.Close) this.events.onStatementText?.(null);
+      if (type !== FrontendMessage.Query) this.events.onUntracked?.();
     }
   }
 
@@ -166,19 +149,19 @@ export class FrontendScanner {
    * its own (a Parse body is then kept without copying it again).
    */
   private body(buf: Buffer, start: number, end: number, owned: boolean): void {
-    if (this.type === Msg.Query) {
+    if (this.type === FrontendMessage.Query) {
       this.events.onStatementText?.(buf.toString('utf8', start, Math.max(start, end - 1)));
       return;
     }
-    const nameEnd = buf.indexOf(0, this.type === Msg.Close ? start + 1 : start);
+    const nameEnd = buf.indexOf(0, this.type === FrontendMessage.Close ? start + 1 : start);
     if (nameEnd < 0 || nameEnd >= end) {
       this.events.onUntracked?.();
       return;
     }
-    if (this.type === Msg.Close) {
-      if (buf[start] === 0x53 /* S */)
+    if (this.type === FrontendMessage.Close) {
+      if (buf[start] === CloseTarget.Statement)
         this.events.onCloseStatement?.(buf.toString('utf8', start + 1, nameEnd));
-      else if (buf[start] === 0x50 /* P */) this.events.onClosePortal?.();
+      else if (buf[start] === CloseTarget.Portal) this.events.onClosePortal?.();
       else this.events.onUntracked?.();
       return;
     }

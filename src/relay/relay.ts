@@ -60,8 +60,10 @@ const ignoreError = (): void => {};
  * its own ErrorResponse between messages, or move to another upstream connection.
  */
 export class Relay {
-  readonly scanner = new BackendScanner();
-  readonly frontend: FrontendScanner;
+  /** Reads the stream from DSQL to the client. */
+  readonly fromServer = new BackendScanner();
+  /** Reads the stream from the client to DSQL. */
+  readonly fromClient: FrontendScanner;
   private upstream: tls.TLSSocket;
   private current: RelayState = 'flowing';
   /**
@@ -84,18 +86,18 @@ export class Relay {
   ) {
     this.upstream = upstream;
     this.counters = hooks.counters ?? NO_COUNTERS;
-    this.frontend = new FrontendScanner(hooks.frontend);
+    this.fromClient = new FrontendScanner(hooks.frontend);
   }
 
   /** Starts relaying; `toUpstream`/`toClient` are bytes already read during the handshakes. */
   start(toUpstream: Buffer, toClient: Buffer): void {
     const { client } = this;
     if (toClient.length > 0) {
-      this.scanner.scan(toClient);
+      this.fromServer.scan(toClient);
       client.write(toClient);
     }
     if (toUpstream.length > 0) {
-      this.frontend.scan(toUpstream);
+      this.fromClient.scan(toUpstream);
       this.upstream.write(toUpstream);
     }
     client.on('data', this.onClientData);
@@ -113,11 +115,11 @@ export class Relay {
    */
   isIdle(): boolean {
     return (
-      this.scanner.status === 'I' &&
-      this.scanner.readyCount === this.frontend.requests &&
-      !this.frontend.batchOpen &&
-      this.scanner.atBoundary() &&
-      this.frontend.atBoundary()
+      this.fromServer.status === 'I' &&
+      this.fromServer.readyCount === this.fromClient.requests &&
+      !this.fromClient.batchOpen &&
+      this.fromServer.atBoundary() &&
+      this.fromClient.atBoundary()
     );
   }
 
@@ -163,7 +165,7 @@ export class Relay {
     if (this.current === 'finished') return;
     this.detachUpstream();
     this.client.off('data', this.onClientData);
-    if (this.scanner.atBoundary()) this.client.end(lastWords);
+    if (this.fromServer.atBoundary()) this.client.end(lastWords);
     else this.client.destroy();
     this.upstream.destroy();
     this.finish('terminated');
@@ -179,8 +181,8 @@ export class Relay {
 
   private readonly onClientData = (chunk: Buffer): void => {
     this.counters.toServer.inc(chunk.length);
-    this.frontend.scan(chunk);
-    const terminateAt = this.frontend.terminateAt;
+    this.fromClient.scan(chunk);
+    const terminateAt = this.fromClient.terminateAt;
     if (terminateAt < 0) {
       if (!this.upstream.write(chunk)) this.client.pause();
       return;
@@ -190,7 +192,7 @@ export class Relay {
     if (this.hooks.keepUpstream) {
       // Session pooling: the server connection outlives this client, so its Terminate stays here.
       out = chunk.subarray(0, terminateAt);
-      this.goodbyeWhileIdle = this.isIdle() && !this.frontend.terminateSplit;
+      this.goodbyeWhileIdle = this.isIdle() && !this.fromClient.terminateSplit;
     }
     if (out.length > 0) this.upstream.write(out);
     // After Terminate nothing more goes to the client, so close it now, as PostgreSQL does, rather
@@ -204,8 +206,8 @@ export class Relay {
 
   private readonly onUpstreamData = (chunk: Buffer): void => {
     this.counters.toClient.inc(chunk.length);
-    this.scanner.scan(chunk);
-    if (this.scanner.atBoundary() && this.scanner.readyCount === this.frontend.requests) {
+    this.fromServer.scan(chunk);
+    if (this.fromServer.atBoundary() && this.fromServer.readyCount === this.fromClient.requests) {
       // The answer is complete (every request has had its ReadyForQuery): nothing more is coming that
       // could share the write, so it leaves now, with anything corked before it. Waiting for the check
       // phase would cost a second turn of the event loop (another epoll_pwait) per answer.
@@ -262,7 +264,7 @@ export class Relay {
   endAfterUpstreamLoss(lastWords: Buffer | undefined, error?: Error): void {
     if (this.current === 'finished') return;
     this.client.off('data', this.onClientData);
-    if (lastWords && this.scanner.atBoundary()) this.client.end(lastWords);
+    if (lastWords && this.fromServer.atBoundary()) this.client.end(lastWords);
     else this.client.end();
     this.finish(error ? 'upstream_error' : 'upstream_closed', error);
   }
@@ -303,11 +305,11 @@ export class Relay {
     if (!client.closed) client.on('error', ignoreError);
     client.off('error', this.onClientError);
     this.hooks = NO_HOOKS;
-    this.frontend.forgetEvents();
-    this.scanner.onParameterStatus = undefined;
-    this.scanner.onError = undefined;
-    this.scanner.onParseComplete = undefined;
-    this.scanner.onCloseComplete = undefined;
-    this.scanner.onReady = undefined;
+    this.fromClient.forgetEvents();
+    this.fromServer.onParameterStatus = undefined;
+    this.fromServer.onError = undefined;
+    this.fromServer.onParseComplete = undefined;
+    this.fromServer.onCloseComplete = undefined;
+    this.fromServer.onReady = undefined;
   }
 }

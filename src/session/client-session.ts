@@ -12,8 +12,8 @@ import { type ClientHello, readClientHello } from '../handshake/client-hello.js'
 import type { ClientTls } from '../handshake/client-tls.js';
 import { FrameStream } from '../io/frame-stream.js';
 import type { Logger } from '../log.js';
-import { loginAnswer, noticeResponse } from '../protocol/backend.js';
 import { FrontendMessage, MAX_AUTH_MESSAGE_LENGTH } from '../protocol/constants.js';
+import { loginAnswer, noticeResponse } from '../protocol/to-client.js';
 import { forwardCancel } from '../upstream/cancel.js';
 import type { Connector, UpstreamConnection } from '../upstream/connector.js';
 import type { PoolingConnector } from '../upstream/pooled-connector.js';

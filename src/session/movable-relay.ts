@@ -5,11 +5,12 @@ import type { Metrics } from '../core/metrics.js';
 import { DSQL_MAX_CONNECTION_MS } from '../dsql/limits.js';
 import { ProxyError, toProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { errorFromProxyError } from '../protocol/backend.js';
-import { frontendTerminate } from '../protocol/frontend-encoders.js';
+import { BackendMessage } from '../protocol/constants.js';
+import { decodeBackendFrame } from '../protocol/from-server.js';
+import { errorFromProxyError } from '../protocol/to-client.js';
+import { frontendTerminate } from '../protocol/to-server.js';
 import { Relay, type RelayResult } from '../relay/relay.js';
 import type { Connector, UpstreamConnection } from '../upstream/connector.js';
-import { decodeBackendFrame } from '../upstream/decode.js';
 import type { UpstreamTarget } from '../upstream/target.js';
 import type { CancelKey } from './cancel-registry.js';
 import type { CancelRoute } from './cancel-route.js';
@@ -74,7 +75,7 @@ export class MovableRelay {
     this.relay = new Relay(opts.client, opts.first.socket, {
       counters: { toServer: opts.metrics.bytesToServer, toClient: opts.metrics.bytesToClient },
       frontend: {
-        ...statementEvents(state.statements, () => this.relay.frontend.requests),
+        ...statementEvents(state.statements, () => this.relay.fromClient.requests),
         onStatementText: (sql) => state.noteStatement(sql),
       },
       onIdle: () => {
@@ -85,9 +86,9 @@ export class MovableRelay {
         ? { keepUpstream: () => !this.lifecycle.is('moving') && !this.upstream.socket.destroyed }
         : {}),
     });
-    this.relay.scanner.onParameterStatus = (body) => state.noteParameterStatus(body);
-    this.relay.scanner.onError = (body) => countConflict(body, metrics);
-    answersTo(state.statements, this.relay.scanner);
+    this.relay.fromServer.onParameterStatus = (body) => state.noteParameterStatus(body);
+    this.relay.fromServer.onError = (body) => countConflict(body, metrics);
+    answersTo(state.statements, this.relay.fromServer);
     state.setBaseline(opts.first.login.parameters);
   }
 
@@ -148,10 +149,10 @@ export class MovableRelay {
     this.opts.log.debug({
       event: 'upstream_move_due',
       idle: this.relay.isIdle(),
-      status: this.relay.scanner.status,
-      ready: this.relay.scanner.readyCount,
-      requests: this.relay.frontend.requests,
-      batch_open: this.relay.frontend.batchOpen,
+      status: this.relay.fromServer.status,
+      ready: this.relay.fromServer.readyCount,
+      requests: this.relay.fromClient.requests,
+      batch_open: this.relay.fromClient.batchOpen,
     });
     if (this.lifecycle.is('move_due') && this.relay.isIdle()) void this.move();
   }
@@ -300,7 +301,7 @@ export class MovableRelay {
         if (!this.lifecycle.ending) relay.release();
       }
     }
-    const why = relay.scanner.status === 'I' ? 'between transactions' : 'inside a transaction';
+    const why = relay.fromServer.status === 'I' ? 'between transactions' : 'inside a transaction';
     this.endWithError(age, err, why);
   }
 
@@ -335,7 +336,10 @@ function countConflict(body: Buffer, metrics: Metrics): void {
   let code: string | undefined;
   let message = '';
   try {
-    const err = decodeBackendFrame({ type: 0x45, body }) as { code?: string; message?: string };
+    const err = decodeBackendFrame({ type: BackendMessage.ErrorResponse, body }) as {
+      code?: string;
+      message?: string;
+    };
     code = err.code;
     message = err.message ?? '';
   } catch {

@@ -3,7 +3,7 @@ import type { AuthDelay } from '../auth/auth-delay.js';
 import type { Metrics } from '../core/metrics.js';
 import { ProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { errorFromProxyError } from '../protocol/backend.js';
+import { errorFromProxyError } from '../protocol/to-client.js';
 
 /**
  * Refused connections: every failure before the relay (too many connections, shutdown, a failed

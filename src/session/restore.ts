@@ -11,7 +11,9 @@ import {
   isDsqlSessionParam,
 } from '../dsql/limits.js';
 import { ProxyError } from '../errors.js';
+import { socketDeadline } from '../io/deadline.js';
 import { FrameStream } from '../io/frame-stream.js';
+import { BackendMessage, FrontendMessage } from '../protocol/constants.js';
 import { typedMessage } from '../protocol/message-writer.js';
 import { simpleQuery } from '../upstream/simple-query.js';
 import type { ServerSideState } from './server-side-state.js';
@@ -169,33 +171,36 @@ function literal(s: string): string {
 
 /** Sends the Parse messages and a Sync; every Parse must succeed. */
 async function replayParses(socket: Duplex, bodies: Buffer[], timeoutMs: number): Promise<void> {
+  const deadline = socketDeadline(
+    socket,
+    timeoutMs,
+    () => new ProxyError('UPSTREAM_TIMEOUT', { message: 'restoring prepared statements timed out' }),
+  );
   const frames = new FrameStream(
     socket,
     () =>
+      deadline.expired ??
       new ProxyError('UPSTREAM_CLOSED', {
         message: 'the new connection closed while restoring prepared statements',
       }),
   );
-  const timer = setTimeout(
-    () =>
-      socket.destroy(
-        new ProxyError('UPSTREAM_TIMEOUT', { message: 'restoring prepared statements timed out' }),
-      ),
-    timeoutMs,
-  );
   try {
     socket.write(
-      Buffer.concat([...bodies.map((b) => typedMessage(0x50 /* P */, b)), typedMessage(0x53 /* S */)]),
+      Buffer.concat([
+        ...bodies.map((b) => typedMessage(FrontendMessage.Parse, b)),
+        typedMessage(FrontendMessage.Sync),
+      ]),
     );
     let failed: string | undefined;
     for (;;) {
       const frame = await frames.nextTyped(1024 * 1024);
-      if (frame.type === 0x45 /* E */) failed ??= 'the server refused to re-create a prepared statement';
-      if (frame.type === 0x5a /* Z */) break;
+      if (frame.type === BackendMessage.ErrorResponse)
+        failed ??= 'the server refused to re-create a prepared statement';
+      if (frame.type === BackendMessage.ReadyForQuery) break;
     }
     if (failed) throw new ProxyError('INTERNAL', { message: failed });
   } finally {
-    clearTimeout(timer);
+    deadline.clear();
     frames.detach();
   }
 }

@@ -1,5 +1,6 @@
 import type net from 'node:net';
-import { frontendCancelRequest } from '../protocol/backend.js';
+import { socketDeadline } from '../io/deadline.js';
+import { frontendCancelRequest } from '../protocol/to-server.js';
 import { dialUpstream } from './dial.js';
 import type { UpstreamTarget } from './target.js';
 
@@ -48,9 +49,9 @@ export async function forwardCancel(
     return 'session_changed';
   }
   await new Promise<void>((resolve) => {
-    const timer = setTimeout(() => socket.destroy(), timeoutMs);
+    const deadline = socketDeadline(socket, timeoutMs, () => new Error('cancel request timed out'));
     socket.once('close', () => {
-      clearTimeout(timer);
+      deadline.clear();
       resolve();
     });
     socket.resume();

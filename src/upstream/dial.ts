@@ -1,7 +1,8 @@
 import net from 'node:net';
 import type tls from 'node:tls';
 import { ProxyError } from '../errors.js';
-import { frontendSSLRequest } from '../protocol/backend.js';
+import { SSLResponse } from '../protocol/constants.js';
+import { frontendSSLRequest } from '../protocol/to-server.js';
 import { connectCheckingLeaf } from './host-check.js';
 import type { UpstreamTarget } from './target.js';
 
@@ -102,7 +103,7 @@ class Dial {
         );
         return;
       }
-      if (chunk[0] !== 0x53 /* 'S' */) {
+      if (chunk[0] !== SSLResponse.Accept) {
         this.fail(
           new ProxyError('UPSTREAM_TLS', {
             message: `${describe(target)} does not accept TLS (answered the SSL request with '${String.fromCharCode(chunk[0] ?? 0)}')`,

@@ -2,10 +2,12 @@ import type tls from 'node:tls';
 import type { DatabaseError } from 'pg-protocol';
 import type { ParameterStatusMessage, ReadyForQueryMessage } from 'pg-protocol/dist/messages.js';
 import { ProxyError } from '../errors.js';
+import { socketDeadline } from '../io/deadline.js';
 import { FrameStream } from '../io/frame-stream.js';
-import { frontendPassword, frontendStartup } from '../protocol/backend.js';
+import { BackendMessage } from '../protocol/constants.js';
 import type { TypedFrame } from '../protocol/frame-reader.js';
-import { decodeBackendFrame, encodeFrame } from './decode.js';
+import { decodeBackendFrame, encodeFrame } from '../protocol/from-server.js';
+import { frontendPassword, frontendStartup } from '../protocol/to-server.js';
 
 /** Backend messages are bounded during login; a ParameterStatus or ErrorResponse is far smaller. */
 const MAX_LOGIN_MESSAGE = 1024 * 1024;
@@ -44,21 +46,19 @@ export async function loginUpstream(
   req: UpstreamLoginRequest,
   timeoutMs: number,
 ): Promise<UpstreamLogin> {
+  const deadline = socketDeadline(
+    socket,
+    timeoutMs,
+    () => new ProxyError('UPSTREAM_TIMEOUT', { message: `DSQL login did not finish within ${timeoutMs} ms` }),
+  );
   // The timeout closes the socket, and FrameStream fails the pending read with `closedError()`: that
   // error must be the timeout, not "closed" (08006) with the timeout buried as its cause.
-  let timedOut: ProxyError | undefined;
   const frames = new FrameStream(
     socket,
     () =>
-      timedOut ??
+      deadline.expired ??
       new ProxyError('UPSTREAM_CLOSED', { message: 'the DSQL endpoint closed the connection during login' }),
   );
-  const timer = setTimeout(() => {
-    timedOut = new ProxyError('UPSTREAM_TIMEOUT', {
-      message: `DSQL login did not finish within ${timeoutMs} ms`,
-    });
-    socket.destroy();
-  }, timeoutMs);
   try {
     const startup: Record<string, string> = {};
     for (const [k, v] of req.params) startup[k] = v;
@@ -67,7 +67,7 @@ export async function loginUpstream(
     socket.write(frontendStartup(startup));
     return await readUntilReady(frames, socket, req);
   } finally {
-    clearTimeout(timer);
+    deadline.clear();
     frames.detach();
   }
 }
@@ -90,19 +90,18 @@ async function readUntilReady(
   for (;;) {
     const frame = await frames.nextTyped(MAX_LOGIN_MESSAGE);
     switch (frame.type) {
-      case 0x52 /* R */:
+      case BackendMessage.Authentication:
         authenticated = authenticate(frame, socket, req.token, authenticated);
         break;
-      case 0x45 /* E */:
+      case BackendMessage.ErrorResponse:
         throw upstreamError(decodeBackendFrame(frame) as DatabaseError, req.user);
-      case 0x53 /* S */:
-        {
-          const msg = decodeBackendFrame(frame) as ParameterStatusMessage;
-          login.parameters.set(msg.parameterName, msg.parameterValue);
-          login.parameterMessages.push(encodeFrame(frame));
-          break;
-        }
-      case 0x4b /* K */:
+      case BackendMessage.ParameterStatus: {
+        const msg = decodeBackendFrame(frame) as ParameterStatusMessage;
+        login.parameters.set(msg.parameterName, msg.parameterValue);
+        login.parameterMessages.push(encodeFrame(frame));
+        break;
+      }
+      case BackendMessage.BackendKeyData:
         // Raw key bytes: protocol 3.2 allows keys longer than pg-protocol's int32.
         if (frame.body.length >= 8) {
           login.backendKey = {
@@ -111,12 +110,12 @@ async function readUntilReady(
           };
         }
         break;
-      case 0x4e /* N */:
+      case BackendMessage.NoticeResponse:
         login.noticeMessages.push(encodeFrame(frame));
         break;
-      case 0x76 /* v: NegotiateProtocolVersion, harmless: we asked for 3.0 */:
+      case BackendMessage.NegotiateProtocolVersion: // harmless: we asked for 3.0
         break;
-      case 0x5a /* Z */:
+      case BackendMessage.ReadyForQuery:
         if (!authenticated) {
           throw new ProxyError('UPSTREAM_PROTOCOL', { detail: 'ReadyForQuery before authentication' });
         }

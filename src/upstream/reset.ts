@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { ProxyError } from '../errors.js';
-import { frontendQuery, simpleQuery } from './simple-query.js';
+import { frontendQuery } from '../protocol/to-server.js';
+import { simpleQuery } from './simple-query.js';
 
 export type ResetMethod = 'discard' | 'reset';
 

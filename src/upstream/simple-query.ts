@@ -8,9 +8,11 @@ import type { Duplex } from 'node:stream';
 import type { DatabaseError } from 'pg-protocol';
 import type { DataRowMessage, RowDescriptionMessage } from 'pg-protocol/dist/messages.js';
 import { ProxyError } from '../errors.js';
+import { socketDeadline } from '../io/deadline.js';
 import { FrameStream } from '../io/frame-stream.js';
-import { cstring, typedMessage } from '../protocol/message-writer.js';
-import { decodeBackendFrame } from '../upstream/decode.js';
+import { BackendMessage } from '../protocol/constants.js';
+import { decodeBackendFrame } from '../protocol/from-server.js';
+import { frontendQuery } from '../protocol/to-server.js';
 
 /** A row or an error for `SELECT 1` is tiny; bound what the server may make us buffer. */
 const MAX_MESSAGE = 1024 * 1024;
@@ -22,11 +24,6 @@ export interface SimpleQueryResult {
   rows: Array<Array<string | null>>;
   /** The CommandComplete tag, e.g. `SELECT 1`. */
   command: string;
-}
-
-/** Query ('Q'): the simple query protocol, one SQL string. */
-export function frontendQuery(sql: string): Buffer {
-  return typedMessage(0x51 /* Q */, cstring(sql));
 }
 
 /**
@@ -58,13 +55,11 @@ export async function simpleQuery(
         message: 'the DSQL endpoint closed the connection before answering the query',
       }),
   );
-  let timedOut: ProxyError | undefined;
-  const timer = setTimeout(() => {
-    timedOut = new ProxyError('UPSTREAM_TIMEOUT', {
-      message: `no answer to the query within ${timeoutMs} ms`,
-    });
-    socket.destroy();
-  }, timeoutMs);
+  const deadline = socketDeadline(
+    socket,
+    timeoutMs,
+    () => new ProxyError('UPSTREAM_TIMEOUT', { message: `no answer to the query within ${timeoutMs} ms` }),
+  );
 
   const result: SimpleQueryResult = { columns: [], rows: [], command: '' };
   let serverError: ProxyError | undefined;
@@ -78,26 +73,26 @@ export async function simpleQuery(
         frame = await frames.nextTyped(MAX_MESSAGE);
       } catch (err) {
         // A FATAL ErrorResponse is followed by the server closing: that error is the reason.
-        throw timedOut ?? serverError ?? err;
+        throw deadline.expired ?? serverError ?? err;
       }
       switch (frame.type) {
-        case 0x54 /* T */:
+        case BackendMessage.RowDescription:
           result.columns = (decodeBackendFrame(frame) as RowDescriptionMessage).fields.map((f) => f.name);
           break;
-        case 0x44 /* D */:
+        case BackendMessage.DataRow:
           result.rows.push([...(decodeBackendFrame(frame) as DataRowMessage).fields]);
           break;
-        case 0x43 /* C: CommandComplete, the tag as a C string */:
+        case BackendMessage.CommandComplete: // the tag as a C string
           result.command = frame.body.toString('utf8', 0, Math.max(0, frame.body.indexOf(0)));
           break;
-        case 0x49 /* I: EmptyQueryResponse */:
-        case 0x4e /* N: NoticeResponse */:
-        case 0x53 /* S: ParameterStatus */:
+        case BackendMessage.EmptyQueryResponse:
+        case BackendMessage.NoticeResponse:
+        case BackendMessage.ParameterStatus:
           break;
-        case 0x45 /* E */:
+        case BackendMessage.ErrorResponse:
           serverError ??= queryError(decodeBackendFrame(frame) as DatabaseError);
           break;
-        case 0x5a /* Z */:
+        case BackendMessage.ReadyForQuery:
           atRest = true;
           if (serverError) throw serverError;
           return result;
@@ -108,7 +103,7 @@ export async function simpleQuery(
       }
     }
   } finally {
-    clearTimeout(timer);
+    deadline.clear();
     frames.detach();
     if (!atRest) socket.destroy();
   }

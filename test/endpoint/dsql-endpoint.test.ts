@@ -22,8 +22,8 @@ import {
   startDsqlEndpoint,
 } from '../../src/local-endpoint/endpoint.js';
 import type { SigningCredentials } from '../../src/local-endpoint/sigv4-verify.js';
-import { frontendCancelRequest, frontendSSLRequest } from '../../src/protocol/frontend-encoders.js';
 import { int32 } from '../../src/protocol/message-writer.js';
+import { frontendCancelRequest, frontendSSLRequest } from '../../src/protocol/to-server.js';
 import { clusterHostname, generateCredentials, startTestStack } from '../support/stack.js';
 
 const region = 'us-east-1';

@@ -6,8 +6,8 @@ import { connect as netConnect } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { FrameStream } from '../../src/io/frame-stream.js';
 import { decodeFields } from '../../src/local-endpoint/behind-door.js';
-import { frontendSSLRequest, frontendStartup } from '../../src/protocol/frontend-encoders.js';
 import { cstring, int32, typedMessage } from '../../src/protocol/message-writer.js';
+import { frontendSSLRequest, frontendStartup } from '../../src/protocol/to-server.js';
 
 export interface Msg {
   type: string;

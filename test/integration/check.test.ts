@@ -19,7 +19,7 @@ import {
   errorResponse,
   parameterStatus,
   readyForQuery,
-} from '../../src/protocol/backend.js';
+} from '../../src/protocol/to-client.js';
 import { createCa, issueCert } from '../support/certs.js';
 import { CLI, isolatedAwsEnv, stackArgs } from '../support/proxy-process.js';
 import { assertNoSecrets } from '../support/secrets.js';

@@ -8,13 +8,13 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { afterEach, test } from 'node:test';
 import postgres from 'postgres';
+import { cstring, int32, typedMessage } from '../../src/protocol/message-writer.js';
 import {
   authenticationOk,
   backendKeyData,
   parameterStatus,
   readyForQuery,
-} from '../../src/protocol/backend.js';
-import { cstring, int32, typedMessage } from '../../src/protocol/message-writer.js';
+} from '../../src/protocol/to-client.js';
 
 const msg = (type: string, ...parts: Buffer[]): Buffer => typedMessage(type.charCodeAt(0), ...parts);
 const int16 = (n: number): Buffer => Buffer.from([n >> 8, n & 0xff]);

@@ -1,6 +1,6 @@
 /**
  * Frame pieces shared by the codec property tests (protocol-*.property.test.ts,
- * upstream-decode.property.test.ts): one whole frame read back with FrameReader, int32 fields, and
+ * protocol-from-server.property.test.ts): one whole frame read back with FrameReader, int32 fields, and
  * startup parameters as the encoder accepts them.
  */
 import assert from 'node:assert/strict';

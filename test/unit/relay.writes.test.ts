@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type net from 'node:net';
 import { after, describe, it } from 'node:test';
 import type tls from 'node:tls';
-import { readyForQuery } from '../../src/protocol/backend.js';
+import { readyForQuery } from '../../src/protocol/to-client.js';
 import { Relay } from '../../src/relay/relay.js';
 import { query, typed } from './frontend-builders.js';
 import { ByteReader, closeAll, socketPair } from './socket-pair.js';

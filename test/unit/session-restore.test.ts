@@ -191,3 +191,27 @@ describe('what cannot be carried ends the session', () => {
     assert.equal(fresh.sent.length, 0);
   });
 });
+
+describe('a restore that gets no answer', () => {
+  test('Parse messages left unanswered fail with UPSTREAM_TIMEOUT, not as a close, and the socket is destroyed', async () => {
+    // A server that takes the Parse messages and the Sync and never answers.
+    const silent = new Duplex({
+      read() {},
+      write(_chunk, _enc, done) {
+        done();
+      },
+    });
+    const t0 = Date.now();
+    await assert.rejects(
+      restoreSnapshot(silent, { settings: [], parses: [parseBody] }, 100),
+      (e: unknown) => {
+        assert.ok(e instanceof ProxyError);
+        assert.equal(e.code, 'UPSTREAM_TIMEOUT');
+        assert.match(e.message, /restoring prepared statements timed out/);
+        return true;
+      },
+    );
+    assert.ok(Date.now() - t0 < 1500);
+    assert.ok(silent.destroyed);
+  });
+});

@@ -13,7 +13,7 @@ import {
   noticeResponse,
   parameterStatus,
   readyForQuery,
-} from '../../src/protocol/backend.js';
+} from '../../src/protocol/to-client.js';
 import { dialUpstream } from '../../src/upstream/dial.js';
 import { loginUpstream, type UpstreamLogin, type UpstreamLoginRequest } from '../../src/upstream/login.js';
 import { createTarget, type UpstreamTarget } from '../../src/upstream/target.js';

@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { ProxyError } from '../../src/errors.js';
-import { errorResponse, noticeResponse, readyForQuery } from '../../src/protocol/backend.js';
 import { cstring, int32, typedMessage } from '../../src/protocol/message-writer.js';
-import { frontendQuery, simpleQuery } from '../../src/upstream/simple-query.js';
+import { errorResponse, noticeResponse, readyForQuery } from '../../src/protocol/to-client.js';
+import { frontendQuery } from '../../src/protocol/to-server.js';
+import { simpleQuery } from '../../src/upstream/simple-query.js';
 
 function int16(n: number): Buffer {
   const b = Buffer.alloc(2);

@@ -9,7 +9,7 @@ import {
   decodeSASLResponse,
   decodeStartupPacket,
   type StartupPacket,
-} from '../../src/protocol/frontend.js';
+} from '../../src/protocol/from-client.js';
 import {
   cancelRequest,
   gssencRequest,

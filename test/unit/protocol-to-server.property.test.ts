@@ -1,19 +1,19 @@
 /**
- * Properties of the frontend encoders (src/protocol/frontend-encoders.ts): what they write decodes back
+ * Properties of the frontend encoders (src/protocol/to-server.ts): what they write decodes back
  * to what was encoded, through FrameReader and our frontend decoders.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ProxyError } from '../../src/errors.js';
-import { decodePasswordMessage, decodeStartupPacket } from '../../src/protocol/frontend.js';
+import { decodePasswordMessage, decodeStartupPacket } from '../../src/protocol/from-client.js';
 import {
   frontendCancelRequest,
   frontendPassword,
   frontendSSLRequest,
   frontendStartup,
   frontendTerminate,
-} from '../../src/protocol/frontend-encoders.js';
+} from '../../src/protocol/to-server.js';
 import { oneTyped, oneUntyped, startupParams } from './frame-helpers.js';
 import { cstringText, runs } from './property-helpers.js';
 

@@ -1,20 +1,12 @@
 import type { ProxyError, Severity } from '../errors.js';
-import { AuthRequest, BackendMessage, ErrorField } from './constants.js';
+import { AuthRequest, BackendMessage, ErrorField, SSLResponse } from './constants.js';
 import { cstring, int32, typedMessage } from './message-writer.js';
 
 /**
- * Encoders for the backend messages the proxy sends to its clients.
+ * Encoders for the backend messages the proxy sends to its clients (the proxy in the server's role).
+ * Messages the proxy sends to DSQL are in to-server.ts.
  * Formats: https://www.postgresql.org/docs/current/protocol-message-formats.html.
  */
-
-// The upstream side's frontend encoders, re-exported so callers have one import for "messages we write".
-export {
-  frontendCancelRequest,
-  frontendPassword,
-  frontendSSLRequest,
-  frontendStartup,
-  frontendTerminate,
-} from './frontend-encoders.js';
 
 export interface ErrorFields {
   severity: Severity;
@@ -25,7 +17,7 @@ export interface ErrorFields {
 }
 
 /** Answer to SSLRequest / GSSENCRequest when the proxy will not encrypt. */
-export const SSL_NO: Buffer = Buffer.from('N');
+export const SSL_NO: Buffer = Buffer.from([SSLResponse.Refuse]);
 
 /**
  * ErrorResponse ('E'). Both S (possibly localised) and V (never localised, PostgreSQL 9.6+) carry

@@ -19,7 +19,7 @@ import {
   parameterStatus,
   readyForQuery,
   SSL_NO,
-} from '../../src/protocol/backend.js';
+} from '../../src/protocol/to-client.js';
 
 /** Parses backend bytes with node-postgres's client-side parser: an independent reader. */
 async function pgParse(buf: Buffer): Promise<Record<string, unknown>[]> {

@@ -1,6 +1,6 @@
 /**
- * Properties of the backend encoders (src/protocol/backend.ts): what they write decodes back to what was
- * encoded, with pg-protocol's parser as the upstream path uses it (src/upstream/decode.ts).
+ * Properties of the backend encoders (src/protocol/to-client.ts): what they write decodes back to what was
+ * encoded, with pg-protocol's parser as the upstream path uses it (src/protocol/from-server.ts).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -14,6 +14,7 @@ import type {
   ReadyForQueryMessage,
 } from 'pg-protocol/dist/messages.js';
 import type { Severity } from '../../src/errors.js';
+import { decodeBackendFrame } from '../../src/protocol/from-server.js';
 import {
   authenticationCleartextPassword,
   authenticationMD5Password,
@@ -27,8 +28,7 @@ import {
   noticeResponse,
   parameterStatus,
   readyForQuery,
-} from '../../src/protocol/backend.js';
-import { decodeBackendFrame } from '../../src/upstream/decode.js';
+} from '../../src/protocol/to-client.js';
 import { int32, oneTyped } from './frame-helpers.js';
 import { cstringText, runs } from './property-helpers.js';
 

@@ -1,7 +1,8 @@
-import type { BackendMessage } from 'pg-protocol/dist/messages.js';
+import type { BackendMessage as DecodedMessage } from 'pg-protocol/dist/messages.js';
 import { Parser } from 'pg-protocol/dist/parser.js';
 import { ProxyError } from '../errors.js';
-import type { TypedFrame } from '../protocol/frame-reader.js';
+import { BackendMessage } from './constants.js';
+import type { TypedFrame } from './frame-reader.js';
 
 /**
  * Decodes one complete backend frame with pg-protocol's client-side parser (the half of the protocol
@@ -10,18 +11,21 @@ import type { TypedFrame } from '../protocol/frame-reader.js';
  * pg-protocol writes into the Buffer it is given when a message spans chunks; it is handed a fresh
  * copy holding exactly one message, so nothing the caller still uses can be touched.
  */
-export function decodeBackendFrame(frame: TypedFrame): BackendMessage {
+export function decodeBackendFrame(frame: TypedFrame): DecodedMessage {
   // pg-protocol's ErrorResponse/NoticeResponse parser loops until it reads a NUL field type; past the
   // end of the body it reads '' forever, so an unterminated field list (e.g. `SERROR\0`) would spin
   // the event loop and freeze every session. Found by the property tests; refuse such bodies first.
-  // 0x45 'E' ErrorResponse, 0x4e 'N' NoticeResponse.
-  if ((frame.type === 0x45 || frame.type === 0x4e) && !fieldsTerminated(frame.body)) {
+  const { type } = frame;
+  if (
+    (type === BackendMessage.ErrorResponse || type === BackendMessage.NoticeResponse) &&
+    !fieldsTerminated(frame.body)
+  ) {
     throw new ProxyError('UPSTREAM_PROTOCOL', {
-      detail: `malformed ${frame.type === 0x45 ? 'ErrorResponse' : 'NoticeResponse'} (fields not terminated)`,
+      detail: `malformed ${type === BackendMessage.ErrorResponse ? 'ErrorResponse' : 'NoticeResponse'} (fields not terminated)`,
     });
   }
   const raw = encodeFrame(frame);
-  let decoded: BackendMessage | undefined;
+  let decoded: DecodedMessage | undefined;
   new Parser().parse(raw, (msg) => {
     decoded = msg;
   });

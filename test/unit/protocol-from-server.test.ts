@@ -7,6 +7,8 @@ import type {
   ReadyForQueryMessage,
 } from 'pg-protocol/dist/messages.js';
 import { ProxyError } from '../../src/errors.js';
+import { FrameReader, type TypedFrame } from '../../src/protocol/frame-reader.js';
+import { decodeBackendFrame, encodeFrame } from '../../src/protocol/from-server.js';
 import {
   authenticationCleartextPassword,
   authenticationMD5Password,
@@ -17,9 +19,7 @@ import {
   noticeResponse,
   parameterStatus,
   readyForQuery,
-} from '../../src/protocol/backend.js';
-import { FrameReader, type TypedFrame } from '../../src/protocol/frame-reader.js';
-import { decodeBackendFrame, encodeFrame } from '../../src/upstream/decode.js';
+} from '../../src/protocol/to-client.js';
 
 /** Splits one encoded message into the frame FrameReader would return. */
 function frameOf(raw: Buffer): TypedFrame {
@@ -126,7 +126,7 @@ describe('decodeBackendFrame', () => {
     assert.throws(() => decodeBackendFrame({ type: 0x52, body: Buffer.from([0, 0, 0, 7]) }));
   });
 
-  // Regression (found by upstream-decode.property.test.ts): pg-protocol's field loop never ended
+  // Regression (found by protocol-from-server.property.test.ts): pg-protocol's field loop never ended
   // on an ErrorResponse/NoticeResponse without its final NUL, freezing the whole process.
   it('an ErrorResponse or NoticeResponse whose fields are not terminated throws instead of hanging', () => {
     for (const type of [0x45, 0x4e]) {

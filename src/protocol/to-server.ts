@@ -32,3 +32,8 @@ export function frontendCancelRequest(processId: number, secretKey: Buffer): Buf
 export function frontendTerminate(): Buffer {
   return typedMessage(FrontendMessage.Terminate);
 }
+
+/** Query ('Q'): the simple query protocol, one SQL string. */
+export function frontendQuery(sql: string): Buffer {
+  return typedMessage(FrontendMessage.Query, cstring(sql));
+}

@@ -3,14 +3,14 @@ import { describe, it } from 'node:test';
 import { serialize } from 'pg-protocol';
 import { MAX_AUTH_MESSAGE_LENGTH, MAX_STARTUP_PACKET_LENGTH } from '../../src/protocol/constants.js';
 import { FrameReader } from '../../src/protocol/frame-reader.js';
-import { decodePasswordMessage, decodeStartupPacket } from '../../src/protocol/frontend.js';
+import { decodePasswordMessage, decodeStartupPacket } from '../../src/protocol/from-client.js';
 import {
   frontendCancelRequest,
   frontendPassword,
   frontendSSLRequest,
   frontendStartup,
   frontendTerminate,
-} from '../../src/protocol/frontend-encoders.js';
+} from '../../src/protocol/to-server.js';
 
 describe('frontend encoders (upstream side)', () => {
   it('writes a StartupMessage with exactly the given parameters (no forced client_encoding)', () => {

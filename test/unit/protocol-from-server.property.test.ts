@@ -1,11 +1,11 @@
 /**
- * Properties of src/upstream/decode.ts: decodeBackendFrame over arbitrary frames throws only Error
+ * Properties of src/protocol/from-server.ts: decodeBackendFrame over arbitrary frames throws only Error
  * instances and leaves the frame alone.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { decodeBackendFrame, encodeFrame } from '../../src/upstream/decode.js';
+import { decodeBackendFrame, encodeFrame } from '../../src/protocol/from-server.js';
 import { oneTyped } from './frame-helpers.js';
 import { bytes, onlyThrows, runs } from './property-helpers.js';
 

@@ -1,8 +1,8 @@
 /**
- * Properties of the frontend decoders (src/protocol/frontend.ts): they fail only with
+ * Properties of the frontend decoders (src/protocol/from-client.ts): they fail only with
  * ProxyError('PROTOCOL_VIOLATION'), on arbitrary bodies and on mutations of valid ones, and never
- * modify their input. The encoders' round trips are in protocol-frontend-encoders.property.test.ts and
- * protocol-backend.property.test.ts; decodeBackendFrame's in upstream-decode.property.test.ts.
+ * modify their input. The encoders' round trips are in protocol-to-server.property.test.ts and
+ * protocol-to-client.property.test.ts; decodeBackendFrame's in protocol-from-server.property.test.ts.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -13,8 +13,8 @@ import {
   decodeSASLInitialResponse,
   decodeSASLResponse,
   decodeStartupPacket,
-} from '../../src/protocol/frontend.js';
-import { frontendCancelRequest, frontendStartup } from '../../src/protocol/frontend-encoders.js';
+} from '../../src/protocol/from-client.js';
+import { frontendCancelRequest, frontendStartup } from '../../src/protocol/to-server.js';
 import { int32, oneUntyped, startupParams } from './frame-helpers.js';
 import {
   bytes,
