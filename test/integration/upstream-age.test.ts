@@ -34,16 +34,18 @@ async function proxy(args: string[], on: TestStack = stack): Promise<ProxyProces
 }
 
 /**
- * A second endpoint on the same PostgreSQL with the local endpoint's DSQL rules off (issue 21's
- * `rules: 'postgres'`), for the tests of SQL-level PREPARE only: DSQL refuses PREPARE, so only a
- * plain PostgreSQL behind the door shows what a move does with such statements. (An endpoint without
- * rules ignores the option; Object.assign keeps it compiling on either side of that change.)
+ * A second endpoint on the same PostgreSQL with the local endpoint's DSQL rules off
+ * (`rules: 'postgres'`), for the tests of SQL-level PREPARE only: DSQL refuses PREPARE, so only a
+ * plain PostgreSQL behind the door shows what a move does with such statements; issue 23 bridges
+ * this (the proxy carries SQL PREPARE out over protocol-level statements, which moves re-create).
  */
 let plainStack: TestStack | undefined;
 async function plainPostgresStack(): Promise<TestStack> {
-  plainStack ??= await startTestStack(
-    Object.assign({ maxConnectionMs: CAP_MS, postgres: stack.postgres }, { rules: 'postgres' as const }),
-  );
+  plainStack ??= await startTestStack({
+    maxConnectionMs: CAP_MS,
+    postgres: stack.postgres,
+    rules: 'postgres',
+  });
   return plainStack;
 }
 
