@@ -98,7 +98,7 @@ export function loadConfigFile(path: string, label: string): ConfigFile {
     data = doc.toJS() ?? {};
   } catch (err) {
     // yaml refuses aliases that expand too far (a "billion laughs" file) with a plain ReferenceError;
-    // report it as invalid YAML like any other, not as a crash (found by property-config.test.ts).
+    // report it as invalid YAML like any other, not as a crash (found by config-load.property.test.ts).
     throw new ConfigError(`${path}: invalid YAML: ${err instanceof Error ? err.message : String(err)}`, {
       file: path,
       cause: err,
