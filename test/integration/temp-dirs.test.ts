@@ -34,7 +34,10 @@ function leftovers(dir: string): string[] {
   return readdirSync(dir).filter((name) => name.startsWith('dsql-proxy-'));
 }
 
-for (const file of ['test/integration/startup-length.test.ts', 'test/unit/handshake-client-hello.tls.test.ts']) {
+for (const file of [
+  'test/integration/startup-length.test.ts',
+  'test/unit/handshake-client-hello.tls.test.ts',
+]) {
   test(`${file} leaves no dsql-proxy-* directory in the temp dir`, () => {
     const dir = mkdtempSync(join(parent, 'run-'));
     const run = runIn(dir, ['--test', '--test-reporter=spec', file]);
