@@ -7,7 +7,7 @@ import type {
   ReadyForQueryMessage,
 } from 'pg-protocol/dist/messages.js';
 import { ProxyError } from '../../src/errors.js';
-import { FrameReader, type TypedFrame } from '../../src/protocol/frame-reader.js';
+import { FrameReader } from '../../src/protocol/frame-reader.js';
 import { decodeBackendFrame, encodeFrame } from '../../src/protocol/from-server.js';
 import {
   authenticationCleartextPassword,
@@ -20,16 +20,7 @@ import {
   parameterStatus,
   readyForQuery,
 } from '../../src/protocol/to-client.js';
-
-/** Splits one encoded message into the frame FrameReader would return. */
-function frameOf(raw: Buffer): TypedFrame {
-  const reader = new FrameReader();
-  reader.push(raw);
-  const frame = reader.nextTyped(1 << 20);
-  assert.ok(frame);
-  assert.equal(reader.buffered(), 0);
-  return frame;
-}
+import { oneTyped } from './frame-helpers.js';
 
 const samples: [string, Buffer][] = [
   ['authenticationOk', authenticationOk()],
@@ -45,7 +36,7 @@ const samples: [string, Buffer][] = [
 
 describe('encodeFrame', () => {
   it('re-frames a typed frame byte for byte', () => {
-    for (const [name, raw] of samples) assert.deepEqual(encodeFrame(frameOf(raw)), raw, name);
+    for (const [name, raw] of samples) assert.deepEqual(encodeFrame(oneTyped(raw)), raw, name);
   });
 
   it('an empty body gives a 5-byte message of length 4', () => {
@@ -62,21 +53,21 @@ describe('encodeFrame', () => {
 
 describe('decodeBackendFrame', () => {
   it('decodes each login message', () => {
-    for (const [name, raw] of samples) assert.equal(decodeBackendFrame(frameOf(raw)).name, name);
+    for (const [name, raw] of samples) assert.equal(decodeBackendFrame(oneTyped(raw)).name, name);
     const ps = decodeBackendFrame(
-      frameOf(parameterStatus('TimeZone', 'Europe/Paris')),
+      oneTyped(parameterStatus('TimeZone', 'Europe/Paris')),
     ) as ParameterStatusMessage;
     assert.equal(ps.parameterName, 'TimeZone');
     assert.equal(ps.parameterValue, 'Europe/Paris');
-    const z = decodeBackendFrame(frameOf(readyForQuery('T'))) as ReadyForQueryMessage;
+    const z = decodeBackendFrame(oneTyped(readyForQuery('T'))) as ReadyForQueryMessage;
     assert.equal(z.status, 'T');
     const k = decodeBackendFrame(
-      frameOf(backendKeyData(77, Buffer.from([0, 0, 1, 0]))),
+      oneTyped(backendKeyData(77, Buffer.from([0, 0, 1, 0]))),
     ) as BackendKeyDataMessage;
     assert.equal(k.processID, 77);
     assert.equal(k.secretKey, 256);
     const e = decodeBackendFrame(
-      frameOf(
+      oneTyped(
         errorResponse({ severity: 'FATAL', sqlstate: '08P01', message: 'bad', detail: 'd', hint: 'h' }),
       ),
     ) as DatabaseError;
@@ -113,7 +104,7 @@ describe('decodeBackendFrame', () => {
   });
 
   it('decoding twice gives the same result (no state carried between frames)', () => {
-    const frame = frameOf(readyForQuery('I'));
+    const frame = oneTyped(readyForQuery('I'));
     assert.deepEqual(decodeBackendFrame(frame), decodeBackendFrame(frame));
   });
 
