@@ -13,46 +13,22 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
-import type { Clock } from '../../src/core/clock.js';
 import { type ClientTls, createClientTls } from '../../src/handshake/client-tls.js';
 import { createLogger } from '../../src/log.js';
+import { ManualClock } from './manual-clock.js';
 
 const DAY = 24 * 60 * 60_000;
 const dir = mkdtempSync(join(tmpdir(), 'dsql-proxy-client-tls-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Time moves only when the test says; timers fire in order as it passes them. */
-class FakeClock implements Clock {
-  private timers: Array<{ at: number; fn: () => void }> = [];
-  constructor(public t: number) {}
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const timer = { at: this.t + ms, fn };
-    this.timers.push(timer);
-    return timer;
-  }
-  clearTimeout(h: unknown): void {
-    this.timers = this.timers.filter((t) => t !== h);
-  }
-  get pending(): number {
-    return this.timers.length;
-  }
-  /** Runs time forward to `until`, letting the async work a timer starts finish before going on. */
-  async advanceTo(until: number): Promise<void> {
-    for (;;) {
-      this.timers.sort((a, b) => a.at - b.at);
-      const next = this.timers[0];
-      if (!next || next.at > until) break;
-      this.timers.shift();
-      this.t = next.at;
-      next.fn();
-      // A renewal generates a key and signs a certificate (webcrypto, async): wait for its next timer.
-      for (let i = 0; i < 200 && this.timers.length === 0; i++) await sleep(10);
-    }
-    this.t = until;
-  }
+/**
+ * A renewal generates a key and signs a certificate (webcrypto, async): after a timer fires, wait
+ * (up to 2 s) until the work it started has set its next timer.
+ */
+function renewalSettled(clock: ManualClock): () => Promise<void> {
+  return async () => {
+    for (let i = 0; i < 200 && clock.pending === 0; i++) await sleep(10);
+  };
 }
 
 /** The certificate a client sees in a verify-full handshake (real time) against the CA file. */
@@ -79,7 +55,7 @@ async function served(ctx: ClientTls, caPem: string): Promise<X509Certificate> {
 describe('generated client TLS certificate', () => {
   it('is renewed before it expires, without a restart, and verifies against the same CA file', async () => {
     const realNow = Date.now();
-    const clock = new FakeClock(realNow - 25 * DAY);
+    const clock = new ManualClock(realNow - 25 * DAY);
     const caOut = join(dir, 'ca.pem');
     const lines: Array<Record<string, unknown>> = [];
     const logger = createLogger({
@@ -94,7 +70,7 @@ describe('generated client TLS certificate', () => {
       assert.ok(Math.abs(Date.parse(first.validTo) - (realNow + 5 * DAY)) < 2 * DAY, first.validTo);
       assert.equal(clock.pending, 1, 'a renewal is scheduled');
 
-      await clock.advanceTo(realNow);
+      await clock.advanceTo(realNow, renewalSettled(clock));
       const renewed = lines.find((l) => l.event === 'client_tls_renewed');
       assert.ok(renewed, 'renewed on its own');
       assert.equal(renewed.new_ca, false);
@@ -112,7 +88,7 @@ describe('generated client TLS certificate', () => {
   it('a CA near its own end (a year) is replaced too, and written to --client-ca-out again', async () => {
     const realNow = Date.now();
     // The CA is made with the real time (valid a year from now); the proxy's clock is 330 days on.
-    const clock = new FakeClock(realNow + 330 * DAY);
+    const clock = new ManualClock(realNow + 330 * DAY);
     const caOut = join(dir, 'ca-year.pem');
     const lines: Array<Record<string, unknown>> = [];
     const logger = createLogger({
@@ -122,7 +98,7 @@ describe('generated client TLS certificate', () => {
     const ctx = await createClientTls({ enabled: true, required: false, caOut }, { clock, logger });
     try {
       const before = readFileSync(caOut, 'utf8');
-      await clock.advanceTo(realNow + 351 * DAY);
+      await clock.advanceTo(realNow + 351 * DAY, renewalSettled(clock));
       const renewed = lines.find((l) => l.event === 'client_tls_renewed');
       assert.equal(renewed?.new_ca, true);
       assert.equal(renewed?.ca_written_to, caOut);
@@ -133,10 +109,10 @@ describe('generated client TLS certificate', () => {
   });
 
   it('a given certificate (--client-cert) is served as it is, with no timer', async () => {
-    const clock = new FakeClock(Date.now());
+    const clock = new ManualClock(Date.now());
     const generated = await createClientTls({ enabled: true, required: false }, { clock });
     generated.close?.();
-    const other = new FakeClock(Date.now());
+    const other = new ManualClock(Date.now());
     const { createCa, issueCert } = await import('../../src/core/certs.js');
     const ca = await createCa('test CA');
     const leaf = await issueCert(ca, { hostnames: ['localhost'] });

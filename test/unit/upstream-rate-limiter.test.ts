@@ -1,42 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Clock } from '../../src/core/clock.js';
 import { ProxyError } from '../../src/errors.js';
 import { ConnectRateLimiter } from '../../src/upstream/rate-limiter.js';
-
-/** Manual time: timers fire only inside advance(), in due order. */
-class ManualClock implements Clock {
-  t = 0;
-  private seq = 0;
-  private timers: Array<{ id: number; at: number; fn: () => void }> = [];
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const timer = { id: ++this.seq, at: this.t + ms, fn };
-    this.timers.push(timer);
-    return timer;
-  }
-  clearTimeout(h: unknown): void {
-    this.timers = this.timers.filter((t) => t !== h);
-  }
-  get pending(): number {
-    return this.timers.length;
-  }
-  async advance(ms: number): Promise<void> {
-    const end = this.t + ms;
-    for (;;) {
-      const next = [...this.timers].sort((a, b) => a.at - b.at || a.id - b.id)[0];
-      if (!next || next.at > end) break;
-      this.timers = this.timers.filter((t) => t !== next);
-      this.t = next.at;
-      next.fn();
-      await new Promise((r) => setImmediate(r));
-    }
-    this.t = end;
-    await new Promise((r) => setImmediate(r));
-  }
-}
+import { ManualClock } from './manual-clock.js';
 
 function setup(rate: number, burst: number) {
   const clock = new ManualClock();
