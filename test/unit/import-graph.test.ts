@@ -21,7 +21,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['errors', 'log', 'core', 'dsql'],
   ['protocol'],
   ['io', 'token'],
-  ['auth', 'handshake', 'relay', 'upstream'],
+  ['auth', 'handshake', 'relay', 'upstream', 'compat'],
   ['config'],
   ['session', 'wiring'],
   ['listener', 'admin', 'check', 'local-endpoint'],
