@@ -133,6 +133,37 @@ export const CATALOGUE = {
     severity: 'FATAL',
     message: 'too many connections to dsql-proxy',
   },
+  // compatibility layer (src/compat): statements the proxy answers for DSQL
+  /** A statement the proxy cannot carry out on DSQL without lying about it (message per case). */
+  COMPAT_REFUSED: { sqlstate: '0A000', severity: 'ERROR', message: 'not supported on DSQL' },
+  /** PostgreSQL's own error for a statement the proxy answers (SQLSTATE and message per case). */
+  COMPAT_STATEMENT_ERROR: { sqlstate: 'XX000', severity: 'ERROR', message: 'statement failed' },
+  STATEMENT_TIMEOUT: {
+    sqlstate: '57014',
+    severity: 'ERROR',
+    message: 'canceling statement due to statement timeout',
+  },
+  STATEMENT_TIMEOUT_UNANSWERED: {
+    sqlstate: '08006',
+    severity: 'FATAL',
+    message: 'terminating connection: the statement outlived statement_timeout and DSQL did not stop it',
+    hint: 'dsql-proxy sent DSQL a cancel request when statement_timeout passed and closed the DSQL connection when the statement still ran after --statement-timeout-grace. Reconnect; a transaction in progress was rolled back.',
+  },
+  IDLE_IN_TRANSACTION_TIMEOUT: {
+    sqlstate: '25P03',
+    severity: 'FATAL',
+    message: 'terminating connection due to idle-in-transaction timeout',
+  },
+  IDLE_SESSION_TIMEOUT: {
+    sqlstate: '57P05',
+    severity: 'FATAL',
+    message: 'terminating connection due to idle-session timeout',
+  },
+  TRANSACTION_TIMEOUT: {
+    sqlstate: '25P04',
+    severity: 'FATAL',
+    message: 'terminating connection due to transaction timeout',
+  },
   INTERNAL: { sqlstate: 'XX000', severity: 'FATAL', message: 'internal error in dsql-proxy' },
 } as const satisfies Record<string, CatalogueEntry>;
 

@@ -134,6 +134,18 @@ export class Metrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+  readonly compatStatements = new Counter({
+    name: 'dsql_proxy_compat_statements_total',
+    help: 'Statements the compatibility layer answered or carried out itself, by kind (set, reset, show, set_config, begin, set_transaction, lock, prepare, execute, deallocate, discard, refused).',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly compatTimeouts = new Counter({
+    name: 'dsql_proxy_compat_timeouts_total',
+    help: 'Timeouts the proxy carried out for DSQL, by kind (statement, statement_unanswered, idle_in_transaction, idle_session, transaction).',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
   readonly serializationConflicts = new Counter({
     name: 'dsql_proxy_serialization_conflicts_total',
     help: 'Serialization failures seen on the way back to clients: 40001, with DSQL code OC000 (data) or OC001 (schema).',

@@ -35,6 +35,24 @@ export interface FrontendEvents {
   onUntracked?: () => void;
 }
 
+/**
+ * Decides which requests the compatibility layer takes over (src/compat). Asked only at the first
+ * message of a request: a Query, or the Parse or Bind that opens an extended-protocol batch.
+ */
+export interface RequestGate {
+  /** Whether a request that begins with this Query or Parse text goes to the gate. */
+  wantsText(sql: string): boolean;
+  /** Whether the layer holds statements of its own (only then are Bind bodies read). */
+  hasVirtual(): boolean;
+  /** Whether a batch that begins with a Bind of this prepared statement goes to the gate. */
+  wantsBind(statement: string): boolean;
+}
+
+/** `interceptAt`/`heldFrom` value: nothing in this chunk. */
+export const NOWHERE = -1;
+/** `interceptAt`/`heldFrom` value: the message began in an earlier chunk (the relay holds its first bytes). */
+export const EARLIER = -2;
+
 /** Query bodies larger than this are not looked into; the session assumes the worst. */
 const MAX_INSPECTED = 64 * 1024;
 /**
@@ -55,6 +73,22 @@ export class FrontendScanner extends HeaderScanner {
   private type = 0;
   /** Copies of the captured message's bytes so far, or undefined when not capturing. */
   private capture: Buffer[] | undefined;
+  /** The compatibility layer's gate, when it is on. */
+  gate: RequestGate | undefined;
+  /** The next message is not offered to the gate (the gate handed it back to be relayed as it is). */
+  skipGateOnce = false;
+  /**
+   * After scan(): where in the chunk the first request the gate takes begins (NOWHERE, an offset, or
+   * EARLIER). The scan stops there: the gate frames and counts everything from that byte on.
+   */
+  interceptAt = NOWHERE;
+  /**
+   * After scan(): where a message the gate may still want begins, when the chunk ends before the gate
+   * could decide (its body or header is incomplete): those bytes must not be relayed yet.
+   */
+  heldFrom = NOWHERE;
+  /** Start of the message the gate will be asked about (offset in the current chunk, or EARLIER). */
+  private candidateAt = NOWHERE;
 
   constructor(private events: FrontendEvents = {}) {
     super();
@@ -67,6 +101,9 @@ export class FrontendScanner extends HeaderScanner {
 
   scan(chunk: Buffer): void {
     this.terminateAt = -1;
+    this.interceptAt = NOWHERE;
+    this.heldFrom = NOWHERE;
+    if (this.candidateAt !== NOWHERE) this.candidateAt = EARLIER;
     let pos = 0;
     const end = chunk.length;
     while (pos < end) {
@@ -76,10 +113,12 @@ export class FrontendScanner extends HeaderScanner {
         this.skip -= n;
         pos += n;
         if (this.skip === 0 && this.capture) this.finishCapture();
+        if (this.interceptAt !== NOWHERE) return this.stopAtIntercept();
         continue;
       }
       if (this.headerFilled === 0 && end - pos >= 5) {
         if (chunk[pos] === FrontendMessage.Terminate) this.terminateAt = pos;
+        this.messageAt = pos;
         this.startMessage(chunk[pos]!, chunk.readInt32BE(pos + 1));
         pos += 5;
         if (this.capture && end - pos >= this.skip) {
@@ -88,21 +127,85 @@ export class FrontendScanner extends HeaderScanner {
           this.body(chunk, pos, pos + this.skip, false);
           pos += this.skip;
           this.skip = 0;
+          if (this.interceptAt !== NOWHERE) return this.stopAtIntercept();
         }
         continue;
       }
+      if (this.headerFilled === 0) this.headerAt = pos;
       pos = this.takeHeaderPiece(chunk, pos, end);
     }
+    if (this.gate === undefined) return;
+    if (this.candidateAt !== NOWHERE) this.heldFrom = this.candidateAt;
+    else if (this.headerFilled > 0 && this.mayBeCandidate(this.partialType())) {
+      // A header split by the chunk's end: its first bytes stay here until the type and body are known.
+      this.heldFrom = this.headerAt;
+      this.candidateAt = this.headerAt;
+    }
+  }
+
+  /** Where the current message's header began in this chunk (for a split header, NOWHERE/EARLIER). */
+  private messageAt = 0;
+  private headerAt = 0;
+
+  /** The gate took a request: nothing after it is scanned here (the gate frames it). */
+  private stopAtIntercept(): void {
+    this.skip = 0;
+    this.capture = undefined;
+    this.candidateAt = NOWHERE;
   }
 
   protected splitHeader(type: number, length: number): void {
     if (type === FrontendMessage.Terminate) this.terminateSplit = true;
+    // The header began in this chunk (headerAt) or in an earlier one, whose bytes the relay holds
+    // if the message may be a candidate (see scan's end).
+    this.messageAt = this.candidateAt === EARLIER ? EARLIER : this.headerAt;
+    this.candidateAt = NOWHERE;
     this.startMessage(type, length);
+  }
+
+  /** Whether a message of this type, starting now, would be offered to the gate. */
+  private mayBeCandidate(type: number): boolean {
+    const gate = this.gate;
+    if (gate === undefined || this.skipGateOnce || this.batchOpen) return false;
+    return (
+      type === FrontendMessage.Query ||
+      type === FrontendMessage.Parse ||
+      (type === FrontendMessage.Bind && gate.hasVirtual())
+    );
   }
 
   private startMessage(type: number, length: number): void {
     this.type = type;
     this.skip = length > 4 ? length - 4 : 0;
+    const candidate = this.mayBeCandidate(type);
+    this.skipGateOnce = false;
+    if (candidate) this.candidateAt = this.messageAt;
+    else this.count(type);
+    const wanted =
+      type === FrontendMessage.Query ||
+      type === FrontendMessage.Parse ||
+      type === FrontendMessage.Close ||
+      candidate;
+    if (!wanted) return;
+    if (this.skip === 0) {
+      // An empty body is malformed: what the server makes of it is not followed, nor offered to the gate.
+      this.passCandidate();
+      if (type !== FrontendMessage.Query) this.events.onUntracked?.();
+      return;
+    }
+    const limit = type === FrontendMessage.Parse ? MAX_KEPT_PARSE : MAX_INSPECTED;
+    if (this.skip <= limit) {
+      this.capture = [];
+    } else {
+      this.passCandidate();
+      if (type === FrontendMessage.Bind) return;
+      if (type !== FrontendMessage.Close) this.events.onStatementText?.(null);
+      if (type !== FrontendMessage.Query) this.events.onUntracked?.();
+    }
+  }
+
+  /** What a message means for the request count and the batch, once it is known to be relayed. */
+  private count(type: number): void {
     switch (type) {
       case FrontendMessage.Query:
       case FrontendMessage.FunctionCall:
@@ -121,20 +224,26 @@ export class FrontendScanner extends HeaderScanner {
         // Parse, Bind, Describe, Execute, Close, Flush: part of an extended-protocol batch.
         this.batchOpen = true;
     }
-    if (type !== FrontendMessage.Query && type !== FrontendMessage.Parse && type !== FrontendMessage.Close)
-      return;
-    if (this.skip === 0) {
-      // An empty Parse or Close body is malformed: what the server makes of it is not followed.
-      if (type !== FrontendMessage.Query) this.events.onUntracked?.();
-      return;
-    }
-    const limit = type === FrontendMessage.Parse ? MAX_KEPT_PARSE : MAX_INSPECTED;
-    if (this.skip <= limit) {
-      this.capture = [];
-    } else {
-      if (type !== FrontendMessage.Close) this.events.onStatementText?.(null);
-      if (type !== FrontendMessage.Query) this.events.onUntracked?.();
-    }
+  }
+
+  /** The gate is not asked about the current message after all (too large, or malformed): relay it. */
+  private passCandidate(): void {
+    if (this.candidateAt === NOWHERE) return;
+    this.candidateAt = NOWHERE;
+    this.count(this.type);
+  }
+
+  /** Asks the gate about the current message, whose body is `buf[start, end)`; true if it takes it. */
+  private gateTakes(buf: Buffer, start: number, end: number, query: string | undefined): boolean {
+    const gate = this.gate!;
+    if (this.type === FrontendMessage.Query) return gate.wantsText(query!);
+    const nameEnd = buf.indexOf(0, start);
+    if (nameEnd < 0 || nameEnd >= end) return false;
+    const textEnd = buf.indexOf(0, nameEnd + 1);
+    if (textEnd < 0 || textEnd >= end) return false;
+    if (this.type === FrontendMessage.Parse) return gate.wantsText(buf.toString('utf8', nameEnd + 1, textEnd));
+    // Bind: portal name, then statement name.
+    return gate.wantsBind(buf.toString('utf8', nameEnd + 1, textEnd));
   }
 
   private finishCapture(): void {
@@ -149,8 +258,20 @@ export class FrontendScanner extends HeaderScanner {
    * its own (a Parse body is then kept without copying it again).
    */
   private body(buf: Buffer, start: number, end: number, owned: boolean): void {
-    if (this.type === FrontendMessage.Query) {
-      this.events.onStatementText?.(buf.toString('utf8', start, Math.max(start, end - 1)));
+    const query =
+      this.type === FrontendMessage.Query ? buf.toString('utf8', start, Math.max(start, end - 1)) : undefined;
+    if (this.candidateAt !== NOWHERE) {
+      const at = this.candidateAt;
+      this.candidateAt = NOWHERE;
+      if (this.gateTakes(buf, start, end, query)) {
+        this.interceptAt = at;
+        return;
+      }
+      this.count(this.type);
+      if (this.type === FrontendMessage.Bind) return;
+    }
+    if (query !== undefined) {
+      this.events.onStatementText?.(query);
       return;
     }
     const nameEnd = buf.indexOf(0, this.type === FrontendMessage.Close ? start + 1 : start);

@@ -1,7 +1,8 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { BackendScanner } from './backend-scanner.js';
-import { type FrontendEvents, FrontendScanner } from './frontend-scanner.js';
+import { EARLIER, type FrontendEvents, FrontendScanner, NOWHERE, type RequestGate } from './frontend-scanner.js';
+import { ServerFilter, type ServerFilterOptions } from './server-filter.js';
 
 export type CloseReason =
   | 'client_closed'
@@ -37,6 +38,15 @@ export interface RelayHooks {
    * upstream connection is left open for the session to reuse if this returns true.
    */
   keepUpstream?: () => boolean;
+  /**
+   * The compatibility layer (src/compat): the scanner asks `gate` about each request's first message,
+   * and a request it wants is handed to `take` with every byte after it; the relay then stops relaying
+   * the client's bytes (they go to `take`'s owner through `onClientBytes`) until giveBack().
+   */
+  gate?: RequestGate & {
+    take(bytes: Buffer): void;
+    onClientBytes(chunk: Buffer): void;
+  };
 }
 
 /**
@@ -74,6 +84,14 @@ export class Relay {
   /** Set while the client socket is corked until the next check phase (see onUpstreamData). */
   private uncorkTimer: NodeJS.Immediate | undefined;
   private readonly counters: RelayCounters;
+  /** Client bytes held back while the gate cannot yet decide about the message they begin. */
+  private withheld: Buffer[] | undefined;
+  /** True while the compatibility layer handles a request: client bytes go to it, not upstream. */
+  private gateOwned = false;
+  /** Set while the compatibility layer filters what the server sends (see server-filter.ts). */
+  private serverFilter: ServerFilter | undefined;
+  /** Waiting for every request relayed so far to be answered (see whenAnswered). */
+  private answeredWaiter: (() => void) | undefined;
   private resolveDone!: (r: RelayResult) => void;
   readonly done: Promise<RelayResult> = new Promise((resolve) => {
     this.resolveDone = resolve;
@@ -87,6 +105,7 @@ export class Relay {
     this.upstream = upstream;
     this.counters = hooks.counters ?? NO_COUNTERS;
     this.fromClient = new FrontendScanner(hooks.frontend);
+    this.fromClient.gate = hooks.gate;
   }
 
   /** Starts relaying; `toUpstream`/`toClient` are bytes already read during the handshakes. */
@@ -115,6 +134,7 @@ export class Relay {
    */
   isIdle(): boolean {
     return (
+      !this.gateOwned &&
       this.fromServer.status === 'I' &&
       this.fromServer.readyCount === this.fromClient.requests &&
       !this.fromClient.batchOpen &&
@@ -181,8 +201,57 @@ export class Relay {
 
   private readonly onClientData = (chunk: Buffer): void => {
     this.counters.toServer.inc(chunk.length);
-    this.fromClient.scan(chunk);
-    const terminateAt = this.fromClient.terminateAt;
+    this.receive(chunk);
+  };
+
+  /** Client bytes, counted already: to the compatibility layer while it has the session, else relayed. */
+  private receive(chunk: Buffer): void {
+    if (this.gateOwned) {
+      this.hooks.gate!.onClientBytes(chunk);
+      return;
+    }
+    const scanner = this.fromClient;
+    scanner.scan(chunk);
+    if (scanner.interceptAt === NOWHERE && scanner.heldFrom === NOWHERE && this.withheld === undefined) {
+      this.forward(chunk, scanner.terminateAt);
+      return;
+    }
+    this.forwardAroundGate(chunk);
+  }
+
+  /**
+   * The slow path of receive(): some bytes wait for the gate's decision (withheld), or the gate takes
+   * a request. Bytes before that point are relayed; the rest is withheld or handed to the gate.
+   */
+  private forwardAroundGate(chunk: Buffer): void {
+    const scanner = this.fromClient;
+    const before = this.withheld ?? [];
+    const heldLength = before.reduce((n, b) => n + b.length, 0);
+    this.withheld = undefined;
+    const cut = scanner.interceptAt;
+    if (cut !== NOWHERE) {
+      const pass = cut === EARLIER ? [] : [...before, chunk.subarray(0, cut)];
+      const take = cut === EARLIER ? [...before, chunk] : [chunk.subarray(cut)];
+      const out = Buffer.concat(pass);
+      if (out.length > 0) this.upstream.write(out);
+      this.gateOwned = true;
+      this.hooks.gate!.take(Buffer.concat(take));
+      return;
+    }
+    const held = scanner.heldFrom;
+    if (held === EARLIER) {
+      this.withheld = [...before, chunk];
+      return;
+    }
+    const end = held === NOWHERE ? chunk.length : held;
+    if (held !== NOWHERE) this.withheld = [chunk.subarray(held)];
+    const out = heldLength === 0 ? chunk.subarray(0, end) : Buffer.concat([...before, chunk.subarray(0, end)]);
+    const terminateAt = scanner.terminateAt < 0 ? -1 : scanner.terminateAt + heldLength;
+    if (out.length > 0 || terminateAt >= 0) this.forward(out, terminateAt);
+  }
+
+  /** Relays client bytes upstream; `terminateAt` is where a Terminate message starts in them, or -1. */
+  private forward(chunk: Buffer, terminateAt: number): void {
     if (terminateAt < 0) {
       if (!this.upstream.write(chunk)) this.client.pause();
       return;
@@ -198,15 +267,93 @@ export class Relay {
     // After Terminate nothing more goes to the client, so close it now, as PostgreSQL does, rather
     // than wait for its FIN and answer with our own (one shutdown() less per connection).
     this.client.destroy();
-  };
+  }
+
+  // --- The compatibility layer's side (src/compat/engine.ts) ---
+
+  /**
+   * The layer is done with the request it took: `rest` (client bytes it has not consumed) is relayed
+   * as if just received. `skipFirst`: the first message in `rest` is relayed as it is, not offered to
+   * the gate again (the layer read it and found nothing to do).
+   */
+  giveBack(rest: Buffer, skipFirst: boolean): void {
+    if (this.current === 'finished') return;
+    this.gateOwned = false;
+    this.fromClient.skipGateOnce = skipFirst;
+    if (rest.length > 0) this.receive(rest);
+    else this.fromClient.skipGateOnce = false;
+    if (this.hooks.onIdle && this.isIdle()) this.hooks.onIdle();
+  }
+
+  /** Bytes the layer answers the client with; the backend scanner counts them as the server's. */
+  toClient(bytes: Buffer): void {
+    if (this.current === 'finished') return;
+    this.fromServer.scan(bytes);
+    this.client.write(bytes);
+  }
+
+  /**
+   * Resolves once every request relayed so far has its ReadyForQuery and the server's stream is between
+   * messages: the layer may then use the upstream connection for a request of its own.
+   */
+  whenAnswered(): Promise<void> {
+    if (this.answered()) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.answeredWaiter = resolve;
+    });
+  }
+
+  private answered(): boolean {
+    return this.fromServer.readyCount === this.fromClient.requests && this.fromServer.atBoundary();
+  }
+
+  /** The upstream socket, with the relay no longer reading it (give it back with returnUpstream). */
+  borrowUpstream(): tls.TLSSocket {
+    return this.detachUpstream();
+  }
+
+  returnUpstream(): void {
+    if (this.current === 'finished') return;
+    this.attach(this.upstream);
+  }
+
+  /** Stops or resumes reading the client (the layer's buffer is full, or has room again). */
+  pauseClient(): void {
+    this.client.pause();
+  }
+
+  resumeClient(): void {
+    if (this.current === 'flowing' || this.current === 'goodbye') this.client.resume();
+  }
+
+  /** Filters the server's stream from now on (options), or stops filtering (undefined). */
+  filterServer(options: ServerFilterOptions | undefined): void {
+    if (options === undefined) {
+      if (this.serverFilter?.empty !== false) this.serverFilter = undefined;
+      else this.serverFilter.options = { minLevel: 'debug5', rewriteCancel: false };
+      return;
+    }
+    if (this.serverFilter) {
+      this.serverFilter.options = options;
+      return;
+    }
+    const s = this.fromServer;
+    this.serverFilter = new ServerFilter(options, s.remainingBody, s.partialHeaderBytes());
+  }
 
   private readonly onUpstreamDrain = (): void => {
     if (this.current !== 'held') this.client.resume();
   };
 
-  private readonly onUpstreamData = (chunk: Buffer): void => {
-    this.counters.toClient.inc(chunk.length);
-    this.fromServer.scan(chunk);
+  private readonly onUpstreamData = (data: Buffer): void => {
+    this.counters.toClient.inc(data.length);
+    this.fromServer.scan(data);
+    const chunk = this.serverFilter ? this.serverFilter.process(data) : data;
+    if (this.answeredWaiter && this.answered()) {
+      const waiter = this.answeredWaiter;
+      this.answeredWaiter = undefined;
+      queueMicrotask(waiter);
+    }
     if (this.fromServer.atBoundary() && this.fromServer.readyCount === this.fromClient.requests) {
       // The answer is complete (every request has had its ReadyForQuery): nothing more is coming that
       // could share the write, so it leaves now, with anything corked before it. Waiting for the check
