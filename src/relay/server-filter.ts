@@ -108,7 +108,7 @@ interface Field {
  * The fields of a body, or undefined when it is not a well-formed list: each field a type byte and a
  * NUL-terminated string, the list ended by one NUL that is the body's last byte.
  */
-export function parseFields(body: Buffer): Field[] | undefined {
+function parseFields(body: Buffer): Field[] | undefined {
   const fields: Field[] = [];
   let pos = 0;
   while (pos < body.length) {
