@@ -23,6 +23,19 @@ export abstract class HeaderScanner {
     return this.skip === 0 && this.headerFilled === 0;
   }
 
+  /** Body bytes of the current message not yet seen (read-only view of the state, for handing over). */
+  remainingBody(): number {
+    return this.skip;
+  }
+
+  /**
+   * A copy of the header bytes (0 to 4) of a message whose header a chunk boundary split, seen but not
+   * yet completed: with `remainingBody()`, where a later reader of the same stream takes over.
+   */
+  partialHeader(): Buffer {
+    return Buffer.from(this.header?.subarray(0, this.headerFilled) ?? Buffer.alloc(0));
+  }
+
   /**
    * Takes the bytes of a split header from `chunk[pos, end)`, as many as it lacks, and returns the
    * position after them. When they complete the header, `splitHeader()` gets its type and length.
