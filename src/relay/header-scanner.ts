@@ -53,16 +53,6 @@ export abstract class HeaderScanner {
     return pos + n;
   }
 
-  /** Body bytes of the current message not seen yet (0 while a split header is pending). */
-  get remainingBody(): number {
-    return this.headerFilled > 0 ? 0 : this.skip;
-  }
-
-  /** A copy of the header bytes a chunk boundary split (already passed on), or undefined. */
-  partialHeaderBytes(): Buffer | undefined {
-    return this.headerFilled > 0 ? Buffer.from(this.header!.subarray(0, this.headerFilled)) : undefined;
-  }
-
   /** The type byte of a header split by the end of the last chunk (headerFilled > 0). */
   protected partialType(): number {
     return this.header![0]!;

@@ -2,7 +2,7 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import { BackendScanner } from './backend-scanner.js';
 import { EARLIER, type FrontendEvents, FrontendScanner, NOWHERE, type RequestGate } from './frontend-scanner.js';
-import { ServerFilter, type ServerFilterOptions } from './server-filter.js';
+import { filterStartState, ServerFilter, type ServerFilterOptions } from './server-filter.js';
 
 export type CloseReason =
   | 'client_closed'
@@ -337,8 +337,8 @@ export class Relay {
       this.serverFilter.options = options;
       return;
     }
-    const s = this.fromServer;
-    this.serverFilter = new ServerFilter(options, s.remainingBody, s.partialHeaderBytes());
+    const start = filterStartState(this.fromServer);
+    this.serverFilter = new ServerFilter(options, start.rawRemaining, start.partialHeader);
   }
 
   private readonly onUpstreamDrain = (): void => {

@@ -1,0 +1,72 @@
+/**
+ * Small exchanges the compatibility layer has with DSQL while it has the connection to itself. Each
+ * reads through the ReadyForQuery, so the connection is between requests again afterwards.
+ */
+import { BackendMessage } from '../protocol/constants.js';
+import { frontendQuery } from '../protocol/to-server.js';
+import type { ClientLink, Frame, UpstreamLink } from './exchange.js';
+import type { TxnStatus } from './session-state.js';
+import { encode } from './wire.js';
+
+export interface QueryOutcome {
+  status: TxnStatus;
+  /** The first ErrorResponse, if the query failed. */
+  error: Frame | undefined;
+}
+
+/** Messages the server may send at any time; they reach the client whatever the exchange. */
+export function isAsync(type: number): boolean {
+  return (
+    type === BackendMessage.NoticeResponse ||
+    type === BackendMessage.ParameterStatus ||
+    type === BackendMessage.NotificationResponse
+  );
+}
+
+/**
+ * Runs a simple Query and relays its answers to the client as they come, except the ReadyForQuery
+ * (the layer sends one for the whole request) and, when `hidden`, everything but asynchronous
+ * messages: the query is the layer's own, not the client's.
+ */
+export async function runQuery(
+  up: UpstreamLink,
+  sql: string,
+  client: ClientLink,
+  hidden: boolean,
+): Promise<QueryOutcome> {
+  up.write(frontendQuery(sql));
+  let error: Frame | undefined;
+  for (;;) {
+    const frame = await up.next();
+    if (frame.type === BackendMessage.ReadyForQuery) {
+      return { status: String.fromCharCode(frame.body[0] ?? 73) as TxnStatus, error };
+    }
+    if (frame.type === BackendMessage.ErrorResponse) error ??= frame;
+    if (frame.type === BackendMessage.CopyInResponse) {
+      // COPY FROM STDIN needs the client's data, which the layer does not relay: fail the COPY.
+      up.write(copyFail('COPY FROM STDIN is not supported in a query dsql-proxy splits'));
+      continue;
+    }
+    if (!hidden || isAsync(frame.type)) client.write(encode(frame));
+  }
+}
+
+/**
+ * PostgreSQL aborts a transaction block at any error; when the error is the proxy's own, DSQL's
+ * transaction must be aborted too, or a later COMMIT would commit it. A statement that always fails
+ * does that; its error is the proxy's business and is not shown.
+ */
+export const ABORT_STATEMENT = 'SELECT 1/0';
+
+export async function abortUpstream(up: UpstreamLink, client: ClientLink): Promise<TxnStatus> {
+  return (await runQuery(up, ABORT_STATEMENT, client, true)).status;
+}
+
+function copyFail(message: string): Buffer {
+  const text = Buffer.from(`${message}\0`, 'utf8');
+  const out = Buffer.allocUnsafe(5 + text.length);
+  out[0] = 0x66; // 'f' CopyFail
+  out.writeInt32BE(4 + text.length, 1);
+  text.copy(out, 5);
+  return out;
+}
