@@ -59,15 +59,20 @@ export function frontendParse(name: string, sql: string, paramTypeOids: readonly
 
 /**
  * Bind ('B') with every parameter in text format (no format codes: all text) and every result column
- * in text format. A null value is sent as length -1 (SQL NULL).
+ * in text format. A null value is sent as length -1 (SQL NULL); a string is sent as UTF-8, a Buffer
+ * as it is (e.g. a value read from a DataRow, already in the session's encoding).
  */
-export function frontendBind(portal: string, statement: string, values: readonly (string | null)[]): Buffer {
+export function frontendBind(
+  portal: string,
+  statement: string,
+  values: readonly (string | Buffer | null)[],
+): Buffer {
   const parts: Buffer[] = [cstring(portal), cstring(statement), int16(0), int16(values.length)];
   for (const value of values) {
     if (value === null) {
       parts.push(int32(-1));
     } else {
-      const bytes = Buffer.from(value, 'utf8');
+      const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
       parts.push(int32(bytes.length), bytes);
     }
   }

@@ -81,7 +81,7 @@ describe('extended-protocol encoders (upstream side)', () => {
   });
 
   it('writes Bind with text parameters, NULL as -1 and text results (exact bytes)', () => {
-    const msg = frontendBind('', 'st', ['é\\', null, '']);
+    const msg = frontendBind('', 'st', ['é\\', null, Buffer.alloc(0)]);
     const expected = Buffer.concat([
       Buffer.from('B'),
       Buffer.from([0, 0, 0, 29]),
