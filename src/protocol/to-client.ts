@@ -102,6 +102,11 @@ export function readyForQuery(status: 'I' | 'T' | 'E'): Buffer {
   return typedMessage(BackendMessage.ReadyForQuery, Buffer.from(status, 'latin1'));
 }
 
+/** CommandComplete ('C') with its command tag, e.g. `PREPARE`, `INSERT 0 1`, `SELECT 3`. */
+export function commandComplete(tag: string): Buffer {
+  return typedMessage(BackendMessage.CommandComplete, cstring(tag));
+}
+
 /**
  * The end of a login, after AuthenticationOk: `messages` as they are (the server's ParameterStatus
  * and notices, already framed), then BackendKeyData and ReadyForQuery, in one Buffer. The same bytes

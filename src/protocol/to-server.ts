@@ -37,3 +37,74 @@ export function frontendTerminate(): Buffer {
 export function frontendQuery(sql: string): Buffer {
   return typedMessage(FrontendMessage.Query, cstring(sql));
 }
+
+/*
+ * The extended query protocol, for the compatibility layer's own exchanges (SQL-level PREPARE/EXECUTE
+ * carried out over protocol-level prepared statements). Formats:
+ * https://www.postgresql.org/docs/current/protocol-message-formats.html
+ */
+
+/** Parse ('P'): a statement name ('' = unnamed), its SQL and the declared parameter type OIDs (0 = unspecified). */
+export function frontendParse(name: string, sql: string, paramTypeOids: readonly number[] = []): Buffer {
+  const count = Buffer.allocUnsafe(2);
+  count.writeInt16BE(paramTypeOids.length, 0);
+  // OIDs are unsigned 32-bit; the wire field is the same 4 bytes.
+  const oids = paramTypeOids.map((oid) => {
+    const b = Buffer.allocUnsafe(4);
+    b.writeUInt32BE(oid, 0);
+    return b;
+  });
+  return typedMessage(FrontendMessage.Parse, cstring(name), cstring(sql), count, ...oids);
+}
+
+/**
+ * Bind ('B') with every parameter in text format (no format codes: all text) and every result column
+ * in text format. A null value is sent as length -1 (SQL NULL); a string is sent as UTF-8, a Buffer
+ * as it is (e.g. a value read from a DataRow, already in the session's encoding).
+ */
+export function frontendBind(
+  portal: string,
+  statement: string,
+  values: readonly (string | Buffer | null)[],
+): Buffer {
+  const parts: Buffer[] = [cstring(portal), cstring(statement), int16(0), int16(values.length)];
+  for (const value of values) {
+    if (value === null) {
+      parts.push(int32(-1));
+    } else {
+      const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+      parts.push(int32(bytes.length), bytes);
+    }
+  }
+  parts.push(int16(0));
+  return typedMessage(FrontendMessage.Bind, ...parts);
+}
+
+/** Describe ('D') of a prepared statement ('S') or a portal ('P'). */
+export function frontendDescribe(target: 'S' | 'P', name: string): Buffer {
+  return typedMessage(FrontendMessage.Describe, Buffer.from(target, 'latin1'), cstring(name));
+}
+
+/** Execute ('E'): run a portal; maxRows 0 means all rows. */
+export function frontendExecute(portal: string, maxRows = 0): Buffer {
+  return typedMessage(FrontendMessage.Execute, cstring(portal), int32(maxRows));
+}
+
+/** Close ('C') of a prepared statement ('S') or a portal ('P'). */
+export function frontendClose(target: 'S' | 'P', name: string): Buffer {
+  return typedMessage(FrontendMessage.Close, Buffer.from(target, 'latin1'), cstring(name));
+}
+
+export function frontendSync(): Buffer {
+  return typedMessage(FrontendMessage.Sync);
+}
+
+export function frontendFlush(): Buffer {
+  return typedMessage(FrontendMessage.Flush);
+}
+
+function int16(value: number): Buffer {
+  const buf = Buffer.allocUnsafe(2);
+  buf.writeInt16BE(value, 0);
+  return buf;
+}

@@ -11,6 +11,7 @@ import {
   authenticationSASLContinue,
   authenticationSASLFinal,
   backendKeyData,
+  commandComplete,
   errorFromProxyError,
   errorResponse,
   loginAnswer,
@@ -32,6 +33,14 @@ async function pgParse(buf: Buffer): Promise<Record<string, unknown>[]> {
 }
 
 describe('backend encoders (exact bytes)', () => {
+  it('encodes CommandComplete with its tag', () => {
+    // 'C', length 4 + 'INSERT 0 1' (10) + NUL = 15.
+    assert.equal(
+      commandComplete('INSERT 0 1').toString('hex'),
+      `430000000f${Buffer.from('INSERT 0 1').toString('hex')}00`,
+    );
+  });
+
   it('encodes AuthenticationOk, cleartext and MD5 requests', () => {
     assert.equal(authenticationOk().toString('hex'), '520000000800000000');
     assert.equal(authenticationCleartextPassword().toString('hex'), '520000000800000003');

@@ -5,10 +5,17 @@ import { MAX_AUTH_MESSAGE_LENGTH, MAX_STARTUP_PACKET_LENGTH } from '../../src/pr
 import { FrameReader } from '../../src/protocol/frame-reader.js';
 import { decodePasswordMessage, decodeStartupPacket } from '../../src/protocol/from-client.js';
 import {
+  frontendBind,
   frontendCancelRequest,
+  frontendClose,
+  frontendDescribe,
+  frontendExecute,
+  frontendFlush,
+  frontendParse,
   frontendPassword,
   frontendSSLRequest,
   frontendStartup,
+  frontendSync,
   frontendTerminate,
 } from '../../src/protocol/to-server.js';
 
@@ -50,5 +57,43 @@ describe('frontend encoders (upstream side)', () => {
       processId: -1,
       secretKey: key,
     });
+  });
+});
+
+describe('extended-protocol encoders (upstream side)', () => {
+  it('matches pg-protocol for Parse, Describe, Execute, Close, Sync and Flush', () => {
+    assert.deepEqual(
+      frontendParse('_p1', 'select $1::int, $2', [23, 0]),
+      serialize.parse({ name: '_p1', text: 'select $1::int, $2', types: [23, 0] }),
+    );
+    assert.deepEqual(frontendParse('', 'select 1'), serialize.parse({ text: 'select 1' }));
+    assert.deepEqual(frontendDescribe('S', 'x'), serialize.describe({ type: 'S', name: 'x' }));
+    assert.deepEqual(frontendDescribe('P', ''), serialize.describe({ type: 'P', name: '' }));
+    assert.deepEqual(frontendExecute('', 0), serialize.execute({ portal: '', rows: 0 }));
+    assert.deepEqual(frontendClose('S', 'x'), serialize.close({ type: 'S', name: 'x' }));
+    assert.deepEqual(frontendSync(), serialize.sync());
+    assert.deepEqual(frontendFlush(), serialize.flush());
+  });
+
+  it('writes an OID above 2^31 as unsigned', () => {
+    const msg = frontendParse('', 's', [0xfffffffe]);
+    assert.equal(msg.readUInt32BE(msg.length - 4), 0xfffffffe);
+  });
+
+  it('writes Bind with text parameters, NULL as -1 and text results (exact bytes)', () => {
+    const msg = frontendBind('', 'st', ['é\\', null, Buffer.alloc(0)]);
+    const expected = Buffer.concat([
+      Buffer.from('B'),
+      Buffer.from([0, 0, 0, 29]),
+      Buffer.from('\0st\0', 'latin1'),
+      Buffer.from([0, 0]), // no parameter format codes: all text
+      Buffer.from([0, 3]),
+      Buffer.from([0, 0, 0, 3]),
+      Buffer.from('é\\', 'utf8'),
+      Buffer.from([0xff, 0xff, 0xff, 0xff]),
+      Buffer.from([0, 0, 0, 0]),
+      Buffer.from([0, 0]), // no result format codes: all text
+    ]);
+    assert.deepEqual(msg, expected);
   });
 });
