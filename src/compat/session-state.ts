@@ -35,6 +35,8 @@ export class CompatSession {
   txnFresh = false;
   /** The open transaction was begun READ ONLY. */
   txnReadOnly = false;
+  /** True while the layer carries out a request (its own answers reach the client). */
+  answering = false;
 
   constructor(
     startup: ReadonlyMap<string, string>,
@@ -43,6 +45,8 @@ export class CompatSession {
     readonly log: Logger,
     /** Called after a statement changed a parameter the proxy carries out (timers, notice filter). */
     readonly onParamsChanged: () => void,
+    /** Called after DEALLOCATE ALL reached DSQL: the client's protocol-level statements are gone too. */
+    readonly onDeallocateAll: () => void,
   ) {
     this.params = new SessionParams(startup, defaults);
   }

@@ -24,16 +24,21 @@ export function isAsync(type: number): boolean {
 }
 
 /**
- * Runs a simple Query and relays its answers to the client as they come, except the ReadyForQuery
- * (the layer sends one for the whole request) and, when `hidden`, everything but asynchronous
- * messages: the query is the layer's own, not the client's.
+ * What of a query's answers reaches the client (never its ReadyForQuery: the layer sends one for the
+ * whole request): 'all' for the client's own statements; 'errors' for the layer's own statements whose
+ * failure the client must see (the COMMIT of a hidden transaction); 'none' for the rest. Asynchronous
+ * messages (notices, ParameterStatus) always pass.
  */
+export type Forward = 'all' | 'errors' | 'none';
+
+/** Runs a simple Query, reading through its ReadyForQuery. */
 export async function runQuery(
   up: UpstreamLink,
   sql: string,
   client: ClientLink,
-  hidden: boolean,
+  hidden: boolean | Forward,
 ): Promise<QueryOutcome> {
+  const mode: Forward = hidden === true ? 'none' : hidden === false ? 'all' : hidden;
   up.write(frontendQuery(sql));
   let error: Frame | undefined;
   for (;;) {
@@ -47,7 +52,13 @@ export async function runQuery(
       up.write(copyFail('COPY FROM STDIN is not supported in a query dsql-proxy splits'));
       continue;
     }
-    if (!hidden || isAsync(frame.type)) client.write(encode(frame));
+    if (
+      mode === 'all' ||
+      isAsync(frame.type) ||
+      (mode === 'errors' && frame.type === BackendMessage.ErrorResponse)
+    ) {
+      client.write(encode(frame));
+    }
   }
 }
 

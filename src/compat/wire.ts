@@ -4,9 +4,9 @@
  * Formats: https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
 import type { ProxyError } from '../errors.js';
-import { BackendMessage, ErrorField, FrontendMessage } from '../protocol/constants.js';
+import { BackendMessage, ErrorField } from '../protocol/constants.js';
 import { cstring, typedMessage } from '../protocol/message-writer.js';
-import { errorFromProxyError, noticeResponse } from '../protocol/to-client.js';
+import { commandComplete, errorFromProxyError, noticeResponse } from '../protocol/to-client.js';
 import type { Frame } from './exchange.js';
 
 /** The OID of type text, the type of every value the proxy answers with (SHOW, set_config). */
@@ -14,9 +14,7 @@ export const TEXT_OID = 25;
 
 const EMPTY = Buffer.alloc(0);
 
-export function commandComplete(tag: string): Buffer {
-  return typedMessage(BackendMessage.CommandComplete, cstring(tag));
-}
+export { commandComplete };
 
 /** RowDescription of text columns, as SHOW and set_config answer. */
 export function textRowDescription(columns: readonly string[]): Buffer {
@@ -62,16 +60,6 @@ export function errorMessage(err: ProxyError): Buffer {
 
 export function warningMessage(sqlstate: string, message: string, hint?: string): Buffer {
   return noticeResponse({ severity: 'WARNING', sqlstate, message, hint });
-}
-
-// --- to DSQL ---
-
-export function sync(): Buffer {
-  return typedMessage(FrontendMessage.Sync, EMPTY);
-}
-
-export function flush(): Buffer {
-  return typedMessage(FrontendMessage.Flush, EMPTY);
 }
 
 // --- reading DSQL's answers ---

@@ -1,0 +1,192 @@
+/**
+ * An extended-protocol batch the compatibility layer took: it began with the Parse of a statement the
+ * layer answers, or a Bind of one it holds. The layer keeps such statements and their portals itself
+ * ("virtual": DSQL never sees them) and answers Parse, Bind, Describe, Execute and Close for them as a
+ * server would. Other messages in the same batch go to DSQL one at a time, each followed by a Flush
+ * so its answer can be passed on in order. At the Sync the client gets one ReadyForQuery.
+ */
+import { BackendMessage, FrontendMessage } from '../protocol/constants.js';
+import type { TypedFrame } from '../protocol/frame-reader.js';
+import { readyForQuery } from '../protocol/to-client.js';
+import {
+  frontendBind,
+  frontendExecute,
+  frontendFlush,
+  frontendParse,
+  frontendSync,
+} from '../protocol/to-server.js';
+import type { RequestIo } from './engine.js';
+import type { Frame } from './exchange.js';
+import { actionOf, runLocal, setConfigColumns, type StatementContext } from './local.js';
+import { noteDsqlParams } from './request.js';
+import { type CompatStatement, classify, splitStatements } from './sql/statements.js';
+import { ABORT_STATEMENT, isAsync } from './upstream-ops.js';
+import {
+  BIND_COMPLETE,
+  CLOSE_COMPLETE,
+  cstringAt,
+  encode,
+  NO_DATA,
+  NO_PARAMETERS,
+  PARSE_COMPLETE,
+  textRowDescription,
+} from './wire.js';
+
+/** The statement a Parse body holds if the layer answers it, else undefined. */
+export function localStatement(
+  body: Buffer,
+  session: RequestIo['session'],
+): { name: string; stmt: CompatStatement } | undefined {
+  const name = cstringAt(body, 0);
+  const text = name && cstringAt(body, name.next);
+  if (!name || !text) return undefined;
+  const parts = splitStatements(text.value);
+  if (parts.length !== 1) return undefined;
+  const stmt = classify(parts[0]!.text);
+  noteDsqlParams([stmt], session);
+  return actionOf(stmt) === 'local' ? { name: name.value, stmt } : undefined;
+}
+
+interface BatchState {
+  ctx: StatementContext;
+  failed: boolean;
+  usedUpstream: boolean;
+}
+
+export async function runBatch(first: TypedFrame, io: RequestIo): Promise<'pass' | 'done'> {
+  if (first.type === FrontendMessage.Parse && localStatement(first.body, io.session) === undefined) return 'pass';
+  const st: BatchState = {
+    ctx: { status: io.status, inTxn: io.status !== 'I', describe: false, client: io.client, up: () => io.up() },
+    failed: false,
+    usedUpstream: false,
+  };
+  let frame = first;
+  for (;;) {
+    if (frame.type === FrontendMessage.Sync) {
+      await sync(st, io);
+      return 'done';
+    }
+    if (!st.failed) {
+      const ok = await message(frame, st, io);
+      if (!ok) {
+        st.failed = true;
+        if (st.usedUpstream && st.ctx.status === 'I') await abortBatch(io);
+      }
+    }
+    frame = await io.nextFrame();
+  }
+}
+
+async function sync(st: BatchState, io: RequestIo): Promise<void> {
+  if (st.usedUpstream) {
+    const up = io.up();
+    up.write(frontendSync());
+    for (;;) {
+      const f = await up.next();
+      if (f.type === BackendMessage.ReadyForQuery) {
+        st.ctx.status = String.fromCharCode(f.body[0] ?? 73) as StatementContext['status'];
+        break;
+      }
+      io.client.write(encode(f));
+    }
+  }
+  if (st.ctx.status === 'I') io.virtualPortals.clear();
+  else io.virtualPortals.delete('');
+  io.client.write(readyForQuery(st.ctx.status));
+}
+
+/** One message of the batch; false after an error (the rest is skipped until Sync, as a server does). */
+async function message(frame: TypedFrame, st: BatchState, io: RequestIo): Promise<boolean> {
+  const body = frame.body;
+  switch (frame.type) {
+    case FrontendMessage.Parse: {
+      const local = localStatement(body, io.session);
+      if (!local) return forward(frame, [BackendMessage.ParseComplete], st, io);
+      io.virtualStatements.set(local.name, local.stmt);
+      io.client.write(PARSE_COMPLETE);
+      return true;
+    }
+    case FrontendMessage.Bind: {
+      const portal = cstringAt(body, 0);
+      const stmtName = portal && cstringAt(body, portal.next);
+      const stmt = stmtName && io.virtualStatements.get(stmtName.value);
+      if (!portal || !stmt) return forward(frame, [BackendMessage.BindComplete], st, io);
+      io.virtualPortals.set(portal.value, stmt);
+      io.client.write(BIND_COMPLETE);
+      return true;
+    }
+    case FrontendMessage.Describe:
+      return describe(frame, st, io);
+    case FrontendMessage.Execute: {
+      const portal = cstringAt(body, 0);
+      const stmt = portal && io.virtualPortals.get(portal.value);
+      if (!stmt) return forward(frame, EXECUTE_ENDS, st, io);
+      return runLocal(stmt, st.ctx, io.session);
+    }
+    case FrontendMessage.Close: {
+      const name = cstringAt(body, 1);
+      const map = body[0] === 0x53 ? io.virtualStatements : io.virtualPortals;
+      if (!name || !map.has(name.value)) return forward(frame, [BackendMessage.CloseComplete], st, io);
+      map.delete(name.value);
+      io.client.write(CLOSE_COMPLETE);
+      return true;
+    }
+    case FrontendMessage.Flush:
+      if (st.usedUpstream) io.up().write(frontendFlush());
+      return true;
+    default:
+      // A Query or COPY message inside a batch: relayed, its answer passed on.
+      return forward(frame, [], st, io);
+  }
+}
+
+const EXECUTE_ENDS = [BackendMessage.CommandComplete, BackendMessage.EmptyQueryResponse, BackendMessage.PortalSuspended];
+const DESCRIBE_ENDS = [BackendMessage.RowDescription, BackendMessage.NoData];
+
+async function describe(frame: TypedFrame, st: BatchState, io: RequestIo): Promise<boolean> {
+  const name = cstringAt(frame.body, 1);
+  const isStatement = frame.body[0] === 0x53;
+  const stmt = name && (isStatement ? io.virtualStatements : io.virtualPortals).get(name.value);
+  if (!stmt) return forward(frame, DESCRIBE_ENDS, st, io);
+  if (isStatement) io.client.write(NO_PARAMETERS);
+  io.client.write(rowDescriptionOf(stmt));
+  return true;
+}
+
+function rowDescriptionOf(stmt: CompatStatement): Buffer {
+  if (stmt.kind === 'show') return textRowDescription([stmt.name]);
+  if (stmt.kind === 'set-config') return textRowDescription(setConfigColumns(stmt));
+  return NO_DATA;
+}
+
+/** Sends one message to DSQL with a Flush and passes its answers on until one of `ends` (or an error). */
+async function forward(frame: TypedFrame, ends: readonly number[], st: BatchState, io: RequestIo): Promise<boolean> {
+  const up = io.up();
+  st.usedUpstream = true;
+  io.session.txnFresh = false;
+  up.write(Buffer.concat([encode(frame), frontendFlush()]));
+  if (ends.length === 0) return true;
+  for (;;) {
+    const f: Frame = await up.next();
+    io.client.write(encode(f));
+    if (f.type === BackendMessage.ErrorResponse) return false;
+    if (ends.includes(f.type)) return true;
+    if (!isAsync(f.type) && f.type === BackendMessage.ReadyForQuery) return true;
+  }
+}
+
+/**
+ * The layer's own statement failed in a batch whose earlier messages DSQL already ran, outside a
+ * transaction block: DSQL's implicit transaction must fail too, or the Sync would commit them.
+ */
+async function abortBatch(io: RequestIo): Promise<void> {
+  const up = io.up();
+  up.write(
+    Buffer.concat([frontendParse('', ABORT_STATEMENT), frontendBind('', '', []), frontendExecute(''), frontendFlush()]),
+  );
+  for (;;) {
+    const f = await up.next();
+    if (f.type === BackendMessage.ErrorResponse) return;
+    if (isAsync(f.type)) io.client.write(encode(f));
+  }
+}
