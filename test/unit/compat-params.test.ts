@@ -135,7 +135,7 @@ describe('accept and refuse, per name', () => {
     ['log_line_prefix', '%m', false, '55P02'],
   ];
   for (const [name, value, accepted, expected] of table) {
-    it(`SET ${name} = '${value}' ${accepted ? 'shows ' + JSON.stringify(expected) : 'fails with ' + expected}`, () => {
+    it(`SET ${name} = '${value}' ${accepted ? `shows ${JSON.stringify(expected)}` : `fails with ${expected}`}`, () => {
       const params = fresh();
       const result = params.set(name, v(value), false, false);
       if (accepted) {
