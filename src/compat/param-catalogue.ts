@@ -386,12 +386,7 @@ export const PARAM_SPECS: readonly ParamSpec[] = [
       'log_planner_stats',
       'log_executor_stats',
     ])
-    .concat([
-      'log_statement_stats',
-      'log_btree_build_stats',
-      'log_parameter_max_length',
-      'log_replication_commands',
-    ])
+    .concat(['log_statement_stats', 'log_parameter_max_length', 'log_replication_commands'])
     .map((name) => restricted(name, 'suset')),
   ...['log_connections', 'log_disconnections'].map((name) => restricted(name, 'su_backend')),
   ...[

@@ -146,7 +146,7 @@ export class SessionParams {
     if (value !== 'default' && value.length !== 1 && paramSpec(name)) {
       return { ok: false, error: { sqlstate: '22023', message: `SET ${name} takes only one argument` } };
     }
-    const resolved = this.#resolve(name, value === 'default' ? null : (value[0]?.value ?? ''), false);
+    const resolved = this.#resolve(name, value === 'default' ? null : itemText(value[0]), false);
     if (!resolved.ok) return resolved;
     if (local && !inTransaction) return { ok: true, warning: SET_LOCAL_OUTSIDE_TRANSACTION };
     this.#assign(resolved.slot, resolved.value, local, inTransaction);
@@ -272,6 +272,21 @@ export class SessionParams {
     } else if (local) return;
     slot.value = value;
   }
+}
+
+/**
+ * The text a SET value item reaches the parameter as (flatten_set_variable_args): an integer constant is
+ * printed in decimal, so `SET statement_timeout = 010` is 10 ms (not octal, as the string '010' is), and
+ * `0x10` / `1_000` (PostgreSQL 16) are 16 / 1000; one beyond int32 is a numeric constant kept as written.
+ */
+function itemText(item: { value: string; kind: string } | undefined): string {
+  if (!item) return '';
+  if (item.kind !== 'number') return item.value;
+  const match = /^([+-]?)(0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|\d[\d_]*)$/.exec(item.value);
+  if (!match) return item.value;
+  const magnitude = BigInt((match[2] as string).replaceAll('_', ''));
+  const signed = match[1] === '-' ? -magnitude : magnitude;
+  return signed >= -(2n ** 31n) && signed < 2n ** 31n ? String(signed) : item.value;
 }
 
 function unrecognized(name: string): ParamError {

@@ -332,6 +332,33 @@ describe('value input and SHOW', () => {
   });
 });
 
+describe('SET number items as the SQL lexer gives them', () => {
+  const table: [string, number][] = [
+    ['010', 10],
+    ['0x10', 16],
+    ['1_000', 1000],
+    ['-0', 0],
+    ['1.5', 2],
+    ['1e3', 1000],
+  ];
+  for (const [text, ms] of table) {
+    it(`SET statement_timeout = ${text} is ${ms} ms`, () => {
+      const p = fresh();
+      assert.deepEqual(p.set('statement_timeout', v(text, 'number'), false, false), { ok: true });
+      assert.equal(p.statementTimeoutMs, ms);
+    });
+  }
+  it("the string '010' is octal, as strtol reads it", () => {
+    const p = fresh();
+    p.set('statement_timeout', v('010', 'string'), false, false);
+    assert.equal(p.statementTimeoutMs, 8);
+  });
+  it('an integer beyond int32 stays as written and is out of range', () => {
+    const result = fresh().set('statement_timeout', v('3000000000', 'number'), false, false);
+    assert.ok(!result.ok && result.error.hint === 'Value exceeds integer range.');
+  });
+});
+
 describe('transaction semantics (guc.c AtEOXact_GUC)', () => {
   const st = (p: SessionParams) => p.statementTimeoutMs;
   it('SET outside a transaction lasts', () => {
