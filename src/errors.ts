@@ -138,6 +138,12 @@ export const CATALOGUE = {
   COMPAT_REFUSED: { sqlstate: '0A000', severity: 'ERROR', message: 'not supported on DSQL' },
   /** PostgreSQL's own error for a statement the proxy answers (SQLSTATE and message per case). */
   COMPAT_STATEMENT_ERROR: { sqlstate: 'XX000', severity: 'ERROR', message: 'statement failed' },
+  /** A startup parameter the compatibility layer takes, with a value it refuses (as PostgreSQL would). */
+  STARTUP_PARAM_INVALID: {
+    sqlstate: '22023',
+    severity: 'FATAL',
+    message: 'invalid value for a startup parameter',
+  },
   STATEMENT_TIMEOUT: {
     sqlstate: '57014',
     severity: 'ERROR',

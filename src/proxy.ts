@@ -108,6 +108,7 @@ export async function startProxy(
         maxConnections: config.maxConnections,
         maxUpstreamAgeMs: config.maxUpstreamAgeMs,
         startupParamsMode: config.startupParamsMode,
+        ...(config.compat ? { compat: config.compat } : {}),
       }),
   );
   const allEndpoints = clusters.flatMap((c) => c.failover.endpoints);

@@ -7,7 +7,6 @@
  */
 import { BackendMessage, FrontendMessage } from '../protocol/constants.js';
 import type { TypedFrame } from '../protocol/frame-reader.js';
-import { readyForQuery } from '../protocol/to-client.js';
 import {
   frontendBind,
   frontendExecute,
@@ -17,7 +16,7 @@ import {
 } from '../protocol/to-server.js';
 import type { RequestIo } from './engine.js';
 import type { Frame } from './exchange.js';
-import { actionOf, runLocal, setConfigColumns, type StatementContext } from './local.js';
+import { actionOf, runLocal, type StatementContext, setConfigColumns } from './local.js';
 import { noteDsqlParams } from './request.js';
 import { type CompatStatement, classify, splitStatements } from './sql/statements.js';
 import { ABORT_STATEMENT, isAsync } from './upstream-ops.js';
@@ -54,9 +53,16 @@ interface BatchState {
 }
 
 export async function runBatch(first: TypedFrame, io: RequestIo): Promise<'pass' | 'done'> {
-  if (first.type === FrontendMessage.Parse && localStatement(first.body, io.session) === undefined) return 'pass';
+  if (first.type === FrontendMessage.Parse && localStatement(first.body, io.session) === undefined)
+    return 'pass';
   const st: BatchState = {
-    ctx: { status: io.status, inTxn: io.status !== 'I', describe: false, client: io.client, up: () => io.up() },
+    ctx: {
+      status: io.status,
+      inTxn: io.status !== 'I',
+      describe: false,
+      client: io.client,
+      up: () => io.up(),
+    },
     failed: false,
     usedUpstream: false,
   };
@@ -92,7 +98,7 @@ async function sync(st: BatchState, io: RequestIo): Promise<void> {
   }
   if (st.ctx.status === 'I') io.virtualPortals.clear();
   else io.virtualPortals.delete('');
-  io.client.write(readyForQuery(st.ctx.status));
+  io.ready(st.ctx.status);
 }
 
 /** One message of the batch; false after an error (the rest is skipped until Sync, as a server does). */
@@ -140,7 +146,11 @@ async function message(frame: TypedFrame, st: BatchState, io: RequestIo): Promis
   }
 }
 
-const EXECUTE_ENDS = [BackendMessage.CommandComplete, BackendMessage.EmptyQueryResponse, BackendMessage.PortalSuspended];
+const EXECUTE_ENDS = [
+  BackendMessage.CommandComplete,
+  BackendMessage.EmptyQueryResponse,
+  BackendMessage.PortalSuspended,
+];
 const DESCRIBE_ENDS = [BackendMessage.RowDescription, BackendMessage.NoData];
 
 async function describe(frame: TypedFrame, st: BatchState, io: RequestIo): Promise<boolean> {
@@ -160,7 +170,12 @@ function rowDescriptionOf(stmt: CompatStatement): Buffer {
 }
 
 /** Sends one message to DSQL with a Flush and passes its answers on until one of `ends` (or an error). */
-async function forward(frame: TypedFrame, ends: readonly number[], st: BatchState, io: RequestIo): Promise<boolean> {
+async function forward(
+  frame: TypedFrame,
+  ends: readonly number[],
+  st: BatchState,
+  io: RequestIo,
+): Promise<boolean> {
   const up = io.up();
   st.usedUpstream = true;
   io.session.txnFresh = false;
@@ -182,7 +197,12 @@ async function forward(frame: TypedFrame, ends: readonly number[], st: BatchStat
 async function abortBatch(io: RequestIo): Promise<void> {
   const up = io.up();
   up.write(
-    Buffer.concat([frontendParse('', ABORT_STATEMENT), frontendBind('', '', []), frontendExecute(''), frontendFlush()]),
+    Buffer.concat([
+      frontendParse('', ABORT_STATEMENT),
+      frontendBind('', '', []),
+      frontendExecute(''),
+      frontendFlush(),
+    ]),
   );
   for (;;) {
     const f = await up.next();

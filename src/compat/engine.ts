@@ -7,16 +7,17 @@
  */
 import { ProxyError, toProxyError } from '../errors.js';
 import { FrontendMessage } from '../protocol/constants.js';
-import { errorFromProxyError } from '../protocol/to-client.js';
-import { type TypedFrame, FrameReader } from '../protocol/frame-reader.js';
+import { FrameReader, type TypedFrame } from '../protocol/frame-reader.js';
+import { errorFromProxyError, readyForQuery } from '../protocol/to-client.js';
 import type { Relay } from '../relay/relay.js';
-import type { ClientLink, UpstreamLink } from './exchange.js';
 import { runBatch } from './batch.js';
+import type { ClientLink, UpstreamLink } from './exchange.js';
 import { runSimpleQuery } from './request.js';
 import type { CompatSession, TxnStatus } from './session-state.js';
 import type { CompatStatement } from './sql/statements.js';
 import { mightNeedCompat } from './sql/statements.js';
 import { SocketLink } from './upstream-link.js';
+import type { SessionWatch } from './watch.js';
 import { encode } from './wire.js';
 
 /** PostgreSQL's own bound on a message. */
@@ -33,6 +34,12 @@ export interface RequestIo {
   up(): UpstreamLink;
   /** The next client message of the request (extended protocol batches). */
   nextFrame(): Promise<TypedFrame>;
+  /** Client statements the engine sent DSQL as text (the relay's session state must know them). */
+  noteUpstreamText(sql: string): void;
+  /** Ends the request: the relay counts it, and the client gets its ReadyForQuery. */
+  ready(status: TxnStatus): void;
+  /** A ROLLBACK of the client's went to DSQL among other statements. */
+  noteRollback(): void;
   /** The layer's own prepared statements and portals (extended protocol). */
   readonly virtualStatements: Map<string, CompatStatement>;
   readonly virtualPortals: Map<string, CompatStatement>;
@@ -46,6 +53,10 @@ export class CompatEngine {
   private link: SocketLink | undefined;
   readonly virtualStatements = new Map<string, CompatStatement>();
   readonly virtualPortals = new Map<string, CompatStatement>();
+  /** Follows the requests the engine carries out (set by SessionCompat). */
+  watch: SessionWatch | undefined;
+  /** Text the engine sent DSQL for the client (runs of its statements): the relay's state notes it. */
+  onUpstreamText: ((sql: string) => void) | undefined;
 
   constructor(readonly session: CompatSession) {}
 
@@ -73,6 +84,7 @@ export class CompatEngine {
   }
 
   take(bytes: Buffer): void {
+    this.watch?.noteRequest();
     this.input.push(bytes);
     if (!this.running) void this.loop();
   }
@@ -96,6 +108,7 @@ export class CompatEngine {
       await relay.whenAnswered();
       first = await this.nextFrame();
       const io = this.io(relay);
+      this.session.answering = true;
       const outcome =
         first.type === FrontendMessage.Query ? await runSimpleQuery(first, io) : await runBatch(first, io);
       skipFirst = outcome === 'pass';
@@ -104,6 +117,7 @@ export class CompatEngine {
       this.broken(err);
       return;
     } finally {
+      this.session.answering = false;
       this.releaseUpstream();
     }
     this.running = false;
@@ -115,7 +129,13 @@ export class CompatEngine {
   private io(relay: Relay): RequestIo {
     return {
       session: this.session,
-      client: { write: (bytes) => relay.toClient(bytes) },
+      client: { write: (bytes) => relay.toClient(this.watch ? this.watch.rewrite(bytes) : bytes) },
+      noteUpstreamText: (sql) => this.onUpstreamText?.(sql),
+      noteRollback: () => this.watch?.noteRollback(),
+      ready: (status) => {
+        relay.fromClient.requests++;
+        relay.toClient(readyForQuery(status));
+      },
       status: relay.fromServer.status as TxnStatus,
       up: () => this.borrow(),
       nextFrame: () => this.nextFrame(),

@@ -4,15 +4,24 @@
  * after writing an ErrorResponse. PostgreSQL's semantics and texts throughout; the proxy's own
  * refusals (0A000) name what DSQL provides instead.
  */
-import { ProxyError } from '../errors.js';
+
 import { isDsqlSessionParam } from '../dsql/limits.js';
+import { ProxyError } from '../errors.js';
 import type { ClientLink, UpstreamLink } from './exchange.js';
+import { paramSpec } from './param-catalogue.js';
 import { type ParamError, type ParamResult, paramClass } from './params.js';
 import { runDeallocate, runExecute, runPrepare } from './prepared.js';
 import type { CompatSession, TxnStatus } from './session-state.js';
 import type { CompatStatement, TxnModes } from './sql/statements.js';
 import { abortUpstream, runQuery } from './upstream-ops.js';
-import { commandComplete, dataRow, encode, errorMessage, textRowDescription, warningMessage } from './wire.js';
+import {
+  commandComplete,
+  dataRow,
+  encode,
+  errorMessage,
+  textRowDescription,
+  warningMessage,
+} from './wire.js';
 
 export interface StatementContext {
   /** The transaction status as the client will see it after this statement (updated as it runs). */
@@ -25,7 +34,11 @@ export interface StatementContext {
   up(): UpstreamLink;
 }
 
-const TXN_NAMES: ReadonlySet<string> = new Set(['transaction_isolation', 'transaction_read_only', 'transaction_deferrable']);
+const TXN_NAMES: ReadonlySet<string> = new Set([
+  'transaction_isolation',
+  'transaction_read_only',
+  'transaction_deferrable',
+]);
 const HANDLED = new Set(['carried', 'harmless', 'fixed']);
 
 function handled(name: string): boolean {
@@ -37,12 +50,18 @@ export function actionOf(stmt: CompatStatement): 'local' | 'upstream' {
   switch (stmt.kind) {
     case 'set':
     case 'reset':
-    case 'show':
       return handled(stmt.name) ? 'local' : 'upstream';
+    case 'show':
+      // Restricted names (log_*, lc_messages) have a value only DSQL knows.
+      return TXN_NAMES.has(stmt.name) || (handled(stmt.name) && !paramSpec(stmt.name)?.restricted)
+        ? 'local'
+        : 'upstream';
     case 'set-config':
       return stmt.calls.some((c) => handled(c.name.toLowerCase())) ? 'local' : 'upstream';
     case 'begin':
-      return stmt.modes.isolation !== undefined && stmt.modes.isolation !== 'repeatable read' ? 'local' : 'upstream';
+      return stmt.modes.isolation !== undefined && stmt.modes.isolation !== 'repeatable read'
+        ? 'local'
+        : 'upstream';
     case 'reset-all':
     case 'set-transaction':
     case 'lock':
@@ -67,11 +86,24 @@ export function refused(message: string, hint?: string): ProxyError {
 }
 
 /** Runs a 'local' statement. */
-export async function runLocal(stmt: CompatStatement, ctx: StatementContext, s: CompatSession): Promise<boolean> {
+export async function runLocal(
+  stmt: CompatStatement,
+  ctx: StatementContext,
+  s: CompatSession,
+): Promise<boolean> {
   if (ctx.status === 'E') return fail(ctx, s, pgError('25P02', ABORTED));
   switch (stmt.kind) {
     case 'set':
-      return TXN_NAMES.has(stmt.name) ? setTxnParam(stmt, ctx, s) : paramOutcome(ctx, s, stmt.value === 'default' ? s.params.set(stmt.name, 'default', stmt.local, ctx.inTxn) : s.params.set(stmt.name, stmt.value, stmt.local, ctx.inTxn), 'SET');
+      return TXN_NAMES.has(stmt.name)
+        ? setTxnParam(stmt, ctx, s)
+        : paramOutcome(
+            ctx,
+            s,
+            stmt.value === 'default'
+              ? s.params.set(stmt.name, 'default', stmt.local, ctx.inTxn)
+              : s.params.set(stmt.name, stmt.value, stmt.local, ctx.inTxn),
+            'SET',
+          );
     case 'reset':
       return TXN_NAMES.has(stmt.name)
         ? done(ctx, 'RESET')
@@ -114,10 +146,17 @@ function done(ctx: StatementContext, tag: string): true {
 }
 
 function paramError(e: ParamError): ProxyError {
-  return e.sqlstate === '0A000' ? refused(e.message, e.hint) : pgError(e.sqlstate, e.message, e.detail, e.hint);
+  return e.sqlstate === '0A000'
+    ? refused(e.message, e.hint)
+    : pgError(e.sqlstate, e.message, e.detail, e.hint);
 }
 
-async function paramOutcome(ctx: StatementContext, s: CompatSession, r: ParamResult, tag: string): Promise<boolean> {
+async function paramOutcome(
+  ctx: StatementContext,
+  s: CompatSession,
+  r: ParamResult,
+  tag: string,
+): Promise<boolean> {
   if (!r.ok) return fail(ctx, s, paramError(r.error));
   if (r.warning && s.params.clientMinMessages !== 'error') {
     ctx.client.write(warningMessage(r.warning.sqlstate, r.warning.message, r.warning.hint));
@@ -128,7 +167,8 @@ async function paramOutcome(ctx: StatementContext, s: CompatSession, r: ParamRes
 
 async function show(name: string, ctx: StatementContext, s: CompatSession): Promise<boolean> {
   const value = TXN_NAMES.has(name) ? txnShow(name, s) : s.params.show(name);
-  if (value === undefined) return fail(ctx, s, pgError('42704', `unrecognized configuration parameter "${name}"`));
+  if (value === undefined)
+    return fail(ctx, s, pgError('42704', `unrecognized configuration parameter "${name}"`));
   if (ctx.describe) ctx.client.write(textRowDescription([name]));
   ctx.client.write(dataRow([value]));
   return done(ctx, 'SHOW');
@@ -181,7 +221,11 @@ export function isolationRefusal(level: string, what: string): ProxyError {
 }
 
 /** SET transaction_isolation / transaction_read_only / transaction_deferrable: SET TRANSACTION in other words. */
-function setTxnParam(stmt: Extract<CompatStatement, { kind: 'set' }>, ctx: StatementContext, s: CompatSession): Promise<boolean> {
+function setTxnParam(
+  stmt: Extract<CompatStatement, { kind: 'set' }>,
+  ctx: StatementContext,
+  s: CompatSession,
+): Promise<boolean> {
   if (stmt.value === 'default') return Promise.resolve(done(ctx, 'SET'));
   const v = stmt.value[0]?.value.toLowerCase() ?? '';
   const modes: TxnModes = {};
@@ -195,7 +239,12 @@ function parseBool(v: string): boolean {
   return ['on', 'true', 'yes', '1', 't', 'y'].includes(v);
 }
 
-async function setTransaction(modes: TxnModes, session: boolean, ctx: StatementContext, s: CompatSession): Promise<boolean> {
+async function setTransaction(
+  modes: TxnModes,
+  session: boolean,
+  ctx: StatementContext,
+  s: CompatSession,
+): Promise<boolean> {
   const what = session ? 'SET SESSION CHARACTERISTICS AS TRANSACTION' : 'SET TRANSACTION';
   if (modes.isolation !== undefined && modes.isolation !== 'repeatable read') {
     return fail(ctx, s, isolationRefusal(modes.isolation, what));
@@ -290,7 +339,11 @@ function quoteIdent(name: string): string {
   return /^[a-z_][a-z0-9_]*$/.test(name) ? name : `"${name.replaceAll('"', '""')}"`;
 }
 
-async function discard(what: 'all' | 'plans' | 'sequences' | 'temp', ctx: StatementContext, s: CompatSession): Promise<boolean> {
+async function discard(
+  what: 'all' | 'plans' | 'sequences' | 'temp',
+  ctx: StatementContext,
+  s: CompatSession,
+): Promise<boolean> {
   s.count('discard');
   if (what !== 'all') {
     // DSQL has no temporary tables; plans and sequence caches are the server's business: nothing the

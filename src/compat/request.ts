@@ -7,7 +7,6 @@
  * error anywhere undoes all of it, and the parameters it set are undone as PostgreSQL would.
  */
 import type { TypedFrame } from '../protocol/frame-reader.js';
-import { readyForQuery } from '../protocol/to-client.js';
 import type { RequestIo } from './engine.js';
 import { actionOf, runLocal, type StatementContext } from './local.js';
 import { paramClass } from './params.js';
@@ -37,7 +36,7 @@ export async function runSimpleQuery(frame: TypedFrame, io: RequestIo): Promise<
     const begun = await runQuery(io.up(), 'BEGIN', io.client, 'errors');
     ctx.status = begun.status;
     if (begun.error) {
-      io.client.write(readyForQuery(ctx.status));
+      io.ready(ctx.status);
       return 'done';
     }
   }
@@ -48,7 +47,7 @@ export async function runSimpleQuery(frame: TypedFrame, io: RequestIo): Promise<
     if (end.error) ok = false;
     io.session.params.endTransaction(ok);
   }
-  io.client.write(readyForQuery(ctx.status));
+  io.ready(ctx.status);
   return 'done';
 }
 
@@ -72,6 +71,8 @@ async function runStatements(
       .slice(i, j)
       .map((p) => p.text)
       .join(';\n');
+    io.noteUpstreamText(sql);
+    if (stmts.slice(i, j).some((s) => s.kind === 'rollback')) io.noteRollback();
     const r = await runQuery(io.up(), sql, io.client, 'all');
     ctx.status = r.status;
     io.session.txnFresh = false;
@@ -84,9 +85,11 @@ async function runStatements(
 /** DSQL's own parameters the session changes, so RESET ALL and DISCARD ALL can put them back. */
 export function noteDsqlParams(stmts: readonly CompatStatement[], s: CompatSession): void {
   for (const st of stmts) {
-    if ((st.kind === 'set' || st.kind === 'reset') && paramClass(st.name) === 'dsql') s.dsqlTouched.add(st.name);
+    if ((st.kind === 'set' || st.kind === 'reset') && paramClass(st.name) === 'dsql')
+      s.dsqlTouched.add(st.name);
     if (st.kind === 'set-config') {
-      for (const c of st.calls) if (paramClass(c.name.toLowerCase()) === 'dsql') s.dsqlTouched.add(c.name.toLowerCase());
+      for (const c of st.calls)
+        if (paramClass(c.name.toLowerCase()) === 'dsql') s.dsqlTouched.add(c.name.toLowerCase());
     }
   }
 }

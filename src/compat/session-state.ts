@@ -1,5 +1,5 @@
-import type { Logger } from '../log.js';
 import type { Metrics } from '../core/metrics.js';
+import type { Logger } from '../log.js';
 import { SessionParams } from './params.js';
 import { SqlPreparedStatements } from './prepared.js';
 import type { CompatStatement } from './sql/statements.js';

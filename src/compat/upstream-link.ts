@@ -74,7 +74,9 @@ export class SocketLink implements UpstreamLink {
   };
 
   private readonly onClose = (): void => {
-    this.failure ??= new ProxyError('UPSTREAM_CLOSED', { message: 'the DSQL endpoint closed the connection' });
+    this.failure ??= new ProxyError('UPSTREAM_CLOSED', {
+      message: 'the DSQL endpoint closed the connection',
+    });
     const waiter = this.waiter;
     this.waiter = undefined;
     waiter?.reject(this.failure);

@@ -68,7 +68,8 @@ export class SessionWatch {
   noteStatement(sql: string | null): void {
     if (sql === null) return;
     const c = sql.charCodeAt(0) | 0x20;
-    const maybe = c === 0x62 || c === 0x73 || c === 0x72 || c === 0x61 || c <= 0x20 || c === 0x2f || c === 0x2d;
+    const maybe =
+      c === 0x62 || c === 0x73 || c === 0x72 || c === 0x61 || c <= 0x20 || c === 0x2f || c === 0x2d;
     this.beginSeen = maybe && LONE_BEGIN.test(sql);
     this.beginReadOnly = this.beginSeen && READ_ONLY.test(sql);
     if (maybe && ROLLBACK.test(sql)) this.rollbackSeen = true;
@@ -159,7 +160,11 @@ export class SessionWatch {
     const level = this.session.params.clientMinMessages;
     const filtering = minLevelRank(level) > minLevelRank('notice');
     if (!filtering && this.cancelAt === undefined) relay.filterServer(undefined);
-    else relay.filterServer({ minLevel: filtering ? level : 'notice', rewriteCancel: this.cancelAt !== undefined });
+    else
+      relay.filterServer({
+        minLevel: filtering ? level : 'notice',
+        rewriteCancel: this.cancelAt !== undefined,
+      });
   }
 
   /** The earliest moment something may expire, or +Infinity. */
@@ -200,21 +205,29 @@ export class SessionWatch {
     const now = this.opts.clock.now();
     const p = this.session.params;
     if (this.status !== 'I' && p.transactionTimeoutMs > 0 && now - this.txnSince >= p.transactionTimeoutMs) {
-      return this.end('TRANSACTION_TIMEOUT', 'transaction');
+      this.end('TRANSACTION_TIMEOUT', 'transaction');
+      return;
     }
     if (this.busySince !== undefined) {
       if (this.cancelAt !== undefined && now - this.cancelAt >= this.opts.graceMs) {
-        return this.end('STATEMENT_TIMEOUT_UNANSWERED', 'statement_unanswered');
+        this.end('STATEMENT_TIMEOUT_UNANSWERED', 'statement_unanswered');
+        return;
       }
-      if (this.cancelAt === undefined && p.statementTimeoutMs > 0 && now - this.busySince >= p.statementTimeoutMs) {
+      if (
+        this.cancelAt === undefined &&
+        p.statementTimeoutMs > 0 &&
+        now - this.busySince >= p.statementTimeoutMs
+      ) {
         this.cancelStatement(now);
       }
     } else if (this.status === 'I') {
       if (this.opts.clientIdleMs > 0 && now - this.idleSince >= this.opts.clientIdleMs) {
-        return this.end('IDLE_SESSION_TIMEOUT', 'idle_session');
+        this.end('IDLE_SESSION_TIMEOUT', 'idle_session');
+        return;
       }
     } else if (p.idleInTransactionTimeoutMs > 0 && now - this.idleSince >= p.idleInTransactionTimeoutMs) {
-      return this.end('IDLE_IN_TRANSACTION_TIMEOUT', 'idle_in_transaction');
+      this.end('IDLE_IN_TRANSACTION_TIMEOUT', 'idle_in_transaction');
+      return;
     }
     this.arm();
   }
@@ -227,7 +240,14 @@ export class SessionWatch {
     this.opts.cancel();
   }
 
-  private end(code: 'TRANSACTION_TIMEOUT' | 'STATEMENT_TIMEOUT_UNANSWERED' | 'IDLE_SESSION_TIMEOUT' | 'IDLE_IN_TRANSACTION_TIMEOUT', kind: string): void {
+  private end(
+    code:
+      | 'TRANSACTION_TIMEOUT'
+      | 'STATEMENT_TIMEOUT_UNANSWERED'
+      | 'IDLE_SESSION_TIMEOUT'
+      | 'IDLE_IN_TRANSACTION_TIMEOUT',
+    kind: string,
+  ): void {
     const relay = this.relay!;
     this.session.metrics.compatTimeouts.inc({ kind });
     this.session.log.info({ event: 'session_timeout', kind });

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { AuthMethod, AuthUsers } from '../auth/types.js';
+import type { CompatSettings } from '../compat/index.js';
 import { formatDuration } from '../core/duration.js';
 import {
   DEFAULT_SSL_NEGOTIATION,
@@ -75,6 +76,8 @@ export interface ProxyConfig {
   /** Past this age a session moves to a fresh upstream connection. */
   maxUpstreamAgeMs: number;
   startupParamsMode: StartupParamsMode;
+  /** The compatibility layer's settings; undefined with --compat off. */
+  compat: CompatSettings | undefined;
   /** How TLS to every endpoint starts. */
   upstreamSslNegotiation: SslNegotiation;
   adminListen?: HostPort;
@@ -359,6 +362,15 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
     connectQueueTimeoutMs: src.get('connect-queue-timeout')?.value ?? 10_000,
     maxUpstreamAgeMs: maxUpstreamAgePick?.value ?? 50 * 60_000,
     startupParamsMode: src.get('startup-params')?.value ?? 'drop',
+    compat:
+      src.get('compat')?.value === 'off'
+        ? undefined
+        : {
+            statementTimeoutMs: src.get('statement-timeout')?.value ?? 0,
+            graceMs: src.get('statement-timeout-grace')?.value ?? 2000,
+            idleInTransactionTimeoutMs: src.get('idle-in-transaction-timeout')?.value ?? 0,
+            clientIdleMs: src.get('client-idle-timeout')?.value ?? 0,
+          },
     upstreamSslNegotiation: src.get('upstream-ssl-negotiation')?.value ?? DEFAULT_SSL_NEGOTIATION,
     adminQuitquitquit: src.get('admin-quitquitquit')?.value === true,
     clientTls: resolveClientTls(src),

@@ -191,6 +191,46 @@ export const OPTION_DOCS: OptionDoc[] = [
       'Startup parameters DSQL does not accept (statement_timeout, options, ...): drop them, reject the client with the reason, or pass them on to DSQL.',
   },
   {
+    key: 'compat',
+    env: envName('compat'),
+    type: 'on|off',
+    default: 'on',
+    description:
+      'The compatibility layer: answer or carry out what DSQL refuses (session SETs such as statement_timeout, SET TRANSACTION, LOCK ... ACCESS SHARE, SQL PREPARE/EXECUTE, DISCARD) with PostgreSQL semantics; off passes every statement to DSQL unchanged.',
+  },
+  {
+    key: 'statement-timeout',
+    env: envName('statement-timeout'),
+    type: 'duration',
+    default: '0 (off)',
+    description:
+      "Default statement_timeout of every session (a client's SET or startup parameter overrides it): past it, the proxy cancels the statement on DSQL and the client gets 57014. Needs --compat on.",
+  },
+  {
+    key: 'statement-timeout-grace',
+    env: envName('statement-timeout-grace'),
+    type: 'duration',
+    default: '2s',
+    description:
+      'After a statement-timeout cancel, how long DSQL has to end the statement before the proxy closes that DSQL connection and ends the session with FATAL 08006.',
+  },
+  {
+    key: 'idle-in-transaction-timeout',
+    env: envName('idle-in-transaction-timeout'),
+    type: 'duration',
+    default: '0 (off)',
+    description:
+      'Default idle_in_transaction_session_timeout: a session idle inside a transaction this long is ended with FATAL 25P03, as PostgreSQL does. Needs --compat on.',
+  },
+  {
+    key: 'client-idle-timeout',
+    env: envName('client-idle-timeout'),
+    type: 'duration',
+    default: '0 (off)',
+    description:
+      "A client idle outside a transaction this long is closed with FATAL 57P05 (PostgreSQL 17's idle-session timeout). Needs --compat on.",
+  },
+  {
     key: 'admin-listen',
     env: envName('admin-listen'),
     type: 'HOST:PORT',

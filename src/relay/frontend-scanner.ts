@@ -113,7 +113,10 @@ export class FrontendScanner extends HeaderScanner {
         this.skip -= n;
         pos += n;
         if (this.skip === 0 && this.capture) this.finishCapture();
-        if (this.interceptAt !== NOWHERE) return this.stopAtIntercept();
+        if (this.interceptAt !== NOWHERE) {
+          this.stopAtIntercept();
+          return;
+        }
         continue;
       }
       if (this.headerFilled === 0 && end - pos >= 5) {
@@ -127,7 +130,10 @@ export class FrontendScanner extends HeaderScanner {
           this.body(chunk, pos, pos + this.skip, false);
           pos += this.skip;
           this.skip = 0;
-          if (this.interceptAt !== NOWHERE) return this.stopAtIntercept();
+          if (this.interceptAt !== NOWHERE) {
+            this.stopAtIntercept();
+            return;
+          }
         }
         continue;
       }
@@ -241,7 +247,8 @@ export class FrontendScanner extends HeaderScanner {
     if (nameEnd < 0 || nameEnd >= end) return false;
     const textEnd = buf.indexOf(0, nameEnd + 1);
     if (textEnd < 0 || textEnd >= end) return false;
-    if (this.type === FrontendMessage.Parse) return gate.wantsText(buf.toString('utf8', nameEnd + 1, textEnd));
+    if (this.type === FrontendMessage.Parse)
+      return gate.wantsText(buf.toString('utf8', nameEnd + 1, textEnd));
     // Bind: portal name, then statement name.
     return gate.wantsBind(buf.toString('utf8', nameEnd + 1, textEnd));
   }

@@ -1,7 +1,13 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { BackendScanner } from './backend-scanner.js';
-import { EARLIER, type FrontendEvents, FrontendScanner, NOWHERE, type RequestGate } from './frontend-scanner.js';
+import {
+  EARLIER,
+  type FrontendEvents,
+  FrontendScanner,
+  NOWHERE,
+  type RequestGate,
+} from './frontend-scanner.js';
 import { filterStartState, ServerFilter, type ServerFilterOptions } from './server-filter.js';
 
 export type CloseReason =
@@ -43,6 +49,8 @@ export interface RelayHooks {
    * and a request it wants is handed to `take` with every byte after it; the relay then stops relaying
    * the client's bytes (they go to `take`'s owner through `onClientBytes`) until giveBack().
    */
+  /** Called after client bytes were relayed while a request awaits its answer (timeouts). */
+  onClientRequest?: () => void;
   gate?: RequestGate & {
     take(bytes: Buffer): void;
     onClientBytes(chunk: Buffer): void;
@@ -245,7 +253,8 @@ export class Relay {
     }
     const end = held === NOWHERE ? chunk.length : held;
     if (held !== NOWHERE) this.withheld = [chunk.subarray(held)];
-    const out = heldLength === 0 ? chunk.subarray(0, end) : Buffer.concat([...before, chunk.subarray(0, end)]);
+    const out =
+      heldLength === 0 ? chunk.subarray(0, end) : Buffer.concat([...before, chunk.subarray(0, end)]);
     const terminateAt = scanner.terminateAt < 0 ? -1 : scanner.terminateAt + heldLength;
     if (out.length > 0 || terminateAt >= 0) this.forward(out, terminateAt);
   }
@@ -254,6 +263,9 @@ export class Relay {
   private forward(chunk: Buffer, terminateAt: number): void {
     if (terminateAt < 0) {
       if (!this.upstream.write(chunk)) this.client.pause();
+      if (this.hooks.onClientRequest && this.fromClient.requests !== this.fromServer.readyCount) {
+        this.hooks.onClientRequest();
+      }
       return;
     }
     this.current = 'goodbye';

@@ -4,7 +4,9 @@ import { authContext } from '../auth/auth-context.js';
 import type { AuthDelay } from '../auth/auth-delay.js';
 import { createAuthenticator } from '../auth/authenticator.js';
 import type { AuthMethod, AuthUsers } from '../auth/types.js';
+import { type CompatSettings, SessionCompat, takesStartupParam } from '../compat/index.js';
 import { isLoopbackHost } from '../config/host-port.js';
+import { systemClock } from '../core/clock.js';
 import type { Metrics } from '../core/metrics.js';
 import type { StartupParamsMode } from '../dsql/limits.js';
 import { ProxyError, toProxyError } from '../errors.js';
@@ -59,6 +61,8 @@ export interface SessionDeps {
   maxUpstreamAgeMs: number;
   /** What to do with startup parameters DSQL does not accept (--startup-params). */
   startupParamsMode: StartupParamsMode;
+  /** The compatibility layer's settings (--compat on), or undefined with --compat off. */
+  compat?: CompatSettings;
 }
 
 /** The client went away during the handshake: nothing to answer, nobody to tell. */
@@ -88,6 +92,8 @@ export class ClientSession {
   private readonly clientAddress: string;
   private user: string | undefined;
   private role: string | undefined;
+  /** The compatibility layer of this session (--compat on), made once the startup parameters are read. */
+  private compat: SessionCompat | undefined;
 
   constructor(
     /** The client connection; replaced by its TLS socket once the client negotiates TLS. */
@@ -189,8 +195,13 @@ export class ClientSession {
     });
     // Startup parameters DSQL does not accept (--startup-params). AuthenticationOk is already sent,
     // so a NOTICE is legal here; a reject error is answered as an ErrorResponse.
-    const startup = filterStartupParams(hello.params, deps.startupParamsMode);
+    const taken = new Map<string, string>();
+    const keep = deps.compat
+      ? (name: string, value: string) => takesStartupParam(name) && taken.set(name, value) !== undefined
+      : undefined;
+    const startup = filterStartupParams(hello.params, deps.startupParamsMode, keep);
     if (startup.error) throw startup.error;
+    if (deps.compat) this.compat = this.makeCompat(deps.compat, taken);
     if (startup.dropped.length > 0) {
       this.log.info({ event: 'startup_params_dropped', dropped: startup.dropped });
       socket.write(
@@ -198,6 +209,39 @@ export class ClientSession {
       );
     }
     return { cluster, forward: startup.forward };
+  }
+
+  /** The session's compatibility layer; a startup parameter it cannot accept refuses the login (22023 as PostgreSQL). */
+  private makeCompat(settings: CompatSettings, startup: ReadonlyMap<string, string>): SessionCompat {
+    const compat = new SessionCompat({
+      startup,
+      settings,
+      metrics: this.deps.metrics,
+      log: this.log,
+      clock: systemClock,
+      cancel: () => void this.cancelForTimeout(),
+      onDeallocateAll: () => this.live?.forgetStatements(),
+    });
+    const bad = compat.startupError;
+    if (bad) {
+      throw new ProxyError('STARTUP_PARAM_INVALID', {
+        sqlstate: bad.sqlstate,
+        message: bad.message,
+        hint: bad.hint,
+      });
+    }
+    return compat;
+  }
+
+  /** statement_timeout passed (SessionWatch): DSQL is asked to cancel the statement. */
+  private async cancelForTimeout(): Promise<void> {
+    const live = this.live;
+    if (!live) return;
+    try {
+      await forwardCancel(() => live.cancelRoute, this.deps.connectTimeoutMs);
+    } catch (err) {
+      this.log.warn({ event: 'timeout_cancel_failed', err: toProxyError(err).message });
+    }
   }
 
   /** The upstream connection (token, dial, login), given up if the client leaves while it waits. */
@@ -250,6 +294,7 @@ export class ClientSession {
       metrics: deps.metrics,
       maxUpstreamAgeMs: deps.maxUpstreamAgeMs,
       connectTimeoutMs: deps.connectTimeoutMs,
+      ...(this.compat ? { compat: this.compat } : {}),
       ...(isPooling(connector) ? { release: (c: UpstreamConnection) => connector.release(request, c) } : {}),
     });
     this.live = live;

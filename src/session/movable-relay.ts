@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
+import type { SessionCompat } from '../compat/index.js';
 import { formatDuration } from '../core/duration.js';
 import type { Metrics } from '../core/metrics.js';
 import { DSQL_MAX_CONNECTION_MS } from '../dsql/limits.js';
@@ -37,6 +38,8 @@ export interface MovableRelayOptions {
    * current connection when the client leaves cleanly while idle.
    */
   release?: (conn: UpstreamConnection) => void;
+  /** The compatibility layer (--compat on): statements DSQL refuses, answered or carried out. */
+  compat?: SessionCompat;
 }
 
 /**
@@ -71,13 +74,13 @@ export class MovableRelay {
     this.route = { target: opts.first.target, upstreamKey: opts.first.login.backendKey };
     this.connectedAt = opts.first.connectedAt;
     const { state } = this;
-    const { metrics } = opts;
+    const { metrics, compat } = opts;
+    const tracking = statementEvents(state.statements, () => this.relay.fromClient.requests);
     this.relay = new Relay(opts.client, opts.first.socket, {
       counters: { toServer: opts.metrics.bytesToServer, toClient: opts.metrics.bytesToClient },
-      frontend: {
-        ...statementEvents(state.statements, () => this.relay.fromClient.requests),
-        onStatementText: (sql) => state.noteStatement(sql),
-      },
+      frontend: compat
+        ? compatEvents(tracking, state, compat)
+        : { ...tracking, onStatementText: (sql) => state.noteStatement(sql) },
       onIdle: () => {
         if (this.lifecycle.is('move_due')) void this.move();
       },
@@ -85,11 +88,32 @@ export class MovableRelay {
       ...(opts.release
         ? { keepUpstream: () => !this.lifecycle.is('moving') && !this.upstream.socket.destroyed }
         : {}),
+      ...(compat ? { gate: compat.engine, onClientRequest: () => compat.watch.noteRequest() } : {}),
     });
-    this.relay.fromServer.onParameterStatus = (body) => state.noteParameterStatus(body);
-    this.relay.fromServer.onError = (body) => countConflict(body, metrics);
-    answersTo(state.statements, this.relay.fromServer);
+    const scanner = this.relay.fromServer;
+    scanner.onParameterStatus = (body) => state.noteParameterStatus(body);
+    answersTo(state.statements, scanner);
+    if (compat) {
+      scanner.onError = (body) => {
+        countConflict(body, metrics);
+        compat.watch.noteError();
+      };
+      const trackerReady = scanner.onReady;
+      scanner.onReady = () => {
+        trackerReady?.();
+        compat.watch.onReady(scanner.status, scanner.readyCount < this.relay.fromClient.requests);
+      };
+      compat.engine.onUpstreamText = (sql) => state.noteStatement(sql);
+      compat.attach(this.relay);
+    } else {
+      scanner.onError = (body) => countConflict(body, metrics);
+    }
     state.setBaseline(opts.first.login.parameters);
+  }
+
+  /** DEALLOCATE ALL ran on DSQL (the compatibility layer carried it out): no statement is left there. */
+  forgetStatements(): void {
+    this.state.statements.forgetAll();
   }
 
   /** Where a CancelRequest for this session goes now: a read-only view that follows its moves. */
@@ -103,6 +127,7 @@ export class MovableRelay {
     this.schedule();
     const result = await this.relay.done;
     if (!this.lifecycle.ending) this.lifecycle.to('closing');
+    this.opts.compat?.stop();
     for (const t of this.timers) clearTimeout(t);
     this.spare?.conn.socket.destroy();
     const kept =
@@ -200,6 +225,7 @@ export class MovableRelay {
     let lost: Error | undefined;
     try {
       const snapshot = await takeSnapshot(old, this.state, opts.connectTimeoutMs);
+      snapshot.parses.push(...(opts.compat?.parseBodies() ?? []));
       next = this.takeSpare() ?? (await this.connect());
       await restoreSnapshot(next.socket, snapshot, opts.connectTimeoutMs);
       if (this.lifecycle.ending) {
@@ -283,7 +309,9 @@ export class MovableRelay {
       relay.hold();
       try {
         const next = this.takeSpare() ?? (await this.connect());
-        await restoreSnapshot(next.socket, trackedSnapshot(this.state), opts.connectTimeoutMs);
+        const snapshot = trackedSnapshot(this.state);
+        snapshot.parses.push(...(opts.compat?.parseBodies() ?? []));
+        await restoreSnapshot(next.socket, snapshot, opts.connectTimeoutMs);
         if (this.lifecycle.ending) {
           next.socket.destroy();
           return;
@@ -322,6 +350,32 @@ export class MovableRelay {
     this.opts.log.warn({ event: 'upstream_lost', age_ms: age, context, message, err: cause?.message });
     this.relay.endAfterUpstreamLoss(errorFromProxyError(err), cause);
   }
+}
+
+/**
+ * The client's statements as the relay's scanner reports them, for the session's state and the
+ * compatibility layer: a relayed Parse of a name replaces the layer's own statement of that name.
+ */
+function compatEvents(
+  tracking: ReturnType<typeof statementEvents>,
+  state: ServerSideState,
+  compat: SessionCompat,
+) {
+  return {
+    ...tracking,
+    onNamedParse: (name: string, body: Buffer) => {
+      tracking.onNamedParse?.(name, body);
+      compat.engine.forgetStatement(name);
+    },
+    onUnnamedParse: () => {
+      tracking.onUnnamedParse?.();
+      compat.engine.forgetStatement('');
+    },
+    onStatementText: (sql: string | null) => {
+      state.noteStatement(sql);
+      compat.watch.noteStatement(sql);
+    },
+  };
 }
 
 /** Ends an upstream connection the proxy no longer needs, politely. */

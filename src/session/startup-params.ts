@@ -34,8 +34,10 @@ export interface StartupParamsResult {
 export function filterStartupParams(
   params: ReadonlyMap<string, string>,
   mode: StartupParamsMode,
+  /** The compatibility layer: true when it takes the setting itself (neither forwarded nor dropped). */
+  keep?: (name: string, value: string) => boolean,
 ): StartupParamsResult {
-  if (mode === 'pass') return { forward: new Map(params), dropped: [] };
+  if (mode === 'pass' && !keep) return { forward: new Map(params), dropped: [] };
 
   const plainNames = new Set<string>();
   for (const key of params.keys()) if (key !== 'options') plainNames.add(key.toLowerCase());
@@ -46,6 +48,7 @@ export function filterStartupParams(
     if (key === 'options') {
       const parsed = parseOptions(value);
       for (const setting of parsed.settings) {
+        if (keep?.(setting.name, setting.value)) continue;
         if (!isDsqlSettableParam(setting.name)) {
           dropped.push(`${setting.name} (from options)`);
           continue;
@@ -59,7 +62,9 @@ export function filterStartupParams(
         forward.set(setting.name, setting.value);
       }
       for (const token of parsed.unusable) dropped.push(`${token} (from options)`);
-    } else if (isDsqlSettableParam(key)) {
+    } else if (keep?.(key, value)) {
+      // taken by the compatibility layer
+    } else if (mode === 'pass' || isDsqlSettableParam(key)) {
       // `replication` and everything else outside the list are never forwarded in these modes.
       forward.set(key, value);
     } else {

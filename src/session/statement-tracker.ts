@@ -133,6 +133,15 @@ export class StatementTracker {
     this.forget(op.name);
   }
 
+  /**
+   * DEALLOCATE ALL ran (the compatibility layer carried it out): the server holds no statement now.
+   * Only called between requests, so nothing is pending.
+   */
+  forgetAll(): void {
+    for (const body of this.accepted.values()) this.bytes -= body.length;
+    this.accepted.clear();
+  }
+
   /** Drops an accepted statement, if held, and its bytes. */
   private forget(name: string): void {
     const old = this.accepted.get(name);
