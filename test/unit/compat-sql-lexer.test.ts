@@ -94,7 +94,11 @@ describe('compat sql lexer: strings', () => {
 
   it('strings continue across a newline', () => {
     assert.equal(only("'a'\n  'b'\n -- c\n'c'").value, 'abc');
-    assert.deepEqual(kinds("'a' -- c\n'b'"), ['string:a', 'string:b'], 'the newline must come before a comment');
+    assert.deepEqual(
+      kinds("'a' -- c\n'b'"),
+      ['string:a', 'string:b'],
+      'the newline must come before a comment',
+    );
     assert.deepEqual(kinds("'a' 'b'"), ['string:a', 'string:b']);
   });
 
@@ -175,6 +179,14 @@ describe('compat sql lexer: numbers, parameters, operators', () => {
     ]);
     assert.deepEqual(kinds('x=-1'), ['ident:x', 'op:=', 'op:-', 'number:1']);
     assert.deepEqual(kinds('x@-1'), ['ident:x', 'op:@-', 'number:1']);
-    assert.deepEqual(kinds('a <> b := c => d'), ['ident:a', 'op:<>', 'ident:b', 'op::=', 'ident:c', 'op:=>', 'ident:d']);
+    assert.deepEqual(kinds('a <> b := c => d'), [
+      'ident:a',
+      'op:<>',
+      'ident:b',
+      'op::=',
+      'ident:c',
+      'op:=>',
+      'ident:d',
+    ]);
   });
 });
