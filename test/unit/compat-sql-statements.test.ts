@@ -15,7 +15,7 @@ import {
 const s = (value: string) => ({ value, kind: 'string' as const });
 const id = (value: string) => ({ value, kind: 'ident' as const });
 const num = (value: string) => ({ value, kind: 'number' as const });
-const set = (name: string, value: CompatStatement & { kind: 'set' }['value'], local = false) => ({
+const set = (name: string, value: Extract<CompatStatement, { kind: 'set' }>['value'], local = false) => ({
   kind: 'set' as const,
   name,
   local,
