@@ -79,8 +79,8 @@ describe('compat sql lexer: strings', () => {
   });
 
   it('E strings read all of PostgreSQL backslash escapes', () => {
-    const t = only("E'\\b\\f\\n\\r\\t\\v\\\\\\'\\q\\101\\x41\\x4\\u00e9\\U0001F600'");
-    assert.equal(t.value, "\b\f\n\r\t\v\\'qAA\x04é😀");
+    const t = only("E'\\b\\f\\n\\r\\t\\\\\\'\\q\\101\\x41\\x4\\u00e9\\U0001F600'");
+    assert.equal(t.value, "\b\f\n\r\t\\'qAA\x04é😀");
     assert.equal(t.prefix, 'e');
     assert.equal(only("e'\\xc3\\xa9'").value, 'é', 'byte escapes form UTF-8');
     assert.equal(only("E'\\uD83D\\uDE00'").value, '😀', 'a surrogate pair');
@@ -94,11 +94,9 @@ describe('compat sql lexer: strings', () => {
 
   it('strings continue across a newline', () => {
     assert.equal(only("'a'\n  'b'\n -- c\n'c'").value, 'abc');
-    assert.deepEqual(
-      kinds("'a' -- c\n'b'"),
-      ['string:a', 'string:b'],
-      'the newline must come before a comment',
-    );
+    assert.equal(only("'a' -- c\n'b'").value, 'ab', 'a -- comment before the newline');
+    assert.deepEqual(kinds("'a'\n/* c */'b'"), ['string:a', 'string:b'], 'a block comment ends it');
+    assert.deepEqual(kinds("'a' \v\n'b'"), ['string:a', 'string:b'], 'only [ \\t\\f] before the newline');
     assert.deepEqual(kinds("'a' 'b'"), ['string:a', 'string:b']);
   });
 
@@ -122,6 +120,7 @@ describe('compat sql lexer: strings', () => {
     assert.equal(only('$a_1$ $$ $b$ $a_1$').value, ' $$ $b$ ');
     assert.equal(only('$tag$x$TAG$y$tag$').value, 'x$TAG$y');
     assert.deepEqual(kinds('$1 $12'), ['param:$1', 'param:$12']);
+    assert.deepEqual(kinds('$1$$x$$'), ['param:$1', 'string:x']);
     assert.deepEqual(kinds('$ x'), ['op:$', 'ident:x']);
     assert.deepEqual(kinds('a$$b$$'), ['ident:a$$b$$'], 'inside an identifier $ is a letter');
   });

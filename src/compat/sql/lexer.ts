@@ -59,8 +59,13 @@ const OP_CHARS = '~!@#^&|`?+-*/%<>=';
 /** The characters that keep a trailing + or - on a multi-character operator. */
 const OP_KEEP_SIGN = '~!@#^&|`?%';
 
+/** op_chars as a lookup table by character code (the lexer asks for every operator character). */
+const OP_TABLE: readonly boolean[] = Array.from({ length: 128 }, (_, c) =>
+  OP_CHARS.includes(String.fromCharCode(c)),
+);
+
 function isOpChar(c: number): boolean {
-  return c < 128 && OP_CHARS.includes(String.fromCharCode(c));
+  return c < 128 && OP_TABLE[c] === true;
 }
 
 /** End of a nested block comment starting at `i` (at its '/*'), or -1 when it is unterminated. */
@@ -115,7 +120,8 @@ export function skipIgnorable(sql: string, i: number): number {
 
 /**
  * After a closing quote at `i`: the index of the next quote when the string continues there
- * (scan.l's quotecontinue: whitespace that holds a newline, `--` comments allowed after it), else -1.
+ * (scan.l's quotecontinue: whitespace that holds a newline; `--` comments allowed, block comments
+ * not), else -1.
  */
 function continuation(sql: string, i: number): number {
   let sawNewline = false;
@@ -125,8 +131,9 @@ function continuation(sql: string, i: number): number {
     if (c === 10 || c === 13) {
       sawNewline = true;
       i++;
-    } else if (isSpace(c)) i++;
-    else if (sawNewline && c === 45 && sql.charCodeAt(i + 1) === 45) i = lineCommentEnd(sql, i);
+    } else if (c === 45 && sql.charCodeAt(i + 1) === 45) i = lineCommentEnd(sql, i);
+    // Before the newline only horizontal space ([ \t\f]) and -- comments; after it any space.
+    else if (sawNewline ? isSpace(c) : c === 32 || c === 9 || c === 12) i++;
     else break;
   }
   return sawNewline && sql.charCodeAt(i) === 39 ? i : -1;
@@ -330,8 +337,8 @@ export class Lexer {
       let j = i + 1;
       while (isDigit(sql.charCodeAt(j))) j++;
       const tok = makeToken('param', i, j, sql.slice(i, j));
-      // param_junk: $1abc
-      tok.bad = j < sql.length && isIdentCont(sql.charCodeAt(j));
+      // param_junk: $1abc (an identifier after the digits; "$1$$" is $1 then a dollar quote)
+      tok.bad = j < sql.length && isIdentStart(sql.charCodeAt(j));
       if (tok.bad) {
         while (j < sql.length && isIdentCont(sql.charCodeAt(j))) j++;
         tok.end = j;
@@ -481,7 +488,8 @@ class ByteText {
   }
 }
 
-const SINGLE_ESCAPES: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
+/** The documented single-character escapes; any other character after a backslash stands for itself. */
+const SINGLE_ESCAPES: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 
 /** The body of an E'' string (pieces joined), decoded; null where PostgreSQL reports an error. */
 export function decodeEscapeString(body: string): string | null {
