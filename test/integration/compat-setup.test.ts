@@ -10,11 +10,15 @@
  *   Query): `SET client_min_messages TO 'warning'`, `SET standard_conforming_strings = on`, `SET
  *   intervalstyle = iso_8601`, `SET SESSION timezone TO 'UTC'` (its `variables`, default timezone
  *   UTC), then its type-map load over pg_type.
- * - Django 4.2+ with psycopg 3 (extended protocol, server-side binding): `SELECT set_config('TimeZone',
- *   $1, false)` when the connection's TimeZone differs from settings.TIME_ZONE; with an OPTIONS
- *   isolation_level, psycopg starts each transaction with `BEGIN ISOLATION LEVEL ...`.
- * - SQLAlchemy 2 with psycopg 3 (dialect initialize, extended protocol): `select pg_catalog.version()`,
- *   `select current_schema()`, `show standard_conforming_strings`, `show transaction isolation level`.
+ * - Django 4.2+ with psycopg 3: `SELECT set_config('TimeZone', $1, false)` (a bound parameter: psycopg
+ *   sends it in the extended protocol) when the connection's TimeZone differs from settings.TIME_ZONE;
+ *   with an OPTIONS isolation_level, psycopg starts each transaction with `BEGIN ISOLATION LEVEL ...`
+ *   (no parameters: psycopg sends those as a simple Query).
+ * - SQLAlchemy 2 with psycopg 3 (dialect initialize; no parameters, so psycopg uses the simple Query,
+ *   inside the transaction psycopg opens with BEGIN since SQLAlchemy does not use autocommit):
+ *   `select pg_catalog.version()`, `select current_schema()`, `show standard_conforming_strings`,
+ *   `show transaction isolation level`, then ROLLBACK (the pool's reset on return).
+ * test/clients/compat-orm.test.ts runs the same with the real psycopg and pgjdbc.
  * - pgjdbc 42 (extended protocol): startup parameters DateStyle=ISO, TimeZone, extra_float_digits=3,
  *   client_encoding=UTF8, application_name; `Connection.setTransactionIsolation` /
  *   `setReadOnly` send `SET SESSION CHARACTERISTICS AS TRANSACTION ...`, `getTransactionIsolation`
@@ -177,7 +181,7 @@ describe('ActiveRecord (replayed with node-postgres, simple protocol as the pg g
   });
 });
 
-describe('Django with psycopg 3 (replayed with node-postgres, extended protocol with a bound parameter)', () => {
+describe('Django with psycopg 3 (replayed with node-postgres in the protocol psycopg uses for each)', () => {
   test("ensure_timezone: SELECT set_config('TimeZone', $1, false) reaches DSQL and takes effect", async () => {
     const c = await pgClient();
     try {
@@ -193,11 +197,11 @@ describe('Django with psycopg 3 (replayed with node-postgres, extended protocol 
   test('OPTIONS isolation_level REPEATABLE READ: BEGIN ISOLATION LEVEL REPEATABLE READ works', async () => {
     const c = await pgClient();
     try {
-      assert.equal((await extended(c, 'BEGIN ISOLATION LEVEL REPEATABLE READ')).command, 'BEGIN');
-      assert.deepEqual((await extended(c, 'SHOW transaction_isolation')).rows, [
+      assert.equal((await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ')).command, 'BEGIN');
+      assert.deepEqual((await c.query('SHOW transaction_isolation')).rows, [
         { transaction_isolation: 'repeatable read' },
       ]);
-      assert.equal((await extended(c, 'COMMIT')).command, 'COMMIT');
+      assert.equal((await c.query('COMMIT')).command, 'COMMIT');
       await assertUsable(c);
     } finally {
       await c.end();
@@ -209,7 +213,7 @@ describe('Django with psycopg 3 (replayed with node-postgres, extended protocol 
     const c = await pgClient();
     try {
       for (const level of ['SERIALIZABLE', 'READ COMMITTED']) {
-        await assert.rejects(extended(c, `BEGIN ISOLATION LEVEL ${level}`), (err: pg.DatabaseError) => {
+        await assert.rejects(c.query(`BEGIN ISOLATION LEVEL ${level}`), (err: pg.DatabaseError) => {
           assert.equal(err.code, '0A000', level);
           assert.match(err.message, /REPEATABLE READ/, level);
           return true;
@@ -226,20 +230,22 @@ describe('Django with psycopg 3 (replayed with node-postgres, extended protocol 
   });
 });
 
-describe('SQLAlchemy 2 with psycopg 3: dialect initialize (replayed with node-postgres, extended protocol)', () => {
+describe('SQLAlchemy 2 with psycopg 3: dialect initialize (replayed with node-postgres, simple protocol in a transaction)', () => {
   test('version, current_schema, standard_conforming_strings, isolation level', async () => {
     const seen = await compatCounts();
     const c = await pgClient();
     try {
-      const version = await extended(c, 'select pg_catalog.version()');
+      assert.equal((await c.query('BEGIN')).command, 'BEGIN');
+      const version = await c.query('select pg_catalog.version()');
       assert.match(String(version.rows[0]?.version), /^PostgreSQL \d+/);
-      assert.deepEqual((await extended(c, 'select current_schema()')).rows, [{ current_schema: 'public' }]);
-      const scs = await extended(c, 'show standard_conforming_strings');
+      assert.deepEqual((await c.query('select current_schema()')).rows, [{ current_schema: 'public' }]);
+      const scs = await c.query('show standard_conforming_strings');
       assert.equal(scs.command, 'SHOW');
       assert.deepEqual(scs.rows, [{ standard_conforming_strings: 'on' }]);
-      const iso = await extended(c, 'show transaction isolation level');
+      const iso = await c.query('show transaction isolation level');
       assert.equal(iso.command, 'SHOW');
       assert.deepEqual(iso.rows, [{ transaction_isolation: 'repeatable read' }]);
+      assert.equal((await c.query('ROLLBACK')).command, 'ROLLBACK');
       await assertUsable(c);
     } finally {
       await c.end();
