@@ -13,9 +13,10 @@
  * - Django 4.2+ with psycopg 3: `SELECT set_config('TimeZone', $1, false)` (a bound parameter: psycopg
  *   sends it in the extended protocol) when the connection's TimeZone differs from settings.TIME_ZONE;
  *   with an OPTIONS isolation_level, psycopg starts each transaction with `BEGIN ISOLATION LEVEL ...`
- *   (no parameters: psycopg sends those as a simple Query).
- * - SQLAlchemy 2 with psycopg 3 (dialect initialize; no parameters, so psycopg uses the simple Query,
- *   inside the transaction psycopg opens with BEGIN since SQLAlchemy does not use autocommit):
+ *   (psycopg 3.1 sends its own BEGIN/COMMIT/ROLLBACK with PQsendQueryParams: extended protocol).
+ * - SQLAlchemy 2 with psycopg 3 (dialect initialize; cursor.execute without parameters is a simple
+ *   Query in psycopg 3.1, inside the transaction psycopg opens with an extended-protocol BEGIN since
+ *   SQLAlchemy does not use autocommit):
  *   `select pg_catalog.version()`, `select current_schema()`, `show standard_conforming_strings`,
  *   `show transaction isolation level`, then ROLLBACK (the pool's reset on return).
  * test/clients/compat-orm.test.ts runs the same with the real psycopg and pgjdbc.
@@ -197,11 +198,11 @@ describe('Django with psycopg 3 (replayed with node-postgres in the protocol psy
   test('OPTIONS isolation_level REPEATABLE READ: BEGIN ISOLATION LEVEL REPEATABLE READ works', async () => {
     const c = await pgClient();
     try {
-      assert.equal((await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ')).command, 'BEGIN');
+      assert.equal((await extended(c, 'BEGIN ISOLATION LEVEL REPEATABLE READ')).command, 'BEGIN');
       assert.deepEqual((await c.query('SHOW transaction_isolation')).rows, [
         { transaction_isolation: 'repeatable read' },
       ]);
-      assert.equal((await c.query('COMMIT')).command, 'COMMIT');
+      assert.equal((await extended(c, 'COMMIT')).command, 'COMMIT');
       await assertUsable(c);
     } finally {
       await c.end();
@@ -213,7 +214,7 @@ describe('Django with psycopg 3 (replayed with node-postgres in the protocol psy
     const c = await pgClient();
     try {
       for (const level of ['SERIALIZABLE', 'READ COMMITTED']) {
-        await assert.rejects(c.query(`BEGIN ISOLATION LEVEL ${level}`), (err: pg.DatabaseError) => {
+        await assert.rejects(extended(c, `BEGIN ISOLATION LEVEL ${level}`), (err: pg.DatabaseError) => {
           assert.equal(err.code, '0A000', level);
           assert.match(err.message, /REPEATABLE READ/, level);
           return true;
@@ -235,7 +236,7 @@ describe('SQLAlchemy 2 with psycopg 3: dialect initialize (replayed with node-po
     const seen = await compatCounts();
     const c = await pgClient();
     try {
-      assert.equal((await c.query('BEGIN')).command, 'BEGIN');
+      assert.equal((await extended(c, 'BEGIN')).command, 'BEGIN');
       const version = await c.query('select pg_catalog.version()');
       assert.match(String(version.rows[0]?.version), /^PostgreSQL \d+/);
       assert.deepEqual((await c.query('select current_schema()')).rows, [{ current_schema: 'public' }]);
@@ -245,7 +246,7 @@ describe('SQLAlchemy 2 with psycopg 3: dialect initialize (replayed with node-po
       const iso = await c.query('show transaction isolation level');
       assert.equal(iso.command, 'SHOW');
       assert.deepEqual(iso.rows, [{ transaction_isolation: 'repeatable read' }]);
-      assert.equal((await c.query('ROLLBACK')).command, 'ROLLBACK');
+      assert.equal((await extended(c, 'ROLLBACK')).command, 'ROLLBACK');
       await assertUsable(c);
     } finally {
       await c.end();
