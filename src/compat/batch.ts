@@ -17,9 +17,9 @@ import {
 import type { RequestIo } from './engine.js';
 import type { Frame } from './exchange.js';
 import { actionOf, runLocal, type StatementContext, setConfigColumns } from './local.js';
-import { noteDsqlParams } from './request.js';
+import { isPlainBegin, noteDsqlParams } from './request.js';
 import { type CompatStatement, classify, splitStatements } from './sql/statements.js';
-import { ABORT_STATEMENT, isAsync } from './upstream-ops.js';
+import { ABORT_STATEMENT, isAsync, runQuery } from './upstream-ops.js';
 import {
   BIND_COMPLETE,
   CLOSE_COMPLETE,
@@ -50,11 +50,14 @@ interface BatchState {
   ctx: StatementContext;
   failed: boolean;
   usedUpstream: boolean;
+  /** The layer began a READ ONLY transaction for this batch (a READ ONLY session outside a block). */
+  wrapped: boolean;
 }
 
 export async function runBatch(first: TypedFrame, io: RequestIo): Promise<'pass' | 'done'> {
-  if (first.type === FrontendMessage.Parse && localStatement(first.body, io.session) === undefined)
-    return 'pass';
+  const passable =
+    first.type !== FrontendMessage.Parse || localStatement(first.body, io.session) === undefined;
+  if (passable && !io.session.defaultReadOnly) return 'pass';
   const st: BatchState = {
     ctx: {
       status: io.status,
@@ -65,6 +68,7 @@ export async function runBatch(first: TypedFrame, io: RequestIo): Promise<'pass'
     },
     failed: false,
     usedUpstream: false,
+    wrapped: false,
   };
   let frame = first;
   for (;;) {
@@ -95,6 +99,10 @@ async function sync(st: BatchState, io: RequestIo): Promise<void> {
       }
       io.client.write(encode(f));
     }
+  }
+  if (st.wrapped) {
+    const end = await runQuery(io.up(), st.ctx.status === 'T' ? 'COMMIT' : 'ROLLBACK', io.client, 'errors');
+    st.ctx.status = end.status;
   }
   if (st.ctx.status === 'I') io.virtualPortals.clear();
   else io.virtualPortals.delete('');
@@ -171,12 +179,14 @@ function rowDescriptionOf(stmt: CompatStatement): Buffer {
 
 /** Sends one message to DSQL with a Flush and passes its answers on until one of `ends` (or an error). */
 async function forward(
-  frame: TypedFrame,
+  original: TypedFrame,
   ends: readonly number[],
   st: BatchState,
   io: RequestIo,
 ): Promise<boolean> {
   const up = io.up();
+  const frame =
+    !st.usedUpstream && io.session.defaultReadOnly ? await readOnlyStart(original, st, io) : original;
   st.usedUpstream = true;
   io.session.txnFresh = false;
   up.write(Buffer.concat([encode(frame), frontendFlush()]));
@@ -188,6 +198,40 @@ async function forward(
     if (ends.includes(f.type)) return true;
     if (!isAsync(f.type) && f.type === BackendMessage.ReadyForQuery) return true;
   }
+}
+
+/**
+ * The first message of a READ ONLY session's batch that DSQL runs: outside a block, the batch runs in a
+ * READ ONLY transaction the layer begins (and ends at the Sync), unless it begins or ends a
+ * transaction itself; its own BEGIN becomes BEGIN READ ONLY.
+ */
+async function readOnlyStart(frame: TypedFrame, st: BatchState, io: RequestIo): Promise<TypedFrame> {
+  const parsed = frame.type === FrontendMessage.Parse ? parseText(frame.body) : undefined;
+  const stmt = parsed && parsed.text !== undefined ? classifyOne(parsed.text) : undefined;
+  if (stmt && isPlainBegin(stmt)) {
+    return { type: FrontendMessage.Parse, body: parseBody(parsed!.name, 'BEGIN READ ONLY', parsed!.rest) };
+  }
+  if (stmt?.kind === 'commit' || stmt?.kind === 'rollback' || st.ctx.status !== 'I') return frame;
+  const begun = await runQuery(io.up(), 'BEGIN READ ONLY', io.client, 'errors');
+  st.ctx.status = begun.status;
+  st.wrapped = begun.error === undefined;
+  return frame;
+}
+
+function parseText(body: Buffer): { name: string; text: string; rest: Buffer } | undefined {
+  const name = cstringAt(body, 0);
+  const text = name && cstringAt(body, name.next);
+  if (!name || !text) return undefined;
+  return { name: name.value, text: text.value, rest: body.subarray(text.next) };
+}
+
+function classifyOne(text: string): CompatStatement | undefined {
+  const parts = splitStatements(text);
+  return parts.length === 1 ? classify(parts[0]!.text) : undefined;
+}
+
+function parseBody(name: string, text: string, rest: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`${name}\0${text}\0`, 'utf8'), rest]);
 }
 
 /**

@@ -67,15 +67,15 @@ export class CompatEngine {
   // --- the relay's gate (RequestGate) ---
 
   wantsText(sql: string): boolean {
-    return mightNeedCompat(sql);
+    return this.session.defaultReadOnly || mightNeedCompat(sql);
   }
 
   hasVirtual(): boolean {
-    return this.virtualStatements.size > 0;
+    return this.session.defaultReadOnly || this.virtualStatements.size > 0;
   }
 
   wantsBind(statement: string): boolean {
-    return this.virtualStatements.has(statement);
+    return this.session.defaultReadOnly || this.virtualStatements.has(statement);
   }
 
   /** A relayed Parse names a statement: a statement of the layer's by that name is replaced. */

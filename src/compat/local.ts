@@ -11,7 +11,7 @@ import type { ClientLink, UpstreamLink } from './exchange.js';
 import { paramSpec } from './param-catalogue.js';
 import { type ParamError, type ParamResult, paramClass } from './params.js';
 import { runDeallocate, runExecute, runPrepare } from './prepared.js';
-import type { CompatSession, TxnStatus } from './session-state.js';
+import { type CompatSession, kindOf, type TxnStatus } from './session-state.js';
 import type { CompatStatement, TxnModes } from './sql/statements.js';
 import { abortUpstream, runQuery } from './upstream-ops.js';
 import {
@@ -41,8 +41,11 @@ const TXN_NAMES: ReadonlySet<string> = new Set([
 ]);
 const HANDLED = new Set(['carried', 'harmless', 'fixed']);
 
+/** Carried out by the layer itself (see CompatSession.defaultReadOnly), not by SessionParams. */
+const DEFAULT_READ_ONLY = 'default_transaction_read_only';
+
 function handled(name: string): boolean {
-  return TXN_NAMES.has(name) || HANDLED.has(paramClass(name));
+  return TXN_NAMES.has(name) || name === DEFAULT_READ_ONLY || HANDLED.has(paramClass(name));
 }
 
 /** Whether the layer answers the statement ('local') or it goes to DSQL as it is ('upstream'). */
@@ -91,7 +94,14 @@ export async function runLocal(
   ctx: StatementContext,
   s: CompatSession,
 ): Promise<boolean> {
+  if (stmt.kind !== 'begin') s.count(kindOf(stmt));
   if (ctx.status === 'E') return fail(ctx, s, pgError('25P02', ABORTED));
+  if ((stmt.kind === 'set' || stmt.kind === 'reset') && stmt.name === DEFAULT_READ_ONLY) {
+    const on =
+      stmt.kind === 'set' && stmt.value !== 'default' && parseBool(stmt.value[0]?.value.toLowerCase() ?? '');
+    s.defaultReadOnly = on;
+    return done(ctx, stmt.kind === 'set' ? 'SET' : 'RESET');
+  }
   switch (stmt.kind) {
     case 'set':
       return TXN_NAMES.has(stmt.name)
@@ -166,7 +176,14 @@ async function paramOutcome(
 }
 
 async function show(name: string, ctx: StatementContext, s: CompatSession): Promise<boolean> {
-  const value = TXN_NAMES.has(name) ? txnShow(name, s) : s.params.show(name);
+  const value =
+    name === DEFAULT_READ_ONLY
+      ? s.defaultReadOnly
+        ? 'on'
+        : 'off'
+      : TXN_NAMES.has(name)
+        ? txnShow(name, s)
+        : s.params.show(name);
   if (value === undefined)
     return fail(ctx, s, pgError('42704', `unrecognized configuration parameter "${name}"`));
   if (ctx.describe) ctx.client.write(textRowDescription([name]));
@@ -215,7 +232,7 @@ async function setConfig(
 
 export function isolationRefusal(level: string, what: string): ProxyError {
   return refused(
-    `${what} ISOLATION LEVEL ${level.toUpperCase()} is not supported on DSQL`,
+    `${what} ISOLATION LEVEL ${level.toUpperCase()} is not supported on DSQL, which runs every transaction at REPEATABLE READ`,
     'DSQL runs every transaction at REPEATABLE READ (snapshot isolation, with optimistic concurrency: conflicting writes fail with 40001 at COMMIT). Ask for REPEATABLE READ or no level.',
   );
 }
@@ -249,18 +266,10 @@ async function setTransaction(
   if (modes.isolation !== undefined && modes.isolation !== 'repeatable read') {
     return fail(ctx, s, isolationRefusal(modes.isolation, what));
   }
-  s.count('set_transaction');
   if (session) {
-    if (modes.readOnly === true) {
-      return fail(
-        ctx,
-        s,
-        refused(
-          'SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY is not supported by dsql-proxy',
-          'dsql-proxy cannot make statements outside a transaction block read-only on DSQL. Use BEGIN READ ONLY (or SET TRANSACTION READ ONLY right after BEGIN).',
-        ),
-      );
-    }
+    // Carried out from now on: BEGIN becomes BEGIN READ ONLY, other statements run in a READ ONLY
+    // transaction of their own (request.ts, batch.ts).
+    if (modes.readOnly !== undefined) s.defaultReadOnly = modes.readOnly;
     return done(ctx, 'SET');
   }
   if (ctx.status === 'I') {
@@ -308,14 +317,12 @@ async function lock(mode: string, ctx: StatementContext, s: CompatSession): Prom
       ),
     );
   }
-  s.count('lock');
   return done(ctx, 'LOCK TABLE');
 }
 
 async function resetAll(ctx: StatementContext, s: CompatSession): Promise<boolean> {
   s.params.resetAll(ctx.inTxn);
   s.onParamsChanged();
-  s.count('reset');
   const ok = await resetDsqlParams(ctx, s);
   return ok ? done(ctx, 'RESET') : false;
 }
@@ -344,7 +351,6 @@ async function discard(
   ctx: StatementContext,
   s: CompatSession,
 ): Promise<boolean> {
-  s.count('discard');
   if (what !== 'all') {
     // DSQL has no temporary tables; plans and sequence caches are the server's business: nothing the
     // session would notice is left to discard.
@@ -370,7 +376,6 @@ async function prepared(
   ctx: StatementContext,
   s: CompatSession,
 ): Promise<boolean> {
-  s.count(stmt.kind);
   const up = ctx.up();
   const outcome =
     stmt.kind === 'prepare'

@@ -11,7 +11,7 @@ import type { RequestIo } from './engine.js';
 import { actionOf, runLocal, type StatementContext } from './local.js';
 import { paramClass } from './params.js';
 import type { CompatSession } from './session-state.js';
-import { type CompatStatement, classify, type SplitStatement, splitStatements } from './sql/statements.js';
+import { type CompatStatement, classify, splitStatements } from './sql/statements.js';
 import { runQuery } from './upstream-ops.js';
 
 const TXN_CONTROL: ReadonlySet<string> = new Set(['begin', 'commit', 'rollback']);
@@ -21,10 +21,15 @@ export async function runSimpleQuery(frame: TypedFrame, io: RequestIo): Promise<
   const parts = splitStatements(text);
   const stmts = parts.map((p) => classify(p.text));
   noteDsqlParams(stmts, io.session);
-  if (stmts.every((s) => actionOf(s) === 'upstream')) return 'pass';
+  const readOnly = io.session.defaultReadOnly;
+  const anyUpstream = stmts.some((s) => actionOf(s) === 'upstream');
+  if (!readOnly && stmts.every((s) => actionOf(s) === 'upstream')) return 'pass';
   const multi = parts.length > 1;
   const start = io.status;
-  const implicit = multi && start === 'I' && !stmts.some((s) => TXN_CONTROL.has(s.kind));
+  const txnControl = stmts.some((s) => TXN_CONTROL.has(s.kind));
+  // A READ ONLY session's statements outside a block run in a READ ONLY transaction of their own.
+  const implicit = start === 'I' && !txnControl && (multi || (readOnly && anyUpstream));
+  const texts = parts.map((p, i) => (readOnly && isPlainBegin(stmts[i]!) ? 'BEGIN READ ONLY' : p.text));
   const ctx: StatementContext = {
     status: start,
     inTxn: start !== 'I' || implicit,
@@ -33,14 +38,14 @@ export async function runSimpleQuery(frame: TypedFrame, io: RequestIo): Promise<
     up: () => io.up(),
   };
   if (implicit) {
-    const begun = await runQuery(io.up(), 'BEGIN', io.client, 'errors');
+    const begun = await runQuery(io.up(), readOnly ? 'BEGIN READ ONLY' : 'BEGIN', io.client, 'errors');
     ctx.status = begun.status;
     if (begun.error) {
       io.ready(ctx.status);
       return 'done';
     }
   }
-  let ok = await runStatements(parts, stmts, ctx, io);
+  let ok = await runStatements(texts, stmts, ctx, io);
   if (implicit) {
     const end = await runQuery(io.up(), ok ? 'COMMIT' : 'ROLLBACK', io.client, 'errors');
     ctx.status = end.status;
@@ -53,7 +58,7 @@ export async function runSimpleQuery(frame: TypedFrame, io: RequestIo): Promise<
 
 /** Runs the statements in order until one fails; true if all succeeded. */
 async function runStatements(
-  parts: readonly SplitStatement[],
+  texts: readonly string[],
   stmts: readonly CompatStatement[],
   ctx: StatementContext,
   io: RequestIo,
@@ -67,10 +72,7 @@ async function runStatements(
     }
     let j = i;
     while (j < stmts.length && actionOf(stmts[j]!) === 'upstream') j++;
-    const sql = parts
-      .slice(i, j)
-      .map((p) => p.text)
-      .join(';\n');
+    const sql = texts.slice(i, j).join(';\n');
     io.noteUpstreamText(sql);
     if (stmts.slice(i, j).some((s) => s.kind === 'rollback')) io.noteRollback();
     const r = await runQuery(io.up(), sql, io.client, 'all');
@@ -80,6 +82,11 @@ async function runStatements(
     i = j;
   }
   return true;
+}
+
+/** A BEGIN that does not choose READ WRITE or READ ONLY itself. */
+export function isPlainBegin(stmt: CompatStatement): boolean {
+  return stmt.kind === 'begin' && stmt.modes.readOnly === undefined;
 }
 
 /** DSQL's own parameters the session changes, so RESET ALL and DISCARD ALL can put them back. */

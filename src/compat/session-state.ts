@@ -35,6 +35,11 @@ export class CompatSession {
   txnFresh = false;
   /** The open transaction was begun READ ONLY. */
   txnReadOnly = false;
+  /**
+   * SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY (or default_transaction_read_only = on): the
+   * layer then runs every transaction READ ONLY on DSQL, statements outside a block in one of their own.
+   */
+  defaultReadOnly = false;
   /** True while the layer carries out a request (its own answers reach the client). */
   answering = false;
 

@@ -134,7 +134,7 @@ describe('ActiveRecord (replayed with node-postgres, simple protocol as the pg g
         "SELECT t.oid, t.typname FROM pg_type as t WHERE t.typname IN ('int2', 'int4', 'int8', 'oid', 'float4', 'float8', 'numeric', 'bool', 'timestamp', 'timestamptz')",
       );
       assert.equal(types.rowCount, 10);
-      const interval = await c.query("select interval '1 day 2 hours' as i");
+      const interval = await c.query("select (interval '1 day 2 hours')::text as i");
       assert.deepEqual(interval.rows, [{ i: 'P1DT2H' }], 'intervalstyle iso_8601 reached the server');
       await assertUsable(c);
     } finally {
