@@ -98,6 +98,10 @@ export class Relay {
   private gateOwned = false;
   /** Set while the compatibility layer filters what the server sends (see server-filter.ts). */
   private serverFilter: ServerFilter | undefined;
+  /** True while the server's chunk is scanned (see onUpstreamData). */
+  private scanning = false;
+  /** A filter change asked for during the scan, applied after the chunk. */
+  private filterChange: { options: ServerFilterOptions | undefined } | undefined;
   /** Waiting for every request relayed so far to be answered (see whenAnswered). */
   private answeredWaiter: (() => void) | undefined;
   private resolveDone!: (r: RelayResult) => void;
@@ -340,6 +344,10 @@ export class Relay {
 
   /** Filters the server's stream from now on (options), or stops filtering (undefined). */
   filterServer(options: ServerFilterOptions | undefined): void {
+    if (this.scanning) {
+      this.filterChange = { options };
+      return;
+    }
     if (options === undefined) {
       if (this.serverFilter?.empty !== false) this.serverFilter = undefined;
       else this.serverFilter.options = { minLevel: 'debug5', rewriteCancel: false };
@@ -359,8 +367,22 @@ export class Relay {
 
   private readonly onUpstreamData = (data: Buffer): void => {
     this.counters.toClient.inc(data.length);
-    this.fromServer.scan(data);
-    const chunk = this.serverFilter ? this.serverFilter.process(data) : data;
+    const filter = this.serverFilter;
+    if (filter === undefined) {
+      this.fromServer.scan(data);
+    } else {
+      // The scan's hooks may change the filter (a ReadyForQuery ends a cancel's rewrite): the chunk
+      // is filtered as it was when it arrived, and the change applies from the next chunk.
+      this.scanning = true;
+      this.fromServer.scan(data);
+      this.scanning = false;
+    }
+    const chunk = filter ? filter.process(data) : data;
+    if (this.filterChange) {
+      const change = this.filterChange;
+      this.filterChange = undefined;
+      this.filterServer(change.options);
+    }
     if (this.answeredWaiter && this.answered()) {
       const waiter = this.answeredWaiter;
       this.answeredWaiter = undefined;
