@@ -60,7 +60,7 @@ export function actionOf(stmt: CompatStatement): 'local' | 'upstream' {
         ? 'local'
         : 'upstream';
     case 'set-config':
-      return stmt.calls.some((c) => handled(c.name.toLowerCase())) ? 'local' : 'upstream';
+      return stmt.calls.some((c) => handled(c.name.toLowerCase())) || absentSetting(stmt) ? 'local' : 'upstream';
     case 'begin':
       return stmt.modes.isolation !== undefined && stmt.modes.isolation !== 'repeatable read'
         ? 'local'
@@ -197,6 +197,19 @@ function txnShow(name: string, s: CompatSession): string {
   return 'off';
 }
 
+/**
+ * pg_dump's `SELECT set_config(name, ...) FROM pg_settings WHERE name = 'x'` for a setting DSQL does not
+ * let a session set (restrict_nonsystem_relation_kind, since pg_dump 15.8/16.4/17.0): the query is
+ * written to find no row on a server without the setting, and DSQL has none a session could set, so
+ * the layer answers no row; DSQL itself refuses the query. Names the layer carries out are answered
+ * with their row instead (setConfig).
+ */
+function absentSetting(stmt: Extract<CompatStatement, { kind: 'set-config' }>): boolean {
+  if (stmt.shape !== 'pg-settings') return false;
+  const name = stmt.calls[0]?.name.toLowerCase() ?? '';
+  return !handled(name) && paramClass(name) !== 'dsql';
+}
+
 /** The columns a set_config SELECT answers with (the simple protocol's RowDescription). */
 export function setConfigColumns(stmt: Extract<CompatStatement, { kind: 'set-config' }>): string[] {
   return stmt.calls.map((c) => c.column);
@@ -207,6 +220,11 @@ async function setConfig(
   ctx: StatementContext,
   s: CompatSession,
 ): Promise<boolean> {
+  if (absentSetting(stmt)) {
+    // No such row in DSQL's settings: the query's answer is empty, as from a server without it.
+    if (ctx.describe) ctx.client.write(textRowDescription(setConfigColumns(stmt)));
+    return done(ctx, 'SELECT 0');
+  }
   const names = stmt.calls.map((c) => c.name.toLowerCase());
   if (names.some((n) => !handled(n))) {
     return fail(

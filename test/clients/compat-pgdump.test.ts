@@ -303,8 +303,14 @@ describe('pg_dump through the proxy, DSQL rules on, compat on (SCRAM, plaintext)
     // gap): those TOC entries are left out; everything else of the dump is replayed.
     const kept = list.split('\n').filter((l) => !/^\d+; \d+ \d+ INDEX /.test(l));
     assert.equal(list.split('\n').length - kept.length, 2, 'exactly the two indexes are left out');
+    // DSQL checks SQL function bodies when they are created, whatever check_function_bodies says (the
+    // proxy accepts `SET check_function_bodies = false`, which can only let DSQL raise an error): the
+    // function, which reads a table, is restored after the tables (pg_restore -L takes the list's order).
+    const isFunction = (l: string) => /^\d+; \d+ \d+ (FUNCTION |COMMENT \S+ FUNCTION )/.test(l);
+    const functions = kept.filter(isFunction);
+    assert.equal(functions.length, 2, 'the function and its comment');
     const listFile = join(work, 'no-index.list');
-    writeFileSync(listFile, kept.join('\n'));
+    writeFileSync(listFile, [...kept.filter((l) => !isFunction(l)), ...functions].join('\n'));
     const script = ok(await pgRestore(target, conn, ['-L', listFile, '-f', '-', fcFile])).stdout;
     assert.match(script, /^SET statement_timeout = 0;$/m);
     assert.match(script, /^SET client_min_messages = warning;$/m);
@@ -322,7 +328,7 @@ describe('pg_dump through the proxy, DSQL rules on, compat on (SCRAM, plaintext)
     assert.equal(copy, want.replace(/customers_name_idx:i,|orders_customer_idx:i,/g, ''));
   });
 
-  test('the unfiltered plain dump replayed through the proxy: its only refusals are the two CREATE INDEX', async () => {
+  test('the unfiltered plain dump replayed through the proxy: it fails only at the two CREATE INDEX and the function that reads a later table', async () => {
     assert.ok(plainDump, 'the -Fp test ran');
     const cp = up();
     const { target, conn } = libpq(cp, 'admin', 'prefer');
@@ -331,9 +337,21 @@ describe('pg_dump through the proxy, DSQL rules on, compat on (SCRAM, plaintext)
       input: plainDump.replaceAll('compat_src', 'compat_replay_all'),
     });
     const errors = r.stderr.split('\n').filter((l) => / ERROR: /.test(l));
-    assert.equal(errors.length, 2, describeResult(r));
-    for (const e of errors)
-      assert.match(e, /ERROR: {2}CREATE INDEX is not supported; use CREATE INDEX ASYNC$/);
+    const message = (e: string) => e.replace(/^.* ERROR: {2}/, '');
+    // DSQL refuses CREATE INDEX without ASYNC, and checks the SQL function's body at CREATE FUNCTION,
+    // before the dump has created the table it reads (pg_dump relies on check_function_bodies = false,
+    // which DSQL cannot honour); the function's ALTER and COMMENT then find no function.
+    assert.deepEqual(
+      errors.map(message).sort(),
+      [
+        'CREATE INDEX is not supported; use CREATE INDEX ASYNC',
+        'CREATE INDEX is not supported; use CREATE INDEX ASYNC',
+        'function compat_replay_all.order_total(integer) does not exist',
+        'function compat_replay_all.order_total(integer) does not exist',
+        'relation "compat_replay_all.orders" does not exist',
+      ],
+      describeResult(r),
+    );
   });
 });
 
