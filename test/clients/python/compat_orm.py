@@ -58,13 +58,18 @@ def django_setup(conninfo):
         conn.isolation_level = IsolationLevel.REPEATABLE_READ
         with conn.transaction():
             out["repeatable_read"] = conn.execute("show transaction_isolation").fetchone()[0]
-        conn.isolation_level = IsolationLevel.SERIALIZABLE
+        # A refused BEGIN inside conn.transaction() leaves psycopg 3.1 believing a transaction block is
+        # still open on that connection object (its exit then refuses to commit), so the refusal is
+        # tried on a connection of its own, closed without a commit.
+        other = psycopg.connect(conninfo, autocommit=True)
+        other.isolation_level = IsolationLevel.SERIALIZABLE
 
         def serializable():
-            with conn.transaction():
-                conn.execute("select 1")
+            with other.transaction():
+                other.execute("select 1")
 
         out["serializable"] = failure(serializable)
+        other.close()
         conn.isolation_level = None
         out["usable"] = conn.execute("select 41 + 1").fetchone()[0]
         # Django's CONN_HEALTH_CHECKS and pool reset paths: nothing DSQL refuses besides these.
