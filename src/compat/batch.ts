@@ -14,10 +14,10 @@ import {
   frontendParse,
   frontendSync,
 } from '../protocol/to-server.js';
-import type { RequestIo } from './engine.js';
 import type { Frame } from './exchange.js';
 import { actionOf, runLocal, type StatementContext, setConfigColumns } from './local.js';
 import { isPlainBegin, noteDsqlParams } from './request.js';
+import type { RequestIo } from './request-io.js';
 import { type CompatStatement, classify, splitStatements } from './sql/statements.js';
 import { ABORT_STATEMENT, isAsync, runQuery } from './upstream-ops.js';
 import {

@@ -11,7 +11,11 @@ import { FrameReader, type TypedFrame } from '../protocol/frame-reader.js';
 import { errorFromProxyError, readyForQuery } from '../protocol/to-client.js';
 import type { Relay } from '../relay/relay.js';
 import { runBatch } from './batch.js';
-import type { ClientLink, UpstreamLink } from './exchange.js';
+import type { UpstreamLink } from './exchange.js';
+import type { RequestIo } from './request-io.js';
+
+export type { RequestIo };
+
 import { runSimpleQuery } from './request.js';
 import type { CompatSession, TxnStatus } from './session-state.js';
 import type { CompatStatement } from './sql/statements.js';
@@ -24,26 +28,6 @@ import { encode } from './wire.js';
 const MAX_MESSAGE = 0x3fffffff;
 /** Client bytes the layer buffers while it works before it stops reading the client. */
 const MAX_BUFFERED = 1024 * 1024;
-
-/** What the request runners use: the client, the upstream (borrowed on first use), the session. */
-export interface RequestIo {
-  readonly session: CompatSession;
-  readonly client: ClientLink;
-  /** The transaction status the client saw last. */
-  readonly status: TxnStatus;
-  up(): UpstreamLink;
-  /** The next client message of the request (extended protocol batches). */
-  nextFrame(): Promise<TypedFrame>;
-  /** Client statements the engine sent DSQL as text (the relay's session state must know them). */
-  noteUpstreamText(sql: string): void;
-  /** Ends the request: the relay counts it, and the client gets its ReadyForQuery. */
-  ready(status: TxnStatus): void;
-  /** A ROLLBACK of the client's went to DSQL among other statements. */
-  noteRollback(): void;
-  /** The layer's own prepared statements and portals (extended protocol). */
-  readonly virtualStatements: Map<string, CompatStatement>;
-  readonly virtualPortals: Map<string, CompatStatement>;
-}
 
 export class CompatEngine {
   private relay: Relay | undefined;

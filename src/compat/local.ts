@@ -60,7 +60,9 @@ export function actionOf(stmt: CompatStatement): 'local' | 'upstream' {
         ? 'local'
         : 'upstream';
     case 'set-config':
-      return stmt.calls.some((c) => handled(c.name.toLowerCase())) || absentSetting(stmt) ? 'local' : 'upstream';
+      return stmt.calls.some((c) => handled(c.name.toLowerCase())) || absentSetting(stmt)
+        ? 'local'
+        : 'upstream';
     case 'begin':
       return stmt.modes.isolation !== undefined && stmt.modes.isolation !== 'repeatable read'
         ? 'local'

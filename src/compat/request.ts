@@ -7,9 +7,9 @@
  * error anywhere undoes all of it, and the parameters it set are undone as PostgreSQL would.
  */
 import type { TypedFrame } from '../protocol/frame-reader.js';
-import type { RequestIo } from './engine.js';
 import { actionOf, runLocal, type StatementContext } from './local.js';
 import { paramClass } from './params.js';
+import type { RequestIo } from './request-io.js';
 import type { CompatSession } from './session-state.js';
 import { type CompatStatement, classify, splitStatements } from './sql/statements.js';
 import { runQuery } from './upstream-ops.js';
