@@ -76,6 +76,8 @@ interface Options {
   /** Another build's CLI, run as a second `proxy` target in the pgbench -S runs (--baseline-cli). */
   baselineCli?: string;
   baselineLabel?: string;
+  /** Extra flags for the baseline only (--baseline-args), e.g. `--compat off` with this build's CLI. */
+  baselineArgs: string[];
 }
 
 const HELP = `npm run bench [-- options]
@@ -98,6 +100,9 @@ const HELP = `npm run bench [-- options]
                      and their per-repetition ratio (new÷baseline)
   --baseline-label TEXT
                      the baseline's name in the report, e.g. its commit (default: its path)
+  --baseline-args "FLAGS"
+                     extra proxy flags for the baseline only, e.g. \`--baseline-cli dist/cli.js
+                     --baseline-args "--compat off"\` to compare a feature on (proxy) and off (baseline)
   --render FILE      only re-render docs/benchmarks.{md,svg} from the JSON a run saved
 
 Needs: npm ci && npm run build; pgbench and psql (apt-get install -y postgresql-client);
@@ -120,6 +125,7 @@ function parseArgs(argv: string[]): Options {
     profile: !quick,
     write: !quick,
     cli: join(ROOT, 'dist/cli.js'),
+    baselineArgs: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -169,6 +175,9 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--baseline-label':
         o.baselineLabel = next();
+        break;
+      case '--baseline-args':
+        o.baselineArgs = next().split(/\s+/).filter(Boolean);
         break;
       case '--help':
       case '-h':
@@ -568,7 +577,7 @@ async function startTargets(
   const bouncer = started?.bouncer;
 
   const baseline = r.o.baselineCli
-    ? await startProxy(BASELINE, ['--auth-method', 'trust'], [], r.o.baselineCli)
+    ? await startProxy(BASELINE, ['--auth-method', 'trust', ...r.o.baselineArgs], [], r.o.baselineCli)
     : undefined;
   if (baseline)
     log(`baseline ${r.o.baselineLabel ?? r.o.baselineCli} pid ${baseline.server?.pid} on ${baseline.port}`);
