@@ -146,6 +146,18 @@ export class Metrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
+  readonly conflictRetries = new Counter({
+    name: 'dsql_proxy_conflict_retries_total',
+    help: 'Requests that met a 40001 and were retried (outcome succeeded) or were not (mismatch: a replayed transaction read something else; exhausted: --conflict-retry-attempts or statement_timeout; too_large: past --conflict-retry-buffer; unreplayable; cancelled), by kind (statement, transaction).',
+    labelNames: ['kind', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly conflictRetryAttempts = new Histogram({
+    name: 'dsql_proxy_conflict_retry_attempts',
+    help: 'Sends per request that a retry saved from a 40001 (the first send included).',
+    buckets: [2, 3, 4, 5, 8],
+    registers: [this.registry],
+  });
   readonly serializationConflicts = new Counter({
     name: 'dsql_proxy_serialization_conflicts_total',
     help: 'Serialization failures seen on the way back to clients: 40001, with DSQL code OC000 (data) or OC001 (schema).',
