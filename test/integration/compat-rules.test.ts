@@ -52,7 +52,7 @@ async function connect(p: ProxyProcess = proxy): Promise<Client> {
   c.tags = [];
   c.notices = [];
   c.on('error', () => {});
-  c.on('notice', (n) => c.notices.push([String(n.severity), String(n.code), n.message]));
+  c.on('notice', (n) => c.notices.push([String(n.severity), String(n.code), String(n.message)]));
   await c.connect();
   const conn = (c as unknown as { connection: { on(e: string, f: (m: { text: string }) => void): void } })
     .connection;
@@ -139,7 +139,18 @@ describe('session parameters the layer answers for', () => {
         assert.equal((await run(c, 'SHOW statement_timeout')).rows[0]?.statement_timeout, '5s');
         assert.equal((await run(c, 'RESET statement_timeout')).command, 'RESET');
         assert.equal(await show(c, 'statement_timeout'), '0');
-        assert.deepEqual(c.tags, ['SET', 'SHOW', 'SET', 'SHOW', 'SET', 'SHOW', 'SET', 'SHOW', 'RESET', 'SHOW']);
+        assert.deepEqual(c.tags, [
+          'SET',
+          'SHOW',
+          'SET',
+          'SHOW',
+          'SET',
+          'SHOW',
+          'SET',
+          'SHOW',
+          'RESET',
+          'SHOW',
+        ]);
         await assertIdle(c);
       });
     });
@@ -193,7 +204,9 @@ describe('session parameters the layer answers for', () => {
     test(`${proto}: SET LOCAL outside a block warns 25P01 and changes nothing`, async () => {
       await withClient(async (c) => {
         assert.equal((await run(c, 'SET LOCAL lock_timeout = 1000')).command, 'SET');
-        assert.deepEqual(c.notices, [['WARNING', '25P01', 'SET LOCAL can only be used in transaction blocks']]);
+        assert.deepEqual(c.notices, [
+          ['WARNING', '25P01', 'SET LOCAL can only be used in transaction blocks'],
+        ]);
         assert.equal(await show(c, 'lock_timeout'), '0');
       });
     });
@@ -212,10 +225,18 @@ describe('session parameters the layer answers for', () => {
 
     test(`${proto}: an unknown parameter reaches DSQL and its refusal comes back unchanged`, async () => {
       await withClient(async (c) => {
-        await rejectsWith(run(c, 'SET foo.bar = 1'), '0A000', 'setting configuration parameter "foo.bar" not supported');
+        await rejectsWith(
+          run(c, 'SET foo.bar = 1'),
+          '0A000',
+          'setting configuration parameter "foo.bar" not supported',
+        );
         await c.query('BEGIN');
         await c.query(`INSERT INTO ${T} VALUES (1)`);
-        await rejectsWith(run(c, 'SET foo.bar = 1'), '0A000', 'setting configuration parameter "foo.bar" not supported');
+        await rejectsWith(
+          run(c, 'SET foo.bar = 1'),
+          '0A000',
+          'setting configuration parameter "foo.bar" not supported',
+        );
         await rejectsWith(c.query('select 1'), '25P02');
         assert.equal((await c.query('COMMIT')).command, 'ROLLBACK');
       });
@@ -242,7 +263,10 @@ describe('session parameters the layer answers for', () => {
 
   test('a multi-statement SET/SHOW in one Query answers in order', async () => {
     await withClient(async (c) => {
-      const rs = await multi(c, 'SET lock_timeout = 1000; SHOW lock_timeout; RESET lock_timeout; SHOW lock_timeout');
+      const rs = await multi(
+        c,
+        'SET lock_timeout = 1000; SHOW lock_timeout; RESET lock_timeout; SHOW lock_timeout',
+      );
       assert.deepEqual(c.tags, ['SET', 'SHOW', 'RESET', 'SHOW']);
       assert.deepEqual(
         rs.map((r) => r.rows),
@@ -284,7 +308,9 @@ describe('a multi-statement Query mixing DSQL statements and the layer', () => {
   test("atomic: the layer's own error in the middle leaves the table empty", async () => {
     await withClient(async (c) => {
       await rejectsWith(
-        c.query(`INSERT INTO ${T} VALUES (1); SET standard_conforming_strings = off; INSERT INTO ${T} VALUES (2)`),
+        c.query(
+          `INSERT INTO ${T} VALUES (1); SET standard_conforming_strings = off; INSERT INTO ${T} VALUES (2)`,
+        ),
         '0A000',
         /standard_conforming_strings/,
       );
@@ -297,7 +323,10 @@ describe('a multi-statement Query mixing DSQL statements and the layer', () => {
   test('inside an explicit block, the earlier statements stay in the transaction and COMMIT keeps them', async () => {
     await withClient(async (c) => {
       await c.query('BEGIN');
-      await multi(c, `INSERT INTO ${T} VALUES (1); SET lock_timeout = 1000; LOCK TABLE ${T} IN ACCESS SHARE MODE`);
+      await multi(
+        c,
+        `INSERT INTO ${T} VALUES (1); SET lock_timeout = 1000; LOCK TABLE ${T} IN ACCESS SHARE MODE`,
+      );
       assert.equal((await c.query('COMMIT')).command, 'COMMIT');
       assert.deepEqual(c.tags, ['BEGIN', 'INSERT 0 1', 'SET', 'LOCK TABLE', 'COMMIT']);
       assert.equal(await show(c, 'lock_timeout'), '1s');
@@ -312,7 +341,11 @@ describe('a refused statement inside an explicit transaction aborts it', () => {
       await withClient(async (c) => {
         await run(c, 'BEGIN');
         await run(c, `INSERT INTO ${T} VALUES (1)`);
-        await rejectsWith(run(c, `LOCK ${T} IN EXCLUSIVE MODE`), '0A000', /EXCLUSIVE MODE is not supported on DSQL/);
+        await rejectsWith(
+          run(c, `LOCK ${T} IN EXCLUSIVE MODE`),
+          '0A000',
+          /EXCLUSIVE MODE is not supported on DSQL/,
+        );
         await rejectsWith(run(c, 'SELECT 1'), '25P02');
         await rejectsWith(run(c, 'SET lock_timeout = 1'), '25P02');
         assert.equal((await run(c, 'COMMIT')).command, 'ROLLBACK');
@@ -342,7 +375,10 @@ describe('transaction isolation and access modes', () => {
     test(`${proto}: SET TRANSACTION REPEATABLE READ, READ ONLY first in the block: a write fails 25006`, async () => {
       await withClient(async (c) => {
         await run(c, 'BEGIN');
-        assert.equal((await run(c, 'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY')).command, 'SET');
+        assert.equal(
+          (await run(c, 'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY')).command,
+          'SET',
+        );
         assert.equal(await show(c, 'transaction_read_only'), 'on');
         await rejectsWith(run(c, `INSERT INTO ${T} VALUES (1)`), '25006');
         assert.equal((await run(c, 'COMMIT')).command, 'ROLLBACK');
@@ -364,7 +400,9 @@ describe('transaction isolation and access modes', () => {
     test(`${proto}: SET TRANSACTION outside a block: WARNING 25P01 and SET`, async () => {
       await withClient(async (c) => {
         assert.equal((await run(c, 'SET TRANSACTION READ ONLY')).command, 'SET');
-        assert.deepEqual(c.notices, [['WARNING', '25P01', 'SET TRANSACTION can only be used in transaction blocks']]);
+        assert.deepEqual(c.notices, [
+          ['WARNING', '25P01', 'SET TRANSACTION can only be used in transaction blocks'],
+        ]);
         await run(c, `INSERT INTO ${T} VALUES (1)`);
       });
       assert.deepEqual(await rowsInT(), [1]);
@@ -421,7 +459,9 @@ describe('SQL-level PREPARE / EXECUTE / DEALLOCATE', () => {
           { n: 2, s: "it's a \\ back", t: 'text' },
         ]);
         assert.deepEqual((await run(c, 'EXECUTE p(NULL, NULL)')).rows, [{ n: null, s: null, t: 'text' }]);
-        assert.deepEqual((await run(c, "EXECUTE p(0, E'tab\\there')")).rows, [{ n: 1, s: 'tab\there', t: 'text' }]);
+        assert.deepEqual((await run(c, "EXECUTE p(0, E'tab\\there')")).rows, [
+          { n: 1, s: 'tab\there', t: 'text' },
+        ]);
         const e = await run(c, 'EXECUTE p(1+1, now()::text)');
         assert.equal(e.rows[0]?.n, 3);
         assert.match(String(e.rows[0]?.s), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/);
@@ -435,10 +475,18 @@ describe('SQL-level PREPARE / EXECUTE / DEALLOCATE', () => {
         await run(c, `PREPARE ins(int) AS INSERT INTO ${T} VALUES ($1)`);
         assert.equal((await run(c, 'EXECUTE ins(1)')).rowCount, 1);
         assert.equal((await run(c, 'EXECUTE ins(2)')).rowCount, 1);
-        await rejectsWith(run(c, 'PREPARE ins(int) AS SELECT 1'), '42P05', 'prepared statement "ins" already exists');
+        await rejectsWith(
+          run(c, 'PREPARE ins(int) AS SELECT 1'),
+          '42P05',
+          'prepared statement "ins" already exists',
+        );
         await rejectsWith(run(c, 'EXECUTE nope'), '26000', 'prepared statement "nope" does not exist');
         await rejectsWith(run(c, 'DEALLOCATE nope'), '26000', 'prepared statement "nope" does not exist');
-        await rejectsWith(run(c, 'EXECUTE ins(1, 2)'), '42601', /wrong number of parameters for prepared statement "ins"/);
+        await rejectsWith(
+          run(c, 'EXECUTE ins(1, 2)'),
+          '42601',
+          /wrong number of parameters for prepared statement "ins"/,
+        );
         assert.equal((await run(c, 'DEALLOCATE ALL')).command, 'DEALLOCATE');
         await rejectsWith(run(c, 'EXECUTE ins(3)'), '26000');
         assert.deepEqual(c.tags, ['PREPARE', 'INSERT 0 1', 'INSERT 0 1', 'DEALLOCATE ALL']);
@@ -510,7 +558,14 @@ describe('DISCARD', () => {
         await run(c, 'BEGIN');
         await run(c, 'DISCARD PLANS');
         await run(c, 'COMMIT');
-        assert.deepEqual(c.tags, ['DISCARD PLANS', 'DISCARD SEQUENCES', 'DISCARD TEMP', 'BEGIN', 'DISCARD PLANS', 'COMMIT']);
+        assert.deepEqual(c.tags, [
+          'DISCARD PLANS',
+          'DISCARD SEQUENCES',
+          'DISCARD TEMP',
+          'BEGIN',
+          'DISCARD PLANS',
+          'COMMIT',
+        ]);
       });
     });
   }
@@ -537,7 +592,14 @@ describe('client_min_messages', () => {
 
 describe('postgres.js pipelining (extended protocol, one connection)', () => {
   test('pipelined layer statements and DSQL statements answer in order', async () => {
-    const sql = postgres({ host: proxy.host, port: proxy.port, user: 'app', pass: '', max: 1, onnotice: () => {} });
+    const sql = postgres({
+      host: proxy.host,
+      port: proxy.port,
+      user: 'app',
+      pass: '',
+      max: 1,
+      onnotice: () => {},
+    });
     try {
       const [set, shown, sel, prep, exec, reset, shown2] = await Promise.all([
         sql.unsafe('SET lock_timeout = 1000'),
@@ -566,9 +628,10 @@ describe('postgres.js pipelining (extended protocol, one connection)', () => {
         ['fulfilled', 'rejected', 'fulfilled'],
       );
       assert.equal((settled[1] as PromiseRejectedResult).reason.code, '0A000');
-      assert.deepEqual([...(settled[2] as PromiseFulfilledResult<postgres.RowList<postgres.Row[]>>).value], [
-        { lock_timeout: '2s' },
-      ]);
+      assert.deepEqual(
+        [...(settled[2] as PromiseFulfilledResult<postgres.RowList<postgres.Row[]>>).value],
+        [{ lock_timeout: '2s' }],
+      );
       // A pipelined transaction with a local LOCK TABLE in the middle commits both inserts.
       const lockTag = await sql.begin((tx) => [
         tx.unsafe(`INSERT INTO ${T} VALUES (1)`),
@@ -638,7 +701,11 @@ describe('--compat off passes everything to DSQL', () => {
           'setting configuration parameter "statement_timeout" not supported',
         );
         await run(c, 'BEGIN');
-        await rejectsWith(run(c, `LOCK TABLE ${T} IN ACCESS SHARE MODE`), '0A000', 'unsupported statement: Lock');
+        await rejectsWith(
+          run(c, `LOCK TABLE ${T} IN ACCESS SHARE MODE`),
+          '0A000',
+          'unsupported statement: Lock',
+        );
         await run(c, 'ROLLBACK');
         await rejectsWith(run(c, 'PREPARE q AS SELECT 1'), '0A000', 'unsupported statement: Prepare');
         assert.deepEqual((await run(c, 'SELECT 1 AS one')).rows, [{ one: 1 }]);
