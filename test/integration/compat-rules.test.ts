@@ -160,7 +160,10 @@ describe('session parameters the layer answers for', () => {
         await run(c, 'SET lock_timeout = 1000');
         await run(c, "SET client_min_messages = 'error'");
         await run(c, 'SET work_mem = 8192');
+        await run(c, 'SET search_path = pg_catalog');
         assert.equal((await run(c, 'RESET ALL')).command, 'RESET');
+        // DSQL's own parameter the session changed is put back too (DSQL refuses RESET ALL itself).
+        assert.deepEqual((await c.query('select current_schema() as s')).rows, [{ s: 'public' }]);
         assert.equal(await show(c, 'lock_timeout'), '0');
         assert.equal(await show(c, 'client_min_messages'), 'notice');
         assert.equal(await show(c, 'work_mem'), '4MB');
@@ -354,6 +357,20 @@ describe('a refused statement inside an explicit transaction aborts it', () => {
       assert.deepEqual(await rowsInT(), []);
     });
   }
+});
+
+test('multi-statement: BEGIN; INSERT; LOCK ... EXCLUSIVE in one Query leaves the block aborted', async () => {
+  await withClient(async (c) => {
+    await rejectsWith(
+      c.query(`BEGIN; INSERT INTO ${T} VALUES (1); LOCK ${T} IN EXCLUSIVE MODE; SELECT 1`),
+      '0A000',
+    );
+    assert.deepEqual(c.tags, ['BEGIN', 'INSERT 0 1']);
+    await rejectsWith(c.query('SELECT 1'), '25P02');
+    assert.equal((await c.query('COMMIT')).command, 'ROLLBACK');
+    await assertIdle(c);
+  });
+  assert.deepEqual(await rowsInT(), []);
 });
 
 describe('transaction isolation and access modes', () => {
