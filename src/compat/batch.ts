@@ -115,7 +115,13 @@ async function message(frame: TypedFrame, st: BatchState, io: RequestIo): Promis
   switch (frame.type) {
     case FrontendMessage.Parse: {
       const local = localStatement(body, io.session);
-      if (!local) return forward(frame, [BackendMessage.ParseComplete], st, io);
+      if (!local) {
+        // DSQL's statement replaces a statement of the layer's by that name (often the unnamed one):
+        // a later Bind must not find the old one.
+        const name = cstringAt(body, 0);
+        if (name) io.virtualStatements.delete(name.value);
+        return forward(frame, [BackendMessage.ParseComplete], st, io);
+      }
       io.virtualStatements.set(local.name, local.stmt);
       io.client.write(PARSE_COMPLETE);
       return true;
