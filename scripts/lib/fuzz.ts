@@ -252,11 +252,35 @@ const QUERIES = [
   '',
 ];
 
-function queryTraffic(rng: Rng): Buffer {
+/**
+ * What the compatibility layer (src/compat) takes over, alone and among DSQL's statements, so its
+ * request runners see split, mutated and pipelined requests (the gate asks about the first message
+ * of each; PREPARE/EXECUTE and extended-protocol SETs make virtual statements).
+ */
+const COMPAT_QUERIES = [
+  ...QUERIES,
+  'SET statement_timeout = 1000',
+  "SET statement_timeout = 'abc'",
+  'SET LOCAL client_min_messages = warning',
+  'SHOW statement_timeout',
+  'RESET ALL',
+  'BEGIN; SET statement_timeout = 5; ROLLBACK',
+  'SELECT 1; SET idle_in_transaction_session_timeout = 0; SELECT 2',
+  "SELECT set_config('statement_timeout', '7', false)",
+  'BEGIN ISOLATION LEVEL SERIALIZABLE',
+  'SET TRANSACTION READ ONLY',
+  'PREPARE p1 AS SELECT $1::int',
+  'EXECUTE p1(1)',
+  'DEALLOCATE ALL',
+  'DISCARD ALL',
+  'LOCK TABLE t IN ACCESS SHARE MODE',
+];
+
+function queryTraffic(rng: Rng, pool: readonly string[] = QUERIES): Buffer {
   const parts: Buffer[] = [];
   const n = 1 + rng.int(4);
   for (let i = 0; i < n; i++) {
-    const sql = rng.pick(QUERIES);
+    const sql = rng.pick(pool);
     if (rng.chance(0.5)) {
       parts.push(typed('Q', cstr(sql)));
     } else {
@@ -305,10 +329,11 @@ const CATEGORIES = [
   'cancel',
   'sasl-response',
   'session',
+  'compat-session',
 ] as const;
 
 /** Streams that need a real login (and an upstream connection) are rarer: they are slower. */
-const NEEDS_LOGIN = new Set<string>(['sasl-response', 'session']);
+const NEEDS_LOGIN = new Set<string>(['sasl-response', 'session', 'compat-session']);
 const WEIGHTED = CATEGORIES.flatMap((c) => Array<string>(NEEDS_LOGIN.has(c) ? 1 : 5).fill(c));
 
 /** The generator of stream `index`: each stream has its own, so it is the same whatever the timing. */
@@ -372,6 +397,8 @@ function plan(rng: Rng, user: string): Plan {
         kind: 'sasl-response',
         mutate: (final) => (rng.chance(0.9) ? corruptN(rng, final) : final),
       };
+    case 'compat-session':
+      return { category, kind: 'session', traffic: maybe(queryTraffic(rng, COMPAT_QUERIES), 0.5) };
     default:
       return { category, kind: 'session', traffic: maybe(queryTraffic(rng), 0.7) };
   }

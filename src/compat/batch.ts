@@ -50,6 +50,8 @@ interface BatchState {
   ctx: StatementContext;
   failed: boolean;
   usedUpstream: boolean;
+  /** DSQL itself answered with an error: it skips the rest of the batch until the Sync on its own. */
+  dsqlFailed: boolean;
   /** The layer began a READ ONLY transaction for this batch (a READ ONLY session outside a block). */
   wrapped: boolean;
 }
@@ -68,6 +70,7 @@ export async function runBatch(first: TypedFrame, io: RequestIo): Promise<'pass'
     },
     failed: false,
     usedUpstream: false,
+    dsqlFailed: false,
     wrapped: false,
   };
   let frame = first;
@@ -80,7 +83,9 @@ export async function runBatch(first: TypedFrame, io: RequestIo): Promise<'pass'
       const ok = await message(frame, st, io);
       if (!ok) {
         st.failed = true;
-        if (st.usedUpstream && st.ctx.status === 'I') await abortBatch(io);
+        // Only the layer's own error needs the abort: after DSQL's error, DSQL ignores everything
+        // until the Sync, so the abort statement would never be answered.
+        if (st.usedUpstream && st.ctx.status === 'I' && !st.dsqlFailed) await abortBatch(io);
       }
     }
     frame = await io.nextFrame();
@@ -200,7 +205,10 @@ async function forward(
   for (;;) {
     const f: Frame = await up.next();
     io.client.write(encode(f));
-    if (f.type === BackendMessage.ErrorResponse) return false;
+    if (f.type === BackendMessage.ErrorResponse) {
+      st.dsqlFailed = true;
+      return false;
+    }
     if (ends.includes(f.type)) return true;
     if (!isAsync(f.type) && f.type === BackendMessage.ReadyForQuery) return true;
   }

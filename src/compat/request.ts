@@ -32,7 +32,11 @@ export async function runSimpleQuery(frame: TypedFrame, io: RequestIo): Promise<
   const texts = parts.map((p, i) => (readOnly && isPlainBegin(stmts[i]!) ? 'BEGIN READ ONLY' : p.text));
   const ctx: StatementContext = {
     status: start,
-    inTxn: start !== 'I' || implicit,
+    // Follows the status as the statements run: a BEGIN earlier in the same Query opens the block
+    // for the SET (or SET LOCAL) after it, and a COMMIT/ROLLBACK closes it.
+    get inTxn() {
+      return implicit || this.status !== 'I';
+    },
     describe: true,
     client: io.client,
     up: () => io.up(),
@@ -74,9 +78,16 @@ async function runStatements(
     while (j < stmts.length && actionOf(stmts[j]!) === 'upstream') j++;
     const sql = texts.slice(i, j).join(';\n');
     io.noteUpstreamText(sql);
-    if (stmts.slice(i, j).some((s) => s.kind === 'rollback')) io.noteRollback();
+    const rollback = stmts.slice(i, j).some((s) => s.kind === 'rollback');
+    if (rollback) io.noteRollback();
+    const before = ctx.status;
     const r = await runQuery(io.up(), sql, io.client, 'all');
     ctx.status = r.status;
+    if (before !== 'I' && r.status === 'I') {
+      // The client's COMMIT/ROLLBACK ended a block inside this Query. The watch may see 'I' before and
+      // after the Query (BEGIN; SET ...; ROLLBACK) and end nothing, so the parameters learn it here.
+      io.session.params.endTransaction(before === 'T' && !r.error && !rollback);
+    }
     io.session.txnFresh = false;
     if (r.error) return false;
     i = j;
