@@ -19,6 +19,7 @@ import { loginAnswer, noticeResponse } from '../protocol/to-client.js';
 import { forwardCancel } from '../upstream/cancel.js';
 import type { Connector, UpstreamConnection } from '../upstream/connector.js';
 import type { PoolingConnector } from '../upstream/pooled-connector.js';
+import type { ResetPlan } from '../upstream/reset.js';
 import type { CancelKey, CancelRegistry } from './cancel-registry.js';
 import type { CancelRoute } from './cancel-route.js';
 import { ClientConnectRequest } from './connect-request.js';
@@ -295,7 +296,12 @@ export class ClientSession {
       maxUpstreamAgeMs: deps.maxUpstreamAgeMs,
       connectTimeoutMs: deps.connectTimeoutMs,
       ...(this.compat ? { compat: this.compat } : {}),
-      ...(isPooling(connector) ? { release: (c: UpstreamConnection) => connector.release(request, c) } : {}),
+      ...(isPooling(connector)
+        ? {
+            release: (c: UpstreamConnection, plan: ResetPlan | undefined) =>
+              connector.release(request, c, plan),
+          }
+        : {}),
     });
     this.live = live;
     this.cancelKey = deps.cancels.register(live.cancelRoute);

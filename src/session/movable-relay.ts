@@ -3,7 +3,7 @@ import type tls from 'node:tls';
 import type { SessionCompat } from '../compat/index.js';
 import { formatDuration } from '../core/duration.js';
 import type { Metrics } from '../core/metrics.js';
-import { DSQL_MAX_CONNECTION_MS } from '../dsql/limits.js';
+import { DSQL_MAX_CONNECTION_MS, isDsqlSessionParam } from '../dsql/limits.js';
 import { ProxyError, toProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { BackendMessage } from '../protocol/constants.js';
@@ -12,6 +12,7 @@ import { errorFromProxyError } from '../protocol/to-client.js';
 import { frontendTerminate } from '../protocol/to-server.js';
 import { Relay, type RelayResult } from '../relay/relay.js';
 import type { Connector, UpstreamConnection } from '../upstream/connector.js';
+import type { ResetPlan } from '../upstream/reset.js';
 import type { UpstreamTarget } from '../upstream/target.js';
 import type { CancelKey } from './cancel-registry.js';
 import type { CancelRoute } from './cancel-route.js';
@@ -35,9 +36,10 @@ export interface MovableRelayOptions {
   connectTimeoutMs: number;
   /**
    * Session pooling: given when the upstream connection may outlive the client. Called with the
-   * current connection when the client leaves cleanly while idle.
+   * current connection when the client leaves cleanly while idle, and what the session may have
+   * changed on it (undefined: something it cannot name, and the connection must not be reused).
    */
-  release?: (conn: UpstreamConnection) => void;
+  release?: (conn: UpstreamConnection, plan: ResetPlan | undefined) => void;
   /** The compatibility layer (--compat on): statements DSQL refuses, answered or carried out. */
   compat?: SessionCompat;
 }
@@ -132,8 +134,20 @@ export class MovableRelay {
     this.spare?.conn.socket.destroy();
     const kept =
       result.reason === 'client_closed' && this.relay.goodbyeWhileIdle && !this.upstream.socket.destroyed;
-    if (kept && this.opts.release) this.opts.release(this.upstream);
+    if (kept && this.opts.release) this.opts.release(this.upstream, this.resetPlan());
     return result;
+  }
+
+  /**
+   * What the pooled connection's reset must undo: the session's tracked state, with the DSQL parameters
+   * the compatibility layer saw set and its protocol-level statements (SQL PREPARE). The layer's own
+   * state (parameters it answers for, timeouts) belongs to this client session and ends with it.
+   */
+  private resetPlan(): ResetPlan | undefined {
+    const compat = this.opts.compat?.session;
+    if (compat === undefined) return this.state.resetPlan();
+    const touched = [...compat.dsqlTouched].filter((name) => isDsqlSessionParam(name));
+    return this.state.resetPlan(touched, compat.prepared.entries().length > 0);
   }
 
   terminate(err: ProxyError): void {

@@ -13,6 +13,7 @@
  * else survives between transactions on a session.
  */
 
+import type { ResetPlan } from '../upstream/reset.js';
 import { StatementTracker } from './statement-tracker.js';
 
 /** Reported (ParameterStatus) settings among DSQL_SETTINGS; the rest need a snapshot. */
@@ -29,6 +30,20 @@ const CHANGES_UNREPORTED =
 const CHANGES_ROLE = /\bset\s+(?:session\s+|local\s+)?role\b|set_config|\breset\b|\bdiscard\b/i;
 
 const SQL_PREPARE = /\bprepare\b/i;
+
+/**
+ * DSQL's parameters the server does not report, where a statement's text names them (SET, RESET,
+ * set_config('name', ...)): the pooled connection's reset undoes these. The role only where a statement
+ * sets it, since `role` alone is a common column name.
+ */
+const UNREPORTED_NAMES =
+  /\b(search_path|extra_float_digits|disable_sync_create_index|enable_[a-z0-9_]+)\b|\bset\s+(?:session\s+|local\s+)?(role)\b|set_config\s*\(\s*'(role)'/gi;
+
+/** set_config() with a name that is not spelled out in the text (a bind parameter, an expression). */
+const SET_CONFIG_UNNAMED = /set_config\s*\(\s*(?!')/i;
+
+/** More names than a session plausibly sets: past this, the reset gives up and the connection closes. */
+const MAX_TOUCHED = 64;
 
 const NO_SETTINGS: ReadonlyMap<string, string> = new Map();
 
@@ -65,10 +80,46 @@ export class ServerSideState {
    */
   roleMayDiffer = false;
 
+  /** Unreported DSQL parameters (lower case) that statements named where they may have changed them. */
+  private readonly touched = new Set<string>();
+  /** True once a statement may have changed a parameter the proxy cannot name: no reset can undo it. */
+  private touchedUnknown = false;
+
   noteStatement(sql: string | null): void {
-    if (sql === null || CHANGES_UNREPORTED.test(sql)) this.unreportedMayDiffer = true;
+    if (sql === null || CHANGES_UNREPORTED.test(sql)) {
+      this.unreportedMayDiffer = true;
+      this.noteTouched(sql);
+    }
     if (sql === null || CHANGES_ROLE.test(sql)) this.roleMayDiffer = true;
     if (sql === null || SQL_PREPARE.test(sql)) this.sqlPrepareUsed = true;
+  }
+
+  private noteTouched(sql: string | null): void {
+    if (sql === null || SET_CONFIG_UNNAMED.test(sql)) {
+      this.touchedUnknown = true;
+      return;
+    }
+    for (const m of sql.matchAll(UNREPORTED_NAMES)) {
+      const name = (m[1] ?? m[2] ?? m[3] ?? '').toLowerCase();
+      if (this.touched.size >= MAX_TOUCHED) this.touchedUnknown = true;
+      else this.touched.add(name);
+    }
+  }
+
+  /**
+   * What a pooled connection's reset must undo before another client gets it: every DSQL parameter the
+   * session may have changed (reported ones the server said changed, unreported ones a statement named,
+   * and `alsoSet`: those the compatibility layer saw set), and the named prepared statements, when any
+   * may exist (`alsoStatements`: the layer holds some). Undefined when the session may have changed
+   * something it cannot name: such a connection is closed, not pooled.
+   */
+  resetPlan(alsoSet: Iterable<string> = [], alsoStatements = false): ResetPlan | undefined {
+    if (this.touchedUnknown) return undefined;
+    const settings = new Set<string>([...this.changed.keys(), ...this.touched]);
+    for (const name of alsoSet) settings.add(name.toLowerCase());
+    const statements =
+      alsoStatements || this.statements.size > 0 || this.statements.untracked || this.sqlPrepareUsed;
+    return { settings: [...settings].sort(), statements };
   }
 
   /** The Parse bodies of the named statements, in creation order, for a fresh connection. */

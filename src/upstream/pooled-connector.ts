@@ -3,15 +3,16 @@ import { toProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Connector, ConnectRequest, UpstreamConnection } from './connector.js';
 import { poolKey, type UpstreamPool } from './pool.js';
-import type { ConnectionResetter } from './reset.js';
+import type { ConnectionResetter, ResetPlan } from './reset.js';
 
 /** A connector that hands out pooled connections first, and takes connections back. */
 export interface PoolingConnector extends Connector {
   /**
    * Called when a client left cleanly while idle: reset the connection and keep it, or close it.
-   * `req` is the request the client's connection was made or taken for.
+   * `req` is the request the client's connection was made or taken for; `plan` what the session may
+   * have changed, undefined when the session cannot say (the connection is then closed).
    */
-  release(req: ConnectRequest, conn: UpstreamConnection): void;
+  release(req: ConnectRequest, conn: UpstreamConnection, plan: ResetPlan | undefined): void;
 }
 
 export interface PoolingOptions {
@@ -38,9 +39,15 @@ export function poolingConnector(opts: PoolingOptions): PoolingConnector {
       }
       return base.connect(req);
     },
-    release(req, conn) {
+    release(req, conn, plan) {
       const { socket } = conn;
-      resetter.reset(socket).then(
+      if (plan === undefined) {
+        // State the session could not follow cannot be undone: never hand it to another client.
+        metrics.poolResets.inc({ outcome: 'unknown_state' });
+        socket.destroy();
+        return;
+      }
+      resetter.reset(socket, plan).then(
         (method) => {
           if (pool.put(keyOf(req), conn)) {
             metrics.poolResets.inc({ outcome: method });

@@ -2,8 +2,9 @@
  * A psql session with settings (SET) keeps working across several of DSQL's connection caps
  * (shortened to 3 s in the test endpoint): the proxy moves it to fresh upstream connections at idle
  * moments (--max-upstream-age 1500ms) and carries the settings over. One with SQL-level PREPARE
- * statements is ended at its move with the reason: the proxy does not re-create them (DSQL refuses
- * SQL PREPARE, and re-running the text PostgreSQL keeps re-ran the client's whole query).
+ * statements moves too: the compatibility layer carries them out over protocol-level statements and
+ * re-creates those with Parse (never by re-running the client's text). With --compat off DSQL refuses
+ * the PREPARE, so no session holds a statement a move could not re-create.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -23,18 +24,12 @@ before(async () => {
 
 after(async () => {
   await proxy?.stop();
-  await plainProxy?.stop();
-  await plainStack?.stop();
+  await compatOff?.stop();
   await stack?.stop();
 });
 
-/**
- * For the SQL PREPARE test only: a second endpoint on the same PostgreSQL with the local endpoint's
- * DSQL rules off, since DSQL refuses PREPARE and only a plain PostgreSQL shows what a move does with
- * such a statement. The test after it shows what the same session meets with the rules on.
- */
-let plainStack: TestStack | undefined;
-let plainProxy: ProxyProcess | undefined;
+/** A proxy with --compat off on the same endpoint, for the last test. */
+let compatOff: ProxyProcess | undefined;
 
 test('psql: SET survives several caps', async () => {
   const env = pgEnv({ host: proxy.host, port: proxy.port }, { user: 'app' });
@@ -70,37 +65,45 @@ test('psql: SET survives several caps', async () => {
   assert.equal(proxy.logs.filter((l) => l.json?.event === 'upstream_lost').length, 0);
 });
 
-test('psql: a session holding a SQL PREPARE statement is ended at its move, with the reason', async () => {
-  // rules: 'postgres' because DSQL refuses SQL PREPARE, so no session can hold one on DSQL today;
-  // issue 23 bridges this (the proxy carries SQL PREPARE out over protocol-level statements).
-  plainStack = await startTestStack({ maxConnectionMs: CAP_MS, postgres: stack.postgres, rules: 'postgres' });
-  plainProxy = await startProxyProcess(plainStack, {
-    args: ['--max-upstream-age', '1500ms', '--log-level', 'trace'],
-  });
-  const env = pgEnv({ host: plainProxy.host, port: plainProxy.port }, { user: 'app' });
+test('psql: a session holding SQL PREPARE statements moves, and EXECUTE after the moves inserts once', async () => {
+  await stack.postgres.query(
+    'drop table if exists public.age_psql; create table public.age_psql (n int); grant select, insert on public.age_psql to app',
+  );
+  const seen = proxy.logs.length;
+  const env = pgEnv({ host: proxy.host, port: proxy.port }, { user: 'app' });
   const psql = spawnTool('psql', ['-X', '-w', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1'], env, {
     interactive: true,
     timeoutMs: 60_000,
   });
-  psql.child.stdin!.on('error', () => {}); // psql exits when the session ends; later writes may fail
   const stdin = psql.child.stdin!;
   stdin.write('PREPARE add_one(int) AS SELECT $1 + 1;\nEXECUTE add_one(1);\n');
-  for (let i = 0; i < 6 && psql.child.exitCode === null; i++) {
+  stdin.write('PREPARE ins AS INSERT INTO public.age_psql VALUES (1); EXECUTE ins;\n');
+  for (let i = 0; i < 5; i++) {
+    stdin.write('SELECT pg_backend_pid();\n');
     await new Promise((r) => setTimeout(r, 1000));
-    if (psql.child.exitCode === null && !stdin.destroyed) stdin.write(`SELECT ${i};\n`);
   }
-  if (!stdin.destroyed) stdin.end('\\q\n');
+  stdin.end('EXECUTE add_one(41);\nEXECUTE ins;\n\\q\n');
   const r = await psql.result;
-  assert.notEqual(r.code, 0, describeResult(r));
-  assert.equal(r.stdout.trim().split('\n')[0], '2', 'EXECUTE ran before the move');
-  assert.match(r.stderr, /cannot move this session to a fresh DSQL connection/);
-  assert.match(r.stderr, /SQL PREPARE/);
-  assert.ok(plainProxy.logs.some((l) => l.json?.event === 'upstream_move_refused'));
+  assert.equal(r.code, 0, describeResult(r));
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines[0], '2', 'EXECUTE before the moves');
+  assert.equal(lines.at(-1), '42', 'EXECUTE after the moves');
+  assert.ok(new Set(lines.slice(1, -1)).size >= 2, `backends: ${lines.slice(1, -1).join(' ')}`);
+  const [row] = await stack.postgres.query<{ n: string }>('select count(*) as n from public.age_psql');
+  assert.equal(Number(row?.n), 2, "each EXECUTE inserted once, no move re-ran the PREPARE's Query");
+  const after = proxy.logs.slice(seen);
+  assert.ok(
+    after.some((l) => l.json?.event === 'upstream_moved'),
+    'the session moved',
+  );
+  assert.equal(after.filter((l) => l.json?.event === 'upstream_move_refused').length, 0);
 });
 
-test('psql with the rules on: SQL PREPARE is refused, and the session then moves like any other', async () => {
-  const seen = proxy.logs.length;
-  const env = pgEnv({ host: proxy.host, port: proxy.port }, { user: 'app' });
+test('psql with --compat off: DSQL refuses SQL PREPARE, and the session then moves like any other', async () => {
+  compatOff = await startProxyProcess(stack, {
+    args: ['--max-upstream-age', '1500ms', '--log-level', 'trace', '--compat', 'off'],
+  });
+  const env = pgEnv({ host: compatOff.host, port: compatOff.port }, { user: 'app' });
   const psql = spawnTool('psql', ['-X', '-w', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=0'], env, {
     interactive: true,
     timeoutMs: 60_000,
@@ -120,10 +123,9 @@ test('psql with the rules on: SQL PREPARE is refused, and the session then moves
     describeResult(r),
   );
   assert.deepEqual(r.stdout.trim().split('\n'), ['0', '1', '2', '3', '4', '5']);
-  const after = proxy.logs.slice(seen);
   assert.ok(
-    after.some((l) => l.json?.event === 'upstream_moved'),
+    compatOff.logs.some((l) => l.json?.event === 'upstream_moved'),
     'the session moved at least once',
   );
-  assert.equal(after.filter((l) => l.json?.event === 'upstream_move_refused').length, 0);
+  assert.equal(compatOff.logs.filter((l) => l.json?.event === 'upstream_move_refused').length, 0);
 });

@@ -2,12 +2,9 @@
  * --pool-mode session: a client that leaves cleanly hands its reset DSQL connection to the next
  * client of the same role and startup parameters; nothing of one client's session reaches the next.
  *
- * The reset needs `DISCARD ALL`, or `RESET ALL` and `DEALLOCATE ALL`, and DSQL refuses DISCARD and
- * does not document RESET ALL, so the local endpoint with DSQL's rules refuses both: on DSQL today
- * the pool cannot reset a connection and closes it instead (the first describe block proves that,
- * with the rules on). The reuse tests below it run on a second endpoint in front of the same
- * PostgreSQL with `rules: 'postgres'`, because they test the pool's bookkeeping, which only a
- * successful reset reaches; issue 23 resets connections with what DSQL accepts.
+ * All against the local endpoint with DSQL's rules on: the reset undoes exactly what the session
+ * changed with statements DSQL accepts (`RESET <name>`, `DEALLOCATE ALL`), never `DISCARD ALL` or
+ * `RESET ALL`, which the rules refuse as DSQL does (issue 23).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -16,26 +13,19 @@ import { type ProxyProcess, startProxyProcess } from '../support/proxy-process.j
 import { startTestStack, type TestStack } from '../support/stack.js';
 
 /** The endpoint with DSQL's rules (the default), and its pooling proxy. */
-let dsql: TestStack;
-let dsqlProxy: ProxyProcess;
-/** The same PostgreSQL behind an endpoint with `rules: 'postgres'` (see the file comment). */
 let stack: TestStack;
 let proxy: ProxyProcess;
 
 const POOL_ARGS = ['--pool-mode', 'session', '--admin-listen', '127.0.0.1:0', '--log-level', 'trace'];
 
 before(async () => {
-  dsql = await startTestStack();
-  dsqlProxy = await startProxyProcess(dsql, { args: POOL_ARGS });
-  stack = await startTestStack({ postgres: dsql.postgres, rules: 'postgres' });
+  stack = await startTestStack();
   proxy = await startProxyProcess(stack, { args: POOL_ARGS });
 });
 
 after(async () => {
   await proxy?.stop();
-  await dsqlProxy?.stop();
   await stack?.stop();
-  await dsql?.stop();
 });
 
 const logins = (user: string, on: TestStack = stack) =>
@@ -64,53 +54,73 @@ async function session<T>(
 const pid = (c: pg.Client) => c.query('select pg_backend_pid() as pid').then((r) => Number(r.rows[0].pid));
 const settle = () => new Promise((r) => setTimeout(r, 150));
 
-describe("--pool-mode session with DSQL's rules: the reset is refused, so nothing is handed on", () => {
-  test('each client gets a fresh login; the refused resets are counted; no state reaches the next', async () => {
-    const before = logins('app', dsql);
-    const pids: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      pids.push(
-        await session(
-          {},
-          async (c) => {
-            // A setting DSQL accepts, which a wrongly reused connection would carry to the next client.
-            const seen = await c.query("select current_setting('TimeZone') as tz");
-            assert.notEqual(seen.rows[0].tz, 'Asia/Tokyo', `client ${i} starts from the login state`);
-            await c.query("SET TimeZone TO 'Asia/Tokyo'");
-            return pid(c);
-          },
-          dsqlProxy,
-        ),
-      );
-      await settle();
-    }
-    assert.equal(logins('app', dsql) - before, 5, 'one upstream login per client');
-    assert.equal(new Set(pids).size, 5, 'five upstream backends');
-    assert.equal(await metric('dsql_proxy_pool_reuses_total', dsqlProxy), 0);
-    assert.equal(await metric('dsql_proxy_pool_idle_connections', dsqlProxy), 0);
-    const text = await (await fetch(`http://127.0.0.1:${dsqlProxy.adminPort}/metrics`)).text();
-    assert.match(text, /dsql_proxy_pool_resets_total\{outcome="failed"\} 5\b/);
-  });
-});
+/** The pool's resets so far, by outcome. */
+async function resets(on: ProxyProcess = proxy): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${on.adminPort}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^dsql_proxy_pool_resets_total\{outcome="(\w+)"\} (\d+)$/gm))
+    out[m[1] as string] = Number(m[2]);
+  return out;
+}
 
-describe('--pool-mode session (rules: postgres, until issue 23 resets with what DSQL accepts)', () => {
-  test('sequential clients reuse one DSQL connection: one login for twenty sessions', async () => {
+describe("--pool-mode session with DSQL's rules", () => {
+  test('ten sequential clients that change settings and prepare statements: one upstream login', async () => {
     const before = logins('app');
     const pids = new Set<number>();
-    for (let i = 0; i < 20; i++) {
-      pids.add(await session({}, pid));
+    for (let i = 0; i < 10; i++) {
+      pids.add(
+        await session({}, async (c) => {
+          // Settings DSQL accepts, which a connection reused without a reset would carry to the next client.
+          const seen = await c.query(
+            "select current_setting('TimeZone') as tz, current_setting('search_path') as sp",
+          );
+          assert.notEqual(seen.rows[0].tz, 'Asia/Tokyo', `client ${i} starts from the login state`);
+          assert.equal(seen.rows[0].sp, '"$user", public', `client ${i} starts from the login search_path`);
+          await c.query("SET TimeZone TO 'Asia/Tokyo'");
+          await c.query('SET search_path TO pg_catalog');
+          // The same names each time: the previous client's statements are gone.
+          await c.query('PREPARE sqlp AS SELECT 1');
+          await c.query({ name: 'protop', text: 'select $1::int as n', values: [i] });
+          return pid(c);
+        }),
+      );
       await settle(); // the release (reset) happens after the client is gone
     }
-    assert.equal(logins('app') - before, 1, 'one upstream login');
+    assert.equal(logins('app') - before, 1, 'one upstream login for ten clients');
     assert.equal(pids.size, 1, 'one upstream backend');
-    assert.ok((await metric('dsql_proxy_pool_reuses_total')) >= 19);
+    assert.deepEqual(await resets(), { reset: 10 }, 'every release reset, none refused');
+    assert.equal(await metric('dsql_proxy_pool_reuses_total'), 9);
     assert.equal(await metric('dsql_proxy_pool_idle_connections'), 1);
-    // Twenty hand-overs of one socket: each owner removed its listeners (a leak shows as Node's warning).
+    // Ten hand-overs of one socket: each owner removed its listeners (a leak shows as Node's warning).
     const warnings = proxy.logs.filter((l) => l.raw.includes('MaxListenersExceededWarning'));
     assert.deepEqual(
       warnings.map((l) => l.raw),
       [],
     );
+  });
+
+  test('stress: 50 sequential clients, half of them changing state, share one upstream login', async (t) => {
+    const before = logins('app');
+    const resetsBefore = await resets();
+    const reusesBefore = await metric('dsql_proxy_pool_reuses_total');
+    for (let i = 0; i < 50; i++) {
+      await session({}, async (c) => {
+        if (i % 2 === 1) await c.query('SET extra_float_digits TO 0');
+        await c.query('select 1');
+      });
+      await settle();
+    }
+    const after = await resets();
+    const delta = (k: string) => (after[k] ?? 0) - (resetsBefore[k] ?? 0);
+    const upstreamLogins = logins('app') - before;
+    t.diagnostic(
+      `50 clients: upstream logins ${upstreamLogins}, pool_resets_total reset=${delta('reset')} clean=${delta('clean')} failed=${delta('failed')}`,
+    );
+    assert.equal(upstreamLogins, 0, 'the connection the test before left in the pool serves all fifty');
+    assert.equal(delta('reset'), 25, 'a RESET for each client that changed a setting');
+    assert.equal(delta('clean'), 25, 'no round trip for a client that changed nothing');
+    assert.equal(delta('failed'), 0);
+    assert.equal((await metric('dsql_proxy_pool_reuses_total')) - reusesBefore, 50);
   });
 
   test("one client's session state does not reach the next", async () => {
