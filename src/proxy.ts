@@ -109,6 +109,7 @@ export async function startProxy(
         maxUpstreamAgeMs: config.maxUpstreamAgeMs,
         startupParamsMode: config.startupParamsMode,
         ...(config.compat ? { compat: config.compat } : {}),
+        ...(config.conflictRetry ? { conflictRetry: config.conflictRetry } : {}),
       }),
   );
   const allEndpoints = clusters.flatMap((c) => c.failover.endpoints);

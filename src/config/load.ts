@@ -9,6 +9,7 @@ import {
   type SslNegotiation,
   type StartupParamsMode,
 } from '../dsql/limits.js';
+import type { RetrySettings } from '../retry/controller.js';
 import { ConfigError } from './config-error.js';
 import { type EndpointConfig, resolveEndpoints } from './endpoints.js';
 import { readAuthUsers, readCaPem, readText } from './files.js';
@@ -76,6 +77,8 @@ export interface ProxyConfig {
   /** Past this age a session moves to a fresh upstream connection. */
   maxUpstreamAgeMs: number;
   startupParamsMode: StartupParamsMode;
+  /** Conflict retry (--conflict-retry); undefined when off. */
+  conflictRetry: RetrySettings | undefined;
   /** The compatibility layer's settings; undefined with --compat off. */
   compat: CompatSettings | undefined;
   /** How TLS to every endpoint starts. */
@@ -362,6 +365,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig 
     connectQueueTimeoutMs: src.get('connect-queue-timeout')?.value ?? 10_000,
     maxUpstreamAgeMs: maxUpstreamAgePick?.value ?? 50 * 60_000,
     startupParamsMode: src.get('startup-params')?.value ?? 'drop',
+    conflictRetry: conflictRetry(src),
     compat:
       src.get('compat')?.value === 'off'
         ? undefined
@@ -663,4 +667,15 @@ export function diffRoleMap(before: Record<string, string>, after: Record<string
 export function reloadUsers(config: ProxyConfig): AuthUsers {
   if (config.authFile === undefined) return new Map();
   return readAuthUsers(config.authFile, 'auth-file');
+}
+
+/** --conflict-retry and its bounds; undefined when off. */
+function conflictRetry(src: Sources): RetrySettings | undefined {
+  const mode = src.get('conflict-retry')?.value ?? 'transactions';
+  if (mode === 'off') return undefined;
+  return {
+    mode,
+    bufferBytes: src.get('conflict-retry-buffer')?.value ?? 1024 * 1024,
+    attempts: src.get('conflict-retry-attempts')?.value ?? 3,
+  };
 }

@@ -231,6 +231,30 @@ export const OPTION_DOCS: OptionDoc[] = [
       "A client idle outside a transaction this long is closed with FATAL 57P05 (PostgreSQL 17's idle-session timeout). Needs --compat on.",
   },
   {
+    key: 'conflict-retry',
+    env: envName('conflict-retry'),
+    type: 'off|statements|transactions',
+    default: 'transactions',
+    description:
+      'Retry DSQL\'s 40001 conflicts for the client where provably safe (README, "Conflicts that never reach the client"): statements = requests outside a transaction block; transactions = also BEGIN ... COMMIT, replayed and compared byte for byte; off = every 40001 reaches the client.',
+  },
+  {
+    key: 'conflict-retry-buffer',
+    env: envName('conflict-retry-buffer'),
+    type: 'bytes',
+    default: '1048576',
+    description:
+      'Bytes of one request and its answer (or of one transaction and its answers) held back for a retry; past it the answer flows to the client and is not retried.',
+  },
+  {
+    key: 'conflict-retry-attempts',
+    env: envName('conflict-retry-attempts'),
+    type: 'integer',
+    default: '3',
+    description:
+      'Sends of a conflicting request in all (the first included), 1 to 100, with backoff from about 1 ms to 100 ms.',
+  },
+  {
     key: 'admin-listen',
     env: envName('admin-listen'),
     type: 'HOST:PORT',

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { AUTH_METHODS } from '../auth/types.js';
 import { parseDuration } from '../core/duration.js';
 import { SSL_NEGOTIATIONS, STARTUP_PARAMS_MODES } from '../dsql/limits.js';
+import { CONFLICT_RETRY_MODES } from '../retry/controller.js';
 import { checkEndpointHost, type HostPort, hostPortProblem } from './host-port.js';
 import { checkRegion } from './region.js';
 
@@ -173,6 +174,18 @@ export const VALUE_SCHEMAS = {
   'max-upstream-age': durationMs(1000),
   'startup-params': scalar.pipe(z.enum(STARTUP_PARAMS_MODES)),
   compat: scalar.pipe(z.enum(['on', 'off'])),
+  'conflict-retry': scalar.pipe(z.enum(CONFLICT_RETRY_MODES)),
+  'conflict-retry-buffer': parsed((s) => {
+    if (!/^\d+$/.test(s)) throw new Error('must be a whole number of bytes');
+    const n = Number(s);
+    if (n < 1024 || n > 1024 * 1024 * 1024) throw new Error('must be between 1024 and 1073741824');
+    return n;
+  }),
+  'conflict-retry-attempts': parsed((s) => {
+    if (!/^\d+$/.test(s) || Number(s) < 1 || Number(s) > 100)
+      throw new Error('must be a whole number from 1 to 100');
+    return Number(s);
+  }),
   'statement-timeout': durationMs(0),
   'statement-timeout-grace': durationMs(1),
   'idle-in-transaction-timeout': durationMs(0),

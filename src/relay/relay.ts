@@ -28,6 +28,19 @@ export interface RelayCounters {
   toClient: { inc(n: number): void };
 }
 
+/**
+ * Paces a session's requests (src/retry): client bytes go to it instead of DSQL, server bytes instead
+ * of the client; it calls writeUpstream and deliver when they may move on.
+ */
+export interface RequestPacer {
+  fromClient(chunk: Buffer): void;
+  fromServer(chunk: Buffer): void;
+  /** The compatibility layer answered the client itself. */
+  foreignAnswer(): void;
+  /** Nothing held or in flight. */
+  readonly idle: boolean;
+}
+
 export interface RelayHooks {
   counters?: RelayCounters;
   frontend?: FrontendEvents;
@@ -98,6 +111,8 @@ export class Relay {
   private gateOwned = false;
   /** Set while the compatibility layer filters what the server sends (see server-filter.ts). */
   private serverFilter: ServerFilter | undefined;
+  /** The conflict-retry layer, when it is on (setPacer). */
+  private pacer: RequestPacer | undefined;
   /** True while the server's chunk is scanned (see onUpstreamData). */
   private scanning = false;
   /** A filter change asked for during the scan, applied after the chunk. */
@@ -147,6 +162,7 @@ export class Relay {
   isIdle(): boolean {
     return (
       !this.gateOwned &&
+      (this.pacer?.idle ?? true) &&
       this.fromServer.status === 'I' &&
       this.fromServer.readyCount === this.fromClient.requests &&
       !this.fromClient.batchOpen &&
@@ -245,7 +261,7 @@ export class Relay {
       const pass = cut === EARLIER ? [] : [...before, chunk.subarray(0, cut)];
       const take = cut === EARLIER ? [...before, chunk] : [chunk.subarray(cut)];
       const out = Buffer.concat(pass);
-      if (out.length > 0) this.upstream.write(out);
+      if (out.length > 0) this.sendUpstream(out);
       this.gateOwned = true;
       this.hooks.gate!.take(Buffer.concat(take));
       return;
@@ -266,7 +282,8 @@ export class Relay {
   /** Relays client bytes upstream; `terminateAt` is where a Terminate message starts in them, or -1. */
   private forward(chunk: Buffer, terminateAt: number): void {
     if (terminateAt < 0) {
-      if (!this.upstream.write(chunk)) this.client.pause();
+      if (this.pacer) this.pacer.fromClient(chunk);
+      else if (!this.upstream.write(chunk)) this.client.pause();
       if (this.hooks.onClientRequest && this.fromClient.requests !== this.fromServer.readyCount) {
         this.hooks.onClientRequest();
       }
@@ -279,10 +296,26 @@ export class Relay {
       out = chunk.subarray(0, terminateAt);
       this.goodbyeWhileIdle = this.isIdle() && !this.fromClient.terminateSplit;
     }
-    if (out.length > 0) this.upstream.write(out);
+    if (out.length > 0) this.sendUpstream(out);
     // After Terminate nothing more goes to the client, so close it now, as PostgreSQL does, rather
     // than wait for its FIN and answer with our own (one shutdown() less per connection).
     this.client.destroy();
+  }
+
+  /** Client bytes for DSQL, through the pacer when there is one. */
+  private sendUpstream(bytes: Buffer): void {
+    if (this.pacer) this.pacer.fromClient(bytes);
+    else this.upstream.write(bytes);
+  }
+
+  /** The conflict-retry layer (src/retry): it sees both streams and decides when bytes move on. */
+  setPacer(pacer: RequestPacer): void {
+    this.pacer = pacer;
+  }
+
+  /** Bytes the pacer sends DSQL (the client's, again or for the first time, or its own). */
+  writeUpstream(bytes: Buffer): void {
+    if (this.current !== 'finished') this.upstream.write(bytes);
   }
 
   // --- The compatibility layer's side (src/compat/engine.ts) ---
@@ -304,6 +337,7 @@ export class Relay {
   /** Bytes the layer answers the client with; the backend scanner counts them as the server's. */
   toClient(bytes: Buffer): void {
     if (this.current === 'finished') return;
+    this.pacer?.foreignAnswer();
     this.fromServer.scan(bytes);
     this.client.write(bytes);
   }
@@ -367,6 +401,16 @@ export class Relay {
 
   private readonly onUpstreamData = (data: Buffer): void => {
     this.counters.toClient.inc(data.length);
+    if (this.pacer) this.pacer.fromServer(data);
+    else this.deliver(data);
+  };
+
+  /**
+   * Server bytes for the client: scanned (counts, status, hooks), filtered when a filter is on, and
+   * written. With a pacer (conflict retry) only what it lets through arrives here.
+   */
+  deliver(data: Buffer): void {
+    if (this.current === 'finished') return;
     const filter = this.serverFilter;
     if (filter === undefined) {
       this.fromServer.scan(data);
@@ -406,7 +450,7 @@ export class Relay {
       if (!this.client.write(chunk)) this.upstream.pause();
     }
     if (this.hooks.onIdle && this.isIdle()) this.hooks.onIdle();
-  };
+  }
 
   /** Sends what the client socket holds corked, if anything. */
   private readonly uncorkClient = (): void => {

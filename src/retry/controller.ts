@@ -77,6 +77,8 @@ interface Current {
   conflict: boolean;
   attempts: number;
   startedAt: number;
+  /** Set once the request is being retried. */
+  kind: 'statement' | 'transaction' | undefined;
 }
 
 interface Recorded {
@@ -147,7 +149,8 @@ export class ConflictRetry {
     while (this.waiting.length > 0 && !this.busy && !(this.cur?.complete ?? false)) {
       const seg = this.waiting.shift()!;
       this.waitingBytes -= seg.bytes.length;
-      const cur = (this.cur ??= this.fresh());
+      if (this.cur === undefined) this.cur = this.fresh();
+      const cur = this.cur;
       this.port.writeUpstream(seg.bytes);
       if (cur.sentSize + seg.bytes.length <= this.settings.bufferBytes) cur.sent.push(seg.bytes);
       else cur.streaming = true;
@@ -178,6 +181,7 @@ export class ConflictRetry {
       conflict: false,
       attempts: 1,
       startedAt: this.clock.now(),
+      kind: undefined,
     };
   }
 
@@ -220,7 +224,11 @@ export class ConflictRetry {
     }
     if (!cur || cur.streaming) {
       this.port.deliver(chunk);
-      if (cur && readyAt >= 0) this.finish(cur, status, undefined);
+      if (cur && readyAt >= 0) {
+        if (cur.conflict)
+          this.count(cur.statusBefore === 'I' ? 'statement' : 'transaction', 'too_large', cur.attempts);
+        this.finish(cur, status, undefined);
+      }
       return;
     }
     cur.answer.push(chunk);
@@ -235,7 +243,11 @@ export class ConflictRetry {
   private decide(cur: Current, after: string): void {
     const { mode } = this.settings;
     if (!cur.conflict || !cur.complete) {
-      this.deliverFinal(cur, after, undefined);
+      this.deliverFinal(
+        cur,
+        after,
+        cur.kind && !cur.conflict ? { kind: cur.kind, outcome: 'succeeded' } : undefined,
+      );
       return;
     }
     if (cur.statusBefore === 'I' && after === 'I') {
@@ -250,7 +262,11 @@ export class ConflictRetry {
   }
 
   /** The client gets the held answer; the request is done. */
-  private deliverFinal(cur: Current, after: string, outcome: { kind: string; outcome: Outcome } | undefined): void {
+  private deliverFinal(
+    cur: Current,
+    after: string,
+    outcome: { kind: string; outcome: Outcome } | undefined,
+  ): void {
     const answer = Buffer.concat(cur.answer);
     cur.answer = [];
     if (outcome) this.count(outcome.kind, outcome.outcome, cur.attempts);
@@ -292,6 +308,7 @@ export class ConflictRetry {
       this.deliverFinal(cur, 'I', { kind: 'statement', outcome: stop });
       return;
     }
+    cur.kind = 'statement';
     this.busy = true;
     try {
       if (!(await this.sleep(cur))) {
@@ -303,6 +320,7 @@ export class ConflictRetry {
       this.log.debug({ event: 'conflict_retry', kind: 'statement', attempt: cur.attempts });
     } finally {
       this.busy = false;
+      this.pump();
     }
   }
 
@@ -313,6 +331,7 @@ export class ConflictRetry {
       this.deliverFinal(cur, after, { kind: 'transaction', outcome: stop ?? 'unreplayable' });
       return;
     }
+    cur.kind = 'transaction';
     this.busy = true;
     try {
       if (!(await this.sleep(cur))) {
@@ -336,6 +355,7 @@ export class ConflictRetry {
       this.log.debug({ event: 'conflict_retry', kind: 'transaction', attempt: cur.attempts });
     } finally {
       this.busy = false;
+      this.pump();
     }
   }
 
@@ -412,6 +432,7 @@ export class ConflictRetry {
 
   private count(kind: string, outcome: Outcome, attempts: number): void {
     this.metrics.conflictRetries.inc({ kind, outcome });
+    if (outcome === 'succeeded') this.metrics.conflictRetryAttempts.observe(attempts);
     if (outcome !== 'succeeded') this.log.info({ event: 'conflict_retry_gave_up', kind, outcome, attempts });
   }
 }

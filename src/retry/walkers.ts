@@ -108,7 +108,11 @@ export class RequestWalker extends Walker {
 
   protected message(type: number, body: Buffer | undefined): void {
     if (type === FrontendMessage.Flush) this.shape.flush = true;
-    else if (type === FrontendMessage.CopyData || type === FrontendMessage.CopyDone || type === FrontendMessage.CopyFail)
+    else if (
+      type === FrontendMessage.CopyData ||
+      type === FrontendMessage.CopyDone ||
+      type === FrontendMessage.CopyFail
+    )
       this.shape.copy = true;
     else if (type === FrontendMessage.Parse && body) {
       const nul = body.indexOf(0);
@@ -147,7 +151,8 @@ export class AnswerWalker extends Walker {
   }
 
   protected message(type: number, body: Buffer | undefined): void {
-    if (type === BackendMessage.ReadyForQuery) this.lastStatus = body && body.length > 0 ? String.fromCharCode(body[0]!) : 'I';
+    if (type === BackendMessage.ReadyForQuery)
+      this.lastStatus = body && body.length > 0 ? String.fromCharCode(body[0]!) : 'I';
     else if (type === BackendMessage.ErrorResponse) this.events?.error(body ? sqlstateIn(body) : undefined);
     else if (
       type === BackendMessage.CopyInResponse ||

@@ -10,4 +10,6 @@ import type { CancelKey } from './cancel-registry.js';
 export interface CancelRoute {
   readonly target: UpstreamTarget;
   readonly upstreamKey: CancelKey | undefined;
+  /** Told when the client sends a CancelRequest for the session (a conflict retry stops). */
+  readonly clientCancelled?: () => void;
 }

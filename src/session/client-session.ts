@@ -16,6 +16,7 @@ import { FrameStream } from '../io/frame-stream.js';
 import type { Logger } from '../log.js';
 import { FrontendMessage, MAX_AUTH_MESSAGE_LENGTH } from '../protocol/constants.js';
 import { loginAnswer, noticeResponse } from '../protocol/to-client.js';
+import type { RetrySettings } from '../retry/controller.js';
 import { forwardCancel } from '../upstream/cancel.js';
 import type { Connector, UpstreamConnection } from '../upstream/connector.js';
 import type { PoolingConnector } from '../upstream/pooled-connector.js';
@@ -64,6 +65,8 @@ export interface SessionDeps {
   startupParamsMode: StartupParamsMode;
   /** The compatibility layer's settings (--compat on), or undefined with --compat off. */
   compat?: CompatSettings;
+  /** Conflict retry (--conflict-retry), or undefined when off. */
+  conflictRetry?: RetrySettings;
 }
 
 /** The client went away during the handshake: nothing to answer, nobody to tell. */
@@ -296,6 +299,7 @@ export class ClientSession {
       maxUpstreamAgeMs: deps.maxUpstreamAgeMs,
       connectTimeoutMs: deps.connectTimeoutMs,
       ...(this.compat ? { compat: this.compat } : {}),
+      ...(deps.conflictRetry ? { retry: deps.conflictRetry } : {}),
       ...(isPooling(connector)
         ? {
             release: (c: UpstreamConnection, plan: ResetPlan | undefined) =>
@@ -367,6 +371,8 @@ export class ClientSession {
     // Unknown keys are dropped quietly, as PostgreSQL does: the sender learns nothing. The key is looked
     // up again right before the request is sent (see forwardCancel): a session that ended or moved
     // meanwhile is not cancelled, nor is the next client of its pooled connection.
+    // A retry waiting for its backoff gives up at once (the cancel then reaches DSQL as usual).
+    this.deps.cancels.lookup(processId, secretKey)?.clientCancelled?.();
     const outcome = async (): Promise<string> => {
       try {
         return await forwardCancel(

@@ -1,6 +1,7 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
 import type { SessionCompat } from '../compat/index.js';
+import { systemClock } from '../core/clock.js';
 import { formatDuration } from '../core/duration.js';
 import type { Metrics } from '../core/metrics.js';
 import { DSQL_MAX_CONNECTION_MS, isDsqlSessionParam } from '../dsql/limits.js';
@@ -11,6 +12,7 @@ import { decodeBackendFrame } from '../protocol/from-server.js';
 import { errorFromProxyError } from '../protocol/to-client.js';
 import { frontendTerminate } from '../protocol/to-server.js';
 import { Relay, type RelayResult } from '../relay/relay.js';
+import { ConflictRetry, type RetrySettings } from '../retry/controller.js';
 import type { Connector, UpstreamConnection } from '../upstream/connector.js';
 import type { ResetPlan } from '../upstream/reset.js';
 import type { UpstreamTarget } from '../upstream/target.js';
@@ -42,6 +44,8 @@ export interface MovableRelayOptions {
   release?: (conn: UpstreamConnection, plan: ResetPlan | undefined) => void;
   /** The compatibility layer (--compat on): statements DSQL refuses, answered or carried out. */
   compat?: SessionCompat;
+  /** Conflict retry (--conflict-retry). */
+  retry?: RetrySettings;
 }
 
 /**
@@ -68,12 +72,22 @@ export class MovableRelay {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly lifecycle: Lifecycle;
   /** Changed only here (swapTo); others get the read-only view `cancelRoute`. */
-  private readonly route: { target: UpstreamTarget; upstreamKey: CancelKey | undefined };
+  private readonly route: {
+    target: UpstreamTarget;
+    upstreamKey: CancelKey | undefined;
+    clientCancelled: () => void;
+  };
+  /** Conflict retry, when on. */
+  private readonly pacer: ConflictRetry | undefined;
 
   constructor(private readonly opts: MovableRelayOptions) {
     this.upstream = opts.first;
     this.lifecycle = opts.lifecycle;
-    this.route = { target: opts.first.target, upstreamKey: opts.first.login.backendKey };
+    this.route = {
+      target: opts.first.target,
+      upstreamKey: opts.first.login.backendKey,
+      clientCancelled: () => this.pacer?.cancel(),
+    };
     this.connectedAt = opts.first.connectedAt;
     const { state } = this;
     const { metrics, compat } = opts;
@@ -95,6 +109,24 @@ export class MovableRelay {
     const scanner = this.relay.fromServer;
     scanner.onParameterStatus = (body) => state.noteParameterStatus(body);
     answersTo(state.statements, scanner);
+    if (opts.retry) {
+      const relay = this.relay;
+      this.pacer = new ConflictRetry(
+        {
+          writeUpstream: (bytes) => relay.writeUpstream(bytes),
+          deliver: (bytes) => relay.deliver(bytes),
+          status: () => scanner.status,
+          pauseClient: () => relay.pauseClient(),
+          resumeClient: () => relay.resumeClient(),
+          statementTimeoutMs: () => compat?.session.params.statementTimeoutMs ?? 0,
+        },
+        opts.retry,
+        systemClock,
+        metrics,
+        opts.log,
+      );
+      relay.setPacer(this.pacer);
+    }
     if (compat) {
       scanner.onError = (body) => {
         countConflict(body, metrics);

@@ -22,7 +22,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['protocol'],
   ['io', 'token'],
   ['auth', 'handshake', 'relay', 'upstream'],
-  ['compat'],
+  ['compat', 'retry'],
   ['config'],
   ['session', 'wiring'],
   ['listener', 'admin', 'check', 'local-endpoint'],
