@@ -79,6 +79,8 @@ interface Current {
   startedAt: number;
   /** Set once the request is being retried. */
   kind: 'statement' | 'transaction' | undefined;
+  /** The client sent a CancelRequest while the request was being retried. */
+  cancelled: boolean;
 }
 
 interface Recorded {
@@ -137,6 +139,7 @@ export class ConflictRetry {
 
   /** The client sent a CancelRequest: a retry waiting for its backoff gives up. */
   cancel(): void {
+    if (this.cur?.kind) this.cur.cancelled = true;
     this.backoff?.cancel();
   }
 
@@ -182,6 +185,7 @@ export class ConflictRetry {
       attempts: 1,
       startedAt: this.clock.now(),
       kind: undefined,
+      cancelled: false,
     };
   }
 
@@ -243,11 +247,8 @@ export class ConflictRetry {
   private decide(cur: Current, after: string): void {
     const { mode } = this.settings;
     if (!cur.conflict || !cur.complete) {
-      this.deliverFinal(
-        cur,
-        after,
-        cur.kind && !cur.conflict ? { kind: cur.kind, outcome: 'succeeded' } : undefined,
-      );
+      const outcome: Outcome = cur.cancelled ? 'cancelled' : 'succeeded';
+      this.deliverFinal(cur, after, cur.kind && !cur.conflict ? { kind: cur.kind, outcome } : undefined);
       return;
     }
     if (cur.statusBefore === 'I' && after === 'I') {
