@@ -190,7 +190,7 @@ export class Metrics {
   });
   readonly poolResets = new Counter({
     name: 'dsql_proxy_pool_resets_total',
-    help: 'Released connections by outcome: discard (DISCARD ALL), reset (RESET ALL + DEALLOCATE ALL), not_kept (pool full or too old), failed (closed).',
+    help: 'Released connections by outcome: clean (the session changed nothing: no reset sent), reset (RESET of the changed DSQL parameters and/or DEALLOCATE ALL), not_kept (pool full or too old), failed (the reset was refused: closed), unknown_state (the session may have changed what the proxy cannot name: closed).',
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
