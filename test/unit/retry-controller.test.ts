@@ -390,3 +390,187 @@ describe('statement retry', () => {
     assert.equal(port.writes.length, 1);
   });
 });
+
+describe('transaction retry', () => {
+  const begin = q('BEGIN');
+  const update = q('UPDATE t SET n = n + 1');
+  const select = q('SELECT n FROM t');
+  const commit = q('COMMIT');
+  const selected = (n: string): Buffer => Buffer.concat([dataRow(n), ok('SELECT 1', 'T')]);
+
+  /** BEGIN, UPDATE and SELECT answered and delivered: the record the controller keeps. */
+  function recorded(settings: Partial<RetrySettings> = {}) {
+    const h = harness(settings);
+    h.retry.fromClient(Buffer.concat([begin, update, select]));
+    serve(h.retry, ok('BEGIN', 'T'), ok('UPDATE 1', 'T'), selected('5'));
+    assert.deepEqual(h.port.writes, [begin, update, select]);
+    return h;
+  }
+
+  /** Answers each hidden exchange in turn; returns what was written for them. */
+  async function answerHidden(
+    h: ReturnType<typeof harness>,
+    from: number,
+    answers: Buffer[],
+  ): Promise<Buffer[]> {
+    for (const a of answers) {
+      await settle();
+      serve(h.retry, a);
+    }
+    await settle();
+    return h.port.writes.slice(from);
+  }
+
+  it('a 40001 at COMMIT (T->I): no ROLLBACK, the record replayed exactly, then COMMIT again (succeeded)', async () => {
+    const h = recorded();
+    h.retry.fromClient(commit);
+    serve(h.retry, failed('I'));
+    const from = h.port.writes.length;
+    await h.clock.advance(200);
+    const sent = await answerHidden(h, from, [ok('BEGIN', 'T'), ok('UPDATE 1', 'T'), selected('5')]);
+    assert.deepEqual(sent, [begin, update, select, commit]);
+    serve(h.retry, ok('COMMIT'));
+    const before = Buffer.concat([ok('BEGIN', 'T'), ok('UPDATE 1', 'T'), selected('5')]);
+    assert.deepEqual(h.port.got, Buffer.concat([before, ok('COMMIT')]), 'replayed answers hidden, no 40001');
+    assert.deepEqual(await counted(h.metrics), {
+      'transaction/succeeded': 1,
+      attemptsCount: 1,
+      attemptsSum: 2,
+    });
+    assert.equal(h.retry.idle, true);
+  });
+
+  it('a replayed answer that differs: ROLLBACK, the original 40001 delivered (mismatch)', async () => {
+    const h = recorded();
+    h.retry.fromClient(commit);
+    const original = failed('I');
+    serve(h.retry, original);
+    const from = h.port.writes.length;
+    await h.clock.advance(200);
+    const sent = await answerHidden(h, from, [
+      ok('BEGIN', 'T'),
+      ok('UPDATE 1', 'T'),
+      selected('6'),
+      ok('ROLLBACK'),
+    ]);
+    assert.deepEqual(sent, [begin, update, select, q('ROLLBACK')]);
+    const before = Buffer.concat([ok('BEGIN', 'T'), ok('UPDATE 1', 'T'), selected('5')]);
+    assert.deepEqual(h.port.got, Buffer.concat([before, original]));
+    assert.deepEqual(await counted(h.metrics), { 'transaction/mismatch': 1 });
+    assert.equal(h.retry.idle, true);
+  });
+
+  it('a 40001 mid-transaction (T->E): ROLLBACK first, the replay, the request again', async () => {
+    const h = recorded();
+    const second = q('UPDATE u SET m = 1');
+    h.retry.fromClient(second);
+    serve(h.retry, failed('E'));
+    const from = h.port.writes.length;
+    await h.clock.advance(200);
+    const sent = await answerHidden(h, from, [
+      ok('ROLLBACK'),
+      ok('BEGIN', 'T'),
+      ok('UPDATE 1', 'T'),
+      selected('5'),
+    ]);
+    assert.deepEqual(sent, [q('ROLLBACK'), begin, update, select, second]);
+    serve(h.retry, ok('UPDATE 1', 'T'));
+    assert.deepEqual(h.port.got.subarray(-ok('UPDATE 1', 'T').length), ok('UPDATE 1', 'T'));
+    assert.equal(h.port.status(), 'T');
+    assert.deepEqual(await counted(h.metrics), {
+      'transaction/succeeded': 1,
+      attemptsCount: 1,
+      attemptsSum: 2,
+    });
+  });
+
+  it('a mismatch mid-transaction leaves the client in an aborted transaction: ROLLBACK, BEGIN, SELECT 1/0', async () => {
+    const h = recorded();
+    const second = q('UPDATE u SET m = 1');
+    h.retry.fromClient(second);
+    const original = failed('E');
+    serve(h.retry, original);
+    const from = h.port.writes.length;
+    await h.clock.advance(200);
+    const divZero = Buffer.concat([
+      errorResponse({ severity: 'ERROR', sqlstate: '22012', message: 'division by zero' }),
+      readyForQuery('E'),
+    ]);
+    const sent = await answerHidden(h, from, [
+      ok('ROLLBACK'),
+      ok('BEGIN', 'T'),
+      ok('UPDATE 0', 'T'),
+      ok('ROLLBACK'),
+      ok('BEGIN', 'T'),
+      divZero,
+    ]);
+    assert.deepEqual(sent, [q('ROLLBACK'), begin, update, q('ROLLBACK'), begin, q('SELECT 1/0')]);
+    assert.deepEqual(h.port.got.subarray(-original.length), original);
+    assert.equal(h.port.status(), 'E');
+    assert.deepEqual(await counted(h.metrics), { 'transaction/mismatch': 1 });
+  });
+
+  it('foreignAnswer() spoils the record: the 40001 at COMMIT is delivered (unreplayable)', async () => {
+    const h = recorded();
+    h.retry.foreignAnswer();
+    h.retry.fromClient(commit);
+    serve(h.retry, failed('I'));
+    await settle();
+    assert.deepEqual(h.port.writes, [begin, update, select, commit]);
+    assert.deepEqual(h.port.got.subarray(-failed('I').length), failed('I'));
+    assert.deepEqual(await counted(h.metrics), { 'transaction/unreplayable': 1 });
+  });
+
+  it('a transaction over the buffer is not replayed (too_large)', async () => {
+    const h = recorded({ bufferBytes: 120 });
+    h.retry.fromClient(commit);
+    serve(h.retry, failed('I'));
+    await settle();
+    assert.deepEqual(h.port.writes, [begin, update, select, commit]);
+    assert.deepEqual(await counted(h.metrics), { 'transaction/too_large': 1 });
+  });
+
+  it("mode 'statements' never replays a transaction", async () => {
+    const h = recorded({ mode: 'statements' });
+    h.retry.fromClient(commit);
+    serve(h.retry, failed('I'));
+    await h.clock.advance(200);
+    assert.deepEqual(h.port.writes, [begin, update, select, commit]);
+    assert.deepEqual(h.port.got.subarray(-failed('I').length), failed('I'));
+    assert.deepEqual(await counted(h.metrics), {});
+  });
+
+  it('a named statement parsed in the transaction is closed before its replay', async () => {
+    const h = harness();
+    const parseBatch = Buffer.concat([frontendParse('p1', 'SELECT 1'), frontendSync()]);
+    const parsedAnswer = Buffer.concat([typedMessage(BackendMessage.ParseComplete), readyForQuery('T')]);
+    h.retry.fromClient(Buffer.concat([begin, parseBatch]));
+    serve(h.retry, ok('BEGIN', 'T'), parsedAnswer);
+    h.retry.fromClient(commit);
+    serve(h.retry, failed('I'));
+    const from = h.port.writes.length;
+    await h.clock.advance(200);
+    const closed = Buffer.concat([typedMessage(BackendMessage.CloseComplete), readyForQuery('I')]);
+    const sent = await answerHidden(h, from, [ok('BEGIN', 'T'), closed, parsedAnswer]);
+    assert.deepEqual(sent, [
+      begin,
+      Buffer.concat([frontendClose('S', 'p1'), frontendSync()]),
+      parseBatch,
+      commit,
+    ]);
+  });
+
+  it('pipelined requests wait while a transaction is replayed', async () => {
+    const h = recorded();
+    const after = q('SELECT 42');
+    h.retry.fromClient(Buffer.concat([commit, after]));
+    serve(h.retry, failed('I'));
+    const from = h.port.writes.length;
+    await h.clock.advance(200);
+    assert.equal(h.retry.idle, false);
+    const sent = await answerHidden(h, from, [ok('BEGIN', 'T'), ok('UPDATE 1', 'T'), selected('5')]);
+    assert.deepEqual(sent, [begin, update, select, commit], 'SELECT 42 not sent yet');
+    serve(h.retry, ok('COMMIT'));
+    assert.deepEqual(h.port.writes.at(-1), after);
+  });
+});
