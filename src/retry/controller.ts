@@ -111,6 +111,8 @@ export class ConflictRetry {
   /** Set while the layer reads an answer of its own (hidden exchange): where that answer goes. */
   private hidden: { chunks: Buffer[]; done: (answer: Buffer, status: string) => void } | undefined;
   private backoff: { timer: unknown; cancel: () => void } | undefined;
+  /** A COPY FROM STDIN is under way: client bytes go straight through (see fromServer). */
+  private copyIn = false;
 
   constructor(
     private readonly port: RetryPort,
@@ -149,6 +151,12 @@ export class ConflictRetry {
   }
 
   private pump(): void {
+    if (this.copyIn) {
+      for (const seg of this.waiting.splice(0)) this.port.writeUpstream(seg.bytes);
+      this.waitingBytes = 0;
+      this.port.resumeClient();
+      return;
+    }
     while (this.waiting.length > 0 && !this.busy && !(this.cur?.complete ?? false)) {
       const seg = this.waiting.shift()!;
       this.waitingBytes -= seg.bytes.length;
@@ -213,8 +221,11 @@ export class ConflictRetry {
       error: (code) => {
         if (code === '40001' && cur && !this.hidden) cur.conflict = true;
       },
-      copy: () => {
+      copy: (inbound) => {
         if (cur && !this.hidden) this.stream(cur);
+        // DSQL waits for the client's COPY data: the client's bytes flow unpaced until the COPY's
+        // ReadyForQuery (requests the client pipelines behind it are then not retried).
+        if (inbound) this.copyIn = true;
       },
     });
     if (this.hidden) {
@@ -226,6 +237,8 @@ export class ConflictRetry {
       }
       return;
     }
+    if (this.copyIn && readyAt >= 0) this.copyIn = false;
+    else if (this.copyIn) this.pump();
     if (!cur || cur.streaming) {
       this.port.deliver(chunk);
       if (cur && readyAt >= 0) {

@@ -130,8 +130,8 @@ export interface AnswerEvents {
   ready(end: number, status: string): void;
   /** An ErrorResponse with this SQLSTATE (undefined if unreadable). */
   error(sqlstate: string | undefined): void;
-  /** CopyInResponse, CopyOutResponse or CopyBothResponse. */
-  copy(): void;
+  /** CopyInResponse, CopyOutResponse or CopyBothResponse; `inbound` when DSQL now waits for the client's data. */
+  copy(inbound: boolean): void;
 }
 
 export class AnswerWalker extends Walker {
@@ -159,7 +159,7 @@ export class AnswerWalker extends Walker {
       type === BackendMessage.CopyOutResponse ||
       type === BackendMessage.CopyBothResponse
     )
-      this.events?.copy();
+      this.events?.copy(type !== BackendMessage.CopyOutResponse);
   }
 }
 
