@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { Metrics } from '../../src/core/metrics.js';
-import { BackendMessage } from '../../src/protocol/constants.js';
+import { BackendMessage, FrontendMessage } from '../../src/protocol/constants.js';
 import { typedMessage } from '../../src/protocol/message-writer.js';
 import { commandComplete, errorResponse, readyForQuery } from '../../src/protocol/to-client.js';
 import {
@@ -341,6 +341,23 @@ describe('statement retry', () => {
     assert.deepEqual(port.got, Buffer.concat([copyOut, data]));
     serve(retry, ok('COPY 1'));
     assert.equal(retry.idle, true);
+  });
+
+  it('COPY FROM STDIN: the client data goes through at once, before the ReadyForQuery', () => {
+    const { port, retry } = harness();
+    const copy = q('COPY t FROM STDIN');
+    retry.fromClient(copy);
+    const copyIn = typedMessage(BackendMessage.CopyInResponse, Buffer.from([0, 0, 0]));
+    serve(retry, copyIn);
+    assert.deepEqual(port.got, copyIn, 'the CopyInResponse reaches the client');
+    const data = typedMessage(FrontendMessage.CopyData, Buffer.from('1\n'));
+    const done = typedMessage(FrontendMessage.CopyDone, Buffer.alloc(0));
+    retry.fromClient(Buffer.concat([data, done]));
+    assert.deepEqual(port.writes, [copy, Buffer.concat([data, done])], 'sent while DSQL waits for it');
+    serve(retry, ok('COPY 1'));
+    assert.equal(retry.idle, true);
+    retry.fromClient(q('SELECT 1'));
+    assert.deepEqual(port.writes.at(-1), q('SELECT 1'), 'pacing resumes after the COPY');
   });
 
   it('a cancel during the backoff delivers the original answer (cancelled)', async () => {
