@@ -14,7 +14,6 @@
  * ActiveRecord's.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +21,7 @@ import { assertNoSecrets } from '../support/secrets.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { tempDir } from '../support/temp-dirs.js';
 import { type CompatProxy, PASSWORDS, startCompatProxy } from './compat.js';
-import { DEBIAN_PYTHON, PGJDBC_JAR, requireExtra } from './tools.js';
+import { DEBIAN_PYTHON, lastJsonLine, PGJDBC_JAR, requireExtra, runProgram } from './tools.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const PY_SCRIPT = join(HERE, 'python', 'compat_orm.py');
@@ -32,45 +31,8 @@ const classes = tempDir('jdbc-compat');
 let stack: TestStack | undefined;
 let cp: CompatProxy | undefined;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a program without blocking the event loop (the test endpoint lives in this process). */
-function run(cmd: string, args: string[], timeoutMs = 60_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LC_ALL: 'C.UTF-8' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-function json(r: Run, what: string): Record<string, unknown> {
-  assert.equal(
-    r.code,
-    0,
-    `${what} exited ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`,
-  );
-  const line = r.stdout.trim().split('\n').at(-1) ?? '';
-  try {
-    return JSON.parse(line) as Record<string, unknown>;
-  } catch {
-    assert.fail(`${what} printed no JSON:\n${r.stdout}\n${r.stderr}`);
-  }
-}
+const run = runProgram;
+const json = lastJsonLine;
 
 before(async () => {
   requireExtra('psycopg');

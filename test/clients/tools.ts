@@ -5,6 +5,7 @@
  * The tools are required: CI installs them, so a missing binary fails the suite with a clear
  * message instead of skipping it.
  */
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
@@ -315,4 +316,46 @@ export function createPgbenchTables(target: Target, conn: ConnOptions): Promise<
     input: pgbenchTablesScript(),
     timeoutMs: 120_000,
   });
+}
+
+/** What a program printed and how it ended (runProgram). */
+export interface ProgramRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a program without blocking the event loop (the test endpoint lives in this process). */
+export function runProgram(cmd: string, args: string[], timeoutMs = 60_000): Promise<ProgramRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LC_ALL: 'C.UTF-8' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** The JSON object a check program printed on its last line; fails the test if it exited non-zero. */
+export function lastJsonLine(r: ProgramRun, what: string): Record<string, unknown> {
+  assert.equal(
+    r.code,
+    0,
+    `${what} exited ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`,
+  );
+  const line = r.stdout.trim().split('\n').at(-1) ?? '';
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    assert.fail(`${what} printed no JSON:\n${r.stdout}\n${r.stderr}`);
+  }
 }
