@@ -3,6 +3,10 @@
  * the way DSQL does (`strictStartupParams`, using the same list as the proxy): node-postgres with
  * statement_timeout, PGOPTIONS-style `options`, and pgAdmin's client_min_messages (sent as a startup
  * parameter through postgres.js `connection`, since node-postgres only sends the keys it knows).
+ *
+ * The filter's own behaviour is tested with `--compat off`: with the compatibility layer on (the
+ * default) the parameters it answers for (statement_timeout, client_min_messages, ...) are taken by
+ * the layer and never reach the filter; the last describe shows that.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -32,8 +36,8 @@ after(async () => {
   await stack?.stop();
 });
 
-async function proxy(args: string[] = []): Promise<ProxyProcess> {
-  const p = await startProxyProcess(stack, { args });
+async function proxy(args: string[] = [], compat = false): Promise<ProxyProcess> {
+  const p = await startProxyProcess(stack, { args: compat ? args : ['--compat', 'off', ...args] });
   procs.push(p);
   return p;
 }
@@ -167,5 +171,37 @@ describe('--startup-params pass', () => {
     const err = await pgError(p, { statement_timeout: 5000 });
     assert.equal(err.code, '0A000');
     assert.equal(err.message, 'setting configuration parameter "statement_timeout" not supported');
+  });
+});
+
+describe('with the compatibility layer on (the default)', () => {
+  let p: ProxyProcess;
+  before(async () => {
+    p = await proxy([], true);
+  });
+
+  test('statement_timeout, client_min_messages and options -c are taken by the layer: no NOTICE, SHOW gives them', async () => {
+    const { client, notices } = await pgConnect(p, {
+      statement_timeout: 3000,
+      options: '-c lock_timeout=2s -c search_path=public',
+    });
+    try {
+      assert.deepEqual(notices, [], 'nothing was dropped');
+      assert.deepEqual((await client.query('SHOW statement_timeout')).rows, [{ statement_timeout: '3s' }]);
+      assert.deepEqual((await client.query('SHOW lock_timeout')).rows, [{ lock_timeout: '2s' }]);
+      assert.deepEqual((await client.query('SHOW search_path')).rows, [{ search_path: 'public' }]);
+      // RESET returns to the startup value, as in PostgreSQL.
+      await client.query('SET statement_timeout = 0');
+      await client.query('RESET statement_timeout');
+      assert.deepEqual((await client.query('SHOW statement_timeout')).rows, [{ statement_timeout: '3s' }]);
+    } finally {
+      await client.end();
+    }
+  });
+
+  test('an invalid value of a parameter the layer takes refuses the login with 22023, as PostgreSQL', async () => {
+    const err = await pgError(p, { options: '-c statement_timeout=5x' });
+    assert.equal(err.code, '22023');
+    assert.equal(err.message, 'invalid value for parameter "statement_timeout": "5x"');
   });
 });
