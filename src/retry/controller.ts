@@ -29,7 +29,13 @@ import type { Clock } from '../core/clock.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Logger } from '../log.js';
 import { frontendClose, frontendQuery, frontendSync } from '../protocol/to-server.js';
-import { AnswerWalker, type RequestShape, RequestWalker } from './walkers.js';
+import {
+  type AnswerEvents,
+  AnswerWalker,
+  type RequestShape,
+  type RequestSink,
+  RequestWalker,
+} from './walkers.js';
 
 export const CONFLICT_RETRY_MODES = ['off', 'statements', 'transactions'] as const;
 export type ConflictRetryMode = (typeof CONFLICT_RETRY_MODES)[number];
@@ -124,15 +130,52 @@ export class ConflictRetry {
 
   /** Client bytes (the relay's scanner has counted them): sent now, or when the answer before them is in. */
   fromClient(chunk: Buffer): void {
-    let start = 0;
-    this.requests.requestEnds(chunk, (end, shape) => {
-      this.waiting.push({ bytes: chunk.subarray(start, end), shape });
-      start = end;
-    });
-    if (start < chunk.length) this.waiting.push({ bytes: chunk.subarray(start), shape: undefined });
+    this.walking = chunk;
+    this.walkStart = 0;
+    this.requests.requestEnds(chunk, this.sink);
+    const start = this.walkStart;
+    this.walking = undefined;
+    if (start < chunk.length)
+      this.waiting.push({ bytes: start === 0 ? chunk : chunk.subarray(start), shape: undefined });
     this.waitingBytes += chunk.length;
     this.pump();
   }
+
+  /** The client chunk being walked and where its next segment starts (fromClient). */
+  private walking: Buffer | undefined;
+  private walkStart = 0;
+  private readonly sink: RequestSink = {
+    requestEnd: (end, shape) => {
+      const chunk = this.walking!;
+      const bytes =
+        this.walkStart === 0 && end === chunk.length ? chunk : chunk.subarray(this.walkStart, end);
+      this.waiting.push({ bytes, shape });
+      this.walkStart = end;
+    },
+  };
+
+  /** What the server chunk being walked holds (fromServer). */
+  private readyAt = -1;
+  private readyStatus = 'I';
+  private readonly answerEvents: AnswerEvents = {
+    ready: (end, status) => {
+      if (this.readyAt < 0) {
+        this.readyAt = end;
+        this.readyStatus = status;
+      }
+    },
+    error: (code) => {
+      if (code === '40001' && this.cur && !this.hidden) this.cur.conflict = true;
+    },
+    copy: (inbound) => {
+      if (this.cur && !this.hidden) this.stream(this.cur);
+      // DSQL waits for the client's COPY data: the client's bytes flow unpaced until the COPY's
+      // ReadyForQuery (requests the client pipelines behind it are then not retried).
+      if (inbound) this.copyIn = true;
+    },
+  };
+  /** The client's socket was paused because too much waits here. */
+  private clientPaused = false;
 
   /** An answer the compatibility layer gave itself: the open transaction cannot be replayed. */
   foreignAnswer(): void {
@@ -154,7 +197,10 @@ export class ConflictRetry {
     if (this.copyIn) {
       for (const seg of this.waiting.splice(0)) this.port.writeUpstream(seg.bytes);
       this.waitingBytes = 0;
-      this.port.resumeClient();
+      if (this.clientPaused) {
+        this.clientPaused = false;
+        this.port.resumeClient();
+      }
       return;
     }
     while (this.waiting.length > 0 && !this.busy && !(this.cur?.complete ?? false)) {
@@ -175,8 +221,13 @@ export class ConflictRetry {
         this.stream(cur);
       }
     }
-    if (this.waitingBytes > this.settings.bufferBytes) this.port.pauseClient();
-    else this.port.resumeClient();
+    if (this.waitingBytes > this.settings.bufferBytes) {
+      this.clientPaused = true;
+      this.port.pauseClient();
+    } else if (this.clientPaused) {
+      this.clientPaused = false;
+      this.port.resumeClient();
+    }
   }
 
   private fresh(): Current {
@@ -208,26 +259,11 @@ export class ConflictRetry {
 
   /** Bytes from DSQL. */
   fromServer(chunk: Buffer): void {
-    let readyAt = -1;
-    let status = 'I';
     const cur = this.cur;
-    this.answers.walkAnswer(chunk, {
-      ready: (end, s) => {
-        if (readyAt < 0) {
-          readyAt = end;
-          status = s;
-        }
-      },
-      error: (code) => {
-        if (code === '40001' && cur && !this.hidden) cur.conflict = true;
-      },
-      copy: (inbound) => {
-        if (cur && !this.hidden) this.stream(cur);
-        // DSQL waits for the client's COPY data: the client's bytes flow unpaced until the COPY's
-        // ReadyForQuery (requests the client pipelines behind it are then not retried).
-        if (inbound) this.copyIn = true;
-      },
-    });
+    this.readyAt = -1;
+    this.answers.walkAnswer(chunk, this.answerEvents);
+    const readyAt = this.readyAt;
+    const status = this.readyStatus;
     if (this.hidden) {
       this.hidden.chunks.push(chunk);
       if (readyAt >= 0) {
@@ -281,7 +317,7 @@ export class ConflictRetry {
     after: string,
     outcome: { kind: string; outcome: Outcome } | undefined,
   ): void {
-    const answer = Buffer.concat(cur.answer);
+    const answer = cur.answer.length === 1 ? cur.answer[0]! : Buffer.concat(cur.answer);
     cur.answer = [];
     if (outcome) this.count(outcome.kind, outcome.outcome, cur.attempts);
     this.port.deliver(answer);

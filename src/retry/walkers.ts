@@ -5,9 +5,14 @@
  *
  * - RequestWalker (client -> DSQL): where each request ends (after a Query, Sync or FunctionCall), and
  *   whether it has a Flush (the client may then wait for answers before its Sync: the answer cannot be
- *   held back) or names a prepared statement (Parse with a name: its name, to Close it before a re-send).
+ *   held back), COPY data, or names a prepared statement (Parse with a name: its name, to Close it
+ *   before a re-send).
  * - AnswerWalker (DSQL -> client): where each ReadyForQuery ends and its status, the SQLSTATE of each
  *   ErrorResponse, and whether a COPY started.
+ *
+ * They run on every chunk of a session with retry on, so a header whole inside a chunk is read in
+ * place, bodies are looked at only for the few message types that matter, and events go to a sink
+ * object set by the caller (no closure per chunk).
  */
 import { BackendMessage, FrontendMessage } from '../protocol/constants.js';
 
@@ -16,31 +21,48 @@ const KEEP = 16 * 1024;
 
 abstract class Walker {
   private skip = 0;
-  private readonly header = Buffer.alloc(5);
+  private header: Buffer | undefined;
   private headerFilled = 0;
-  /** The current message's type and the first bytes of its body when it is one to read. */
+  /** The current message's type. */
   protected type = 0;
+  /** Pieces of the current message's body being kept (only for wanted types), or undefined. */
   private keep: Buffer[] | undefined;
   private kept = 0;
   private keepLimit = 0;
 
-  /** Walks a chunk; `onEnd(offset)` after each complete message (offset just past it). */
-  protected walk(chunk: Buffer, onEnd: (end: number) => void): void {
+  /** Walks a chunk; message() and ended(offset just past the message) for each complete message. */
+  protected walk(chunk: Buffer): void {
     let pos = 0;
     const end = chunk.length;
     while (pos < end) {
-      if (this.headerFilled < 5) {
+      if (this.skip === 0 && this.headerFilled === 0 && end - pos >= 5) {
+        const type = chunk[pos]!;
+        const length = chunk.readInt32BE(pos + 1);
+        pos += 5;
+        const size = length > 4 ? length - 4 : 0;
+        if (end - pos >= size) {
+          // The whole message is in the chunk (the usual case): read in place.
+          this.type = type;
+          if (this.wants(type)) this.message(type, chunk, pos, pos + Math.min(size, KEEP));
+          else this.message(type, undefined, 0, 0);
+          pos += size;
+          this.ended(pos);
+          continue;
+        }
+        this.begin(type, size);
+      } else if (this.skip === 0 && this.headerFilled < 5) {
+        this.header ??= Buffer.alloc(5);
         const n = Math.min(5 - this.headerFilled, end - pos);
         chunk.copy(this.header, this.headerFilled, pos, pos + n);
         this.headerFilled += n;
         pos += n;
         if (this.headerFilled < 5) break;
-        this.type = this.header[0]!;
+        this.headerFilled = 0;
         const length = this.header.readInt32BE(1);
-        this.skip = length > 4 ? length - 4 : 0;
-        this.keepLimit = this.wants(this.type) ? Math.min(this.skip, KEEP) : 0;
-        this.keep = this.keepLimit > 0 ? [] : undefined;
-        this.kept = 0;
+        this.begin(this.header[0]!, length > 4 ? length - 4 : 0);
+        if (this.skip > 0) continue;
+        this.finish(pos);
+        continue;
       }
       const n = Math.min(this.skip, end - pos);
       if (this.keep && this.kept < this.keepLimit) {
@@ -50,19 +72,31 @@ abstract class Walker {
       }
       this.skip -= n;
       pos += n;
-      if (this.skip === 0) {
-        this.headerFilled = 0;
-        const body = this.keep ? Buffer.concat(this.keep) : undefined;
-        this.keep = undefined;
-        this.message(this.type, body);
-        onEnd(pos);
-      }
+      if (this.skip === 0) this.finish(pos);
     }
+  }
+
+  private begin(type: number, size: number): void {
+    this.type = type;
+    this.skip = size;
+    this.keepLimit = this.wants(type) ? Math.min(size, KEEP) : 0;
+    this.keep = this.keepLimit > 0 || this.wants(type) ? [] : undefined;
+    this.kept = 0;
+  }
+
+  private finish(pos: number): void {
+    const keep = this.keep;
+    this.keep = undefined;
+    const body = keep === undefined ? undefined : keep.length === 1 ? keep[0] : Buffer.concat(keep);
+    this.message(this.type, body, 0, body?.length ?? 0);
+    this.ended(pos);
   }
 
   /** Whether the body of a message of this type is read (message() gets its first bytes). */
   protected abstract wants(type: number): boolean;
-  protected abstract message(type: number, body: Buffer | undefined): void;
+  /** A complete message; a wanted one's body (its first bytes) is `buf[start, end)`. */
+  protected abstract message(type: number, buf: Buffer | undefined, start: number, end: number): void;
+  protected abstract ended(pos: number): void;
 
   /** True between two messages. */
   atBoundary(): boolean {
@@ -79,22 +113,27 @@ export interface RequestShape {
   copy: boolean;
 }
 
-export class RequestWalker extends Walker {
-  private shape: RequestShape = freshShape();
+export interface RequestSink {
+  /** A request ended at `end` in the chunk being walked, with this shape. */
+  requestEnd(end: number, shape: RequestShape): void;
+}
 
-  /**
-   * Offsets in `chunk` just past each request's last message, in order; the shape of each completed
-   * request comes back through `onRequest`.
-   */
-  requestEnds(chunk: Buffer, onRequest: (end: number, shape: RequestShape) => void): void {
-    this.walk(chunk, (end) => {
-      const t = this.type;
-      if (t === FrontendMessage.Query || t === FrontendMessage.Sync || t === FrontendMessage.FunctionCall) {
-        const shape = this.shape;
-        this.shape = freshShape();
-        onRequest(end, shape);
-      }
-    });
+const PLAIN: RequestShape = Object.freeze({ flush: false, parsedNames: [], copy: false }) as RequestShape;
+
+export class RequestWalker extends Walker {
+  /** The shape of the request so far; PLAIN (shared, never written) until something sets a flag. */
+  private shape: RequestShape = PLAIN;
+  private sink: RequestSink | undefined;
+
+  /** Walks a chunk; `sink.requestEnd` (or `sink` itself) for each request that ends in it. */
+  requestEnds(chunk: Buffer, sink: RequestSink | RequestSink['requestEnd']): void {
+    if (typeof sink === 'function') {
+      this.requestEnds(chunk, { requestEnd: sink });
+      return;
+    }
+    this.sink = sink;
+    this.walk(chunk);
+    this.sink = undefined;
   }
 
   /** The shape of the request so far (not yet complete). */
@@ -106,23 +145,33 @@ export class RequestWalker extends Walker {
     return type === FrontendMessage.Parse;
   }
 
-  protected message(type: number, body: Buffer | undefined): void {
-    if (type === FrontendMessage.Flush) this.shape.flush = true;
+  private own(): RequestShape {
+    if (this.shape === PLAIN) this.shape = { flush: false, parsedNames: [], copy: false };
+    return this.shape;
+  }
+
+  protected message(type: number, buf: Buffer | undefined, start: number, end: number): void {
+    if (type === FrontendMessage.Flush) this.own().flush = true;
     else if (
       type === FrontendMessage.CopyData ||
       type === FrontendMessage.CopyDone ||
       type === FrontendMessage.CopyFail
     )
-      this.shape.copy = true;
-    else if (type === FrontendMessage.Parse && body) {
-      const nul = body.indexOf(0);
-      if (nul > 0) this.shape.parsedNames.push(body.toString('utf8', 0, nul));
+      this.own().copy = true;
+    else if (type === FrontendMessage.Parse && buf && end > start && buf[start] !== 0) {
+      const nul = buf.indexOf(0, start);
+      if (nul > start && nul < end) this.own().parsedNames.push(buf.toString('utf8', start, nul));
     }
   }
-}
 
-function freshShape(): RequestShape {
-  return { flush: false, parsedNames: [], copy: false };
+  protected ended(pos: number): void {
+    const t = this.type;
+    if (t === FrontendMessage.Query || t === FrontendMessage.Sync || t === FrontendMessage.FunctionCall) {
+      const shape = this.shape;
+      this.shape = PLAIN;
+      this.sink?.requestEnd(pos, shape);
+    }
+  }
 }
 
 export interface AnswerEvents {
@@ -134,15 +183,16 @@ export interface AnswerEvents {
   copy(inbound: boolean): void;
 }
 
+/** ReadyForQuery status bytes as strings, without a string made per message. */
+const STATUS: Record<number, string> = { 73: 'I', 84: 'T', 69: 'E' };
+
 export class AnswerWalker extends Walker {
   private events: AnswerEvents | undefined;
   private lastStatus = 'I';
 
   walkAnswer(chunk: Buffer, events: AnswerEvents): void {
     this.events = events;
-    this.walk(chunk, (end) => {
-      if (this.type === BackendMessage.ReadyForQuery) events.ready(end, this.lastStatus);
-    });
+    this.walk(chunk);
     this.events = undefined;
   }
 
@@ -150,16 +200,21 @@ export class AnswerWalker extends Walker {
     return type === BackendMessage.ErrorResponse || type === BackendMessage.ReadyForQuery;
   }
 
-  protected message(type: number, body: Buffer | undefined): void {
+  protected message(type: number, buf: Buffer | undefined, start: number, end: number): void {
     if (type === BackendMessage.ReadyForQuery)
-      this.lastStatus = body && body.length > 0 ? String.fromCharCode(body[0]!) : 'I';
-    else if (type === BackendMessage.ErrorResponse) this.events?.error(body ? sqlstateIn(body) : undefined);
+      this.lastStatus = buf && end > start ? (STATUS[buf[start]!] ?? 'I') : 'I';
+    else if (type === BackendMessage.ErrorResponse)
+      this.events?.error(buf ? sqlstateIn(buf.subarray(start, end)) : undefined);
     else if (
       type === BackendMessage.CopyInResponse ||
       type === BackendMessage.CopyOutResponse ||
       type === BackendMessage.CopyBothResponse
     )
       this.events?.copy(type !== BackendMessage.CopyOutResponse);
+  }
+
+  protected ended(pos: number): void {
+    if (this.type === BackendMessage.ReadyForQuery) this.events?.ready(pos, this.lastStatus);
   }
 }
 
