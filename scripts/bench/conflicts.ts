@@ -101,8 +101,8 @@ async function main(): Promise<void> {
       grant all on bench_hot to app;
     `);
     const proxies = {
-      off: await startProxyProcess(stack, { args: ['--conflict-retry', 'off', '--log-level', 'warn'] }),
-      on: await startProxyProcess(stack, { args: ['--log-level', 'warn'] }),
+      off: await startProxyProcess(stack, { args: ['--conflict-retry', 'off'] }),
+      on: await startProxyProcess(stack),
     };
     for (let rep = 0; rep < o.reps; rep++) {
       for (const txn of [false, true]) {
