@@ -135,6 +135,10 @@ function encodeClosePortal(portal: string): Buffer {
   return typedMessage(FrontendMessage.Close, Buffer.from([CloseTarget.Portal]), cstring(portal));
 }
 
+function encodeCloseStatement(name: string): Buffer {
+  return typedMessage(FrontendMessage.Close, Buffer.from([CloseTarget.Statement]), cstring(name));
+}
+
 function int16(n: number): Buffer {
   const b = Buffer.allocUnsafe(2);
   b.writeInt16BE(n);
@@ -350,8 +354,14 @@ export class BehindDoor {
     const over = this.overBytes();
     if (over) return [...out, ...this.injectRaise(over, 'check')];
     // The check: a named statement (parsed once per session) on a named portal, so the client's
-    // unnamed statement and portal are left alone.
-    if (this.checkState === 'none') {
+    // unnamed statement and portal are left alone. While an earlier Parse of it is unconfirmed (a
+    // pipelining client's batches are all sent before the first answer), it may yet be skipped after
+    // an error in its batch, or another batch's may have created it: until one is confirmed, each
+    // batch closes and parses it again (a Close of a statement that does not exist is not an error),
+    // so a Bind never names a statement that is not there and a Parse never meets one that is.
+    if (this.checkState !== 'ready') {
+      this.slots.push({ msg: FrontendMessage.Close, role: 'swallow' });
+      out.push(encodeCloseStatement(CHECK_STATEMENT));
       this.slots.push({ msg: FrontendMessage.Parse, role: 'swallow', checkParse: true });
       out.push(encodeParse(CHECK_STATEMENT, this.check));
       this.checkState = 'sent';

@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
+import postgres from 'postgres';
 import { type ProxyProcess, startProxyProcess } from '../support/proxy-process.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
@@ -77,4 +78,38 @@ test(`--conflict-retry off: ${CLIENTS} clients x ${UPDATES} autocommit increment
     .filter((l) => l.startsWith('dsql_proxy_conflict_retries_total'))
     .reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
   assert.equal(retried, 0, 'nothing was retried');
+});
+
+test('--conflict-retry off, postgres.js pipelining 8 x 50 increments: every error is a 40001, the sum is exact', async () => {
+  // Pipelined batches reach the endpoint before any answer: its per-write limit check must still find
+  // its statement when an earlier batch's write failed and skipped the check's Parse (it once got
+  // 26000 "prepared statement ... does not exist" here).
+  await stack.postgres.query('update conflict_counter set n = 0 where id = 1');
+  const outcomes = { ok: 0, conflicts: 0, other: [] as string[] };
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async () => {
+      const sql = postgres({ host: proxy.host, port: proxy.port, user: 'app', password: '', max: 1 });
+      try {
+        await Promise.all(
+          Array.from({ length: UPDATES }, () =>
+            sql`UPDATE conflict_counter SET n = n + 1 WHERE id = 1`.then(
+              () => {
+                outcomes.ok++;
+              },
+              (err: { code?: string; message?: string }) => {
+                if (err.code === '40001') outcomes.conflicts++;
+                else outcomes.other.push(`${err.code}: ${err.message}`);
+              },
+            ),
+          ),
+        );
+      } finally {
+        await sql.end({ timeout: 5 });
+      }
+    }),
+  );
+  assert.deepEqual(outcomes.other, [], 'no error but 40001');
+  assert.equal(outcomes.ok + outcomes.conflicts, CLIENTS * UPDATES);
+  const [row] = await stack.postgres.query<{ n: number }>('select n from conflict_counter where id = 1');
+  assert.equal(Number(row?.n), outcomes.ok);
 });
