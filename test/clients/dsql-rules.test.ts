@@ -3,6 +3,10 @@
  * behind the door reaches a psql user as DSQL's SQLSTATE and message, the session stays usable, and a
  * transaction in progress is aborted exactly as a server aborts it. The expected texts are written
  * out here on purpose, not read from the endpoint's rule table: the test checks the table too.
+ *
+ * The proxy runs with `--compat off`, so that every refusal is the endpoint's: with the compatibility
+ * layer on (the default) several of these statements are answered by the proxy instead
+ * (test/integration/compat-rules.test.ts).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -17,7 +21,7 @@ let proxy: ProxyProcess | undefined;
 before(async () => {
   requireTool('psql');
   stack = await startTestStack();
-  proxy = await startProxyProcess(stack, { args: ['--auth-method', 'trust'] });
+  proxy = await startProxyProcess(stack, { args: ['--auth-method', 'trust', '--compat', 'off'] });
 });
 
 after(async () => {
