@@ -96,7 +96,14 @@ export async function runLocal(
   ctx: StatementContext,
   s: CompatSession,
 ): Promise<boolean> {
-  if (stmt.kind !== 'begin') s.count(kindOf(stmt));
+  // Counted once: as 'refused' when the proxy refused it (fail), else as its kind.
+  s.refusedLast = false;
+  const ok = await answer(stmt, ctx, s);
+  if (!s.refusedLast) s.count(kindOf(stmt));
+  return ok;
+}
+
+async function answer(stmt: CompatStatement, ctx: StatementContext, s: CompatSession): Promise<boolean> {
   if (ctx.status === 'E') return fail(ctx, s, pgError('25P02', ABORTED));
   if ((stmt.kind === 'set' || stmt.kind === 'reset') && stmt.name === DEFAULT_READ_ONLY) {
     const on =
@@ -145,7 +152,10 @@ export async function runLocal(
 
 /** Writes an error; inside a transaction block, DSQL's transaction is aborted too, as PostgreSQL's would be. */
 export async function fail(ctx: StatementContext, s: CompatSession, err: ProxyError): Promise<false> {
-  if (err.code === 'COMPAT_REFUSED') s.count('refused');
+  if (err.code === 'COMPAT_REFUSED') {
+    s.count('refused');
+    s.refusedLast = true;
+  }
   s.log.info({ event: 'compat_refused', sqlstate: err.sqlstate, message: err.message });
   if (ctx.status === 'T') ctx.status = await abortUpstream(ctx.up(), ctx.client);
   ctx.client.write(errorMessage(err));

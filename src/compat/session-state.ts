@@ -40,6 +40,8 @@ export class CompatSession {
    * layer then runs every transaction READ ONLY on DSQL, statements outside a block in one of their own.
    */
   defaultReadOnly = false;
+  /** The last statement the layer ran was refused (counted as 'refused', not as its kind). */
+  refusedLast = false;
   /** True while the layer carries out a request (its own answers reach the client). */
   answering = false;
 

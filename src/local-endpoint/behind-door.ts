@@ -173,6 +173,8 @@ export class BehindDoor {
   private readonly statements = new Map<string, StatementInfo>();
   private readonly portals = new Map<string, StatementInfo & { bytes: number }>();
   private checkState: 'none' | 'sent' | 'ready' = 'none';
+  /** Parses of the check statement sent and neither answered nor skipped yet. */
+  private checkParsesInFlight = 0;
   /** Whether the client is in an explicit transaction block, as far as what it sent says. */
   private inBlock = false;
   private txStartedAt = 0;
@@ -356,12 +358,15 @@ export class BehindDoor {
     // The check: a named statement (parsed once per session) on a named portal, so the client's
     // unnamed statement and portal are left alone. While an earlier Parse of it is unconfirmed (a
     // pipelining client's batches are all sent before the first answer), it may yet be skipped after
-    // an error in its batch, or another batch's may have created it: until one is confirmed, each
-    // batch closes and parses it again (a Close of a statement that does not exist is not an error),
-    // so a Bind never names a statement that is not there and a Parse never meets one that is.
+    // an error in its batch, or it may yet create the statement: while one is in flight, each batch
+    // closes and parses it again (a Close of a statement that does not exist is not an error), so a
+    // Bind never names a statement that is not there and a Parse never meets one that is.
     if (this.checkState !== 'ready') {
-      this.slots.push({ msg: FrontendMessage.Close, role: 'swallow' });
-      out.push(encodeCloseStatement(CHECK_STATEMENT));
+      if (this.checkParsesInFlight > 0) {
+        this.slots.push({ msg: FrontendMessage.Close, role: 'swallow' });
+        out.push(encodeCloseStatement(CHECK_STATEMENT));
+      }
+      this.checkParsesInFlight++;
       this.slots.push({ msg: FrontendMessage.Parse, role: 'swallow', checkParse: true });
       out.push(encodeParse(CHECK_STATEMENT, this.check));
       this.checkState = 'sent';
@@ -377,6 +382,12 @@ export class BehindDoor {
       encodeClosePortal(CHECK_PORTAL),
     );
     return out;
+  }
+
+  /** A Parse of the check statement was skipped after an error: it created nothing. */
+  private checkSkipped(): void {
+    this.checkParsesInFlight--;
+    if (this.checkState !== 'ready') this.checkState = 'none';
   }
 
   private close(body: Buffer): void {
@@ -453,7 +464,10 @@ export class BehindDoor {
     // Anything unexpected passes untouched.
     if (head?.msg !== expected) return this.pass(type, body);
     this.slots.shift();
-    if (head.checkParse) this.checkState = 'ready';
+    if (head.checkParse) {
+      this.checkState = 'ready';
+      this.checkParsesInFlight--;
+    }
     if (head.role === 'swallow') return [];
     return this.pass(type, body);
   }
@@ -494,7 +508,7 @@ export class BehindDoor {
     while (this.slots.length > 0) {
       const s = this.slots.shift()!;
       if (answeredByReady(s.msg)) break;
-      if (s.checkParse) this.checkState = 'none';
+      if (s.checkParse) this.checkSkipped();
     }
     const out = [...this.release(), frame(type, body)];
     if (this.slots.length === 0) {
@@ -522,7 +536,7 @@ export class BehindDoor {
       // PostgreSQL skips everything up to the next Sync.
       while (this.slots.length > 0 && this.slots[0]!.msg !== FrontendMessage.Sync) {
         const s = this.slots.shift()!;
-        if (s.checkParse) this.checkState = 'none'; // skipped: never parsed
+        if (s.checkParse) this.checkSkipped(); // skipped: never parsed
       }
     }
     this.held = null; // the write's CommandComplete: the write is rolled back
