@@ -8,6 +8,7 @@
  *
  *   npm run bench:conflicts -- [--clients 16] [--seconds 5] [--reps 3]
  */
+import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { startProxyProcess } from '../../test/support/proxy-process.js';
 import { startTestStack } from '../../test/support/stack.js';
@@ -89,8 +90,14 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function main(): Promise<void> {
-  const o = options(process.argv.slice(2));
+/**
+ * Runs the workload and returns its table (markdown). `npm run bench` runs it after its own
+ * measurements (a full run, or with --conflicts); `npm run bench:conflicts` runs it alone.
+ */
+export async function runConflictBench(
+  o: Options,
+  log: (line: string) => void = (l) => console.log(l),
+): Promise<string> {
   const stack = await startTestStack();
   const results: Result[] = [];
   try {
@@ -125,7 +132,7 @@ async function main(): Promise<void> {
             exact: Number(sum?.n) === r.commits && Number(sum?.m) === r.commits,
           };
           results.push(res);
-          console.log(JSON.stringify({ rep, ...res }));
+          log(JSON.stringify({ rep, ...res }));
         }
       }
     }
@@ -134,13 +141,12 @@ async function main(): Promise<void> {
   } finally {
     await stack.stop();
   }
-  console.log(
-    `\n${o.clients} clients on ${HOT_ROWS} hot rows, ${o.seconds} s per run, ${o.reps} interleaved repetitions (medians):\n`,
-  );
-  console.log(
+  const lines = [
+    `${o.clients} clients on ${HOT_ROWS} hot rows, ${o.seconds} s per run, ${o.reps} interleaved repetitions (medians):`,
+    '',
     '| workload | mode | committed/s | errors seen by clients per run | p50 ms | p99 ms | sums exact |',
-  );
-  console.log('|---|---|---|---|---|---|---|');
+    '|---|---|---|---|---|---|---|',
+  ];
   for (const workloadName of ['autocommit UPDATE', 'BEGIN; 2 UPDATEs; COMMIT']) {
     for (const mode of ['retry off', 'retry on (transactions)']) {
       const rs = results.filter((r) => r.workload === workloadName && r.mode === mode);
@@ -149,14 +155,22 @@ async function main(): Promise<void> {
           rs.map(f).sort((a, b) => a - b),
           50,
         );
-      console.log(
+      lines.push(
         `| ${workloadName} | ${mode} | ${med((r) => r.tps).toFixed(0)} | ${med((r) => r.errors).toFixed(0)} | ${med((r) => r.p50).toFixed(2)} | ${med((r) => r.p99).toFixed(2)} | ${rs.every((r) => r.exact) ? 'yes' : 'NO'} |`,
       );
     }
   }
+  return lines.join('\n');
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+export type ConflictBenchOptions = Options;
+
+/** `npm run bench:conflicts` (this file run directly). */
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  runConflictBench(options(process.argv.slice(2)))
+    .then((table) => console.log(`\n${table}`))
+    .catch((err) => {
+      console.error(err);
+      process.exit(1);
+    });
+}

@@ -9,6 +9,7 @@
  * Every figure is measured interleaved (direct, proxy, pgbouncer, direct, proxy, ...) so that the
  * noise of a shared machine hits all of them alike, and reported as median (min–max) and as ratios.
  */
+
 import {
   chmodSync,
   chownSync,
@@ -26,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createCa, issueCert } from '../../src/core/certs.js';
 import { freePort, type LocalPostgres, startPostgres } from '../../src/local-endpoint/embedded-postgres.js';
+import { runConflictBench } from './conflicts.js';
 import {
   benchProxyArgs,
   benchProxyEnv,
@@ -78,6 +80,8 @@ interface Options {
   baselineLabel?: string;
   /** Extra flags for the baseline only (--baseline-args), e.g. `--compat off` with this build's CLI. */
   baselineArgs: string[];
+  /** Run the conflict-heavy workload, retry off vs on, at the end (scripts/bench/conflicts.ts). */
+  conflicts: boolean;
 }
 
 const HELP = `npm run bench [-- options]
@@ -100,6 +104,11 @@ const HELP = `npm run bench [-- options]
                      and their per-repetition ratio (new÷baseline)
   --baseline-label TEXT
                      the baseline's name in the report, e.g. its commit (default: its path)
+  --conflicts / --no-conflicts
+                     at the end, a conflict-heavy workload (16 clients on 4 hot rows) through the local
+                     endpoint with DSQL's rules, conflict retry off vs on: errors seen by clients,
+                     commits/s, p50/p99 (default: on in a full run, off with --quick; alone:
+                     npm run bench:conflicts)
   --baseline-args "FLAGS"
                      extra proxy flags for the baseline only, e.g. \`--baseline-cli dist/cli.js
                      --baseline-args "--compat off"\` to compare a feature on (proxy) and off (baseline)
@@ -126,6 +135,7 @@ function parseArgs(argv: string[]): Options {
     write: !quick,
     cli: join(ROOT, 'dist/cli.js'),
     baselineArgs: [],
+    conflicts: !quick,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -175,6 +185,12 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--baseline-label':
         o.baselineLabel = next();
+        break;
+      case '--conflicts':
+        o.conflicts = true;
+        break;
+      case '--no-conflicts':
+        o.conflicts = false;
         break;
       case '--baseline-args':
         o.baselineArgs = next().split(/\s+/).filter(Boolean);
@@ -919,9 +935,13 @@ async function main(): Promise<void> {
     await measureCopy(r, up, targets, report);
     await measureIdleMemory(r, targets, startProxy, report);
     report.profile = await measureProfile(r, startProxy);
+    const conflicts = o.conflicts
+      ? await runConflictBench({ clients: 16, seconds: o.quick ? 3 : 5, reps: o.quick ? 1 : 3 }, log)
+      : undefined;
     report.loadAfter = loadavg();
     report.elapsedSec = (Date.now() - started) / 1000;
     finish(o, report);
+    if (conflicts) console.log(`\nConflict retry, off vs on (scripts/bench/conflicts.ts):\n${conflicts}`);
   } finally {
     await cleanup(r);
   }
