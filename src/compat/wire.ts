@@ -5,7 +5,8 @@
  */
 import type { ProxyError } from '../errors.js';
 import { BackendMessage, ErrorField } from '../protocol/constants.js';
-import { cstring, typedMessage } from '../protocol/message-writer.js';
+import { encodeFrame, errorField } from '../protocol/from-server.js';
+import { cstring, int16, int32, typedMessage } from '../protocol/message-writer.js';
 import { commandComplete, errorFromProxyError, noticeResponse } from '../protocol/to-client.js';
 import type { Frame } from './exchange.js';
 
@@ -64,46 +65,16 @@ export function warningMessage(sqlstate: string, message: string, hint?: string)
 
 // --- reading DSQL's answers ---
 
-/** The value of one field of an ErrorResponse or NoticeResponse body, or undefined. */
-export function errorField(body: Buffer, field: number): string | undefined {
-  let pos = 0;
-  while (pos < body.length && body[pos] !== 0) {
-    const end = body.indexOf(0, pos + 1);
-    if (end < 0) return undefined;
-    if (body[pos] === field) return body.toString('utf8', pos + 1, end);
-    pos = end + 1;
-  }
-  return undefined;
-}
-
 export function sqlstateOf(frame: Frame): string | undefined {
   return errorField(frame.body, ErrorField.Code);
 }
 
 /** A frame as it travels: type, length, body. */
-export function encode(frame: Frame): Buffer {
-  const out = Buffer.allocUnsafe(5 + frame.body.length);
-  out[0] = frame.type;
-  out.writeInt32BE(frame.body.length + 4, 1);
-  frame.body.copy(out, 5);
-  return out;
-}
+export const encode = encodeFrame;
 
 /** The NUL-terminated string at `pos` in `body` and the position after it, or undefined. */
 export function cstringAt(body: Buffer, pos: number): { value: string; next: number } | undefined {
   const end = body.indexOf(0, pos);
   if (end < 0) return undefined;
   return { value: body.toString('utf8', pos, end), next: end + 1 };
-}
-
-function int16(n: number): Buffer {
-  const b = Buffer.allocUnsafe(2);
-  b.writeInt16BE(n, 0);
-  return b;
-}
-
-function int32(n: number): Buffer {
-  const b = Buffer.allocUnsafe(4);
-  b.writeInt32BE(n, 0);
-  return b;
 }

@@ -53,3 +53,18 @@ export function encodeFrame(frame: TypedFrame): Buffer {
   frame.body.copy(raw, 5);
   return raw;
 }
+
+/**
+ * One field of an ErrorResponse or NoticeResponse body (`field` is its type byte, e.g. 'C' for the
+ * SQLSTATE), or undefined when absent or the body is malformed. Reads only up to that field.
+ */
+export function errorField(body: Buffer, field: number): string | undefined {
+  let pos = 0;
+  while (pos < body.length && body[pos] !== 0) {
+    const end = body.indexOf(0, pos + 1);
+    if (end < 0) return undefined;
+    if (body[pos] === field) return body.toString('utf8', pos + 1, end);
+    pos = end + 1;
+  }
+  return undefined;
+}

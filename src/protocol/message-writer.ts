@@ -13,6 +13,12 @@ export function cstring(value: string): Buffer {
   return Buffer.from(`${value}\0`, 'utf8');
 }
 
+export function int16(value: number): Buffer {
+  const buf = Buffer.allocUnsafe(2);
+  buf.writeInt16BE(value, 0);
+  return buf;
+}
+
 export function int32(value: number): Buffer {
   const buf = Buffer.allocUnsafe(4);
   buf.writeInt32BE(value, 0);

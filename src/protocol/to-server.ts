@@ -1,5 +1,5 @@
 import { CANCEL_REQUEST_CODE, FrontendMessage, PROTOCOL_3_0, SSL_REQUEST_CODE } from './constants.js';
-import { cstring, int32, typedMessage, untypedMessage } from './message-writer.js';
+import { cstring, int16, int32, typedMessage, untypedMessage } from './message-writer.js';
 
 /**
  * Encoders for the frontend messages the proxy itself sends upstream.
@@ -101,10 +101,4 @@ export function frontendSync(): Buffer {
 
 export function frontendFlush(): Buffer {
   return typedMessage(FrontendMessage.Flush);
-}
-
-function int16(value: number): Buffer {
-  const buf = Buffer.allocUnsafe(2);
-  buf.writeInt16BE(value, 0);
-  return buf;
 }

@@ -14,7 +14,8 @@
  * place, bodies are looked at only for the few message types that matter, and events go to a sink
  * object set by the caller (no closure per chunk).
  */
-import { BackendMessage, FrontendMessage } from '../protocol/constants.js';
+import { BackendMessage, ErrorField, FrontendMessage } from '../protocol/constants.js';
+import { errorField } from '../protocol/from-server.js';
 
 /** Bytes of a message body kept to read from it (ErrorResponse fields, Parse names). */
 const KEEP = 16 * 1024;
@@ -218,14 +219,7 @@ export class AnswerWalker extends Walker {
   }
 }
 
-/** The 'C' field of an ErrorResponse body. */
+/** The 'C' field (SQLSTATE) of an ErrorResponse body. */
 export function sqlstateIn(body: Buffer): string | undefined {
-  let pos = 0;
-  while (pos < body.length && body[pos] !== 0) {
-    const end = body.indexOf(0, pos + 1);
-    if (end < 0) return undefined;
-    if (body[pos] === 0x43) return body.toString('latin1', pos + 1, end);
-    pos = end + 1;
-  }
-  return undefined;
+  return errorField(body, ErrorField.Code);
 }
