@@ -187,7 +187,11 @@ export async function startProxyProcess(
   let port = 0;
   let adminPort = 0;
   if (!opts.expectStartFailure) {
-    const listening = await waitForLog((l) => l.event === 'listening', 20_000);
+    // A proxy that never says it listens is not left running behind a failed start.
+    const listening = await waitForLog((l) => l.event === 'listening', 20_000).catch((err: unknown) => {
+      child.kill('SIGKILL');
+      throw err;
+    });
     host = String(listening.address);
     port = Number(listening.port);
     const admin = logs.find((l) => l.json?.event === 'admin_listening');
