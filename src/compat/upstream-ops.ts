@@ -2,7 +2,8 @@
  * Small exchanges the compatibility layer has with DSQL while it has the connection to itself. Each
  * reads through the ReadyForQuery, so the connection is between requests again afterwards.
  */
-import { BackendMessage } from '../protocol/constants.js';
+import { BackendMessage, FrontendMessage } from '../protocol/constants.js';
+import { cstring, typedMessage } from '../protocol/message-writer.js';
 import { frontendQuery } from '../protocol/to-server.js';
 import type { ClientLink, Frame, UpstreamLink } from './exchange.js';
 import type { TxnStatus } from './session-state.js';
@@ -74,10 +75,5 @@ export async function abortUpstream(up: UpstreamLink, client: ClientLink): Promi
 }
 
 function copyFail(message: string): Buffer {
-  const text = Buffer.from(`${message}\0`, 'utf8');
-  const out = Buffer.allocUnsafe(5 + text.length);
-  out[0] = 0x66; // 'f' CopyFail
-  out.writeInt32BE(4 + text.length, 1);
-  text.copy(out, 5);
-  return out;
+  return typedMessage(FrontendMessage.CopyFail, cstring(message));
 }
