@@ -16,17 +16,11 @@
  * that fires before its time is a bug.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import net from 'node:net';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import tls from 'node:tls';
 import pg from 'pg';
-import { CANCEL_REQUEST_CODE } from '../../src/protocol/constants.js';
-import { createCa, issueCert } from '../support/certs.js';
+import { startMessageFilterRelay } from '../support/message-filter-relay.js';
 import { type ProxyProcess, startProxyProcess } from '../support/proxy-process.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
-import { tempDir } from '../support/temp-dirs.js';
 
 const TIMEOUT_MESSAGE = 'canceling statement due to statement timeout';
 
@@ -214,70 +208,16 @@ describe('statement_timeout', () => {
   });
 });
 
-/**
- * A TLS-terminating relay between the proxy and the endpoint that swallows CancelRequests: the model of
- * an endpoint that ignores them (docs/dsql.md: not confirmed whether DSQL honours them). The proxy
- * dials it with direct TLS (ALPN postgresql) for sessions and cancels alike; the first message of each
- * connection tells which it is. Everything else is relayed to the endpoint with the same SNI.
- */
-async function startCancelSwallowingRelay(): Promise<{
-  port: number;
-  caFile: string;
-  swallowed: () => number;
-}> {
-  const ca = await createCa('cancel-swallowing relay CA');
-  const cert = await issueCert(ca, { hostnames: [stack.hostname] });
-  const caFile = join(tempDir('cancel-relay'), 'ca.pem');
-  writeFileSync(caFile, ca.certPem);
-  const secureContext = tls.createSecureContext({ cert: cert.certPem, key: cert.keyPem });
-  const sockets = new Set<net.Socket>();
-  const track = (s: net.Socket): void => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-    s.on('error', () => {});
-  };
-  let swallowed = 0;
-  const server = net.createServer((raw) => {
-    track(raw);
-    const front = new tls.TLSSocket(raw, { isServer: true, secureContext, ALPNProtocols: ['postgresql'] });
-    track(front);
-    front.once('data', (first: Buffer) => {
-      if (first.length >= 8 && first.readInt32BE(0) === 16 && first.readInt32BE(4) === CANCEL_REQUEST_CODE) {
-        swallowed += 1; // dropped: the statement runs on
-        front.end();
-        return;
-      }
-      front.pause();
-      const back = tls.connect({
-        host: '127.0.0.1',
-        port: stack.endpoint.port,
-        servername: stack.hostname,
-        ca: stack.endpoint.caPem,
-        ALPNProtocols: ['postgresql'],
-      });
-      track(back);
-      back.once('secureConnect', () => {
-        back.write(first);
-        front.pipe(back);
-        back.pipe(front);
-        front.resume();
-      });
-      front.once('close', () => back.destroy());
-      back.once('close', () => front.destroy());
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  closers.push(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  const port = (server.address() as net.AddressInfo).port;
-  return { port, caFile, swallowed: () => swallowed };
-}
-
 describe('statement_timeout with an upstream that ignores CancelRequests', () => {
   test('the client gets FATAL 08006 within timeout + grace + 1 s; other clients keep working', async () => {
-    const relay = await startCancelSwallowingRelay();
+    // An upstream that ignores CancelRequests: a relay in front of the endpoint that swallows them.
+    const relay = await startMessageFilterRelay({
+      hostname: stack.hostname,
+      endpoint: { port: stack.endpoint.port, caPem: stack.endpoint.caPem },
+      drop: [],
+      swallowCancels: true,
+    });
+    closers.push(() => relay.close());
     const p = await startProxy(
       [
         '--endpoint',
@@ -307,7 +247,7 @@ describe('statement_timeout with an upstream that ignores CancelRequests', () =>
       assert.equal(err.severity, 'FATAL');
       assert.ok(err.message.length > 0);
       assertWithin(ms, 1000 + 1000 - 100, 1000 + 1000 + 1000, 'freed after timeout + grace');
-      assert.ok(relay.swallowed() >= 1, 'the proxy sent a CancelRequest, which the relay swallowed');
+      assert.ok(relay.cancelsSwallowed() >= 1, 'the proxy sent a CancelRequest, which the relay swallowed');
       assert.equal(
         stack.endpoint.cancels.filter((c) => c.forwarded).length,
         forwardedBefore,
